@@ -1,0 +1,42 @@
+"""Linear attention from feature maps: ``O(L·m·dv)`` instead of ``O(L²·d)``."""
+from __future__ import annotations
+
+import numpy as np
+
+from kernels.dispatch import resolve_backend
+from kernels.reference import linear as _ref
+from kernels.reference.dense import allowed_pattern
+
+SUPPORT = {
+    "numpy": None,
+    "numba": None,
+    "cupy": "no CuPy kernel yet: the GPU kernels arrive with their own issue",
+}
+
+
+def linear_attention(q_feat, k_feat, v, *, mask=None, causal=False, backend="auto"):
+    """``out_i = Σ_j a_ij φ(q_i)·φ(k_j) v_j / Σ_j a_ij φ(q_i)·φ(k_j)``.
+
+    ``q_feat (B, Lq, m)``, ``k_feat (B, Lk, m)``, ``v (B, Lk, dv)`` → ``(B, Lq, dv)``;
+    ``a`` is the mask (broadcastable to ``(B, Lq, Lk)``) and, if ``causal``, ``j ≤ i``
+    (then ``Lq == Lk``). A key-padding mask (``Lq`` axis of size 1) keeps the linear cost;
+    a general ``Lq × Lk`` mask makes the computation quadratic (it is done densely).
+    """
+    if causal and q_feat.shape[-2] != k_feat.shape[-2]:
+        raise ValueError(
+            f"causal linear attention needs Lq == Lk, got Lq={q_feat.shape[-2]}, Lk={k_feat.shape[-2]}"
+        )
+    be = resolve_backend(backend, (q_feat, k_feat, v), SUPPORT)
+    if be == "numpy":
+        allowed = allowed_pattern(mask, q_feat.shape[-2], k_feat.shape[-2], causal)
+        return _ref.linear_attention(q_feat, k_feat, v, allowed)
+    from kernels.numba import linear as _nb
+
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.ndim == 3 and mask.shape[-2] == 1:
+            k_feat = k_feat * np.swapaxes(mask, -1, -2)
+        else:
+            allowed = allowed_pattern(mask, q_feat.shape[-2], k_feat.shape[-2], causal)
+            return _ref.linear_attention(q_feat, k_feat, v, allowed)
+    return _nb.linear_attention(q_feat, k_feat, v, causal)

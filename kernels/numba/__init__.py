@@ -1,0 +1,1 @@
+"""Numba CPU kernels. Imported lazily by the dispatchers; compiled on first use, cached on disk."""

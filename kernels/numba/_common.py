@@ -1,0 +1,102 @@
+"""Shared pieces of the Numba kernels: fast-math flags, a vectorisable exp, BLAS threading.
+
+The kernels parallelise over (batch, query block) with ``prange`` and call single-threaded
+BLAS (``np.dot``) inside each work item. OpenBLAS left multi-threaded while called from two
+threads at once runs several times slower, so every parallel kernel runs under
+:func:`single_threaded_blas`.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numba
+import numpy as np
+import scipy.linalg.cython_blas  # noqa: F401  (load the BLAS Numba calls, so threadpoolctl sees it)
+from numba import types
+from numba.extending import overload
+from threadpoolctl import ThreadpoolController
+
+#: Fast-math flags without ``nnan``/``ninf``: masked scores must compare exactly.
+FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+#: Score given to a key a query may not attend. Finite, so that fast-math comparisons stay
+#: exact; scores of finite inputs this negative are treated as masked.
+MASKED = -1.0e30
+#: Anything at or below this is a masked score.
+MASKED_BELOW = -1.0e29
+
+_LOG2E = 1.4426950408889634
+
+
+def exp_shifted(src, shift, dst, scratch):  # pragma: no cover - replaced by the overload below
+    """``dst[j] = exp(src[j] − shift)`` for ``src[j] > MASKED_BELOW``, else 0; returns ``Σ dst``.
+
+    ``scratch`` is an int32 work array at least as long as ``src``.
+    """
+    raise NotImplementedError
+
+
+@overload(exp_shifted, jit_options={"fastmath": FASTMATH})
+def _exp_shifted_impl(src, shift, dst, scratch):
+    if src.dtype == types.float32:
+        # exp(x) = 2^n · 2^f with n = round(x·log2 e), f ∈ [−½, ½]; 2^f by a degree-6 polynomial
+        # (relative error < 2e-7), 2^n built from its exponent bits. LLVM vectorises this loop.
+        def impl32(src, shift, dst, scratch):
+            n = src.shape[0]
+            bits = scratch[:n]
+            pow2 = scratch.view(np.float32)
+            for j in range(n):
+                t = (src[j] - shift) * np.float32(_LOG2E)
+                t = max(t, np.float32(-126.0))
+                r = np.floor(t + np.float32(0.5))
+                f = t - r
+                p = np.float32(1.5353362e-4)
+                p = p * f + np.float32(1.3398874e-3)
+                p = p * f + np.float32(9.6180677e-3)
+                p = p * f + np.float32(5.5503324e-2)
+                p = p * f + np.float32(2.4022648e-1)
+                p = p * f + np.float32(6.9314718e-1)
+                p = p * f + np.float32(1.0)
+                dst[j] = p
+                bits[j] = (np.int32(r) + np.int32(127)) << np.int32(23)
+            total = np.float32(0.0)
+            for j in range(n):
+                x = dst[j] * pow2[j] if src[j] > np.float32(MASKED_BELOW) else np.float32(0.0)
+                dst[j] = x
+                total += x
+            return total
+
+        return impl32
+
+    def impl64(src, shift, dst, scratch):
+        total = 0.0
+        for j in range(src.shape[0]):
+            x = np.exp(src[j] - shift) if src[j] > MASKED_BELOW else 0.0
+            dst[j] = x
+            total += x
+        return total
+
+    return impl64
+
+
+_controller: ThreadpoolController | None = None
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """Limit BLAS to one thread while the parallel kernel runs (no-op with one Numba thread)."""
+    global _controller
+    if numba.get_num_threads() == 1:
+        yield
+        return
+    if _controller is None:
+        _controller = ThreadpoolController()
+    with _controller.limit(limits=1, user_api="blas"):
+        yield
+
+
+def mask_arg(mask, dtype=np.bool_):
+    """Numba kernels take a ``(Bm, Lq, Lk)`` mask always; ``None`` becomes a 1×1×1 dummy."""
+    if mask is None:
+        return np.ones((1, 1, 1), dtype=dtype), False
+    return np.ascontiguousarray(mask, dtype=dtype), True

@@ -1,0 +1,1 @@
+"""Plain NumPy reference implementations: the definition every fast kernel is tested against."""

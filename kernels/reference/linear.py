@@ -1,0 +1,62 @@
+"""Linear attention: random-feature maps and the implied (definition) computation.
+
+With features ``φ``, ``out_i = Σ_j φ(q_i)·φ(k_j) v_j / Σ_j φ(q_i)·φ(k_j)`` over allowed ``j``.
+FAVOR+ (Choromanski et al. 2021): ``φ(x) = exp(w·x' − ‖x'‖²/2)/√m`` with ``w ~ N(0, I)`` and
+``x' = √scale · x``, so that ``E[φ(q)·φ(k)] = exp(scale · q·k)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+FEATURE_KERNELS = ("favor+", "relu", "elu+1")
+
+
+def random_features(num_features: int, dim: int, seed: int, orthogonal: bool = True) -> np.ndarray:
+    """``W (m, d)`` with Gaussian rows; orthogonal blocks (QR) with chi-distributed norms if asked."""
+    rng = np.random.default_rng(seed)
+    if not orthogonal:
+        return rng.standard_normal((num_features, dim))
+    blocks = []
+    for _ in range(-(-num_features // dim)):
+        qmat, rmat = np.linalg.qr(rng.standard_normal((dim, dim)))
+        qmat = qmat * np.sign(np.diag(rmat))  # a Haar-distributed rotation
+        blocks.append(qmat.T)
+    w = np.concatenate(blocks, axis=0)[:num_features]
+    norms = np.linalg.norm(rng.standard_normal((num_features, dim)), axis=1)
+    return w * norms[:, None]
+
+
+def feature_map(x, w, kind: str, scale: float, is_query: bool):
+    """``φ(x)``: ``(B, L, d) → (B, L, m)``, non-negative for every kernel.
+
+    FAVOR+ subtracts a stabiliser that cancels in the ratio: the row maximum for queries and
+    the per-batch maximum for keys.
+    """
+    xs = x * np.asarray(np.sqrt(scale), dtype=x.dtype)
+    z = np.matmul(xs, w.T.astype(x.dtype, copy=False))
+    if kind == "favor+":
+        z = z - 0.5 * np.sum(xs * xs, axis=-1, keepdims=True)
+        if is_query:
+            stab = z.max(axis=-1, keepdims=True)
+        else:
+            stab = z.max(axis=(-2, -1), keepdims=True)
+        return np.exp(z - stab) / np.asarray(np.sqrt(w.shape[0]), dtype=x.dtype)
+    if kind == "relu":
+        return np.maximum(z, 0)
+    if kind == "elu+1":
+        return np.where(z > 0, z + 1, np.exp(np.minimum(z, 0)))
+    raise ValueError(f"kernel must be one of {FEATURE_KERNELS}, got {kind!r}")
+
+
+def implied_weights(q_feat, k_feat, allowed=None):
+    """``W_ij = a_ij φ(q_i)·φ(k_j) / Σ_j a_ij φ(q_i)·φ(k_j)``; a zero row stays zero."""
+    a = np.matmul(q_feat, np.swapaxes(k_feat, -1, -2))
+    if allowed is not None:
+        a = np.where(allowed, a, 0)
+    total = a.sum(axis=-1, keepdims=True)
+    return np.divide(a, total, out=np.zeros_like(a), where=total > 0)
+
+
+def linear_attention(q_feat, k_feat, v, allowed=None):
+    """The definition, ``O(Lq · Lk)``: ``implied_weights(...) @ v``."""
+    return np.matmul(implied_weights(q_feat, k_feat, allowed), v)

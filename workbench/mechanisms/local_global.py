@@ -1,0 +1,59 @@
+"""Local–global attention: a sliding window plus global tokens (Longformer pattern)."""
+from __future__ import annotations
+
+import numpy as np
+import param
+
+import kernels
+from kernels.reference.dense import attention_weights
+from workbench.errors import ShapeError
+from workbench.mechanisms import params as P
+from workbench.mechanisms.base import Mechanism
+from workbench.registry import register
+
+
+@register("local_global")
+class LocalGlobal(Mechanism):
+    """Local–global attention: query ``i`` sees keys within ``⌊w/2⌋`` of ``i`` and ``g`` globals.
+
+    Allowed ``(i, j)``: ``|i − j| ≤ ⌊w/2⌋`` or ``j < g`` or ``i < g`` (global tokens see and
+    are seen by all); softmax of ``s q_i·k_j`` over the allowed keys. Batched inputs need
+    ``Lq == Lk``; a single 1-D query sits at position ``⌊n/2⌋`` (the seed system's form).
+    Paper: Beltagy et al., *Longformer*, 2020.
+    """
+
+    family = "core"
+    formula = "softmax over {|i−j| ≤ w/2} ∪ {j < g} ∪ {i < g} of s·q_i·k_j"
+    time_complexity = "O(L·(w+g)·d + g·L·d)"
+    memory_complexity = "O(L·dv)"
+
+    window = param.Integer(default=32, bounds=(1, None),
+                           doc="Window width w: query i attends keys |i - j| <= w // 2.")
+    num_global_tokens = param.Integer(default=2, bounds=(0, None),
+                                      doc="Number g of leading global tokens that attend and are attended by all.")
+    causal = P.causal()
+    scale = P.scale()
+
+    def _positions(self, b):
+        if b.single_query:
+            return np.array([b.k.shape[1] // 2])
+        return np.arange(b.q.shape[1])
+
+    def _check(self, b):
+        if not b.single_query and b.q.shape[1] != b.k.shape[1]:
+            raise ShapeError(
+                f"q, k: local-global attention places query i at key position i and needs Lq == Lk, "
+                f"got Lq={b.q.shape[1]}, Lk={b.k.shape[1]}"
+            )
+
+    def _forward(self, b):
+        return kernels.local_global_attention(
+            b.q, b.k, b.v, window=self.window, num_global=self.num_global_tokens, positions=self._positions(b),
+            mask=b.mask, scale=self._scale(b.dim), causal=self.causal, backend=self.backend)
+
+    def _weights(self, b):
+        allowed = kernels.local_global_mask(self._positions(b), b.k.shape[1], self.window,
+                                            self.num_global_tokens, self.causal)
+        if b.mask is not None:
+            allowed = allowed & b.mask
+        return attention_weights(b.q, b.k, allowed, self._scale(b.dim))

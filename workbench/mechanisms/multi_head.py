@@ -1,0 +1,102 @@
+"""Multi-head attention: scaled dot-product attention on ``h`` slices of the features."""
+from __future__ import annotations
+
+import numpy as np
+import param
+
+import kernels
+from workbench.errors import ConfigurationError
+from workbench.mechanisms import params as P
+from workbench.mechanisms.base import Mechanism
+from workbench.registry import register
+
+
+@register("multi_head")
+class MultiHead(Mechanism):
+    """Multi-head attention: ``h`` heads of width ``d/h``, concatenated, optional projections.
+
+    ``head_i = softmax(s·(QW_q)_i (KW_k)_iᵀ) (VW_v)_i`` with ``s = 1/√(d/h)``;
+    ``out = concat(head_1..head_h) W_o``. Without projections (the default, as the seed
+    system) every ``W`` is the identity. Shapes as SDPA; ``d`` and ``dv`` must divide by ``h``.
+    Paper: Vaswani et al., *Attention Is All You Need*, 2017.
+    """
+
+    family = "core"
+    formula = "concat_i softmax(s·Q_i K_iᵀ) V_i · W_o,  s = 1/√(d/h)"
+    time_complexity = "O(Lq·Lk·d)"
+    memory_complexity = "O(h·Lq·Lk) weights; O(Lq·dv) output (Numba kernel: tiled)"
+
+    num_heads = param.Integer(default=8, bounds=(1, None), doc="Number of heads h; d and dv must be divisible by h.")
+    projections = param.Boolean(
+        default=False,
+        doc="Apply seeded random W_q, W_k, W_v, W_o (entries N(0, 1/d)); off reproduces the seed system.",
+    )
+    causal = P.causal()
+    causal_offset = P.causal_offset()
+    scale = P.scale()
+    seed = P.seed()
+
+    def _check(self, b):
+        h = self.num_heads
+        for name, dim in (("d", b.q.shape[-1]), ("dv", None if b.v is None else b.v.shape[-1])):
+            if dim is not None and dim % h:
+                raise ConfigurationError(
+                    f"num_heads: {name}={dim} is not divisible by num_heads={h}; choose a divisor of {dim}"
+                )
+
+    def projection_weights(self, d: int, dv: int, dtype=np.float32) -> dict:
+        """The seeded ``W_q, W_k (d×d)``, ``W_v, W_o (dv×dv)`` used when ``projections`` is on."""
+        rng = np.random.default_rng(self.seed)
+        return {
+            "W_q": (rng.standard_normal((d, d)) / np.sqrt(d)).astype(dtype),
+            "W_k": (rng.standard_normal((d, d)) / np.sqrt(d)).astype(dtype),
+            "W_v": (rng.standard_normal((dv, dv)) / np.sqrt(dv)).astype(dtype),
+            "W_o": (rng.standard_normal((dv, dv)) / np.sqrt(dv)).astype(dtype),
+        }
+
+    def _split(self, x):
+        B, L, d = x.shape
+        h = self.num_heads
+        return np.ascontiguousarray(x.reshape(B, L, h, d // h).transpose(0, 2, 1, 3).reshape(B * h, L, d // h))
+
+    def _heads(self, b, with_values: bool):
+        h = self.num_heads
+        q, k, v = b.q, b.k, b.v
+        w = None
+        if self.projections:
+            w = self.projection_weights(q.shape[-1], v.shape[-1] if v is not None else q.shape[-1], q.dtype)
+            q, k = q @ w["W_q"], k @ w["W_k"]
+            if with_values:
+                v = v @ w["W_v"]
+        mask = None
+        if b.mask is not None:  # (Bm, Lq, Lk) -> one copy per head
+            m = b.mask
+            mask = np.repeat(m, h, axis=0) if m.shape[0] > 1 else m
+        scale = 1.0 / np.sqrt(q.shape[-1] // h) if self.scale is None else float(self.scale)
+        args = dict(mask=mask, scale=scale, causal=self.causal, causal_offset=self.causal_offset, backend=self.backend)
+        return self._split(q), self._split(k), (self._split(v) if with_values else None), args, w
+
+    def _forward(self, b):
+        qh, kh, vh, args, w = self._heads(b, True)
+        B, lq, dv, h = b.q.shape[0], b.q.shape[1], b.v.shape[-1], self.num_heads
+        out = kernels.attention(qh, kh, vh, **args)
+        out = out.reshape(B, h, lq, dv // h).transpose(0, 2, 1, 3).reshape(B, lq, dv)
+        return out @ w["W_o"] if w is not None else out
+
+    def _weights(self, b):
+        """Per-head weights averaged over heads (as PyTorch's ``average_attn_weights``)."""
+        qh, kh, _, args, _ = self._heads(b, False)
+        w = kernels.attention_weights(qh, kh, **args)
+        return w.reshape(b.q.shape[0], self.num_heads, *w.shape[1:]).mean(axis=1)
+
+    def head_weights(self, q, k, *, mask=None):
+        """Weights of every head, ``(..., h, Lq, Lk)``."""
+        from workbench.inputs import prepare
+
+        b = prepare(q, k, None, mask, need_v=False)
+        self._check(b)
+        qh, kh, _, args, _ = self._heads(b, False)
+        w = self._run(lambda _: kernels.attention_weights(qh, kh, **args), b)
+        w = w.reshape(b.q.shape[0], self.num_heads, *w.shape[1:])
+        out = w.reshape(b.batch_shape + w.shape[1:])
+        return out[..., 0, :] if b.single_query else out
