@@ -1,0 +1,28 @@
+import numpy as np
+import pytest
+
+import kernels
+from kernels.dispatch import resolve_backend
+
+SUPPORT = {"numpy": None, "numba": None, "cupy": "no CuPy kernel yet"}
+
+
+def test_auto_picks_numba_for_numpy_arrays():
+    assert resolve_backend("auto", [np.zeros(1)], SUPPORT) == "numba"
+    assert resolve_backend("auto", [np.zeros(1)], {"numpy": None, "numba": "absent"}) == "numpy"
+
+
+def test_unavailable_backend_says_why():
+    with pytest.raises(kernels.BackendError, match="no CuPy kernel yet"):
+        resolve_backend("cupy", [np.zeros(1)], SUPPORT)
+    with pytest.raises(kernels.BackendError, match="backend must be one of"):
+        resolve_backend("gpu", [np.zeros(1)], SUPPORT)
+
+
+def test_kernels_import_nothing_from_workbench():
+    import pathlib
+    import re
+
+    root = pathlib.Path(kernels.__file__).parent
+    for path in root.rglob("*.py"):
+        assert not re.search(r"^\s*(from|import)\s+workbench", path.read_text(), re.M), path

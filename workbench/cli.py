@@ -1,0 +1,46 @@
+"""Command line: ``workbench list`` and ``workbench info NAME`` (also ``python -m workbench``)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from workbench.registry import list_mechanisms, registry
+
+
+def _list() -> str:
+    rows = [("name", "family", "time", "memory", "graph", "backends")]
+    for name in list_mechanisms():
+        info = registry[name]
+        backends = ",".join(b for b, why in info.backends.items() if why is None)
+        rows.append((name, info.family, info.time_complexity, info.memory_complexity,
+                     "yes" if info.needs_graph else "no", backends))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def _info(name: str) -> str:
+    info = registry[name]
+    lines = [f"{name}: {info.summary}", f"  family: {info.family}", f"  theory: {info.theory or '-'}",
+             f"  formula: {info.formula}", f"  time: {info.time_complexity}", f"  memory: {info.memory_complexity}",
+             f"  needs a graph: {'yes' if info.needs_graph else 'no'}", "  backends:"]
+    lines += [f"    {b}: {'yes' if why is None else 'no (' + why + ')'}" for b, why in info.backends.items()]
+    lines.append("  parameters:")
+    for pname, p in info.parameters.items():
+        bounds = f" bounds={p.bounds}" if getattr(p, "bounds", None) is not None else ""
+        lines.append(f"    {pname} = {p.default!r}{bounds}: {p.doc}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="workbench", description="Attention Workbench mechanisms.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the registered mechanisms")
+    info = sub.add_parser("info", help="describe one mechanism and its parameters")
+    info.add_argument("name")
+    args = parser.parse_args(argv)
+    try:
+        print(_list() if args.command == "list" else _info(args.name))
+    except Exception as exc:  # a clear message, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
