@@ -81,7 +81,6 @@ def flops(name: str, shape, params: dict) -> float | None:
         w, g = params.get("window", 32), params.get("num_global_tokens", 2)
         half = w // 2
         # keys per local query: window (clipped at the ends) plus globals; g global queries see all
-        keys = sum(min(L - 1, i + half) - max(0, i - half) + 1 for i in (half, L // 2)) / 2  # ≈ 2·half+1
         keys = min(L, 2 * half + 1) + g
         per_head = (L - g) * keys + g * L
         return 2.0 * B * H * per_head * (d + dv)
@@ -318,8 +317,7 @@ def rows(cases: list[Case]) -> list[list[str]]:
             out.append([c.name, c.backend, _shape(c.shape), DASH, DASH, DASH, DASH, "0", r.get("error", "")])
             continue
         t = r["median_s"]
-        f = flops("sdpa" if c.kind == "torch" else c.name, c.shape, c.params) if c.kind == "mech" else \
-            4.0 * c.shape[0] * c.shape[1] * c.shape[2] ** 2 * c.shape[3]
+        f = flops(c.name, c.shape, c.params) if c.kind == "mech" else flops("scaled_dot_product", c.shape, {})
         gf = f"{f / t / 1e9:.1f}" if f else DASH
         mem = DASH if r.get("extra_mib") is None else f"{r['extra_mib']:.1f}"
         tt = _torch_time(cases, c.shape)

@@ -18,6 +18,19 @@ def _list() -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
 
+def feature_matrix() -> str:
+    """The README's feature matrix as Markdown, generated from the registry so it cannot drift."""
+    head = "| mechanism | family | formula | time | memory | graph | numpy | numba | cupy |"
+    rows = [head, "|" + "---|" * 9]
+    for name in list_mechanisms():
+        info = registry[name]
+        marks = ["✓" if info.backends.get(b) is None else "—" for b in ("numpy", "numba", "cupy")]
+        cells = [f"`{name}`", info.family, info.formula, info.time_complexity, info.memory_complexity,
+                 "yes" if info.needs_graph else "no", *marks]
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(rows)
+
+
 def _info(name: str) -> str:
     info = registry[name]
     lines = [f"{name}: {info.summary}", f"  family: {info.family}", f"  theory: {info.theory or '-'}",
@@ -37,9 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("list", help="list the registered mechanisms")
     info = sub.add_parser("info", help="describe one mechanism and its parameters")
     info.add_argument("name")
+    sub.add_parser("matrix", help="print the feature matrix (Markdown) that the README embeds")
     args = parser.parse_args(argv)
     try:
-        print(_list() if args.command == "list" else _info(args.name))
+        if args.command == "list":
+            print(_list())
+        elif args.command == "matrix":
+            print(feature_matrix())
+        else:
+            print(_info(args.name))
     except Exception as exc:  # a clear message, not a traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
