@@ -15,9 +15,9 @@ call on the full shape (this also loads or compiles the Numba kernels), reset th
 (``echo 5 > /proc/self/clear_refs``), read ``VmRSS``, run the timed calls (until at least
 5 runs and 1 s, at most 20 runs; the median is reported), read ``VmHWM``. The extra peak
 memory is ``VmHWM − VmRSS`` before the timed calls: everything a call allocates and touches
-(its output included), not the inputs. glibc's dynamic mmap threshold is pinned
-(``MALLOC_MMAP_THRESHOLD_``) so that freed large buffers go back to the OS and every timed
-call's allocations show in the peak.
+(its output included), not the inputs. Before the reset, ``malloc_trim(0)`` hands the
+buffers freed by the warm-up back to the OS, so that the timed calls' allocations (which
+would otherwise reuse them silently) show in the peak.
 
 PyTorch is optional: without it the torch rows and the ratios show "—".
 """
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import gc
 import importlib.util
 import json
 import math
@@ -57,7 +58,7 @@ SWEEP_LENGTHS = [1024, 2048, 4096, 8192, 16384, 32768, 65536]
 #: Torch SDPA is skipped above this length (it would be far too slow); 65536 takes ~8 s/call.
 TORCH_MAX_L = 65536
 
-QUICK_SHAPES = [(1, 1, 256, 64), (2, 4, 128, 64)]
+QUICK_SHAPES = [(1, 1, 256, 64)]
 QUICK_NUMPY_SHAPES = [(1, 1, 256, 64)]
 
 #: Mechanism parameters used by the benchmark (others run with their defaults).
@@ -80,7 +81,7 @@ def flops(name: str, shape, params: dict) -> float | None:
     if name == "local_global":
         w, g = params.get("window", 32), params.get("num_global_tokens", 2)
         half = w // 2
-        # keys per local query: window (clipped at the ends) plus globals; g global queries see all
+        # keys per local query ≈ 2·⌊w/2⌋+1 (ends not clipped) plus g globals; the g global queries see all L
         keys = min(L, 2 * half + 1) + g
         per_head = (L - g) * keys + g * L
         return 2.0 * B * H * per_head * (d + dv)
@@ -94,6 +95,15 @@ def _status_kib(field_name: str) -> int:
             if line.startswith(field_name + ":"):
                 return int(line.split()[1])
     raise RuntimeError(f"{field_name} not in /proc/self/status")
+
+
+def _malloc_trim() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _reset_peak() -> bool:
@@ -116,6 +126,8 @@ def _timed(fn) -> dict:
     t0 = time.perf_counter()
     fn()  # warm-up on the full shape (loads or compiles the Numba kernels)
     first = time.perf_counter() - t0
+    gc.collect()
+    _malloc_trim()
     reset = _reset_peak()
     rss = _status_kib("VmRSS")
     times: list[float] = []
@@ -190,7 +202,6 @@ class Case:
 def _env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    env["MALLOC_MMAP_THRESHOLD_"] = "65536"  # fixed threshold: freed big buffers leave the RSS
     return env
 
 
@@ -232,8 +243,11 @@ def plan(quick: bool, only: str | None) -> list[Case]:
 
     for name in names:
         info = workbench.registry[name]
-        if info.needs_graph:
-            continue  # graph mechanisms need a graph input: not part of this SDPA-shaped benchmark
+        if info.needs_graph:  # needs a graph input: listed, not part of this SDPA-shaped benchmark
+            skip = Case("mech", (QUICK_SHAPES if quick else STANDARD_SHAPES)[0], name, DASH)
+            skip.result = {"ok": False, "error": "needs a graph input: not benchmarked"}
+            cases.append(skip)
+            continue
         fast = "numba" if info.backends.get("numba", "absent") is None else "numpy"
         for shape in QUICK_SHAPES if quick else STANDARD_SHAPES:
             if fast == "numba" or shape[2] <= NUMPY_MAX_L:
@@ -393,6 +407,14 @@ def first_call_lines(fc: dict | None) -> list[str]:
     return out
 
 
+def loadavg() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return DASH
+
+
 def machine() -> dict:
     cpu = platform.processor() or platform.machine()
     try:
@@ -414,7 +436,7 @@ def machine() -> dict:
             "numba": ver("numba"), "torch": ver("torch")}
 
 
-def write_markdown(path: Path, argv: list[str], table, summ, fc_lines, mach, elapsed) -> None:
+def write_markdown(path: Path, argv: list[str], table, summ, fc_lines, mach, elapsed, load) -> None:
     cmd = "python -m benchmarks.core" + ("" if not argv else " " + " ".join(argv))
     text = [
         "# Benchmark results",
@@ -422,7 +444,7 @@ def write_markdown(path: Path, argv: list[str], table, summ, fc_lines, mach, ela
         f"- Machine: {mach['cpu']}, {mach['cores']} cores; Python {mach['python']}, NumPy {mach['numpy']}, "
         f"Numba {mach['numba']}, PyTorch {mach['torch']} (CPU, float32, {mach['cores']} threads)",
         f"- Date: {_dt.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
-        f"- Command: `{cmd}` (total {elapsed:.0f} s)",
+        f"- Command: `{cmd}` (total {elapsed:.0f} s; {load}; other processes on the machine perturb the timings)",
         "- Each case runs in its own fresh process: inputs (seeded N(0,1) float32), one warm-up call, then timed "
         f"calls until ≥{MIN_RUNS} runs and ≥{MIN_SECONDS:g} s (at most {MAX_RUNS}); median reported. Peak extra "
         "memory = VmHWM − VmRSS before the timed calls (clear_refs reset after the warm-up).",
@@ -465,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     t_start = time.perf_counter()
+    load_start = loadavg()
     cases = plan(args.quick, args.only)
     if args.only and not any(c.kind == "mech" for c in cases):
         import workbench
@@ -474,6 +497,8 @@ def main(argv: list[str] | None = None) -> int:
     have_torch = torch_available()
     for i, c in enumerate(cases, 1):
         label = f"[{i}/{len(cases)}] {c.name} {c.backend} {_shape(c.shape)}"
+        if c.result is not None:  # decided without running (e.g. graph mechanisms)
+            continue
         if c.kind == "torch" and not have_torch:
             c.result = {"ok": False, "error": "torch not installed"}
         else:
@@ -488,6 +513,7 @@ def main(argv: list[str] | None = None) -> int:
     summ = summary(cases, imp)
     fc_lines = first_call_lines(fc)
     elapsed = time.perf_counter() - t_start
+    load = f"load average (1, 5, 15 min) at start {load_start}, at end {loadavg()} ({os.cpu_count()} cores)"
 
     print(text_table(table))
     print()
@@ -498,12 +524,12 @@ def main(argv: list[str] | None = None) -> int:
         print("  " + s)
     if not have_torch:
         print("  (torch is not installed: torch rows and ratios show —)")
-    print(f"total {elapsed:.0f} s")
+    print(f"total {elapsed:.0f} s; {load}")
     if args.write:
         path = Path(args.write)
         if not path.is_absolute():
             path = Path.cwd() / path
-        write_markdown(path, argv, table, summ, fc_lines, machine(), elapsed)
+        write_markdown(path, argv, table, summ, fc_lines, machine(), elapsed, load)
         print(f"wrote {path}")
     return 0
 

@@ -36,10 +36,17 @@ class Batch:
         return out
 
 
+def _asarray(name: str, x) -> np.ndarray:
+    try:
+        return np.asarray(x)
+    except ValueError as exc:  # ragged nested sequences
+        raise ShapeError(f"{name}: expected a rectangular array, got a ragged sequence ({exc})") from None
+
+
 def _as_float(name: str, x) -> np.ndarray:
     if x is None:
         raise ShapeError(f"{name}: expected an array, got None")
-    a = np.asarray(x)
+    a = _asarray(name, x)
     if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
         raise ShapeError(f"{name}: expected a numeric array, got dtype {a.dtype}")
     if np.iscomplexobj(a):
@@ -109,7 +116,7 @@ def prepare(q, k, v=None, mask=None, *, need_v: bool = True) -> Batch:
 def _prepare_mask(mask, batch_shape, B, lq, lk, single):
     if mask is None:
         return None
-    m = np.asarray(mask)
+    m = _asarray("mask", mask)
     if m.dtype != np.bool_:
         raise ShapeError(f"mask: expected a boolean array (True = may attend), got dtype {m.dtype}")
     if single and m.ndim == 1:

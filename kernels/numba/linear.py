@@ -9,10 +9,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from kernels.numba._common import FASTMATH, single_threaded_blas
+from kernels.numba._common import single_threaded_blas
+
+#: No ``arcp``: ``num / den`` must not become ``num · (1/den)``, which overflows for tiny ``den``.
+_FASTMATH = {"nsz", "contract", "reassoc"}
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
+@njit(parallel=True, fastmath=_FASTMATH, cache=True)
 def _linear(qf, kf, v, causal, chunk):
     B, lq, m = qf.shape
     lk = kf.shape[1]
@@ -30,9 +33,8 @@ def _linear(qf, kf, v, causal, chunk):
             den = np.dot(qf[b], z)
             for i in range(lq):
                 if den[i] > 0.0:
-                    inv = 1.0 / den[i]
                     for c in range(dv):
-                        out[b, i, c] = num[i, c] * inv
+                        out[b, i, c] = num[i, c] / den[i]
             continue
         for c0 in range(0, lq, chunk):
             c1 = min(lq, c0 + chunk)
@@ -50,9 +52,8 @@ def _linear(qf, kf, v, causal, chunk):
             num = np.dot(a, vc) + np.dot(qc, s)
             for r in range(n):
                 if den[r] > 0.0:
-                    inv = 1.0 / den[r]
                     for c in range(dv):
-                        out[b, c0 + r, c] = num[r, c] * inv
+                        out[b, c0 + r, c] = num[r, c] / den[r]
             s += np.dot(kc.T, vc)
             for r in range(n):
                 for c in range(m):

@@ -11,8 +11,11 @@ import numpy as np
 FEATURE_KERNELS = ("favor+", "relu", "elu+1")
 
 
-def random_features(num_features: int, dim: int, seed: int, orthogonal: bool = True) -> np.ndarray:
-    """``W (m, d)`` with Gaussian rows; orthogonal blocks (QR) with chi-distributed norms if asked."""
+def random_features(num_features: int, dim: int, seed, orthogonal: bool = True) -> np.ndarray:
+    """``W (m, d)`` with Gaussian rows; orthogonal blocks (QR) with chi-distributed norms if asked.
+
+    ``seed`` is anything ``numpy.random.default_rng`` accepts (an int or a sequence of ints).
+    """
     rng = np.random.default_rng(seed)
     if not orthogonal:
         return rng.standard_normal((num_features, dim))
@@ -26,21 +29,24 @@ def random_features(num_features: int, dim: int, seed: int, orthogonal: bool = T
     return w * norms[:, None]
 
 
-def feature_map(x, w, kind: str, scale: float, is_query: bool):
+def feature_map(x, w, kind: str, scale: float, is_query: bool, valid=None):
     """``φ(x)``: ``(B, L, d) → (B, L, m)``, non-negative for every kernel.
 
     FAVOR+ subtracts a stabiliser that cancels in the ratio: the row maximum for queries and
-    the per-batch maximum for keys.
+    the per-batch maximum over the ``valid`` keys (``(B|1, L)`` bool, default all) for keys.
     """
     xs = x * np.asarray(np.sqrt(scale), dtype=x.dtype)
     z = np.matmul(xs, w.T.astype(x.dtype, copy=False))
     if kind == "favor+":
         z = z - 0.5 * np.sum(xs * xs, axis=-1, keepdims=True)
         if is_query:
-            stab = z.max(axis=-1, keepdims=True)
+            z = z - z.max(axis=-1, keepdims=True)
         else:
+            if valid is not None:  # invalid keys get φ = 0 and no say in the stabiliser
+                z = np.where(np.asarray(valid, dtype=bool)[..., None], z, -np.inf)
             stab = z.max(axis=(-2, -1), keepdims=True)
-        return np.exp(z - stab) / np.asarray(np.sqrt(w.shape[0]), dtype=x.dtype)
+            z = z - np.where(np.isfinite(stab), stab, 0)
+        return np.exp(z) / np.asarray(np.sqrt(w.shape[0]), dtype=x.dtype)
     if kind == "relu":
         return np.maximum(z, 0)
     if kind == "elu+1":

@@ -47,8 +47,7 @@ class Linear(Mechanism):
         """The random feature matrix ``W (m, d)`` in use for dimension ``d``."""
         key = (d, self.num_features, self.orthogonal, self.seed, self._draws)
         if key not in self._features:
-            self._features = {key: random_features(self.num_features, d, hash((self.seed, self._draws)) & 0xFFFFFFFF
-                                                   if self._draws else self.seed, self.orthogonal)}
+            self._features = {key: random_features(self.num_features, d, [self.seed, self._draws], self.orthogonal)}
         return self._features[key]
 
     def draw_features(self) -> None:
@@ -64,7 +63,8 @@ class Linear(Mechanism):
             self.draw_features()
         w = self.features(b.dim)
         s = self._scale(b.dim)
-        return feature_map(b.q, w, self.kernel, s, True), feature_map(b.k, w, self.kernel, s, False)
+        key_padding = b.mask[:, 0, :] if b.mask is not None and b.mask.shape[1] == 1 else None
+        return feature_map(b.q, w, self.kernel, s, True), feature_map(b.k, w, self.kernel, s, False, key_padding)
 
     def _forward(self, b):
         qf, kf = self._maps(b)
