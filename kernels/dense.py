@@ -13,8 +13,8 @@ SUPPORT = {
 }
 
 #: Query / key tiles of the Numba kernel (tuned on a 2-core AVX-512 machine, see benchmarks/).
-BLOCK_Q = 128
-BLOCK_K = 512
+BLOCK_Q = 512
+BLOCK_K = 128
 
 
 def _scale(q, scale):

@@ -14,7 +14,7 @@ SUPPORT = {
 
 
 def flash_attention(q, k, v, *, mask=None, scale=None, causal=False, causal_offset=0,
-                    block_size=512, query_block_size=128, backend="auto"):
+                    block_size=128, query_block_size=512, backend="auto"):
     """Exact attention by key blocks with an online softmax; returns ``(out, lse)``.
 
     ``out (B, Lq, dv)`` equals dense masked attention; ``lse (B, Lq)`` is
@@ -31,7 +31,7 @@ def flash_attention(q, k, v, *, mask=None, scale=None, causal=False, causal_offs
 
 
 def flash_weights(q, k, *, mask=None, scale=None, causal=False, causal_offset=0,
-                  block_size=512, query_block_size=128, backend="auto"):
+                  block_size=128, query_block_size=512, backend="auto"):
     """Attention weights recomputed block by block from the log-sum-exp, ``(B, Lq, Lk)``."""
     be = resolve_backend(backend, (q, k), SUPPORT)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)

@@ -43,6 +43,20 @@ def _asarray(name: str, x) -> np.ndarray:
         raise ShapeError(f"{name}: expected a rectangular array, got a ragged sequence ({exc})") from None
 
 
+def all_finite(a: np.ndarray) -> bool:
+    """True iff no NaN or ±inf: one BLAS pass (``Σ a²`` is finite unless something is not,
+    or it overflows, in which case the element-wise check decides)."""
+    flat = a.reshape(-1)
+    if flat.size == 0:
+        return True
+    if not flat.flags.c_contiguous:
+        flat = np.ascontiguousarray(flat)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.dot(flat, flat)):
+            return True
+    return bool(np.isfinite(flat).all())
+
+
 def _as_float(name: str, x) -> np.ndarray:
     if x is None:
         raise ShapeError(f"{name}: expected an array, got None")
@@ -53,7 +67,7 @@ def _as_float(name: str, x) -> np.ndarray:
         raise ShapeError(f"{name}: expected a real array, got dtype {a.dtype}")
     dtype = np.float64 if a.dtype == np.float64 else np.float32
     a = a.astype(dtype, copy=False)
-    if a.size and not np.isfinite(a).all():
+    if not all_finite(a):
         bad = np.argwhere(~np.isfinite(a))[0]
         raise NumericalError(
             f"{name}: expected finite values, got {a[tuple(bad)]} at index {tuple(int(i) for i in bad)}"

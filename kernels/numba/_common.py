@@ -19,7 +19,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numba
 import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (load the BLAS Numba calls, so threadpoolctl sees it)
-from numba import types
+from numba import njit, types
 from numba.extending import overload
 from threadpoolctl import ThreadpoolController
 
@@ -35,6 +35,24 @@ MASKED_BELOW = -1.0e29
 _LOG2E = 1.4426950408889634
 
 
+@njit(inline="always", fastmath=FASTMATH)
+def _exp2_parts(t):
+    """``2^t = p · 2^n`` for float32 ``t``: ``n = round(t)``, ``p = 2^(t−n)`` by a degree-6
+    polynomial on ``[−½, ½]`` (relative error < 2e-7), ``2^n`` returned as exponent bits.
+    ``t`` is clamped at −126 (the result is then at least 2^−126, not 0)."""
+    t = max(t, np.float32(-126.0))
+    r = np.floor(t + np.float32(0.5))
+    f = t - r
+    p = np.float32(1.5353362e-4)
+    p = p * f + np.float32(1.3398874e-3)
+    p = p * f + np.float32(9.6180677e-3)
+    p = p * f + np.float32(5.5503324e-2)
+    p = p * f + np.float32(2.4022648e-1)
+    p = p * f + np.float32(6.9314718e-1)
+    p = p * f + np.float32(1.0)
+    return p, (np.int32(r) + np.int32(127)) << np.int32(23)
+
+
 def exp_shifted(src, shift, dst, scratch):  # pragma: no cover - replaced by the overload below
     """``dst[j] = exp(src[j] − shift)`` for ``src[j] > MASKED_BELOW``, else 0; returns ``Σ dst``.
 
@@ -46,26 +64,12 @@ def exp_shifted(src, shift, dst, scratch):  # pragma: no cover - replaced by the
 @overload(exp_shifted, jit_options={"fastmath": FASTMATH})
 def _exp_shifted_impl(src, shift, dst, scratch):
     if src.dtype == types.float32:
-        # exp(x) = 2^n · 2^f with n = round(x·log2 e), f ∈ [−½, ½]; 2^f by a degree-6 polynomial
-        # (relative error < 2e-7), 2^n built from its exponent bits. LLVM vectorises this loop.
+        # Two passes that LLVM vectorises: polynomial and exponent bits, then their product.
         def impl32(src, shift, dst, scratch):
             n = src.shape[0]
-            bits = scratch[:n]
             pow2 = scratch.view(np.float32)
             for j in range(n):
-                t = (src[j] - shift) * np.float32(_LOG2E)
-                t = max(t, np.float32(-126.0))
-                r = np.floor(t + np.float32(0.5))
-                f = t - r
-                p = np.float32(1.5353362e-4)
-                p = p * f + np.float32(1.3398874e-3)
-                p = p * f + np.float32(9.6180677e-3)
-                p = p * f + np.float32(5.5503324e-2)
-                p = p * f + np.float32(2.4022648e-1)
-                p = p * f + np.float32(6.9314718e-1)
-                p = p * f + np.float32(1.0)
-                dst[j] = p
-                bits[j] = (np.int32(r) + np.int32(127)) << np.int32(23)
+                dst[j], scratch[j] = _exp2_parts((src[j] - shift) * np.float32(_LOG2E))
             total = np.float32(0.0)
             for j in range(n):
                 x = dst[j] * pow2[j] if src[j] > np.float32(MASKED_BELOW) else np.float32(0.0)
@@ -82,6 +86,36 @@ def _exp_shifted_impl(src, shift, dst, scratch):
             dst[j] = x
             total += x
         return total
+
+    return impl64
+
+
+def exp2_sub_accumulate(src, shift, dst, scratch, total):  # pragma: no cover - overloaded below
+    """Element-wise ``dst[r] = 2^(src[r] − shift[r])`` (0 where ``src[r]`` is masked) and
+    ``total[r] += dst[r]``: one key's contribution to every query of a block."""
+    raise NotImplementedError
+
+
+@overload(exp2_sub_accumulate, jit_options={"fastmath": FASTMATH})
+def _exp2_sub_accumulate_impl(src, shift, dst, scratch, total):
+    if src.dtype == types.float32:
+        def impl32(src, shift, dst, scratch, total):
+            n = src.shape[0]
+            pow2 = scratch.view(np.float32)
+            for r in range(n):
+                dst[r], scratch[r] = _exp2_parts(src[r] - shift[r])
+            for r in range(n):
+                x = dst[r] * pow2[r] if src[r] > np.float32(MASKED_BELOW) else np.float32(0.0)
+                dst[r] = x
+                total[r] += x
+
+        return impl32
+
+    def impl64(src, shift, dst, scratch, total):
+        for r in range(src.shape[0]):
+            x = np.exp2(src[r] - shift[r]) if src[r] > MASKED_BELOW else 0.0
+            dst[r] = x
+            total[r] += x
 
     return impl64
 

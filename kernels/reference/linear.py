@@ -36,17 +36,19 @@ def feature_map(x, w, kind: str, scale: float, is_query: bool, valid=None):
     the per-batch maximum over the ``valid`` keys (``(B|1, L)`` bool, default all) for keys.
     """
     xs = x * np.asarray(np.sqrt(scale), dtype=x.dtype)
-    z = np.matmul(xs, w.T.astype(x.dtype, copy=False))
+    z = np.matmul(xs, w.T.astype(x.dtype, copy=False))  # (B, L, m); updated in place below
     if kind == "favor+":
-        z = z - 0.5 * np.sum(xs * xs, axis=-1, keepdims=True)
+        z -= 0.5 * np.sum(xs * xs, axis=-1, keepdims=True)
         if is_query:
-            z = z - z.max(axis=-1, keepdims=True)
+            z -= z.max(axis=-1, keepdims=True)
         else:
             if valid is not None:  # invalid keys get φ = 0 and no say in the stabiliser
-                z = np.where(np.asarray(valid, dtype=bool)[..., None], z, -np.inf)
+                np.copyto(z, -np.inf, where=~np.asarray(valid, dtype=bool)[..., None])
             stab = z.max(axis=(-2, -1), keepdims=True)
-            z = z - np.where(np.isfinite(stab), stab, 0)
-        return np.exp(z) / np.asarray(np.sqrt(w.shape[0]), dtype=x.dtype)
+            z -= np.where(np.isfinite(stab), stab, 0)
+        np.exp(z, out=z)
+        z *= np.asarray(1.0 / np.sqrt(w.shape[0]), dtype=x.dtype)
+        return z
     if kind == "relu":
         return np.maximum(z, 0)
     if kind == "elu+1":

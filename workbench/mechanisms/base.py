@@ -6,7 +6,7 @@ import param
 
 import kernels
 from workbench.errors import ConfigurationError, NumericalError, ShapeError
-from workbench.inputs import Batch, prepare
+from workbench.inputs import Batch, all_finite, prepare
 
 _NO_GPU = "no CuPy kernel yet: the GPU kernels arrive with their own issue"
 
@@ -90,7 +90,7 @@ class Mechanism(param.Parameterized):
             raise ConfigurationError(f"backend: {exc}") from None
 
     def _finite(self, x: np.ndarray, what: str) -> np.ndarray:
-        if not np.isfinite(x).all():
+        if not all_finite(x):
             raise NumericalError(
                 f"{type(self).__name__}: the {what} left the finite range (inputs too large for "
                 f"{x.dtype}); rescale the inputs or use float64"

@@ -25,9 +25,11 @@ class Flash(Mechanism):
     time_complexity = "O(Lq·Lk·d)"
     memory_complexity = "O(Lq·dv + threads·block_size·query_block_size)"
 
-    block_size = param.Integer(default=512, bounds=(1, None), doc="Keys per block (the tile width).")
-    query_block_size = param.Integer(default=128, bounds=(1, None),
-                                     doc="Queries per block (one parallel work item).")
+    block_size = param.Integer(default=128, bounds=(1, None), doc="Keys per block (the tile width).")
+    query_block_size = param.Integer(
+        default=512, bounds=(1, None),
+        doc="Queries per block (one parallel work item); the Numba kernel uses smaller blocks when "
+            "there would be fewer than two per thread.")
     causal = P.causal()
     causal_offset = P.causal_offset()
     scale = P.scale()
