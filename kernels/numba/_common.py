@@ -100,12 +100,10 @@ def exp2_sub_accumulate(src, shift, dst, scratch, total):  # pragma: no cover - 
 def _exp2_sub_accumulate_impl(src, shift, dst, scratch, total):
     if src.dtype == types.float32:
         def impl32(src, shift, dst, scratch, total):
-            n = src.shape[0]
             pow2 = scratch.view(np.float32)
-            for r in range(n):
-                dst[r], scratch[r] = _exp2_parts(src[r] - shift[r])
-            for r in range(n):
-                x = dst[r] * pow2[r] if src[r] > np.float32(MASKED_BELOW) else np.float32(0.0)
+            for r in range(src.shape[0]):
+                p, scratch[r] = _exp2_parts(src[r] - shift[r])
+                x = p * pow2[r] if src[r] > np.float32(MASKED_BELOW) else np.float32(0.0)
                 dst[r] = x
                 total[r] += x
 
