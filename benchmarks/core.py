@@ -415,6 +415,11 @@ def summary(cases: list[Case], imp: float | None, pairs: dict | None = None) -> 
     x = a["median_s"] / b["median_s"] if a and b else None
     lines.append(f"linear time(65536)/time(16384): {DASH if x is None else f'{x:.2f}'} (target ≤ 4.4)"
                  + _verdict(x, x is not None and x <= 4.4))
+    a, b = _find(cases, "hyperbolic", (1, 1, 4096, 64)), _find(cases, "scaled_dot_product", (1, 1, 4096, 64))
+    if a is not None or b is not None:
+        x = b["median_s"] / a["median_s"] if a and b else None
+        lines.append(f"hyperbolic (Einstein midpoint) throughput / scaled_dot_product at (1,1,4096,64): "
+                     f"{DASH if x is None else f'{x:.2f}'} (target ≥ 0.33)" + _verdict(x, x is not None and x >= 1 / 3))
     lines.append(f"import workbench: {DASH if imp is None else f'{imp:.3f}'} s (target < 1)"
                  + _verdict(imp, imp is not None and imp < 1))
     return lines

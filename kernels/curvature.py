@@ -1,0 +1,61 @@
+"""Curvature score kernels: fused E×H×S logits and hyperboloid distances, dispatched by backend.
+
+``fused_logits`` takes one vector per query/key already split into its Euclidean, hyperbolic and
+spherical slices (H slices inside the Poincaré ball of curvature ``−c_h``) and returns
+``(w_E·s_E⟨q_E,k_E⟩ − w_H d_H − w_S d_S)/T`` for every (query, key). ``lorentz_distance`` returns the
+hyperboloid distances between ``exp_0(u_i)`` and ``exp_0(w_j)`` without leaving the tangent chart
+(float64, no overflow). See :mod:`kernels.reference.curvature` for the definitions.
+"""
+from __future__ import annotations
+
+from kernels.dispatch import resolve_backend
+from kernels.reference import curvature as _ref
+
+SUPPORT = {
+    "numpy": None,
+    "numba": None,
+    "cupy": "no CuPy kernel yet: the GPU kernels arrive with their own issue",
+}
+
+#: Queries per parallel work item of the Numba fused kernel.
+BLOCK_Q = 64
+
+
+def fused_logits(qe, ke, qh, kh, qs, ks, *, c_h=1.0, c_s=1.0, weights=(1.0, 1.0, 1.0), scale_e=1.0,
+                 temperature=1.0, backend="auto"):
+    """``(B, Lq, ·), (B, Lk, ·) ×3 → (B, Lq, Lk)`` fused logits (the Euclidean dot products by BLAS).
+
+    ``qe``/``ke`` Euclidean slices, ``qh``/``kh`` Poincaré-ball points at curvature ``−c_h``,
+    ``qs``/``ks`` spherical slices (directions taken here; sphere of curvature ``c_s``).
+    """
+    be = resolve_backend(backend, (qe, ke, qh, kh, qs, ks), SUPPORT)
+    w_e, w_h, w_s = (float(w) for w in weights)
+    if be == "numpy":
+        return _ref.fused_logits(qe, ke, qh, kh, qs, ks, c_h, c_s, w_e, w_h, w_s, scale_e, temperature)
+    from kernels.numba import curvature as _nb
+
+    dq, dk = _ref.ball_denominators(qh, c_h), _ref.ball_denominators(kh, c_h)
+    us, vs = _ref.unit_directions(qs), _ref.unit_directions(ks)
+    t = float(temperature)
+    return _nb.fused_logits(qe, ke, qh, kh, dq, dk, us, vs, w_e * scale_e / t, w_h / t, w_s / t, c_h, c_s, BLOCK_Q)
+
+
+def lorentz_distance(u, w, *, c=1.0, backend="auto"):
+    """``(B, n, d), (B, m, d) → (B, n, m)`` float64: ``d_L(exp_0 u_i, exp_0 w_j)`` at curvature ``−c``."""
+    be = resolve_backend(backend, (u, w), SUPPORT)
+    a, uh = _ref.origin_chart(u, c)
+    b, wh = _ref.origin_chart(w, c)
+    if be == "numpy":
+        return _ref.lorentz_distance_from_chart(a, uh, b, wh, c)
+    from kernels.numba import curvature as _nb
+
+    return _nb.lorentz_distance_from_chart(a, uh, b, wh, c)
+
+
+def busemann(u, *, c=1.0):
+    """``(..., d) → (...)`` float64: Busemann function of ``exp_0(u)`` for ``ξ = e_0 + e_1`` (per vector; cheap)."""
+    a, uh = _ref.origin_chart(u, c)
+    return _ref.busemann_from_chart(a, uh, c)
+
+
+__all__ = ["SUPPORT", "fused_logits", "lorentz_distance", "busemann"]

@@ -1,0 +1,63 @@
+"""Hyperbolic (Poincaré-ball) attention: ``softmax(−d_c(q, k)/T)`` weights, Einstein or tangent mean.
+
+See :mod:`kernels.reference.hyperbolic` for the definition and :mod:`kernels.numba.hyperbolic`
+for the fused kernel (distances from one GEMM per block, online softmax, aggregation by GEMM).
+"""
+from __future__ import annotations
+
+import math
+
+from kernels.dispatch import BackendError, resolve_backend
+from kernels.reference import hyperbolic as _ref
+
+SUPPORT = {
+    "numpy": None,
+    "numba": None,
+    "cupy": "no CuPy kernel yet: the GPU kernels arrive with their own issue",
+}
+
+#: Aggregations with a closed form served here (the Fréchet mean and the Möbius sum, which need
+#: the weights themselves, are computed by the mechanism from :func:`hyperbolic_weights`).
+AGGREGATIONS = _ref.AGGREGATIONS
+
+#: Query / key tiles of the Numba kernel.
+BLOCK_Q = 256
+BLOCK_K = 256
+
+
+def _check(c, temperature, aggregation=None):
+    if not (isinstance(c, (int, float)) or hasattr(c, "__float__")) or not math.isfinite(float(c)) or float(c) <= 0:
+        raise BackendError(f"c: expected a curvature > 0, got {c!r}")
+    if not math.isfinite(float(temperature)) or float(temperature) <= 0:
+        raise BackendError(f"temperature: expected a temperature > 0, got {temperature!r}")
+    if aggregation is not None and aggregation not in AGGREGATIONS:
+        raise BackendError(f"aggregation: expected one of {AGGREGATIONS}, got {aggregation!r}")
+
+
+def hyperbolic_attention(q, k, v, *, c=1.0, temperature=1.0, aggregation="einstein", mask=None,
+                         backend="auto", block_q=BLOCK_Q, block_k=BLOCK_K):
+    """``(B, Lq, d), (B, Lk, d), (B, Lk, dv) → (B, Lq, dv)``: weights ``softmax_j(−d_c(q_i, k_j)/T)``
+    over allowed keys, values aggregated by the Einstein midpoint (``"einstein"``) or the tangent
+    mean at the origin (``"tangent"``). ``q, k, v`` are projected into the ball of radius ``1/√c``
+    first; a row with no allowed key gives the origin. ``mask`` is boolean, broadcastable to
+    ``(B, Lq, Lk)``, True = may attend."""
+    be = resolve_backend(backend, (q, k, v), SUPPORT)
+    _check(c, temperature, aggregation)
+    c, temperature = float(c), float(temperature)
+    if be == "numpy":
+        return _ref.attention(q, k, v, c, temperature, aggregation, mask)
+    from kernels.numba import hyperbolic as _nb
+
+    return _nb.attention(q, k, v, mask, c, temperature, aggregation, int(block_q), int(block_k))
+
+
+def hyperbolic_weights(q, k, *, c=1.0, temperature=1.0, mask=None, backend="auto"):
+    """``W = softmax_j(−d_c(π q_i, π k_j)/T)``: ``(B, Lq, d), (B, Lk, d) → (B, Lq, Lk)``."""
+    be = resolve_backend(backend, (q, k), SUPPORT)
+    _check(c, temperature)
+    c, temperature = float(c), float(temperature)
+    if be == "numpy":
+        return _ref.weights(q, k, c, temperature, mask)
+    from kernels.numba import hyperbolic as _nb
+
+    return _nb.weights(q, k, mask, c, temperature)

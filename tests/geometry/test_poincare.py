@@ -1,0 +1,230 @@
+"""Poincaré-ball identities over seeds × dtypes × curvatures, against formulas written out here."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from workbench.errors import ConfigurationError, NumericalError, ShapeError
+from workbench.geometry import poincare as P
+
+SEEDS = (0, 1, 2)
+DTYPES = (np.float32, np.float64)
+CURVATURES = (0.1, 1.0, 5.0)
+TOL = {np.float32: 2e-4, np.float64: 1e-9}
+
+
+def ball(rng, shape, c, dtype, rmax=0.8):
+    """Random points with √c‖x‖ uniform in [0, rmax]."""
+    x = rng.standard_normal(shape)
+    x /= np.linalg.norm(x, axis=-1, keepdims=True)
+    r = rng.uniform(0, rmax, shape[:-1] + (1,))
+    return (x * r / np.sqrt(c)).astype(dtype)
+
+
+def madd(x, y, c):
+    """Möbius addition in float64, written out."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    xy = np.sum(x * y, -1, keepdims=True)
+    x2 = np.sum(x * x, -1, keepdims=True)
+    y2 = np.sum(y * y, -1, keepdims=True)
+    return ((1 + 2 * c * xy + c * y2) * x + (1 - c * x2) * y) / (1 + 2 * c * xy + c * c * x2 * y2)
+
+
+def dist(x, y, c):
+    """d_c(x, y) = 2/√c · artanh(√c‖(−x) ⊕ y‖), the other textbook form."""
+    return 2 / np.sqrt(c) * np.arctanh(np.sqrt(c) * np.linalg.norm(madd(-np.asarray(x, np.float64), y, c), axis=-1))
+
+
+params = pytest.mark.parametrize("seed", SEEDS)
+dtypes = pytest.mark.parametrize("dtype", DTYPES)
+curvs = pytest.mark.parametrize("c", CURVATURES)
+
+
+@params
+@dtypes
+@curvs
+def test_mobius_add_matches_definition_and_cancels(seed, dtype, c):
+    rng = np.random.default_rng(seed)
+    x, y = ball(rng, (20, 5), c, dtype), ball(rng, (20, 5), c, dtype)
+    s = P.mobius_add(x, y, c=c)
+    assert s.dtype == dtype
+    scale = 1 / np.sqrt(c)
+    np.testing.assert_allclose(s, madd(x, y, c), atol=TOL[dtype] * scale, rtol=TOL[dtype])
+    np.testing.assert_allclose(P.mobius_add(-x, s, c=c), y, atol=10 * TOL[dtype] * scale)  # (−x) ⊕ (x ⊕ y) = y
+    np.testing.assert_array_equal(P.mobius_add(np.zeros_like(x), x, c=c), x)  # 0 ⊕ x = x
+    np.testing.assert_allclose(P.mobius_add(x, np.zeros_like(x), c=c), x, atol=TOL[dtype] * scale)
+
+
+@params
+@dtypes
+@curvs
+def test_exp_log_round_trips(seed, dtype, c):
+    rng = np.random.default_rng(seed)
+    p, y = ball(rng, (20, 4), c, dtype, 0.7), ball(rng, (20, 4), c, dtype, 0.7)
+    tol = 20 * TOL[dtype] / np.sqrt(c)
+    np.testing.assert_allclose(P.exp_map(P.log_map(y, p, c=c), p, c=c), y, atol=tol)
+    np.testing.assert_allclose(P.exp_map(P.log_map(y, c=c), c=c), y, atol=tol)
+    v = (rng.standard_normal((20, 4)) * 0.5 / np.sqrt(c)).astype(dtype)
+    lam = 2 / (1 - c * np.sum(np.asarray(p, np.float64) ** 2, -1, keepdims=True))
+    np.testing.assert_allclose(P.log_map(P.exp_map(v, p, c=c), p, c=c), v, atol=20 * TOL[dtype] * np.max(np.abs(v)) * lam.max())
+    np.testing.assert_allclose(P.log_map(P.exp_map(v, c=c), c=c), v, atol=tol)
+    # the standard pair: d(p, exp_p(v)) = λ_p‖v‖ and log_p(y) has length d(p, y)/λ_p
+    np.testing.assert_allclose(P.distance(p, P.exp_map(v, p, c=c), c=c),
+                               (lam * np.linalg.norm(v, axis=-1, keepdims=True))[..., 0], rtol=50 * TOL[dtype], atol=tol)
+    np.testing.assert_allclose(np.linalg.norm(P.log_map(y, p, c=c), axis=-1) * lam[..., 0], dist(p, y, c),
+                               rtol=50 * TOL[dtype], atol=tol)
+
+
+@params
+@dtypes
+@curvs
+def test_distance_axioms_and_definition(seed, dtype, c):
+    rng = np.random.default_rng(seed)
+    x, y, z = (ball(rng, (30, 3), c, dtype) for _ in range(3))
+    dxy = P.distance(x, y, c=c)
+    assert dxy.dtype == dtype and dxy.shape == (30,)
+    np.testing.assert_allclose(dxy, dist(x, y, c), rtol=10 * TOL[dtype], atol=10 * TOL[dtype])
+    np.testing.assert_array_equal(dxy, P.distance(y, x, c=c))
+    np.testing.assert_array_equal(P.distance(x, x, c=c), 0)
+    assert np.all(dxy >= 0)
+    assert np.all(P.distance(x, z, c=c) <= dxy + P.distance(y, z, c=c) + 10 * TOL[dtype])
+    a = ball(rng, (30, 3), c, dtype, 0.5)  # Möbius translations are isometries
+    np.testing.assert_allclose(P.distance(P.mobius_add(a, x, c=c), P.mobius_add(a, y, c=c), c=c), dxy,
+                               rtol=100 * TOL[dtype], atol=100 * TOL[dtype])
+
+
+@params
+@dtypes
+def test_pairwise_distance_is_the_elementwise_one(seed, dtype):
+    rng = np.random.default_rng(seed)
+    x, y = ball(rng, (2, 7, 3), 2.0, dtype), ball(rng, (2, 5, 3), 2.0, dtype)
+    pw = P.pairwise_distance(x, y, c=2.0)
+    assert pw.shape == (2, 7, 5) and pw.dtype == dtype
+    np.testing.assert_allclose(pw, P.distance(x[:, :, None], y[:, None], c=2.0), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(np.diagonal(P.pairwise_distance(x, x, c=2.0), axis1=1, axis2=2), 0)
+
+
+@params
+@dtypes
+@curvs
+def test_mobius_scalar(seed, dtype, c):
+    rng = np.random.default_rng(seed)
+    x = ball(rng, (10, 3), c, dtype)
+    np.testing.assert_allclose(P.mobius_scalar(1.0, x, c=c), x, atol=TOL[dtype] / np.sqrt(c))
+    np.testing.assert_allclose(P.mobius_scalar(2.0, x, c=c), P.mobius_add(x, x, c=c), atol=10 * TOL[dtype] / np.sqrt(c))
+    np.testing.assert_array_equal(P.mobius_scalar(0.0, x, c=c), 0)
+    # d(0, r ⊗ x) = |r| d(0, x)
+    np.testing.assert_allclose(P.distance(0 * x, P.mobius_scalar(0.5, x, c=c), c=c),
+                               0.5 * P.distance(0 * x, x, c=c), rtol=10 * TOL[dtype], atol=TOL[dtype])
+
+
+@params
+@dtypes
+@curvs
+def test_einstein_midpoint(seed, dtype, c):
+    rng = np.random.default_rng(seed)
+    x = ball(rng, (6, 1, 4), c, dtype)
+    np.testing.assert_allclose(P.einstein_midpoint(x, c=c), x[:, 0], atol=TOL[dtype] / np.sqrt(c))
+    pts = ball(rng, (6, 5, 4), c, dtype)
+    w = rng.uniform(0, 1, (6, 5))
+    # the Klein-model definition, written out in float64
+    p64 = pts.astype(np.float64)
+    xk = 2 * p64 / (1 + c * np.sum(p64 ** 2, -1, keepdims=True))
+    g = 1 / np.sqrt(1 - c * np.sum(xk ** 2, -1, keepdims=True))
+    mk = np.sum(w[..., None] * g * xk, 1) / np.sum(w[..., None] * g, 1)
+    expected = mk / (1 + np.sqrt(1 - c * np.sum(mk ** 2, -1, keepdims=True)))
+    np.testing.assert_allclose(P.einstein_midpoint(pts, w, c=c), expected, atol=10 * TOL[dtype] / np.sqrt(c))
+    sym = np.stack([x[:, 0], -x[:, 0]], 1)
+    np.testing.assert_allclose(P.einstein_midpoint(sym, c=c), 0, atol=TOL[dtype] / np.sqrt(c))
+    np.testing.assert_allclose(P.to_klein(P.from_klein(xk.astype(dtype), c=c), c=c), xk, atol=10 * TOL[dtype] / np.sqrt(c))
+
+
+@params
+@dtypes
+@curvs
+def test_frechet_mean(seed, dtype, c):
+    rng = np.random.default_rng(seed)
+    x = ball(rng, (4, 3), c, dtype)
+    same = np.repeat(x[:, None], 5, 1)
+    np.testing.assert_allclose(P.frechet_mean(same, c=c), x, atol=TOL[dtype] / np.sqrt(c))
+    sym = np.stack([x, -x], 1)
+    np.testing.assert_allclose(P.frechet_mean(sym, c=c), 0, atol=TOL[dtype] / np.sqrt(c))
+    pts = ball(rng, (4, 6, 3), c, dtype, 0.95)  # spread out: step 1 alone would overshoot
+    w = rng.uniform(0, 1, (4, 6))
+    m = P.frechet_mean(pts, w, c=c)
+    assert m.dtype == dtype and m.shape == (4, 3)
+    g = np.sum(w[..., None] * P.log_map(pts.astype(np.float64), m[:, None].astype(np.float64), c=c), 1)
+    lam = 2 / (1 - c * np.sum(m.astype(np.float64) ** 2, -1))
+    scale = np.sum(w[..., None] * np.abs(P.log_map(pts.astype(np.float64), m[:, None].astype(np.float64), c=c)), 1)
+    assert np.all(lam[:, None] * np.abs(g) <= 50 * TOL[dtype] * (1 + lam[:, None] * scale))
+    # it is the minimiser: no nearby point has a smaller weighted sum of squared distances
+    f = lambda mm: np.sum(w * dist(mm[:, None], pts, c) ** 2, 1)  # noqa: E731
+    for _ in range(5):
+        pert = m.astype(np.float64) + rng.standard_normal(m.shape) * 1e-2 / np.sqrt(c)
+        assert np.all(f(m.astype(np.float64)) <= f(pert) + 1e-6 * (1 + f(pert)))
+
+
+def test_frechet_mean_zero_weights_and_errors():
+    x = np.array([[0.1, 0.2], [0.3, -0.1]])
+    np.testing.assert_array_equal(P.frechet_mean(x, np.zeros(2)), 0)
+    np.testing.assert_array_equal(P.einstein_midpoint(x, np.zeros(2)), 0)
+    with pytest.raises(ConfigurationError, match="weights"):
+        P.frechet_mean(x, np.array([1.0, -1.0]))
+    with pytest.raises(ShapeError, match="weights"):
+        P.frechet_mean(x, np.ones(3))
+    with pytest.raises(ShapeError, match="points"):
+        P.frechet_mean(np.zeros((0, 2)))
+    with pytest.raises(ConfigurationError, match="max_iter"):
+        P.frechet_mean(x, max_iter=-1)
+
+
+@dtypes
+@pytest.mark.parametrize("c", (0.1, 1.0, 5.0, 1e4))
+def test_boundary_outside_zero_and_huge_curvature_stay_finite(dtype, c):
+    r = 1 / np.sqrt(c)
+    x = np.array([[r, 0, 0], [2 * r, 0, 0], [0, -1e6, 0], [0, 0, 0], [1e30, 1e30, 0]], dtype)
+    y = np.array([[-r, 0, 0], [0, r, 0], [r, 0, 0], [0, 0, 0], [-1e30, 0, 1e30]], dtype)
+    p = P.project(x, c=c)
+    assert np.all(np.sqrt(c) * np.linalg.norm(p.astype(np.float64), axis=-1) <= 1 - P.eps(dtype) + 1e-7)
+    outs = [P.mobius_add(x, y, c=c), P.distance(x, y, c=c), P.exp_map(x, y, c=c), P.log_map(x, y, c=c),
+            P.exp_map(x, c=c), P.log_map(x, c=c), P.conformal_factor(x, c=c), P.mobius_scalar(3.0, x, c=c),
+            P.pairwise_distance(x, y, c=c), P.einstein_midpoint(x, c=c), P.frechet_mean(x, c=c, max_iter=20),
+            P.to_klein(x, c=c), P.from_klein(x, c=c)]
+    for o in outs:
+        assert o.dtype == dtype and np.all(np.isfinite(o))
+    assert P.distance(x[3], y[3], c=c) == 0
+    np.testing.assert_array_equal(P.exp_map(np.zeros(3, dtype), c=c), 0)
+    np.testing.assert_array_equal(P.log_map(np.zeros(3, dtype), c=c), 0)
+
+
+def test_eps_by_dtype():
+    assert P.eps(np.float32) == 1e-5
+    assert 1e-16 < P.eps(np.float64) <= 1e-5
+    x = np.array([3.0, 4.0])  # float32 and float64 project to the same point
+    np.testing.assert_allclose(P.project(x.astype(np.float32), c=2.0), P.project(x, c=2.0), rtol=1e-7)
+
+
+@pytest.mark.parametrize("c", (0, -1.0, float("nan"), float("inf"), "a"))
+def test_bad_curvature(c):
+    with pytest.raises(ConfigurationError, match=r"\bc\b"):
+        P.distance([0.1], [0.2], c=c)
+
+
+def test_bad_inputs_name_the_argument():
+    with pytest.raises(NumericalError, match=r"\by\b"):
+        P.mobius_add([0.1, 0.2], [np.nan, 0.0])
+    with pytest.raises(ShapeError, match=r"\bx\b"):
+        P.project(np.float64(1.0))
+    with pytest.raises(ShapeError, match=r"\bx\b"):
+        P.project(np.zeros((3, 0)))
+    with pytest.raises(ShapeError, match=r"\bx\b"):
+        P.project(np.array(["a"]))
+
+
+def test_array_curvature_broadcasts_over_leading_dims():
+    rng = np.random.default_rng(0)
+    c = np.array([0.5, 2.0, 7.0])
+    x, y = ball(rng, (3, 4), 7.0, np.float64), ball(rng, (3, 4), 7.0, np.float64)
+    d = P.distance(x, y, c=c)
+    for i in range(3):
+        assert d[i] == pytest.approx(float(P.distance(x[i], y[i], c=c[i])), rel=1e-12)

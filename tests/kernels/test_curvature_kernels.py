@@ -1,0 +1,179 @@
+"""The curvature kernels against explicit float64 definitions, and Numba against the NumPy reference."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import kernels
+from kernels import curvature as kc
+
+SETTINGS = settings(max_examples=25, deadline=None)
+
+
+def ball(rng, shape, c, radius=0.9):
+    """Random points strictly inside the ball of curvature −c (norm ≤ radius/√c)."""
+    x = rng.standard_normal(shape)
+    n = np.linalg.norm(x, axis=-1, keepdims=True)
+    r = radius * rng.random(shape[:-1] + (1,)) ** (1 / max(shape[-1], 1))
+    return np.where(n > 0, x / np.where(n > 0, n, 1) * r / math.sqrt(c), 0.0)
+
+
+def definition_logit(qe, ke, qh, kh, qs, ks, c_h, c_s, w, s_e, t):
+    """One fused logit, written out with math (float64)."""
+    dot = sum(float(a) * float(b) for a, b in zip(qe, ke))
+    nq = sum(float(a) ** 2 for a in qh)
+    nk = sum(float(a) ** 2 for a in kh)
+    diff = sum((float(a) - float(b)) ** 2 for a, b in zip(qh, kh))
+    d_h = math.acosh(1 + 2 * c_h * diff / ((1 - c_h * nq) * (1 - c_h * nk))) / math.sqrt(c_h) if len(qh) else 0.0
+    if len(qs):
+        a = np.array(qs, float) / np.linalg.norm(qs)
+        b = np.array(ks, float) / np.linalg.norm(ks)
+        d_s = math.acos(max(-1.0, min(1.0, float(a @ b)))) / math.sqrt(c_s)
+    else:
+        d_s = 0.0
+    return (w[0] * s_e * dot - w[1] * d_h - w[2] * d_s) / t
+
+
+@pytest.mark.parametrize("dims", [(3, 2, 4), (0, 3, 0), (4, 0, 0), (0, 0, 3), (2, 5, 1)])
+def test_fused_logits_match_definition(dims, backend):
+    rng = np.random.default_rng(sum(dims))
+    e, h, s = dims
+    c_h, c_s, w, s_e, t = 0.7, 2.5, (0.5, 0.3, 0.2), 0.4, 1.3
+    B, lq, lk = 2, 5, 4
+    qe, ke = rng.standard_normal((B, lq, e)), rng.standard_normal((B, lk, e))
+    qh, kh = ball(rng, (B, lq, h), c_h), ball(rng, (B, lk, h), c_h)
+    qs, ks = rng.standard_normal((B, lq, s)), rng.standard_normal((B, lk, s))
+    out = kc.fused_logits(qe, ke, qh, kh, qs, ks, c_h=c_h, c_s=c_s, weights=w, scale_e=s_e, temperature=t,
+                          backend=backend)
+    assert out.shape == (B, lq, lk) and out.dtype == np.float64
+    for b in range(B):
+        for i in range(lq):
+            for j in range(lk):
+                ref = definition_logit(qe[b, i], ke[b, j], qh[b, i], kh[b, j], qs[b, i], ks[b, j], c_h, c_s, w, s_e, t)
+                assert out[b, i, j] == pytest.approx(ref, abs=1e-9)
+
+
+def test_fused_logits_distances_vanish_on_equal_points(backend):
+    rng = np.random.default_rng(1)
+    x = ball(rng, (1, 6, 4), 1.0)
+    s = rng.standard_normal((1, 6, 3))
+    empty = x[..., :0]
+    out = kc.fused_logits(empty, empty, x, x, s, s, weights=(0, 1, 1), backend=backend)
+    np.testing.assert_allclose(np.diagonal(out, axis1=1, axis2=2), 0.0, atol=1e-7)
+    assert (out <= 1e-7).all()
+    # antipodal spherical points are at distance π/√c_s
+    anti = kc.fused_logits(empty, empty, empty[:, :1], empty[:, :1], s[:, :1], -s[:, :1], c_s=4.0,
+                           weights=(0, 0, 1), backend=backend)
+    assert anti[0, 0, 0] == pytest.approx(-math.pi / 2, abs=1e-6)
+
+
+cases = st.fixed_dictionaries({
+    "seed": st.integers(0, 2**31 - 1),
+    "B": st.integers(1, 3), "lq": st.integers(1, 70), "lk": st.integers(1, 70),
+    "e": st.integers(0, 9), "h": st.integers(0, 6), "s": st.integers(0, 5),
+    "dtype": st.sampled_from([np.float32, np.float64]),
+    "c_h": st.sampled_from([0.1, 1.0, 3.0]), "c_s": st.sampled_from([0.5, 1.0, 2.0]),
+    "weights": st.sampled_from([(1.0, 1.0, 1.0), (0.5, 0.35, 0.15), (1.0, 0.0, 0.0), (0.0, 2.0, 0.5)]),
+    "adversarial": st.booleans(),
+})
+
+
+@SETTINGS
+@given(case=cases)
+def test_fused_logits_numba_equals_numpy(case):
+    """Random and adversarial inputs: large Euclidean logits, H points on the projection margin,
+    repeated (zero-distance) points, zero and antipodal spherical vectors."""
+    rng = np.random.default_rng(case["seed"])
+    dt, B, lq, lk = case["dtype"], case["B"], case["lq"], case["lk"]
+    e, h, s, c_h = case["e"], case["h"], case["s"], case["c_h"]
+    amp = 30.0 if case["adversarial"] else 1.0
+    qe, ke = amp * rng.standard_normal((B, lq, e)), amp * rng.standard_normal((B, lk, e))
+    radius = 1 - (1e-5 if dt == np.float32 else 1e-12) if case["adversarial"] else 0.9
+    qh, kh = ball(rng, (B, lq, h), c_h, radius), ball(rng, (B, lk, h), c_h, radius)
+    qs, ks = rng.standard_normal((B, lq, s)), rng.standard_normal((B, lk, s))
+    if case["adversarial"]:
+        n = min(lq, lk)
+        kh[:, :n] = qh[:, :n]
+        ks[:, :n] = -qs[:, :n]
+        qs[:, ::3] = 0.0
+    args = [a.astype(dt) for a in (qe, ke, qh, kh, qs, ks)]
+    kw = dict(c_h=c_h, c_s=case["c_s"], weights=case["weights"], scale_e=0.5, temperature=0.8)
+    ref = kc.fused_logits(*args, backend="numpy", **kw)
+    fast = kc.fused_logits(*args, backend="numba", **kw)
+    assert fast.dtype == ref.dtype == dt and np.isfinite(fast).all()
+    eps = float(np.finfo(dt).eps)
+    # rounding of the dot products (sum of |q||k|) and of the distances (relative, plus the
+    # conditioning of arcosh near the margin: d ~ ln(1/margin), error ~ eps/margin relative to 1)
+    bound = 0.5 * np.einsum("bie,bje->bij", np.abs(args[0]).astype(float), np.abs(args[1]).astype(float))
+    dist_slack = 16 * eps * 30.0 * (1e3 if case["adversarial"] else 1.0)
+    tol = 8 * eps * (bound + np.abs(ref).astype(float)) + dist_slack + (1e-5 if dt == np.float32 else 1e-12)
+    assert (np.abs(fast.astype(float) - ref.astype(float)) <= tol).all()
+
+
+def test_fused_logits_cupy_backend_is_refused():
+    x = np.zeros((1, 2, 2))
+    with pytest.raises(kernels.BackendError):
+        kc.fused_logits(x, x, x, x, x, x, backend="cupy")
+
+
+# --- hyperboloid distances ------------------------------------------------------------------------
+
+def hyperboloid_point(u, c):
+    """exp_0 of the tangent vector u at curvature −c, written out (time coordinate first)."""
+    n = float(np.linalg.norm(u))
+    if n == 0:
+        return np.concatenate([[1 / math.sqrt(c)], np.zeros(len(u))])
+    a = math.sqrt(c) * n
+    return np.concatenate([[math.cosh(a) / math.sqrt(c)], math.sinh(a) / (math.sqrt(c) * n) * np.asarray(u)])
+
+
+def lorentz_dist(x, y, c):
+    inner = -x[0] * y[0] + float(np.dot(x[1:], y[1:]))
+    return math.acosh(max(1.0, -c * inner)) / math.sqrt(c)
+
+
+@pytest.mark.parametrize("c", [0.1, 1.0, 2.0])
+def test_lorentz_distance_matches_hyperboloid_definition(c, backend):
+    rng = np.random.default_rng(7)
+    u, w = rng.standard_normal((2, 5, 4)), rng.standard_normal((2, 6, 4))
+    w[0, 0] = 0.0  # the origin
+    out = kc.lorentz_distance(u, w, c=c, backend=backend)
+    for b in range(2):
+        for i in range(5):
+            for j in range(6):
+                ref = lorentz_dist(hyperboloid_point(u[b, i], c), hyperboloid_point(w[b, j], c), c)
+                assert out[b, i, j] == pytest.approx(ref, rel=1e-8, abs=1e-8)
+    # distance to the origin is the tangent norm
+    np.testing.assert_allclose(out[0, :, 0], np.linalg.norm(u[0], axis=-1), rtol=1e-12)
+
+
+@pytest.mark.parametrize("scale", [1.0, 100.0, 1e4])
+def test_lorentz_distance_far_points_numba_equals_numpy(scale):
+    """Far points (cosh would overflow): finite, symmetric, equal across backends, d(u,u) = 0."""
+    rng = np.random.default_rng(3)
+    u = scale * rng.standard_normal((2, 9, 5))
+    ref = kc.lorentz_distance(u, u, c=0.5, backend="numpy")
+    fast = kc.lorentz_distance(u, u, c=0.5, backend="numba")
+    assert np.isfinite(ref).all()
+    np.testing.assert_allclose(fast, ref, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(ref, np.swapaxes(ref, 1, 2), rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(np.diagonal(ref, axis1=1, axis2=2), 0.0, atol=1e-6 * scale)
+    # triangle inequality on a few triples
+    for i, j, k in [(0, 1, 2), (3, 4, 5), (6, 7, 8)]:
+        assert ref[0, i, k] <= ref[0, i, j] + ref[0, j, k] + 1e-9 * scale
+
+
+def test_busemann_matches_definition():
+    rng = np.random.default_rng(5)
+    u = rng.standard_normal((4, 3))
+    for c in (0.3, 1.0, 2.0):
+        out = kc.busemann(u, c=c)
+        for i in range(4):
+            x = hyperboloid_point(u[i], c)
+            assert out[i] == pytest.approx(math.log(x[0] - x[1]), abs=1e-12)
+    # far points stay finite (log domain)
+    assert np.isfinite(kc.busemann(1e4 * u, c=1.0)).all()

@@ -1,0 +1,101 @@
+"""Hyperbolic attention on the Poincaré ball (Ganea et al. 2018; Gulcehre et al. 2019)."""
+from __future__ import annotations
+
+import numpy as np
+import param
+
+from kernels.hyperbolic import AGGREGATIONS as _CLOSED_FORM
+from kernels.hyperbolic import hyperbolic_attention, hyperbolic_weights
+from workbench.geometry import poincare as _P
+from workbench.mechanisms.base import Mechanism
+from workbench.registry import register
+
+#: Elements of a (queries × keys × dv) float64 work array per chunk of the Fréchet mean.
+_FRECHET_CHUNK = 1 << 21
+
+
+@register("hyperbolic")
+class Hyperbolic(Mechanism):
+    """Attention on the Poincaré ball: weights from geodesic distances, values averaged in the ball.
+
+    ``W_ij = softmax_j(−d_c(q_i, k_j)/T)`` over allowed keys, with
+    ``d_c(x, y) = (1/√c)·arcosh(1 + 2c‖x − y‖²/((1 − c‖x‖²)(1 − c‖y‖²)))``; ``q, k, v`` are first
+    projected into the ball ``‖x‖ ≤ (1 − eps)/√c`` (eps 1e-5, float32 and float64 alike).
+    ``out_i`` = the weighted mean of the projected values: ``"einstein"`` the Einstein midpoint
+    (closed form through the Klein model, default, fused Numba kernel), ``"frechet"`` the Fréchet
+    (Karcher) mean ``argmin_m Σ_j W_ij d_c(m, v_j)²``, ``"tangent"`` ``exp_0(Σ_j W_ij log_0 v_j)``,
+    ``"mobius"`` the Möbius sum ``⊕_j (W_ij ⊗ v_j)`` (the research note's formula, order-dependent,
+    for comparison). The output lies in the ball; a row with no allowed key gives the origin.
+    Shapes ``(..., Lq, d), (..., Lk, d), (..., Lk, dv) → (..., Lq, dv)``.
+    Do better than upstream (MECHANISMS §2.9, §5.7, §5.26): the standard exp/log pair
+    (``exp_p∘log_p = id``), the Karcher iteration with step 1 (halved where it would not descend)
+    instead of a fixed step 0.1, a float32-safe boundary margin, and weights that project too.
+    Papers: Ganea, Bécigneul & Hofmann, *Hyperbolic Neural Networks*, 2018; Gulcehre et al.,
+    *Hyperbolic Attention Networks*, 2019.
+    """
+
+    family = "geometric"
+    theory = "hyperbolic geometry"
+    formula = "W = softmax(−d_c(Q, K)/T);  out_i = midpoint_c({v_j}, W_i·)"
+    time_complexity = "O(Lq·Lk·(d+dv)) (frechet: × iterations)"
+    memory_complexity = "O(Lq·dv + threads·block²) (einstein/tangent, Numba); O(Lq·Lk) otherwise"
+    needs_graph = False
+    backends = {
+        "numpy": None,
+        "numba": None,
+        "cupy": "no CuPy kernel yet: the GPU kernels arrive with their own issue",
+    }
+
+    c = param.Number(default=1.0, bounds=(0, None), inclusive_bounds=(False, True),
+                     doc="Curvature magnitude c > 0: the ball of radius 1/sqrt(c), curvature -c.")
+    temperature = param.Number(default=1.0, bounds=(0, None), inclusive_bounds=(False, True),
+                               doc="Softmax temperature T in softmax(-d_c(q, k)/T); T -> 0 picks the nearest key.")
+    aggregation = param.Selector(
+        default="einstein", objects=["einstein", "frechet", "tangent", "mobius"],
+        doc="How values are averaged in the ball: 'einstein' midpoint (closed form, fast), 'frechet' "
+            "(Karcher) mean, 'tangent' mean at the origin, or the 'mobius' weighted sum.")
+    tol = param.Number(default=None, allow_None=True, bounds=(0, None),
+                       doc="Fréchet mean: stop when the Riemannian gradient norm is below tol "
+                           "(None: 1e-6/sqrt(c) in float32, 1e-11/sqrt(c) in float64).")
+    max_iter = param.Integer(default=100, bounds=(0, None),
+                             doc="Fréchet mean: at most this many Karcher iterations per query.")
+
+    def _kw(self, b):
+        return dict(mask=b.mask, c=self.c, temperature=self.temperature, backend=self.backend)
+
+    def _weights(self, b):
+        return hyperbolic_weights(b.q, b.k, **self._kw(b))
+
+    def _forward(self, b):
+        if self.aggregation in _CLOSED_FORM:
+            return hyperbolic_attention(b.q, b.k, b.v, aggregation=self.aggregation, **self._kw(b))
+        w = self._weights(b)
+        v = _P.project(b.v, c=self.c)
+        if self.aggregation == "frechet":
+            return self._frechet(w, v)
+        return self._mobius(w, v)
+
+    def _frechet(self, w, v):
+        B, lq, lk = w.shape
+        out = np.empty((B, lq, v.shape[-1]), v.dtype)
+        step = max(1, _FRECHET_CHUNK // max(1, lk * v.shape[-1]))
+        for bi in range(B):
+            for i0 in range(0, lq, step):
+                i1 = min(lq, i0 + step)
+                out[bi, i0:i1] = _P.frechet_mean(v[bi], w[bi, i0:i1], c=self.c, tol=self.tol,
+                                                 max_iter=self.max_iter)
+        return out
+
+    def _mobius(self, w, v):
+        c = np.dtype(v.dtype).type(self.c)
+        e = _P.eps(v.dtype)
+        acc = np.zeros(w.shape[:2] + (v.shape[-1],), v.dtype)
+        vt = v[:, None]  # (B, 1, Lk, dv)
+        sc = np.sqrt(c)
+        vn = np.maximum(_P._norm(vt), _P.MIN_NORM)  # (B, 1, Lk, 1)
+        at = _P._artanh(sc * vn, e)
+        for j in range(w.shape[2]):
+            wj = w[:, :, j, None]  # (B, Lq, 1)
+            term = np.tanh(wj * at[:, :, j]) * (vt[:, :, j] / (sc * vn[:, :, j]))  # w_ij ⊗ v_j
+            acc = _P._mobius_add(acc, _P._project(term, c, e), c, e)
+        return acc
