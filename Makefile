@@ -42,6 +42,7 @@ serve: $(VENV)/.stamp-app
 
 bench: $(VENV)/.stamp-bench
 	$(BIN)/python -m benchmarks.core --write benchmarks/RESULTS.md
+	$(BIN)/python -m benchmarks.graph --append benchmarks/RESULTS.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

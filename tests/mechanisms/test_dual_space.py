@@ -10,7 +10,7 @@ import workbench
 from workbench.errors import ConfigurationError, ShapeError
 from workbench.graph import Graph
 
-BACKENDS = ("numpy", "numba")
+BACKENDS = ("numpy",)  # no Numba kernel yet (the registry says so; test_errors checks the refusal)
 DTYPES = (np.float32, np.float64)
 W_TOL = {np.float32: 1e-5, np.float64: 1e-10}
 SEEDS = (0, 1, 2)
@@ -179,10 +179,9 @@ def test_masks_give_exact_zeros(backend, dtype):
         assert (mech(q, k, v, mask=allmasked) == 0).all()
 
 
-def test_float32_agrees_with_float64_and_backends_agree():
+def test_float32_agrees_with_float64():
     q, k, v, m = problem(9, np.float64)
     ref = workbench.make("dual_space", backend="numpy")(q, k, v, mask=m)
-    np.testing.assert_allclose(workbench.make("dual_space", backend="numba")(q, k, v, mask=m), ref, rtol=0, atol=1e-12)
     f32 = workbench.make("dual_space")(q.astype(np.float32), k.astype(np.float32), v.astype(np.float32), mask=m)
     np.testing.assert_allclose(f32, ref, rtol=0, atol=1e-5)
 

@@ -41,11 +41,21 @@ def inputs(dtype=np.float32, b=B, lq=L, lk=L, d=D, dv=DV, seed=0):
             rng.standard_normal((b, lk, dv)).astype(dtype))
 
 
-@pytest.fixture(params=[(n, be) for n in workbench.list_mechanisms() for be in BACKENDS],
+@pytest.fixture(params=[(n, be) for n in workbench.list_mechanisms() for be in BACKENDS
+                        if workbench.registry[n].backends.get(be) is None],
                 ids=lambda p: f"{p[0]}-{p[1]}")
 def mech(request):
     name, backend = request.param
     return build(name, backend)
+
+
+@pytest.mark.parametrize("name,backend", [(n, be) for n in workbench.list_mechanisms() for be in BACKENDS
+                                          if workbench.registry[n].backends.get(be) is not None])
+def test_unsupported_backend_says_why(name, backend):
+    q, k, v = inputs()
+    with pytest.raises(ConfigurationError, match="backend") as excinfo:
+        build(name, backend)(q, k, v)
+    assert workbench.registry[name].backends[backend] in str(excinfo.value)
 
 
 def test_every_mechanism_is_covered():

@@ -136,11 +136,15 @@ def _one_minus(c, x2, e):
     return np.maximum(1 - c * x2, e)
 
 
-def _mobius_add(x, y, c, e):
+def _mobius_add_raw(x, y, c):
     x2, y2, xy = _sqnorm(x), _sqnorm(y), _dot(x, y)
     num = (1 + 2 * c * xy + c * y2) * x + (1 - c * x2) * y
     den = 1 + 2 * c * xy + c * c * x2 * y2
-    return _project(num / np.maximum(den, MIN_NORM), c, e)
+    return num / np.maximum(den, MIN_NORM)
+
+
+def _mobius_add(x, y, c, e):
+    return _project(_mobius_add_raw(x, y, c), c, e)
 
 
 def _expmap0(v, c, e):
@@ -164,11 +168,14 @@ def _expmap(v, p, c, e):
 
 
 def _logmap(y, p, c, e):
-    sc = np.sqrt(c)
-    w = _mobius_add(-p, y, c, e)
+    """``(d_c(p, y)/λ_p)·w/‖w‖``, ``w = (−p) ⊕ y``: the same as ``(2/(√c λ_p)) artanh(√c‖w‖) w/‖w‖``,
+    but with the length from the accurate distance formula and ``w`` not projected (``(−p) ⊕ y``
+    may lie farther from the origin than the ball's margin allows, e.g. for two boundary points
+    on opposite sides; clipping it would make ``log`` inconsistent with ``distance``)."""
+    w = _mobius_add_raw(-p, y, c)
     lam = 2 / _one_minus(c, _sqnorm(p), e)
     n = np.maximum(_norm(w), MIN_NORM)
-    return (2 / (sc * lam)) * _artanh(sc * n, e) * (w / n)
+    return (_distance(p, y, c, e) / lam) * (w / n)
 
 
 def _distance(x, y, c, e):

@@ -14,7 +14,8 @@ from workbench.mechanisms import params as P
 from workbench.mechanisms.base import _NO_GPU, Mechanism
 from workbench.registry import register
 
-SUPPORT = {"numpy": None, "numba": None, "cupy": _NO_GPU}
+SUPPORT = {"numpy": None, "numba": "no Numba kernel yet: the logits are computed by the NumPy reference (float64)",
+           "cupy": _NO_GPU}
 
 #: Relative margin of the projection into the ball, ``√c‖x‖ ≤ 1 − PROJECTION_EPS`` (upstream's
 #: 1e-5, float32-safe; the same for every dtype so that float32 and float64 agree).
