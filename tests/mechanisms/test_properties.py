@@ -102,7 +102,7 @@ CONFIGS = [
     Config("edge_featured", {"num_heads": 1, "variant": "gatv1", "concat": False}, permutation_invariant=True),
     Config("graph_rope", {"position_source": "index"}),
     Config("hyperbolic", permutation_invariant=True),
-    Config("hyperbolic", {"c": 0.5, "temperature": 0.3, "aggregation": "tangent"}, permutation_invariant=True),
+    Config("hyperbolic", {"c": 0.5, "aggregation": "tangent"}, permutation_invariant=True),
 ]
 #: Mechanisms that cannot run without a graph carrying HNSW layers; their own test files cover them.
 GRAPH_ONLY = {"hnsw_local_global"}
