@@ -375,22 +375,32 @@ def _verdict(value: float | None, ok: bool) -> str:
 TARGET_SHAPES = [(1, 1, 4096, 64), (32, 12, 512, 64)]
 
 
+def _mech_case(name: str, shape) -> Case:
+    return Case("mech", shape, name, "numba", dict(MECH_PARAMS.get(name, {})))
+
+
 def paired_ratios(rounds: int) -> dict:
-    """Flash vs torch at the target shapes, measured in ``rounds`` interleaved pairs.
+    """Target ratios measured in ``rounds`` interleaved pairs of fresh processes.
 
     The machine's speed drifts by ±20 % over minutes; alternating the two processes and taking
-    the median of the per-pair ratios cancels most of that drift.
+    the median of the per-pair ratios cancels most of that drift. Keys: ``("flash", shape)`` →
+    torch time / flash time; ``("hyperbolic", shape)`` → scaled_dot_product time / hyperbolic time.
     """
+    import workbench
+
+    plans = [(("flash", s), _mech_case("flash", s), Case("torch", s)) for s in TARGET_SHAPES]
+    if "hyperbolic" in workbench.list_mechanisms():
+        s = (1, 1, 4096, 64)
+        plans.append((("hyperbolic", s), _mech_case("hyperbolic", s), _mech_case("scaled_dot_product", s)))
     out = {}
-    for shape in TARGET_SHAPES:
+    for key, ours_case, peer_case in plans:
         ratios = []
         for _ in range(rounds):
-            ours = measure(Case("mech", shape, "flash", "numba", dict(MECH_PARAMS.get("flash", {}))))
-            peer = measure(Case("torch", shape))
+            ours, peer = measure(ours_case), measure(peer_case)
             if ours.get("ok") and peer.get("ok"):
                 ratios.append(peer["median_s"] / ours["median_s"])
         if ratios:
-            out[shape] = sorted(ratios)
+            out[key] = sorted(ratios)
     return out
 
 
@@ -399,8 +409,8 @@ def summary(cases: list[Case], imp: float | None, pairs: dict | None = None) -> 
     for shape in TARGET_SHAPES:
         r, tt = _find(cases, "flash", shape), _torch_time(cases, shape)
         x = tt / r["median_s"] if r and tt else None
-        if pairs and shape in pairs:
-            rs = pairs[shape]
+        if pairs and ("flash", shape) in pairs:
+            rs = pairs[("flash", shape)]
             x = statistics.median(rs)
             lines.append(f"flash {_shape(shape)} ratio to torch: {x:.2f}, median of {len(rs)} interleaved pairs "
                          f"(range {rs[0]:.2f}–{rs[-1]:.2f}) (target ≥ 1.0)" + _verdict(x, x >= 1.0))
@@ -416,7 +426,13 @@ def summary(cases: list[Case], imp: float | None, pairs: dict | None = None) -> 
     lines.append(f"linear time(65536)/time(16384): {DASH if x is None else f'{x:.2f}'} (target ≤ 4.4)"
                  + _verdict(x, x is not None and x <= 4.4))
     a, b = _find(cases, "hyperbolic", (1, 1, 4096, 64)), _find(cases, "scaled_dot_product", (1, 1, 4096, 64))
-    if a is not None or b is not None:
+    hyp_pairs = (pairs or {}).get(("hyperbolic", (1, 1, 4096, 64)))
+    if hyp_pairs:
+        x = statistics.median(hyp_pairs)
+        lines.append(f"hyperbolic (Einstein midpoint) throughput / scaled_dot_product at (1,1,4096,64): {x:.2f}, "
+                     f"median of {len(hyp_pairs)} interleaved pairs (range {hyp_pairs[0]:.2f}–{hyp_pairs[-1]:.2f}) "
+                     f"(target ≥ 0.33)" + _verdict(x, x >= 1 / 3))
+    elif a is not None or b is not None:
         x = b["median_s"] / a["median_s"] if a and b else None
         lines.append(f"hyperbolic (Einstein midpoint) throughput / scaled_dot_product at (1,1,4096,64): "
                      f"{DASH if x is None else f'{x:.2f}'} (target ≥ 0.33)" + _verdict(x, x is not None and x >= 1 / 3))
@@ -506,6 +522,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-first-call", action="store_true", help="skip the cold/warm Numba first-call measurement")
     ap.add_argument("--pairs", type=int, default=5, metavar="N",
                     help="interleaved flash/torch pairs per target shape for the summary ratios (default 5; 0 = off)")
+    ap.add_argument("--targets-only", action="store_true",
+                    help="only the interleaved target pairs; with --append PATH, add them to a Markdown file")
+    ap.add_argument("--append", metavar="PATH", help="with --targets-only: append the lines to PATH")
     ap.add_argument("--case", help=argparse.SUPPRESS)
     ap.add_argument("--first-calls", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -519,6 +538,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.first_calls:
         print(json.dumps(first_calls()), flush=True)
+        return 0
+
+    if args.targets_only:
+        load_start = loadavg()
+        pairs = paired_ratios(max(1, args.pairs))
+        lines = [ln for ln in summary([], None, pairs) if "interleaved" in ln]
+        lines.append(f"load average (1, 5, 15 min) at start {load_start}, at end {loadavg()}")
+        print("\n".join(lines))
+        if args.append:
+            with open(args.append, "a") as fh:
+                fh.write("\n## Target ratios in interleaved pairs (`python -m benchmarks.core --targets-only`)\n\n")
+                fh.write(f"Run on {_dt.datetime.now().isoformat(timespec='minutes')}.\n\n")
+                fh.writelines(f"- {ln}\n" for ln in lines)
         return 0
 
     t_start = time.perf_counter()
@@ -545,7 +577,7 @@ def main(argv: list[str] | None = None) -> int:
     imp = import_time()
     fc = None if (args.quick or args.no_first_call) else numba_first_call_times()
     pairs = None
-    if have_torch and not args.quick and args.pairs > 0 and (args.only in (None, "flash")):
+    if have_torch and not args.quick and args.pairs > 0 and args.only is None:
         print(f"interleaved flash/torch pairs ({args.pairs} per target shape) ...", file=sys.stderr, flush=True)
         pairs = paired_ratios(args.pairs)
     table = rows(cases)
