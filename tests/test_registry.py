@@ -102,3 +102,13 @@ def test_cli_list_and_info(capsys):
     assert "num_features" in capsys.readouterr().out
     assert main(["info", "nope"]) == 2
     assert "no mechanism 'nope'" in capsys.readouterr().err
+
+
+def test_a_graph_given_to_a_mechanism_that_ignores_graphs_is_refused():
+    x = np.zeros((3, 4), dtype=np.float32)
+    with pytest.raises(ConfigurationError, match="graph"):
+        workbench.make("scaled_dot_product")(x, x, x, graph=object())
+    with pytest.raises(ConfigurationError, match="graph"):
+        workbench.make("flash").weights(x, x, graph=object())
+    with pytest.raises(ConfigurationError, match="graph"):
+        workbench.make("flash")(x, x, x, graph=object(), return_lse=True)

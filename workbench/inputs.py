@@ -23,6 +23,7 @@ class Batch:
     mask: np.ndarray | None  # (Bm, Lq, Lk) with Bm in {1, B}, or None
     batch_shape: tuple
     single_query: bool
+    graph: object | None = None  # the call's ``graph=`` for mechanisms that accept one
 
     @property
     def dim(self) -> int:
@@ -80,7 +81,7 @@ def _check_rank(name: str, a: np.ndarray, minimum: int, what: str) -> None:
         raise ShapeError(f"{name}: expected shape {what} (at least {minimum}-D), got shape {a.shape}")
 
 
-def prepare(q, k, v=None, mask=None, *, need_v: bool = True) -> Batch:
+def prepare(q, k, v=None, mask=None, *, need_v: bool = True, graph=None) -> Batch:
     """Validate and flatten; raise :class:`ShapeError` / :class:`NumericalError` naming the input."""
     q, k = _as_float("q", q), _as_float("k", k)
     single = q.ndim == 1
@@ -124,7 +125,7 @@ def prepare(q, k, v=None, mask=None, *, need_v: bool = True) -> Batch:
 
     qf, kf = flat(q), flat(k)
     vf = flat(v) if v is not None else None
-    return Batch(qf, kf, vf, _prepare_mask(mask, batch_shape, B, lq, lk, single), batch_shape, single)
+    return Batch(qf, kf, vf, _prepare_mask(mask, batch_shape, B, lq, lk, single), batch_shape, single, graph)
 
 
 def _prepare_mask(mask, batch_shape, B, lq, lk, single):

@@ -26,6 +26,8 @@ class Mechanism(param.Parameterized):
     time_complexity: str = ""
     memory_complexity: str = ""
     needs_graph: bool = False
+    #: True for mechanisms that read ``graph=`` (from ``Batch.graph``); others refuse one.
+    accepts_graph: bool = False
     backends: dict = {"numpy": None, "numba": None, "cupy": _NO_GPU}
     registry_name: str = ""
 
@@ -46,16 +48,18 @@ class Mechanism(param.Parameterized):
             raise ConfigurationError(f"{type(self).__name__}: {exc}") from None
 
     # -- public API -------------------------------------------------------------------------
-    def __call__(self, q, k, v, *, mask=None):
+    def __call__(self, q, k, v, *, mask=None, graph=None):
         """Attend: ``q (..., Lq, d), k (..., Lk, d), v (..., Lk, dv) → (..., Lq, dv)``."""
-        batch = prepare(q, k, v, mask)
+        self._check_graph_arg(graph)
+        batch = prepare(q, k, v, mask, graph=graph)
         self._check(batch)
         out = self._run(self._forward, batch)
         return batch.restore(self._finite(out, "output"))
 
-    def weights(self, q, k, *, mask=None):
+    def weights(self, q, k, *, mask=None, graph=None):
         """Attention weights ``(..., Lq, Lk)``; rows sum to 1 over allowed keys (0 if none)."""
-        batch = prepare(q, k, None, mask, need_v=False)
+        self._check_graph_arg(graph)
+        batch = prepare(q, k, None, mask, need_v=False, graph=graph)
         self._check(batch)
         w = self._run(self._weights, batch)
         return batch.restore(self._finite(w, "weights"))
@@ -83,6 +87,18 @@ class Mechanism(param.Parameterized):
         return 1.0 / np.sqrt(d) if s is None else float(s)
 
     # -- helpers -------------------------------------------------------------------------------
+    def _check_graph_arg(self, graph) -> None:
+        if graph is not None and not self.accepts_graph:
+            raise ConfigurationError(
+                f"graph: {type(self).__name__} does not use a graph (got {type(graph).__name__}); "
+                f"graph mechanisms: {', '.join(self._graph_mechanisms())}")
+
+    @staticmethod
+    def _graph_mechanisms() -> list:
+        from workbench.registry import registry
+
+        return [n for n, info in registry.items() if getattr(info.cls, "accepts_graph", False)]
+
     def _run(self, fn, batch):
         try:
             return fn(batch)

@@ -48,6 +48,7 @@ class DualSpace(Mechanism):
     time_complexity = "O(Lq·Lk·d + (Lq+Lk)·d²)"
     memory_complexity = "O(Lq·Lk)"
     needs_graph = False
+    accepts_graph = True  # fusion='graph_latent_cross' reads graph=
     backends = dict(SUPPORT)
 
     euclidean_weight = param.Number(default=0.5, bounds=(0, None),
@@ -75,7 +76,6 @@ class DualSpace(Mechanism):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._graph = None
         self._check_fusion_weights()
 
     def _check_fusion_weights(self):
@@ -83,23 +83,6 @@ class DualSpace(Mechanism):
         if any(w < 0 for w in fw) or sum(fw) <= 0:
             raise ConfigurationError(
                 f"fusion_weights: expected three non-negative numbers with a positive sum, got {fw}")
-
-    # -- public API with an optional graph ------------------------------------------------------
-    def __call__(self, q, k, v, *, mask=None, graph=None):
-        """As every mechanism; ``graph`` (``edge_index (2, E)`` source→destination, or an object
-        with ``edge_index`` and ``num_nodes``) is used by ``fusion='graph_latent_cross'``."""
-        self._graph = graph
-        try:
-            return super().__call__(q, k, v, mask=mask)
-        finally:
-            self._graph = None
-
-    def weights(self, q, k, *, mask=None, graph=None):
-        self._graph = graph
-        try:
-            return super().weights(q, k, mask=mask)
-        finally:
-            self._graph = None
 
     def space_contributions(self, q, k):
         """Unweighted ``(⟨W_E q, W_E k⟩/√d, d_c(π q, π k))``, each ``(..., Lq, Lk)`` float64."""
@@ -163,7 +146,7 @@ class DualSpace(Mechanism):
         return euc
 
     def _adjacency(self, b) -> np.ndarray:
-        g = self._graph
+        g = b.graph
         if g is None:
             raise ConfigurationError(
                 "graph: fusion='graph_latent_cross' needs graph= (edge_index (2, E) or a Graph), got None")

@@ -38,10 +38,11 @@ class Flash(Mechanism):
         return dict(mask=b.mask, scale=self._scale(b.dim), causal=self.causal, causal_offset=self.causal_offset,
                     block_size=self.block_size, query_block_size=self.query_block_size, backend=self.backend)
 
-    def __call__(self, q, k, v, *, mask=None, return_lse: bool = False):
+    def __call__(self, q, k, v, *, mask=None, graph=None, return_lse: bool = False):
         """As every mechanism; with ``return_lse=True`` returns ``(out, lse (..., Lq))``."""
         if not return_lse:
-            return super().__call__(q, k, v, mask=mask)
+            return super().__call__(q, k, v, mask=mask, graph=graph)
+        self._check_graph_arg(graph)
         b = prepare(q, k, v, mask)
         out, lse = self._run(lambda b: kernels.flash_attention(b.q, b.k, b.v, **self._kernel_args(b)), b)
         return b.restore(self._finite(out, "output")), b.restore(lse, trailing=1)

@@ -59,6 +59,7 @@ class GraphMechanism(Mechanism):
     """
 
     needs_graph = True
+    accepts_graph = True
 
     # -- public API ----------------------------------------------------------------------------
     def __call__(self, q, k, v, *, mask=None, graph: Graph | None = None):

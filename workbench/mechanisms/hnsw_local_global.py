@@ -42,6 +42,7 @@ class HNSWLocalGlobal(Mechanism):
     time_complexity = "O(E·d + N·H·d), E layer-0 edges, H hubs"
     memory_complexity = "O(E + N·H) (weights() is dense O(N²), for inspection)"
     needs_graph = True
+    accepts_graph = True
     backends = dict(SUPPORT)
 
     gate = param.ClassSelector(
@@ -56,7 +57,6 @@ class HNSWLocalGlobal(Mechanism):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._graph = None
         self._check_gate()
 
     def _check_gate(self):
@@ -67,23 +67,6 @@ class HNSWLocalGlobal(Mechanism):
             return
         if isinstance(g, bool) or not isinstance(g, numbers.Real) or not (0.0 <= float(g) <= 1.0):
             raise ConfigurationError(f"gate: expected a number in [0, 1] or 'learned', got {g!r}")
-
-    # -- public API ------------------------------------------------------------------------------
-    def __call__(self, q, k, v, *, mask=None, graph=None):
-        """As every mechanism, with ``graph`` (a :class:`workbench.graph.Graph` with ``layer``)."""
-        self._graph = graph
-        try:
-            return super().__call__(q, k, v, mask=mask)
-        finally:
-            self._graph = None
-
-    def weights(self, q, k, *, mask=None, graph=None):
-        """Dense ``(1 − g)·A_L + g·A_G``, ``(..., N, N)``."""
-        self._graph = graph
-        try:
-            return super().weights(q, k, mask=mask)
-        finally:
-            self._graph = None
 
     def gate_vector(self, d: int) -> np.ndarray:
         """The seeded ``w (d,)`` of the learned gate."""
@@ -101,7 +84,7 @@ class HNSWLocalGlobal(Mechanism):
         except kernels.BackendError as exc:
             raise ConfigurationError(f"backend: {exc}") from None
         self._check_gate()
-        g = self._graph
+        g = b.graph
         if g is None:
             raise ConfigurationError(
                 "graph: hnsw_local_global needs graph= (a workbench.graph.Graph with per-node layer, e.g. "
@@ -120,8 +103,7 @@ class HNSWLocalGlobal(Mechanism):
             return 1.0 / (1.0 + np.exp(-z))
         return np.full(q.shape[:2], float(self.gate))
 
-    def _edges(self):
-        g = self._graph
+    def _edges(self, g):
         src, dst = np.asarray(g.edge_index[0], np.int64), np.asarray(g.edge_index[1], np.int64)
         if self.add_self_loops:
             keep = src != dst
@@ -134,8 +116,8 @@ class HNSWLocalGlobal(Mechanism):
         """Local ``(out_L, edges, α_L)``, global ``(out_G, hubs, A_G)`` and the effective gate."""
         B, n = b.q.shape[0], b.q.shape[1]
         s = self._scale(b.dim)
-        src, dst = self._edges()
-        hubs = np.flatnonzero(np.asarray(self._graph.layer) >= self.global_layer)
+        src, dst = self._edges(b.graph)
+        hubs = np.flatnonzero(np.asarray(b.graph.layer) >= self.global_layer)
         full = None if b.mask is None else np.broadcast_to(b.mask, (b.mask.shape[0], n, n))
         dv = b.v.shape[-1] if with_values else 1
         out_l = np.zeros((B, n, dv), b.q.dtype)
