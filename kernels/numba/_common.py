@@ -118,6 +118,38 @@ def _exp2_sub_accumulate_impl(src, shift, dst, scratch, total):
     return impl64
 
 
+@njit(inline="always", fastmath=FASTMATH)
+def online_softmax_block(st, pt, m, m_new, alpha, ell, scratch):
+    """One key block of the online softmax, scores transposed (``st (nk, nq)``, base 2).
+
+    ``m' = max(m, max_c st[c])``, ``α = 2^(m − m')``, ``ℓ ← α·ℓ + Σ_c 2^(st[c] − m')``,
+    ``pt[c] = 2^(st[c] − m')`` (0 where masked); ``m`` and ``ℓ`` updated in place, ``α`` left
+    in ``alpha`` for the caller's rescaling of its accumulator.
+    """
+    nq = m.shape[0]
+    for r in range(nq):
+        m_new[r] = m[r]
+    for c in range(st.shape[0]):
+        row = st[c]
+        for r in range(nq):
+            m_new[r] = max(m_new[r], row[r])
+    for r in range(nq):
+        alpha[r] = np.exp2(m[r] - m_new[r])
+        ell[r] *= alpha[r]
+        m[r] = m_new[r]
+    for c in range(st.shape[0]):
+        exp2_sub_accumulate(st[c], m, pt[c], scratch, ell)
+
+
+@njit(inline="always", fastmath=FASTMATH)
+def rescale_accumulate(acc, alpha, pv):
+    """``acc[r] ← α_r·acc[r] + pv[r]``: the output update that follows :func:`online_softmax_block`."""
+    for r in range(acc.shape[0]):
+        a = alpha[r]
+        for c in range(acc.shape[1]):
+            acc[r, c] = acc[r, c] * a + pv[r, c]
+
+
 _controller: ThreadpoolController | None = None
 
 

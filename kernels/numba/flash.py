@@ -16,8 +16,9 @@ from kernels.numba._common import (
     _LOG2E,
     FASTMATH,
     MASKED,
-    exp2_sub_accumulate,
     exp_shifted,
+    online_softmax_block,
+    rescale_accumulate,
     mask_arg,
     single_threaded_blas,
 )
@@ -75,25 +76,11 @@ def _flash_forward(q, k, v, mask, has_mask, scale, causal, offset, bq, bk, need_
                 for c in range(nk):
                     for r in range(max(0, min(nq, j0 + c - offset - i0))):
                         st[c, r] = MASKED
-            for r in range(nq):
-                m_new[r] = m[r]
-            for c in range(nk):
-                row = st[c]
-                for r in range(nq):
-                    m_new[r] = max(m_new[r], row[r])
-            for r in range(nq):
-                alpha[r] = np.exp2(m[r] - m_new[r])
-                ell[r] *= alpha[r]
-                m[r] = m_new[r]
-            for c in range(nk):
-                exp2_sub_accumulate(st[c], m, pt[c], scratch, ell)
+            online_softmax_block(st, pt, m, m_new, alpha, ell, scratch)
             if not need_out:
                 continue
             np.dot(pt.T, v[b, j0:j1], pv)
-            for r in range(nq):
-                a = alpha[r]
-                for c in range(dv):
-                    acc[r, c] = acc[r, c] * a + pv[r, c]
+            rescale_accumulate(acc, alpha, pv)
         ln2 = q.dtype.type(1.0 / _LOG2E)
         for r in range(nq):
             i = i0 + r

@@ -22,10 +22,12 @@ from numba import njit, prange, types
 from numba.extending import overload
 
 from kernels.numba._common import (
+    _LOG2E,
     FASTMATH,
     MASKED,
-    exp2_sub_accumulate,
     exp_shifted,
+    online_softmax_block,
+    rescale_accumulate,
     mask_arg,
     single_threaded_blas,
 )
@@ -33,7 +35,6 @@ from kernels.numba.flash import query_block
 from kernels.reference import hyperbolic as _ref
 
 _SQRT2 = 1.4142135623730951
-_INV_LN2 = 1.4426950408889634
 
 
 def log2_row(src, dst, ibuf, fbuf):  # pragma: no cover - replaced by the overload below
@@ -65,7 +66,7 @@ def _log2_row_impl(src, dst, ibuf, fbuf):
                 p = p * f2 + np.float32(1.0 / 5.0)
                 p = p * f2 + np.float32(1.0 / 3.0)
                 p = p * f2 + np.float32(1.0)
-                dst[r] = e + np.float32(2.0 * _INV_LN2) * f * p
+                dst[r] = e + np.float32(2.0 * _LOG2E) * f * p
 
         return impl32
 
@@ -163,23 +164,9 @@ def _hyperbolic_forward(q, k, vt, qn2, qf, kn2, kf, mask, has_mask, coef, tau, b
                     for r in range(nq):
                         if not mask[mb, i0 + r, j0 + c]:
                             row[r] = masked
-            for r in range(nq):
-                m_new[r] = m[r]
-            for c in range(nk):
-                row = st[c]
-                for r in range(nq):
-                    m_new[r] = max(m_new[r], row[r])
-            for r in range(nq):
-                alpha[r] = np.exp2(m[r] - m_new[r])
-                ell[r] *= alpha[r]
-                m[r] = m_new[r]
-            for c in range(nk):
-                exp2_sub_accumulate(st[c], m, pt[c], ibuf, ell)
+            online_softmax_block(st, pt, m, m_new, alpha, ell, ibuf)
             np.dot(pt.T, vt[b, j0:j1], pv)
-            for r in range(nq):
-                a = alpha[r]
-                for c in range(dv):
-                    acc[r, c] = acc[r, c] * a + pv[r, c]
+            rescale_accumulate(acc, alpha, pv)
         for r in range(nq):
             if ell[r] > 0.0:
                 inv = one / ell[r]
@@ -195,7 +182,7 @@ def _hyperbolic_weights(q, k, qn2, qf, kn2, kf, mask, has_mask, coef, tau, bq):
     w = np.zeros((B, lq, lk), q.dtype)
     nqb = (lq + bq - 1) // bq
     per_batch_mask = mask.shape[0] > 1
-    ln2 = q.dtype.type(1.0 / _INV_LN2)
+    ln2 = q.dtype.type(1.0 / _LOG2E)
     zero = q.dtype.type(0.0)
     one = q.dtype.type(1.0)
     two = q.dtype.type(2.0)
