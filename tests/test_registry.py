@@ -112,3 +112,9 @@ def test_a_graph_given_to_a_mechanism_that_ignores_graphs_is_refused():
         workbench.make("flash").weights(x, x, graph=object())
     with pytest.raises(ConfigurationError, match="graph"):
         workbench.make("flash")(x, x, x, graph=object(), return_lse=True)
+
+
+def test_membership_is_a_plain_question():
+    assert "scaled_dot_product" in workbench.registry
+    assert "no_such_mechanism" not in workbench.registry
+    assert 3 not in workbench.registry

@@ -51,6 +51,9 @@ class Registry(Mapping):
                 f"name: no mechanism {name!r}; registered: {', '.join(self._items) or 'none'}"
             ) from None
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._items)
 

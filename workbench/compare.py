@@ -1,0 +1,828 @@
+"""The dashboard's view-model: run mechanisms side by side and turn the results into plain data.
+
+Everything here is pure Python/NumPy and returns plain values (arrays, floats, dicts, dataclasses)
+that any front end can draw; nothing imports Panel or HoloViews.
+
+* :func:`run` — one mechanism on ``(q, k, v)``: output, weights, time, backend, or the error
+  message of a bad configuration (user errors never raise);
+* :func:`diagnostics` — entropy, sparsity, top-k overlap and output distance to a reference run;
+* :func:`weights_tile` — the visible region of an attention map at screen resolution, computed
+  lazily: for softmax dot-product attention exactly normalised over *all* keys with a per-row
+  log-sum-exp, never materialising ``Lq × Lk``;
+* :func:`bench_lengths` — time and memory against sequence length, with progress and cancel;
+* :func:`report_for` — the unified report of a data set (:mod:`workbench.report`);
+* :class:`AppState` — the dashboard's state ⇄ URL query parameters, robust to garbage.
+
+Apps build a mechanism's parameter widgets from :func:`mechanism_params` (the ``param``
+objects of its class, as ``workbench.registry[name].parameters``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import statistics
+import threading
+import time
+import tracemalloc
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from workbench.data.demos import DEFAULT_DEMO
+from workbench.errors import ConfigurationError, DataError, WorkbenchError
+
+__all__ = [
+    "REFERENCE", "RunResult", "run", "diagnostics", "attended_keys", "mechanism_params", "tile_indices",
+    "tile_plan", "weights_tile", "bench_lengths", "report_for", "AppState",
+]
+
+#: The mechanism every other is compared with.
+REFERENCE = "scaled_dot_product"
+#: Largest ``rows × keys`` weight matrix :func:`run` returns and :func:`weights_tile` builds
+#: densely for mechanisms without the exact log-sum-exp path (16.8M entries, 64 MiB in float32).
+MAX_DENSE = 4096 * 4096
+
+
+def _registry():
+    import workbench.mechanisms  # noqa: F401  (registers every mechanism)
+    from workbench.registry import registry
+
+    return registry
+
+
+def mechanism_params(name: str) -> dict:
+    """The ``param`` objects of mechanism ``name`` by parameter name (``name`` excluded), for widgets.
+
+    Each carries its type, default, bounds or objects and ``doc``; the same as
+    ``workbench.registry[name].parameters``.
+    """
+    return _registry()[name].parameters
+
+
+# -- running one mechanism -----------------------------------------------------------------------------
+
+@dataclass
+class RunResult:
+    """One mechanism's run, as plain data.
+
+    ``weights (Lq, Lk)`` (None where the mechanism defines none, where ``Lq·Lk`` exceeds
+    :data:`MAX_DENSE`, or on error), ``output (Lq, dv)``, ``seconds`` of the forward call,
+    ``weights_seconds`` of the weights call, ``backend`` actually used, ``error`` (the message of
+    a :class:`~workbench.errors.WorkbenchError`, else None) and ``notes`` (what was decided, e.g.
+    the graph built). Rows follow ``query_index`` when one was given.
+    """
+
+    name: str
+    params: dict
+    weights: np.ndarray | None = None
+    output: np.ndarray | None = None
+    seconds: float = float("nan")
+    weights_seconds: float = float("nan")
+    backend: str = ""
+    error: str | None = None
+    notes: tuple = ()
+    graph: object | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _as_2d(name: str, a) -> np.ndarray:
+    arr = np.asarray(a)
+    if arr.ndim != 2:
+        raise DataError(f"{name}: expected a 2-D array (L, d), got shape {arr.shape}")
+    return arr
+
+
+def _resolve_backend(mech, info, arrays) -> str:
+    import kernels
+
+    try:
+        return kernels.resolve_backend(mech.backend, arrays, info.backends)
+    except kernels.BackendError as exc:
+        raise ConfigurationError(f"backend: {exc}") from None
+
+
+GRAPH_CHOICES = ("auto", "knn", "hnsw")
+
+
+def _auto_graph(x, graph_kind: str, graph_k: int, seed: int):
+    """A graph on the rows of ``x`` for a mechanism that needs one; ``k`` capped at ``n − 1``."""
+    from workbench.data.prepare import graph_for
+
+    k = max(1, min(int(graph_k), x.shape[0] - 1))
+    return graph_for(x, graph_kind, k, seed=seed), f"graph: {graph_kind} on the keys, k={k}"
+
+
+def _call_with_graph(fn, info, keys, graph, graph_kind: str, graph_k: int, seed: int):
+    """``fn(kw)`` with ``kw = {"graph": g}`` for a mechanism that needs a graph, else ``{}``.
+
+    Returns ``(result, graph, note, seconds)``: ``note`` is None unless a graph was built here,
+    ``seconds`` times the successful call alone (not the graph). With ``graph_kind="auto"`` the
+    graph is the exact kNN graph, or the HNSW graph when the mechanism refuses a kNN graph (one
+    that reads HNSW levels); ``"knn"`` / ``"hnsw"`` force one kind.
+    """
+    def timed(kw):
+        t0 = time.perf_counter()
+        out = fn(kw)
+        return out, time.perf_counter() - t0
+
+    if graph is not None or not info.needs_graph:
+        out, sec = timed({} if graph is None else {"graph": graph})
+        return out, graph, None, sec
+    if graph_kind not in GRAPH_CHOICES:
+        raise ConfigurationError(f"graph_kind: expected one of {GRAPH_CHOICES}, got {graph_kind!r}")
+    kinds = ("knn", "hnsw") if graph_kind == "auto" else (graph_kind,)
+    for i, kind in enumerate(kinds):
+        g, note = _auto_graph(keys, kind, graph_k, seed)
+        try:
+            out, sec = timed({"graph": g})
+            return out, g, note, sec
+        except ConfigurationError:
+            if i == len(kinds) - 1:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+_WARM: set = set()
+_WARM_LOCK = threading.Lock()
+
+
+def _warm_up(name: str, params: dict, info, mech, q, v) -> None:
+    """Once per process and (mechanism, parameters, dtype, d, dv): a call on 8 random points, so
+    that the timed call does not include Numba's compilation or cache loading. Errors are left
+    to the real call."""
+    key = (name, json.dumps(params, sort_keys=True, default=repr), q.dtype.str, q.shape[1], v.shape[1])
+    with _WARM_LOCK:
+        if key in _WARM:
+            return
+        _WARM.add(key)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, q.shape[1])).astype(q.dtype)
+    y = rng.standard_normal((8, v.shape[1])).astype(v.dtype)
+    try:
+        _call_with_graph(lambda kw: mech(x, x, y, **kw), info, x, None, "auto", 3, 0)
+    except WorkbenchError:
+        pass
+
+
+def run(name: str, params: Mapping | None, q, k, v, *, graph=None, query_index=None,
+        graph_kind: str = "auto", graph_k: int = 8, graph_seed: int = 0, want_weights: bool = True,
+        warm: bool = True) -> RunResult:
+    """Run mechanism ``name`` with ``params`` on ``q (Lq, d), k (Lk, d), v (Lk, dv)``.
+
+    Mechanisms that need a graph get :func:`workbench.data.prepare.graph_for` of the keys
+    (``graph_kind`` "auto" | "knn" | "hnsw", see :func:`_call_with_graph`; ``graph_k``; nodes are
+    keys, so they need ``Lq == Lk``) unless ``graph`` is given. ``query_index`` selects the rows
+    reported (queries keep their positions ``0..Lq−1``, which matters for causal, windowed and
+    graph mechanisms): the mechanism runs on every query when ``Lq·Lk ≤ MAX_DENSE`` (and always
+    for graph mechanisms) and on the selected queries alone otherwise (noted). Weights are
+    computed when ``want_weights`` and ``rows·Lk ≤ MAX_DENSE``. With ``warm`` the first run of a
+    configuration in this process is preceded by a tiny untimed call (Numba compiles once), so
+    ``seconds`` is the steady-state time of the forward call. A
+    :class:`~workbench.errors.WorkbenchError` (bad parameter, shape, backend…) is returned as
+    ``error``; it is never raised.
+    """
+    params = dict(params or {})
+    res = RunResult(name=name, params=params)
+    notes: list[str] = []
+    try:
+        info = _registry()[name]
+        mech = info.cls(**params)
+        q, k, v = _as_2d("q", q), _as_2d("k", k), _as_2d("v", v)
+        rows = None
+        if query_index is not None:
+            rows = np.asarray(query_index, dtype=np.int64).reshape(-1)
+            if rows.size == 0 or rows.min() < 0 or rows.max() >= q.shape[0]:
+                raise DataError(f"query_index: expected indices in [0, {q.shape[0]}), got "
+                                f"{rows.size} indices" + (f" in [{rows.min()}, {rows.max()}]" if rows.size else ""))
+            if q.shape[0] * k.shape[0] > MAX_DENSE and not info.needs_graph:
+                q = q[rows]
+                rows = None
+                notes.append("ran on the selected queries alone (positions renumbered 0..n-1)")
+        res.backend = _resolve_backend(mech, info, (q, k, v))
+        if warm:
+            _warm_up(name, params, info, mech, q, v)
+        out, graph, note, res.seconds = _call_with_graph(lambda kw: mech(q, k, v, **kw), info, k, graph, graph_kind,
+                                                         graph_k, graph_seed)
+        if note:
+            notes.append(note)
+        kw = {} if graph is None else {"graph": graph}
+        res.graph = graph
+        res.output = out if rows is None else out[rows]
+        n_rows = q.shape[0] if rows is None else rows.size
+        if want_weights and n_rows * k.shape[0] <= MAX_DENSE and q.shape[0] * k.shape[0] <= MAX_DENSE:
+            try:
+                t0 = time.perf_counter()
+                w = mech.weights(q, k, **kw)
+                res.weights_seconds = time.perf_counter() - t0
+                res.weights = w if rows is None else w[rows]
+            except ConfigurationError as exc:
+                if "not defined" not in str(exc):
+                    raise
+                notes.append("attention weights are not defined for this mechanism")
+        elif want_weights:
+            notes.append(f"weights not computed: {n_rows} × {k.shape[0]} exceeds {MAX_DENSE} entries; "
+                         "use weights_tile")
+    except WorkbenchError as exc:
+        res.error = str(exc)
+    except MemoryError:
+        res.error = f"{name}: out of memory for q {np.shape(q)}, k {np.shape(k)}; choose fewer queries or keys"
+    res.notes = tuple(notes)
+    return res
+
+
+# -- diagnostics -----------------------------------------------------------------------------------
+
+def attended_keys(weights_row, top: int = 10) -> np.ndarray:
+    """Indices of the ``top`` largest weights of one row, largest first (ties: smaller index)."""
+    w = np.asarray(weights_row, dtype=np.float64).reshape(-1)
+    top = max(0, min(int(top), w.size))
+    order = np.lexsort((np.arange(w.size), -w))
+    return order[:top]
+
+
+def _row_entropy(w: np.ndarray) -> np.ndarray:
+    w = np.asarray(w, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(w > 0, w * np.log(np.where(w > 0, w, 1.0)), 0.0)
+    return -terms.sum(axis=1)
+
+
+def _topk_sets(w: np.ndarray, k: int) -> np.ndarray:
+    return np.argpartition(-np.asarray(w, dtype=np.float64), k - 1, axis=1)[:, :k]
+
+
+def diagnostics(result: RunResult, reference: RunResult | None, *, top_k: int = 8,
+                threshold: float = 1e-3) -> dict:
+    """Plain-number diagnostics of ``result`` against ``reference`` (usually scaled dot-product).
+
+    * ``entropy`` ``(Lq,)`` per query, ``H_i = −Σ_j w_ij ln w_ij`` (nats, ``0 ln 0 = 0``),
+      ``entropy_mean``, and ``entropy_max = ln Lk`` (uniform attention);
+    * ``sparsity`` — the fraction of all weights below ``threshold`` (1e-3);
+    * ``top_k_overlap`` — mean over queries of ``|top_k(W_i) ∩ top_k(R_i)| / k``,
+      ``k = min(top_k, Lk)``;
+    * ``output_distance`` — relative Frobenius distance ``‖O − O_ref‖_F / ‖O_ref‖_F``
+      (absolute when ``‖O_ref‖ = 0``; None when shapes differ);
+    * ``seconds``, ``backend``, ``error``, ``notes`` of the run.
+
+    Values that cannot be computed (no weights, an error, different shapes) are None.
+    """
+    d: dict = {"name": result.name, "entropy": None, "entropy_mean": None, "entropy_max": None, "sparsity": None,
+               "top_k_overlap": None, "top_k": None, "output_distance": None, "seconds": result.seconds,
+               "weights_seconds": result.weights_seconds, "backend": result.backend, "error": result.error,
+               "notes": result.notes}
+    w = result.weights
+    if w is not None:
+        w = np.asarray(w)
+        ent = _row_entropy(w)
+        d["entropy"] = ent
+        d["entropy_mean"] = float(ent.mean())
+        d["entropy_max"] = float(math.log(w.shape[1]))
+        d["sparsity"] = float(np.mean(w < threshold))
+        r = None if reference is None else reference.weights
+        if r is not None and np.shape(r) == w.shape:
+            k = max(1, min(int(top_k), w.shape[1]))
+            a, b = _topk_sets(w, k), _topk_sets(r, k)
+            hits = (a[:, :, None] == b[:, None, :]).any(axis=2).sum(axis=1)
+            d["top_k_overlap"] = float(np.mean(hits / k))
+            d["top_k"] = k
+    if reference is not None and result.output is not None and reference.output is not None:
+        o, ro = np.asarray(result.output, np.float64), np.asarray(reference.output, np.float64)
+        if o.shape == ro.shape:
+            den = np.linalg.norm(ro)
+            num = np.linalg.norm(o - ro)
+            d["output_distance"] = float(num / den) if den > 0 else float(num)
+    return d
+
+
+# -- lazy tiles --------------------------------------------------------------------------------------
+
+def _span(name: str, span, length: int) -> tuple[int, int]:
+    if span is None:
+        return 0, length
+    try:
+        a, b = (int(s) for s in span)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{name}: expected a pair (start, stop), got {span!r}") from None
+    if not 0 <= a < b <= length:
+        raise ConfigurationError(f"{name}: expected 0 <= start < stop <= {length}, got ({a}, {b})")
+    return a, b
+
+
+def tile_indices(shape: tuple[int, int], rows=None, cols=None, out_shape=(800, 800)):
+    """``(row_index (h,), col_edges (w + 1,))`` of a tile of a ``shape = (Lq, Lk)`` map.
+
+    The region ``rows = (r0, r1)``, ``cols = (c0, c1)`` (None: everything) is shown on
+    ``h = min(out_h, r1 − r0)`` rows and ``w = min(out_w, c1 − c0)`` columns (never upsampled):
+    pixel row ``i`` is query ``r0 + ⌊i (r1 − r0) / h⌋`` (a sub-sample), pixel column ``b`` pools
+    keys ``[edges[b], edges[b+1])`` with ``edges[b] = c0 + ⌊b (c1 − c0) / w⌋`` (never empty).
+    """
+    lq, lk = (int(s) for s in shape)
+    r0, r1 = _span("rows", rows, lq)
+    c0, c1 = _span("cols", cols, lk)
+    try:
+        oh, ow = (int(s) for s in out_shape)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"out_shape: expected a pair (h, w) of pixels, got {out_shape!r}") from None
+    if oh < 1 or ow < 1:
+        raise ConfigurationError(f"out_shape: expected positive sizes, got {out_shape!r}")
+    h, w = min(oh, r1 - r0), min(ow, c1 - c0)
+    ridx = r0 + (np.arange(h, dtype=np.int64) * (r1 - r0)) // h
+    edges = c0 + (np.arange(w + 1, dtype=np.int64) * (c1 - c0)) // w
+    return ridx, edges
+
+
+_REDUCE = ("max", "sum", "mean")
+
+
+def _is_softmax_dot(mech) -> bool:
+    from workbench.mechanisms.flash import Flash
+    from workbench.mechanisms.scaled_dot_product import ScaledDotProduct
+
+    return type(mech) in (ScaledDotProduct, Flash)
+
+
+def tile_plan(name: str, params: Mapping | None, lq: int, lk: int) -> dict:
+    """How :func:`weights_tile` would compute a tile of an ``lq × lk`` map for this mechanism.
+
+    ``{"method": "lse" | "dense" | "sampled" | "refused", "note": str}``: ``"lse"`` — exact
+    per-row log-sum-exp over all keys (softmax dot-product mechanisms, any size); ``"dense"`` —
+    the mechanism's full weights (``lq·lk ≤ MAX_DENSE``), cached; ``"sampled"`` — the
+    mechanism's weights of the sampled queries against all keys (exact for mechanisms whose row
+    depends only on its query: not causal, windowed or graph-based), computed in chunks of at
+    most ``MAX_DENSE`` weights; ``"refused"`` — a graph mechanism past ``MAX_DENSE`` (its graph
+    spans all nodes).
+    """
+    try:
+        info = _registry()[name]
+        mech = info.cls(**dict(params or {}))
+    except WorkbenchError as exc:
+        return {"method": "refused", "note": str(exc)}
+    if _is_softmax_dot(mech):
+        return {"method": "lse", "note": "exact: per-row log-sum-exp over all keys"}
+    if lq * lk <= MAX_DENSE:
+        return {"method": "dense", "note": f"the mechanism's full {lq} × {lk} weights (cached)"}
+    if info.needs_graph:
+        return {"method": "refused", "note": f"{name} needs its graph over all {lk} nodes; a {lq} × {lk} map "
+                                             f"exceeds {MAX_DENSE} entries — select fewer points"}
+    return {"method": "sampled", "note": "the sampled queries' rows against all keys (positions renumbered: "
+                                         "approximate for causal or windowed mechanisms)"}
+
+
+_DENSE_CACHE: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
+_DENSE_LOCK = threading.Lock()
+
+
+def _digest(a: np.ndarray) -> str:
+    a = np.ascontiguousarray(a)
+    h = hashlib.blake2b(digest_size=16)
+    h.update(str((a.shape, a.dtype.str)).encode())
+    h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
+def _pool(w_rows: np.ndarray, edges: np.ndarray, reduce: str) -> np.ndarray:
+    """Pool the columns ``[edges[b], edges[b+1])`` of ``w_rows`` (all ``Lk`` columns)."""
+    part = w_rows[:, edges[0]:edges[-1]]
+    starts = edges[:-1] - edges[0]
+    if reduce == "max":
+        return np.maximum.reduceat(part, starts, axis=1)
+    s = np.add.reduceat(part.astype(np.float64), starts, axis=1)
+    if reduce == "mean":
+        s /= np.diff(edges)[None, :]
+    return s
+
+
+def _lse_tile(mech, q, k, ridx, edges, reduce) -> np.ndarray:
+    """Exact softmax-dot-product tile: ``lse_i`` over all allowed keys by the flash kernel, then
+    the visible scores block by block, ``w = exp(s − lse)``, pooled per column bin."""
+    import kernels
+
+    d = q.shape[1]
+    scale = mech._scale(d)
+    dtype = np.float64 if (q.dtype == np.float64 and k.dtype == np.float64) else np.float32
+    qs = np.ascontiguousarray(q[ridx], dtype=dtype)
+    kk = np.ascontiguousarray(k, dtype=dtype)
+    lk = kk.shape[0]
+    causal, offset = bool(mech.causal), int(mech.causal_offset)
+    limit = ridx + offset  # causal: query ridx[i] may attend keys j <= limit[i]
+    h, w = len(ridx), len(edges) - 1
+    mask = None
+    kmax = lk
+    if causal:  # only keys up to the last sampled query's limit matter; the mask handles the rest
+        kmax = int(min(lk, max(limit[-1] + 1, 0)))
+        if kmax == 0:
+            return np.zeros((h, w))
+        mask = (np.arange(kmax)[None, :] <= limit[:, None])[None]
+    zeros_v = np.zeros((1, kmax, 1), dtype)
+    # read-only q, k, v (as the mechanisms' validated inputs are) and a writeable mask (as the
+    # kernel's no-mask placeholder is): Numba types the write flag, so this reuses the kernel
+    # compiled and cached for ordinary calls instead of compiling another specialisation
+    args = [_readonly(a) for a in (qs[None], kk[None, :kmax], zeros_v)]
+    try:
+        _, lse = kernels.flash_attention(*args, mask=mask, scale=scale, backend=mech.backend)
+    except kernels.BackendError as exc:
+        raise ConfigurationError(f"backend: {exc}") from None
+    lse = lse[0].astype(np.float64)
+    c0, c1 = int(edges[0]), int(edges[-1])
+    finite = np.isfinite(lse)
+    out = np.full((h, w), -np.inf, dtype) if reduce == "max" else np.zeros((h, w))
+    qsc = qs * dtype(scale)
+    lse_t = np.where(finite, lse, 0.0).astype(dtype)[:, None]
+    block = max(256, (1 << 22) // max(h, 1))  # ~4M scores (16 MiB in float32) per block
+    for j0 in range(c0, c1, block):
+        j1 = min(c1, j0 + block)
+        if causal and j0 > limit[-1]:
+            break  # every sampled query is masked from here on (rows are sorted)
+        s = qsc @ kk[j0:j1].T  # (h, j1 - j0), BLAS
+        if causal:  # rows are sorted, so only those with j0 <= limit < j1 - 1 need a partial mask
+            s[limit < j0] = -np.inf
+            for r in np.flatnonzero((limit >= j0) & (limit < j1 - 1)):
+                s[r, limit[r] - j0 + 1:] = -np.inf
+        lo = int(np.searchsorted(edges, j0, side="right")) - 1
+        hi = int(np.searchsorted(edges, j1, side="left"))
+        starts = np.maximum(edges[lo:hi], j0) - j0
+        if reduce == "max":
+            np.maximum(out[:, lo:hi], np.maximum.reduceat(s, starts, axis=1), out=out[:, lo:hi])
+        else:
+            p = np.exp(s - lse_t)  # exp(-inf) = 0 for masked keys
+            p[~finite] = 0.0
+            out[:, lo:hi] += np.add.reduceat(p.astype(np.float64), starts, axis=1)
+    if reduce == "max":
+        out = out.astype(np.float64)
+        with np.errstate(invalid="ignore", over="ignore"):
+            out = np.where(finite[:, None] & np.isfinite(out), np.exp(out - lse[:, None]), 0.0)
+        out = np.minimum(out, 1.0)
+    elif reduce == "mean":
+        out /= np.diff(edges)[None, :]
+    return out
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    view = a.view()
+    view.setflags(write=False)
+    return view
+
+
+def _dense_weights(name, params, mech, q, k, graph):
+    key = (name, json.dumps(params, sort_keys=True, default=repr), _digest(q), _digest(k), id(graph))
+    with _DENSE_LOCK:
+        if key in _DENSE_CACHE:
+            _DENSE_CACHE.move_to_end(key)
+            return _DENSE_CACHE[key]
+    w = mech.weights(q, k, **({} if graph is None else {"graph": graph}))
+    with _DENSE_LOCK:
+        _DENSE_CACHE[key] = w
+        while len(_DENSE_CACHE) > 2:
+            _DENSE_CACHE.popitem(last=False)
+    return w
+
+
+def weights_tile(name: str, params: Mapping | None, q, k, *, rows=None, cols=None, out_shape=(800, 800),
+                 reduce: str = "max", graph=None, graph_kind: str = "auto", graph_k: int = 8) -> np.ndarray:
+    """The attention weights of the region ``rows × cols`` at screen resolution, ``(h, w)`` float64.
+
+    ``q (Lq, d)``, ``k (Lk, d)``; the region and the sampling are those of :func:`tile_indices`
+    (rows sub-sampled, columns pooled by ``reduce``: ``"max"`` — the largest weight in each
+    column bin, so sharp attention stays visible; ``"sum"`` — the weight mass of the bin, so a
+    full-width tile's rows sum to 1; ``"mean"``). For scaled dot-product and flash attention the
+    tile is exact at any size: ``w_ij = exp(s·q_i·k_j − lse_i)`` with ``lse_i`` the log-sum-exp of
+    row ``i`` over *all* allowed keys (the flash kernel, honouring ``causal`` and
+    ``causal_offset`` at the query's true position), and scores computed only for the visible
+    columns, block by block — a 100,000 × 100,000 map is never materialised. Other mechanisms
+    follow :func:`tile_plan`. Raises :class:`~workbench.errors.WorkbenchError` with a clear
+    message when a tile cannot be computed.
+    """
+    if reduce not in _REDUCE:
+        raise ConfigurationError(f"reduce: expected one of {_REDUCE}, got {reduce!r}")
+    params = dict(params or {})
+    info = _registry()[name]
+    mech = info.cls(**params)
+    q, k = _as_2d("q", q), _as_2d("k", k)
+    if q.shape[1] != k.shape[1]:
+        raise DataError(f"k: mismatched query/key dimensions: q has d={q.shape[1]}, k has d={k.shape[1]}")
+    from workbench.inputs import prepare
+
+    prepare(q, k, None, need_v=False)  # validation: numeric, finite, non-empty (raises naming q or k)
+    lq, lk = q.shape[0], k.shape[0]
+    ridx, edges = tile_indices((lq, lk), rows, cols, out_shape)
+    if _is_softmax_dot(mech):
+        return _lse_tile(mech, q, k, ridx, edges, reduce)
+    plan = tile_plan(name, params, lq, lk)
+    if plan["method"] == "refused":
+        raise ConfigurationError(f"{name}: cannot draw this map: {plan['note']}")
+    if plan["method"] == "dense":
+        w, _, _, _ = _call_with_graph(lambda kw: _dense_weights(name, params, mech, q, k, kw.get("graph")), info, k,
+                                   graph, graph_kind, graph_k, 0)
+        w = w[ridx]
+        return _pool(np.asarray(w, dtype=np.float64), edges, reduce)
+    chunk = max(1, MAX_DENSE // lk)  # sampled rows per call: at most MAX_DENSE weights at a time
+    return np.concatenate([_pool(np.asarray(mech.weights(q[ridx[i:i + chunk]], k), dtype=np.float64), edges, reduce)
+                           for i in range(0, len(ridx), chunk)])
+
+
+# -- benchmark -----------------------------------------------------------------------------------------
+
+def bench_lengths(name: str, params: Mapping | None, lengths: Sequence[int], d: int = 64, *,
+                  progress: Callable[[int, int], None] | None = None, cancel: threading.Event | None = None,
+                  repeats: int = 3, seed: int = 0, max_seconds: float = 20.0, graph_k: int = 8) -> list[dict]:
+    """Time and peak memory of mechanism ``name`` against sequence length (self-attention, ``Lq = Lk = L``).
+
+    For each ``L`` in ``lengths``: random ``q = k = v (L, d)`` float32 from ``seed`` (a graph from
+    :func:`~workbench.data.prepare.graph_for` where the mechanism needs one, built outside the
+    timing), one untimed warm-up call (Numba compiles or loads its cache; the graph is built),
+    then ``repeats`` timed calls (``time.perf_counter``; the median is ``seconds``) and one call
+    under ``tracemalloc`` whose peak is ``peak_mib`` (NumPy allocations, which NumPy reports to
+    tracemalloc; Numba's internal scratch is not included). ``progress(i, n)`` is called after
+    each length; ``cancel`` (a ``threading.Event``) is checked between calls and stops the run
+    (the rows measured so far are returned). Once a length takes longer than ``max_seconds`` the
+    longer ones are skipped. Errors become the row's ``error``. Rows: ``{"mechanism", "length",
+    "d", "seconds", "times", "peak_mib", "backend", "error"}``.
+    """
+    params = dict(params or {})
+    lengths = [int(x) for x in lengths]
+    if not lengths or min(lengths) < 1:
+        raise ConfigurationError(f"lengths: expected positive sequence lengths, got {lengths!r}")
+    if int(repeats) < 1:
+        raise ConfigurationError(f"repeats: expected an integer >= 1, got {repeats!r}")
+    info = _registry()[name]
+    rows: list[dict] = []
+    too_slow: float | None = None
+    for i, L in enumerate(lengths):
+        if cancel is not None and cancel.is_set():
+            break
+        row = {"mechanism": name, "length": L, "d": int(d), "seconds": None, "times": [], "peak_mib": None,
+               "backend": "", "error": None}
+        if too_slow is not None:
+            row["error"] = f"skipped: a shorter length took {too_slow:.1f} s > max_seconds={max_seconds}"
+        else:
+            try:
+                mech = info.cls(**params)
+                rng = np.random.default_rng([int(seed), L])
+                x = rng.standard_normal((L, int(d)), dtype=np.float32)
+                if info.needs_graph and L < 2:
+                    raise DataError(f"length: {name} needs a graph of at least 2 nodes, got L={L}")
+                row["backend"] = _resolve_backend(mech, info, (x,))
+                # untimed warm-up: Numba compiles or loads its cache; the graph is built and checked
+                _, graph, _, _ = _call_with_graph(lambda kw: mech(x, x, x, **kw), info, x, None, "auto", graph_k,
+                                               int(seed))
+                kw = {} if graph is None else {"graph": graph}
+                for _ in range(int(repeats)):
+                    if cancel is not None and cancel.is_set():
+                        break
+                    t0 = time.perf_counter()
+                    mech(x, x, x, **kw)
+                    row["times"].append(time.perf_counter() - t0)
+                if row["times"]:
+                    row["seconds"] = statistics.median(row["times"])
+                    if not (cancel is not None and cancel.is_set()):
+                        row["peak_mib"] = _traced_peak(lambda: mech(x, x, x, **kw))
+                    if row["seconds"] > max_seconds:
+                        too_slow = row["seconds"]
+            except WorkbenchError as exc:
+                row["error"] = str(exc)
+            except MemoryError:
+                row["error"] = f"out of memory at L={L}"
+                too_slow = float("inf")
+        rows.append(row)
+        if progress is not None:
+            progress(i + 1, len(lengths))
+    return rows
+
+
+def _traced_peak(fn) -> float:
+    was = tracemalloc.is_tracing()
+    if not was:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    try:
+        fn()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        if not was:
+            tracemalloc.stop()
+    return max(0.0, (peak - base) / (1 << 20))
+
+
+# -- report ------------------------------------------------------------------------------------------
+
+def report_for(ds, *, profile: str = "default", k: int = 8, seed: int = 1):
+    """The unified report of the keys of ``ds`` (a :class:`~workbench.data.Dataset` or an array):
+    ``workbench.report.analyze_keys(ds.x, profile=…, k=…, seed=…)``.
+
+    Returns the report, or a message string when the report module is not available or refuses
+    the data (the message says why).
+    """
+    try:
+        from workbench.report import analyze_keys
+    except ImportError as exc:
+        return f"the unified report is not available ({exc})"
+    x = getattr(ds, "x", ds)
+    try:
+        return analyze_keys(x, profile=profile, k=k, seed=seed)
+    except WorkbenchError as exc:
+        return f"report: {exc}"
+
+
+# -- app state ⇄ URL -------------------------------------------------------------------------------------
+
+_DEFAULT_MECHANISMS = ("scaled_dot_product", "hyperbolic", "flash", "linear")
+
+
+def _default_mechanisms() -> list:
+    return list(_DEFAULT_MECHANISMS[:2])
+
+
+def _default_params() -> list:
+    return [{}, {}]
+
+
+@dataclass
+class AppState:
+    """What a dashboard link reproduces: data, mechanisms and their parameters, data options.
+
+    ``dataset`` a demo name (uploads cannot travel in a link: an unknown name falls back to the
+    default demo); ``keys`` ``"same"`` or a demo name for keys/values from another set;
+    ``mechanisms`` 2–4 registered names (repeats allowed, e.g. two temperatures) with
+    ``params`` aligned (one dict per panel; invalid entries and default values are dropped); ``queries``
+    ``"all" | "subset" | "label"`` with ``n_queries`` / ``label``; ``normalisation``; ``pca_dim``
+    (None: no PCA); ``projection``; ``graph_kind`` and ``graph_k`` for graph mechanisms;
+    ``seed``; ``selected`` the query selected in the maps (None: none).
+    """
+
+    dataset: str = DEFAULT_DEMO
+    keys: str = "same"
+    mechanisms: list = field(default_factory=_default_mechanisms)
+    params: list = field(default_factory=_default_params)
+    queries: str = "all"
+    n_queries: int = 200
+    label: str | None = None
+    normalisation: str = "none"
+    pca_dim: int | None = None
+    projection: str = "pca"
+    graph_kind: str = "auto"
+    graph_k: int = 8
+    seed: int = 0
+    selected: int | None = None
+
+    def __post_init__(self):
+        self.mechanisms, self.params = _clean_mechanisms(self.mechanisms, self.params)
+
+    # URL keys, one per field
+    _KEYS = {"dataset": "data", "keys": "keys", "queries": "q", "n_queries": "nq", "label": "label",
+             "normalisation": "norm", "pca_dim": "pca", "projection": "proj", "graph_kind": "graph",
+             "graph_k": "k", "seed": "seed", "selected": "sel"}
+
+    def to_query(self) -> dict[str, str]:
+        """URL query parameters (all strings): ``data``, ``m`` (comma-separated mechanisms),
+        ``p0``…``p3`` (JSON of the non-default parameters of each panel), and the options."""
+        out: dict[str, str] = {}
+        for f, key in self._KEYS.items():
+            val = getattr(self, f)
+            if val is not None:
+                out[key] = str(val)
+        out["m"] = ",".join(self.mechanisms)
+        reg = _registry()
+        for i, (name, p) in enumerate(zip(self.mechanisms, self.params)):
+            objs = reg[name].parameters
+            nondefault = {k: _jsonable(v) for k, v in p.items() if k in objs}
+            if nondefault:
+                out[f"p{i}"] = json.dumps(nondefault, sort_keys=True, separators=(",", ":"))
+        return out
+
+    @classmethod
+    def from_query(cls, query: Mapping | None) -> "AppState":
+        """The state of a URL query (values as ``str``, ``bytes`` or lists of them, as web servers
+        give them); anything missing, malformed or invalid falls back to its default. Never raises."""
+        from workbench.data.demos import DEMOS
+        from workbench.data.prepare import NORMALISATIONS, QUERY_SELECTIONS
+
+        q = {}
+        try:
+            for k, v in dict(query or {}).items():
+                q[str(k)] = _text(v)
+        except Exception:
+            q = {}
+        d = cls()
+        kw: dict = {}
+
+        def pick(f, conv, ok=lambda v: True):
+            raw = q.get(cls._KEYS[f])
+            if raw is None:
+                return
+            try:
+                val = conv(raw)
+            except Exception:
+                return
+            if ok(val):
+                kw[f] = val
+
+        pick("dataset", str, lambda v: v in DEMOS)
+        pick("keys", str, lambda v: v == "same" or v in DEMOS)
+        pick("queries", str, lambda v: v in QUERY_SELECTIONS)
+        pick("n_queries", int, lambda v: 1 <= v <= 10_000_000)
+        pick("label", lambda s: s[:200])
+        pick("normalisation", str, lambda v: v in NORMALISATIONS)
+        pick("pca_dim", lambda s: None if s in ("", "None", "none") else int(s),
+             lambda v: v is None or 2 <= v <= 100_000)
+        pick("projection", str, lambda v: v in ("pca", "umap"))
+        pick("graph_kind", str, lambda v: v in GRAPH_CHOICES)
+        pick("graph_k", int, lambda v: 1 <= v <= 1024)
+        pick("seed", int, lambda v: 0 <= v < 2**63)
+        pick("selected", lambda s: None if s in ("", "None", "none") else int(s), lambda v: v is None or v >= 0)
+        names = d.mechanisms
+        params: list = []
+        raw_m = q.get("m")
+        if raw_m:
+            names = [s.strip() for s in raw_m.split(",") if s.strip()][:4]
+            for i in range(len(names)):
+                try:
+                    p = json.loads(q.get(f"p{i}", "{}"))
+                except (ValueError, TypeError, RecursionError):
+                    p = {}
+                params.append(p if isinstance(p, dict) else {})
+        kw["mechanisms"], kw["params"] = names, params
+        try:
+            return cls(**kw)
+        except Exception:  # pragma: no cover - every field was checked; belt and braces
+            return cls()
+
+    def mechanism_pairs(self) -> list[tuple[str, dict]]:
+        """``[(name, params), …]`` one per panel."""
+        return list(zip(self.mechanisms, self.params))
+
+
+def _text(v) -> str:
+    if isinstance(v, (list, tuple)):
+        v = v[-1] if v else ""
+    if isinstance(v, (bytes, bytearray)):
+        v = bytes(v).decode("utf-8", "replace")
+    return str(v)
+
+
+def _jsonable(v):
+    if isinstance(v, tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return float(v)
+    return v
+
+
+def _clean_params(cls, p) -> dict:
+    """The valid entries of ``p`` for mechanism class ``cls`` (each checked by constructing it)."""
+    if not isinstance(p, Mapping):
+        return {}
+    objs = {n: o for n, o in cls.param.objects("existing").items() if n != "name"}
+    good: dict = {}
+    for key, val in p.items():
+        if key not in objs:
+            continue
+        for cand in (val, tuple(val) if isinstance(val, list) else None):
+            if cand is None:
+                continue
+            try:
+                cls(**{key: cand})
+            except Exception:
+                continue
+            good[key] = cand
+            break
+    try:
+        cls(**good)
+    except Exception:
+        return {}
+    return {k: v for k, v in good.items() if not _same(v, objs[k].default)}  # canonical: defaults left out
+
+
+def _same(a, b) -> bool:
+    try:
+        return bool(a == b) and type(a) is type(b) or (a is None and b is None)
+    except Exception:
+        return False
+
+
+def _clean_mechanisms(names, params) -> tuple[list, list]:
+    reg = _registry()
+    known = set(reg)  # (``in reg`` raises ConfigurationError for an unknown name)
+    names = list(names) if isinstance(names, (list, tuple)) else []
+    params = list(params) if isinstance(params, (list, tuple)) else []
+    out_n, out_p = [], []
+    for i, name in enumerate(names):
+        if isinstance(name, str) and name in known and len(out_n) < 4:
+            out_n.append(name)
+            out_p.append(_clean_params(reg[name].cls, params[i] if i < len(params) else {}))
+    for name in _DEFAULT_MECHANISMS:
+        if len(out_n) >= 2:
+            break
+        if name not in out_n and name in known:
+            out_n.append(name)
+            out_p.append({})
+    return out_n, out_p
+
