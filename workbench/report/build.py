@@ -1,0 +1,311 @@
+"""Building the report: :func:`build_report` (queries and keys) and :func:`analyze_keys` (keys only).
+
+Raw values (upstream's report fields, MECHANISMS §2.18), for queries ``Q (Lq, d)`` and keys
+``K (n, d)``, logits ``X = K Qᵀ (n, Lq)`` (raw dot products, as upstream):
+
+1. OT distance: ``SW_p(Q, K)``, the sliced Wasserstein distance between the query and key point
+   clouds (:func:`workbench.transport.sliced_wasserstein_distance`; for one query it is the
+   distance from the Dirac mass at ``q`` to the key distribution). Default profile: ``p = 2``,
+   ``num_projections`` (64) directions, divided by ``mean_j ‖k_j‖``; compat: ``p = 1`` and 8
+   directions, raw (= upstream's mean absolute projected distance for one query).
+2. Topology coherence: :func:`workbench.topology.window_coherence` with ``k`` neighbours and
+   upstream's metrics (boundary mass, similarity variance) — boundary mass reads the key order.
+3. H0 persistence: the ``n − 1`` finite deaths (:func:`workbench.report.persistence.h0_persistence`).
+   Default: ``mean/median`` of the positive deaths (1 for none); compat: their sum.
+4. IB KL: ``KL(N(μ, e^{lv}) ‖ N(0, I))`` (:func:`workbench.bottleneck.kl_gaussian_unit`), averaged
+   over leading (sample) axes; default per dimension, compat summed. Left out without ``ib_mean``.
+5. Diffusion energy: ``½Σ_ij w_ij ‖x_i − x_j‖²`` (:func:`workbench.diffusion.diffusion_energy`)
+   of the logit rows ``x_j = X[j]`` on the Gaussian kNN affinity of the keys
+   (:func:`workbench.diffusion.knn_affinity`, ``k`` neighbours). Default: ``σ`` = the median
+   positive kNN distance (so the value does not depend on the keys' scale) and divided by ``‖X − X̄‖²``
+   (logits centred per query: softmax ignores a shift, the energy too); compat: ``σ = 1``, raw.
+   (Upstream used the dense graph; the kNN graph keeps its largest weights.)
+6. Attention entropy: ``−Σ_{w > 1e-10} w ln w`` of the given ``weights``, or of scaled dot-product
+   weights ``softmax(Q Kᵀ/√d)`` when none are given (upstream assumed the maximum ``ln n``),
+   averaged over queries. Default: divided by ``ln n`` (1 for ``n = 1``); compat: nats.
+
+Recommendation features and rules: :mod:`workbench.report.features`,
+:mod:`workbench.report.recommend`. One exact kNN graph (:func:`workbench.graph.knn_graph`, with
+``max(k, 10)`` neighbours) serves coherence, persistence, the affinity's ``σ`` and locality.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from workbench.errors import ConfigurationError, DataError, NumericalError, ShapeError
+from workbench.report import features as F
+from workbench.report.persistence import h0_persistence, points
+from workbench.report.profiles import METRIC_NAMES, check_profile, profile_specs
+from workbench.report.recommend import recommend
+from workbench.report.records import Report
+
+__all__ = ["build_report", "analyze_keys"]
+
+#: Neighbours of the shared kNN graph (persistence and locality want at least this many).
+_GRAPH_K = 10
+
+
+def _int(name: str, v, lo: int) -> int:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < lo:
+        raise ConfigurationError(f"{name}: expected an integer >= {lo}, got {v!r}")
+    return int(v)
+
+
+def _seed(seed) -> int:
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigurationError(f"seed: expected an integer >= 1, got {seed!r}")
+    if seed == 0:
+        raise ConfigurationError("seed: 0 is forbidden (upstream's xorshift generator is stuck at 0 and makes "
+                                 "every OT projection zero, MECHANISMS §2.18); use a seed >= 1")
+    return int(seed)
+
+
+def _queries(q, d: int) -> np.ndarray:
+    a = np.asarray(q) if q is not None else None
+    if a is None:
+        raise ShapeError("q: expected a query (d,) or queries (Lq, d), got None")
+    if a.ndim == 1:
+        a = a[None, :]
+    a = points(a, "q")
+    if a.shape[1] != d:
+        raise ShapeError(f"q: expected dimension d={d} (from K), got shape {np.shape(q)}")
+    return a.astype(np.float64)
+
+
+def _weights(w, lq: int, n: int) -> np.ndarray:
+    try:
+        a = np.asarray(w, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"weights: expected a real array, got {type(w).__name__} ({exc})") from None
+    if a.ndim == 1:
+        a = a[None, :]
+    if a.ndim != 2 or a.shape != (lq, n):
+        raise ShapeError(f"weights: expected shape ({n},) or ({lq}, {n}) (queries × keys), got {np.shape(w)}")
+    if not np.isfinite(a).all():
+        raise NumericalError("weights: expected finite values, got NaN or infinity")
+    if (a < 0).any():
+        raise DataError(f"weights: expected probabilities >= 0, got a minimum of {a.min():.3g}")
+    sums = a.sum(axis=1)
+    if np.abs(sums - 1).max() > 1e-3:
+        raise DataError(f"weights: expected each row to sum to 1 (within 1e-3), got sums in "
+                        f"[{sums.min():.6g}, {sums.max():.6g}]")
+    return a
+
+
+def _ib(mean, logvar):
+    if mean is None and logvar is None:
+        return None
+    if mean is None or logvar is None:
+        raise ConfigurationError("ib_mean, ib_logvar: expected both or neither, got only "
+                                 + ("ib_mean" if logvar is None else "ib_logvar"))
+    mu, lv = np.asarray(mean), np.asarray(logvar)
+    if mu.ndim == 0 or mu.shape[-1] == 0:
+        raise ShapeError(f"ib_mean: expected shape (..., z) with z >= 1, got {mu.shape}")
+    if mu.shape != lv.shape:
+        raise ShapeError(f"ib_logvar: expected the shape of ib_mean {mu.shape}, got {lv.shape}")
+    for name, a in (("ib_mean", mu), ("ib_logvar", lv)):
+        if not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
+            raise DataError(f"{name}: expected a real array, got dtype {a.dtype}")
+        if not np.isfinite(a).all():
+            raise NumericalError(f"{name}: expected finite values, got NaN or infinity")
+    return mu.astype(np.float64), lv.astype(np.float64)
+
+
+def _sub_graph(g, n: int, kbig: int, k: int):
+    """The first ``k`` (nearest) of the ``kbig`` neighbours per key: ``knn_graph``'s edge order."""
+    from workbench.graph import Graph
+
+    if k == kbig:
+        return g
+    ei = np.asarray(g.edge_index).reshape(2, n, kbig)[:, :, :k].reshape(2, -1)
+    return Graph(n, ei, distance=np.asarray(g.distance).reshape(n, kbig)[:, :k].reshape(-1))
+
+
+def _ib_kl(mu, lv) -> tuple[float, float]:
+    """(mean KL over samples in nats, the same per dimension)."""
+    from workbench.bottleneck import kl_gaussian_unit
+
+    kl = np.asarray(kl_gaussian_unit(mu, lv), dtype=np.float64)
+    total = float(np.mean(kl))
+    return total, total / mu.shape[-1]
+
+
+def _sdpa_weights(qs: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    import workbench
+
+    return np.asarray(workbench.make("scaled_dot_product", backend="numpy").weights(qs, keys), dtype=np.float64)
+
+
+def _shared_graph(k64: np.ndarray, k: int):
+    """The exact kNN graph with ``max(k, 10)`` neighbours and its first-``k`` subgraph (None for one key)."""
+    n = k64.shape[0]
+    if n < 2:
+        return None, None, 0
+    from workbench.graph import knn_graph
+
+    kbig = min(max(k, _GRAPH_K), n - 1)
+    g = knn_graph(k64, kbig)
+    return g, _sub_graph(g, n, kbig, min(k, n - 1)), kbig
+
+
+def _ot(qs, k64, compat: bool, num_projections: int, seed: int) -> tuple[float, float]:
+    """(metric value, raw SW value) of the query–key OT distance."""
+    from workbench.transport import sliced_wasserstein_distance
+
+    if compat:
+        raw = float(sliced_wasserstein_distance(qs, k64, num_projections=8, p=1, seed=seed))
+        return raw, raw
+    raw = float(sliced_wasserstein_distance(qs, k64, num_projections=num_projections, p=2, seed=seed))
+    scale = float(np.linalg.norm(k64, axis=1).mean())
+    return (raw / scale if scale > 0 else (0.0 if raw == 0 else raw)), raw
+
+
+def _coherence(k64, k: int, gk) -> tuple[float, dict]:
+    """Upstream's window coherence (boundary mass, similarity variance) on the shared graph; 1 for one key."""
+    if gk is None:
+        return 1.0, {}
+    from workbench.topology import DEFAULT_METRICS, coherence_scores
+
+    parts = coherence_scores(k64, min(k, k64.shape[0] - 1), DEFAULT_METRICS, graph=gk)
+    return float(np.mean(list(parts.values()))), parts
+
+
+def _persistence(k64, g, persistence: str, exact_max: int):
+    """H0 deaths and the default value ``mean/median`` of the positive deaths (1 for none)."""
+    n = k64.shape[0]
+    # the shared graph serves the kNN method unless there are duplicate keys (zero-length edges):
+    # then h0_persistence merges the duplicates first and builds its own graph on the distinct keys
+    share = g is not None and n > exact_max and persistence != "exact" and bool(np.all(np.asarray(g.distance) > 0))
+    ph = h0_persistence(k64, method=persistence, exact_max=exact_max, k=_GRAPH_K, graph=g if share else None)
+    pos = ph.deaths[ph.deaths > 0]
+    return ph, (float(pos.mean() / np.median(pos)) if pos.size else 1.0)
+
+
+def _energy(qs, k64, k: int, gk, compat: bool):
+    """(metric value, raw energy, default affinity W, its σ) of the logits ``X = K Qᵀ`` on the key graph."""
+    if gk is None:
+        return 0.0, 0.0, None, 1.0
+    from workbench.diffusion import diffusion_energy, knn_affinity
+
+    n = k64.shape[0]
+    dist = np.asarray(gk.distance)
+    pos = dist[dist > 0]
+    sigma = float(np.median(pos)) if pos.size else 1.0  # knn_affinity's own default
+    wmat = knn_affinity(k64, min(k, n - 1), sigma)
+    logits = k64 @ qs.T  # (n, Lq) raw dot products
+    xc = logits - logits.mean(axis=0)  # the energy ignores a shift (as softmax does): E(x) = E(x − x̄)
+    if compat:
+        raw = float(diffusion_energy(xc, knn_affinity(k64, min(k, n - 1), 1.0)))
+        return raw, raw, wmat, sigma
+    raw = float(diffusion_energy(xc, wmat))
+    den = float(np.sum(xc * xc))
+    return (raw / den if den > 0 else 0.0), raw, wmat, sigma
+
+
+def _entropy(qs, k64, w) -> tuple[float, float]:
+    """(mean entropy in nats, as a fraction of ln n) of the given or scaled dot-product weights."""
+    n = k64.shape[0]
+    wq = w if w is not None else _sdpa_weights(qs, k64)
+    ent = float(np.mean(F.entropy_rows(wq)))
+    return ent, (ent / math.log(n) if n > 1 else 1.0)
+
+
+def _features(k64, gk, wmat, seed: int) -> dict:
+    n = k64.shape[0]
+    if gk is not None:
+        loc, win, gap90 = F.sequence_locality(np.asarray(gk.src), np.asarray(gk.dst), n)
+        rough, pc_rough, contrast = F.key_structure(k64, wmat)
+    else:
+        loc, win, gap90, rough, pc_rough, contrast = 0.0, 1, 0, 0.0, 0.0, 1.0
+    return {"sequence_locality": loc, "locality_window": win, "index_gap_p90": gap90,
+            "gromov_delta": F.gromov_delta(k64, seed=seed), "key_roughness": rough, "pc_roughness": pc_rough,
+            "structure_contrast": contrast}
+
+
+def _build(q, K, weights, ib_mean, ib_logvar, profile, k, seed, num_projections, persistence, exact_max,
+           advice_from_keys: bool) -> Report:
+    profile = check_profile(profile)
+    k = _int("k", k, 1)
+    seed = _seed(seed)
+    num_projections = _int("num_projections", num_projections, 1)
+    keys = points(K, "K")
+    n, d = keys.shape
+    k64 = keys.astype(np.float64)
+    qs = _queries(q, d)
+    w = _weights(weights, qs.shape[0], n) if weights is not None else None
+    ib = _ib(ib_mean, ib_logvar)
+    compat = profile == "compat"
+
+    g, gk, kbig = _shared_graph(k64, k)
+    ot, ot_raw = _ot(qs, k64, compat, num_projections, seed)
+    coherence, parts = _coherence(k64, k, gk)
+    ph, h0_ratio = _persistence(k64, g, persistence, exact_max)
+    ib_total, ib_per_dim = _ib_kl(*ib) if ib is not None else (None, None)
+    energy, energy_raw, wmat, sigma = _energy(qs, k64, k, gk, compat)
+    ent, ratio = _entropy(qs, k64, w)
+
+    values = {"ot_mean_distance": ot_raw, "topology_coherence": coherence, "h0_death_sum": ph.total,
+              **({"ib_kl": ib_total} if ib is not None else {}), "diffusion_energy": energy_raw,
+              "attention_entropy": ent}
+    settings = {"k": k, "seed": seed, "num_projections": num_projections, "graph_k": kbig,
+                "affinity_sigma": 1.0 if compat else sigma, "persistence_method": ph.method,
+                "entropy_from": "weights" if w is not None else "scaled_dot_product"}
+
+    specs = profile_specs(profile, n)
+    raw = {"ot_distance": ot, "topology_coherence": coherence,
+           "ib_kl": None if ib is None else (ib_total if compat else ib_per_dim), "diffusion_energy": energy,
+           "attention_entropy": ent if compat else ratio, "h0_persistence": ph.total if compat else h0_ratio}
+    metrics = [specs[m].evaluate(raw[m]) for m in METRIC_NAMES if raw[m] is not None]
+    health = float(np.mean([m.score for m in metrics])) if metrics else 1.0
+
+    feats = {"n_keys": n, **{f"coherence_{m}": v for m, v in parts.items()}, "h0_ratio": h0_ratio,
+             "h0_bridges": ph.bridges, **_features(k64, gk, wmat, seed)}
+    if advice_from_keys:
+        ent_ratio = F.self_attention_entropy(k64, seed=seed)
+        source = "self-attention over these keys (sampled keys as queries)"
+    else:
+        ent_ratio = ratio
+        source = "the queries' attention" if w is None else "the given attention weights"
+    feats["entropy_ratio_for_advice"] = ent_ratio
+    suggested = None
+    if n >= 2 and not (0.2 <= ent_ratio <= 0.9):
+        suggested = (F.temperature_for_entropy(k64, 0.5, seed=seed) if advice_from_keys
+                     else F.temperature_for_logits(qs @ k64.T / math.sqrt(d), 0.5))
+    rec = recommend(feats, k64, k=k, seed=seed, entropy_ratio=ent_ratio, suggested_temperature=suggested,
+                    entropy_source=source)
+    return Report(metrics, health, rec, profile, n, d, qs.shape[0], values, feats, settings)
+
+
+def build_report(q, K, weights=None, ib_mean=None, ib_logvar=None, profile: str = "default", *, k: int = 8,
+                 seed: int = 1, num_projections: int = 64, persistence: str = "auto",
+                 exact_max: int = 1024) -> Report:
+    """The unified report for queries ``q`` attending keys ``K``.
+
+    ``q (d,)`` or ``(Lq, d)``; ``K (n, d)``; ``weights (n,)`` or ``(Lq, n)`` attention weights
+    (rows on the simplex; default: scaled dot-product weights of ``q``); ``ib_mean, ib_logvar
+    (..., z)`` bottleneck statistics (both or neither); ``profile`` "default" (scale-free, the
+    README's thresholds) or "compat" (upstream's raw values and thresholds); ``k`` neighbours of
+    the kNN graphs; ``seed`` (≥ 1; 0 is forbidden) for projections and samples;
+    ``num_projections`` of the sliced Wasserstein distance (default profile); ``persistence``
+    "auto"/"exact"/"knn" and ``exact_max`` choose the H0 method. See the module docstring for
+    every value and :mod:`workbench.report.recommend` for the rules. Temperature advice comes
+    from the queries' attention entropy.
+    """
+    return _build(q, K, weights, ib_mean, ib_logvar, profile, k, seed, num_projections, persistence, exact_max,
+                  advice_from_keys=False)
+
+
+def analyze_keys(K, *, profile: str = "default", k: int = 8, seed: int = 1, num_projections: int = 64,
+                 persistence: str = "auto", exact_max: int = 1024) -> Report:
+    """The report of a key set alone: :func:`build_report` with the key centroid as the query.
+
+    ``q = mean_j k_j``; attention entropy from its scaled dot-product weights; no IB KL
+    (MECHANISMS §2.18 "Do better"). Temperature advice comes from self-attention over the keys
+    (up to 64 sampled keys as queries), since the centroid's weights say little about how
+    the keys attend each other. ``K (n, d)``, ``n ≥ 1``.
+    """
+    keys = points(K, "K")
+    return _build(keys.astype(np.float64).mean(axis=0), keys, None, None, None, profile, k, seed, num_projections,
+                  persistence, exact_max, advice_from_keys=True)

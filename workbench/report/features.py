@@ -1,0 +1,184 @@
+"""Structure features of a key set that decide the recommendation (beyond the six health metrics).
+
+Each feature is scale-free (unchanged when the keys are scaled) and cheap on 10,000 keys:
+
+* :func:`sequence_locality` — fraction of kNN edges ``(i, j)`` with ``|i − j| ≤ W``,
+  ``W = ⌈n/32⌉``: about ``2W/n ≈ 1/16`` when the row order carries no information, near 1 when
+  the geometric neighbours of a key are its sequence neighbours (local structure a sliding
+  window can use). Unlike upstream's ``boundary_mass`` (window ``n/4``, 0.44 for random order)
+  it separates the two cleanly.
+* :func:`gromov_delta` — relative Gromov δ-hyperbolicity ``2·max δ(x, y, z, w)/diam`` on 20,000
+  sampled quadruples of a random subset of at most 1,000 keys (four-point condition:
+  ``δ = (S₁ − S₂)/2`` with ``S₁ ≥ S₂ ≥ S₃`` the three sums ``d(x,y) + d(z,w)``,
+  ``d(x,z) + d(y,w)``, ``d(x,w) + d(y,z)``); 0 for a tree metric, about
+  0.2–0.4 for Euclidean clouds. (Khrulkov et al., *Hyperbolic Image Embeddings*, 2020.)
+  Concentration of distances makes high-dimensional isotropic clouds near-stars — trivially
+  tree-like — so the Geometric rule also asks for multi-scale H0 persistence.
+* :func:`dirichlet_ratio` — ``½Σ_ij w_ij‖x_i − x_j‖² / Σ_i d_i‖x_i − x̄‖²`` (``d`` the degrees,
+  ``x̄`` the degree-weighted mean): the random-walk Rayleigh quotient, in ``[0, 2]``, 0 for a
+  signal constant on neighbourhoods and about 1 for a signal unrelated to the graph.
+  * ``key_roughness`` = the ratio of the keys themselves ``x = K`` (evaluated as the quadratic
+    form ``tr(K̃ᵀ(D − W)K̃)``, one sparse product, rather than edge by edge). Since
+    ``E_q[‖Kq‖²_L] ∝ tr(KᵀLK)`` for isotropic random queries ``q``, it is the diffusion energy
+    of the logits averaged over all query directions: the share of the keys' variance that
+    changes between graph neighbours (noise), as opposed to varying smoothly along a structure.
+  * ``structure_contrast`` = the ratio of the keys' first principal component divided by
+    ``key_roughness``: ≈ 1 when no direction is smoother than any other (isotropic noise), ≪ 1
+    when the leading direction of variance varies smoothly over the graph (clusters, a
+    manifold) — a smooth structure for diffusion to follow.
+* :func:`self_attention_entropy` — mean normalised entropy ``H(w_i)/ln n`` of scaled
+  dot-product attention from sampled keys as queries, and :func:`temperature_for_entropy` the
+  logit temperature that brings it to a target.
+
+The Gaussian kNN affinity and the energy come from :mod:`workbench.diffusion`
+(``knn_affinity``, ``diffusion_energy``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["sequence_locality", "gromov_delta", "dirichlet_ratio", "key_structure", "self_attention_entropy",
+           "temperature_for_entropy", "temperature_for_logits", "entropy_rows"]
+
+
+def sequence_locality(src: np.ndarray, dst: np.ndarray, n: int) -> tuple[float, int, int]:
+    """``(fraction of edges with |i − j| ≤ ⌈n/32⌉, that window W, 90th percentile of |i − j|)``."""
+    if n < 2 or src.size == 0:
+        return 0.0, 1, 0
+    gap = np.abs(src.astype(np.int64) - dst.astype(np.int64))
+    w = max(1, int(np.ceil(n / 32)))
+    return float(np.mean(gap <= w)), w, int(np.percentile(gap, 90))
+
+
+def gromov_delta(x: np.ndarray, samples: int = 20000, seed: int = 1, max_points: int = 1000) -> float:
+    """Relative Gromov δ ``2·max δ/diam`` over ``samples`` random quadruples of rows of ``x (n, d)``.
+
+    The quadruples are drawn from a random subset of at most ``max_points`` rows (all rows when
+    ``n ≤ max_points``) whose distance matrix is computed once; ``diam`` is the largest distance
+    in that subset. 0 for fewer than 4 points or a zero diameter.
+    """
+    n = x.shape[0]
+    if n < 4:
+        return 0.0
+    rng = np.random.default_rng(seed)
+    a = np.asarray(x, dtype=np.float64)
+    if n > max_points:
+        a = a[np.sort(rng.choice(n, size=max_points, replace=False))]
+    a = a - a.mean(axis=0)  # (distances are translation invariant; centring helps the Gram form)
+    sq = np.einsum("ij,ij->i", a, a)
+    dist = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * (a @ a.T), 0.0))
+    np.fill_diagonal(dist, 0.0)
+    diam = float(dist.max())
+    if diam <= 0:
+        return 0.0
+    q = rng.integers(0, a.shape[0], size=(int(samples), 4))
+    s = np.sort(np.stack([dist[q[:, 0], q[:, 1]] + dist[q[:, 2], q[:, 3]],
+                          dist[q[:, 0], q[:, 2]] + dist[q[:, 1], q[:, 3]],
+                          dist[q[:, 0], q[:, 3]] + dist[q[:, 1], q[:, 2]]], axis=1), axis=1)
+    return float(2 * np.max((s[:, 2] - s[:, 1]) / 2) / diam)
+
+
+def dirichlet_ratio(x: np.ndarray, w, degrees: np.ndarray) -> float:
+    """``½Σ w_ij‖x_i − x_j‖² / Σ_i d_i‖x_i − x̄_d‖²`` for ``x (n,)`` or ``(n, m)``; 0 if the denominator is 0."""
+    from workbench.diffusion import diffusion_energy
+
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    tot = degrees.sum()
+    if tot <= 0:
+        return 0.0
+    xc = x - (degrees @ x) / tot
+    den = float(np.einsum("i,ij,ij->", degrees, xc, xc))
+    if den <= 0:
+        return 0.0
+    return float(diffusion_energy(xc, w)) / den
+
+
+def key_structure(keys: np.ndarray, w) -> tuple[float, float, float]:
+    """``(key_roughness, roughness of the first principal component, structure_contrast)`` on affinity ``w``."""
+    k = np.asarray(keys, dtype=np.float64)
+    deg = np.asarray(w.sum(axis=1)).ravel()
+    # the keys' ratio as the quadratic form tr(K̃ᵀ(D − W)K̃), K̃ centred by the degree-weighted mean:
+    # one sparse product instead of n·k edge differences of width d (equal to dirichlet_ratio(k, w, deg))
+    tot = deg.sum()
+    kd = k - (deg @ k) / tot if tot > 0 else k
+    den = float(np.einsum("i,ij,ij->", deg, kd, kd))
+    num = den - float(np.einsum("ij,ij->", kd, w @ kd))
+    rough = max(num, 0.0) / den if den > 0 else 0.0
+    kc = k - k.mean(axis=0)
+    if k.shape[1] == 1:
+        pc = kc[:, 0]
+    else:
+        from threadpoolctl import threadpool_limits
+
+        cov = kc.T @ kc
+        with threadpool_limits(1, user_api="blas"):  # a d × d problem: threads only add (much) overhead
+            _, vec = np.linalg.eigh(cov)
+        pc = kc @ vec[:, -1]
+    pc_rough = dirichlet_ratio(pc, w, deg)
+    contrast = pc_rough / rough if rough > 0 else 1.0
+    return rough, pc_rough, contrast
+
+
+def entropy_rows(w: np.ndarray) -> np.ndarray:
+    """``−Σ_{w_j > 1e-10} w_j ln w_j`` of each row of ``w (..., n)`` (upstream's cut-off), ≥ 0."""
+    w = np.asarray(w, dtype=np.float64)
+    safe = np.where(w > 1e-10, w, 1.0)
+    return np.maximum(-np.sum(np.where(w > 1e-10, w * np.log(safe), 0.0), axis=-1), 0.0)
+
+
+def _softmax_entropy_ratio(logits: np.ndarray, t: float) -> float:
+    z = logits / t
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    s = e.sum(axis=1, keepdims=True)
+    p = e / s
+    h = np.log(s[:, 0]) - np.sum(p * z, axis=1)  # H = log Σe^z − Σ p z (exact, no cut-off)
+    return float(np.mean(h) / np.log(logits.shape[1]))
+
+
+def _self_logits(keys: np.ndarray, queries: int, seed: int) -> np.ndarray:
+    k = np.asarray(keys, dtype=np.float64)
+    n = k.shape[0]
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(n, size=min(int(queries), n), replace=False)
+    return (k[idx] @ k.T) / np.sqrt(k.shape[1])
+
+
+def self_attention_entropy(keys: np.ndarray, queries: int = 64, seed: int = 1) -> float:
+    """Mean ``H(softmax(k_i·K/√d))/ln n`` over up to ``queries`` sampled keys ``k_i`` (1.0 for ``n = 1``)."""
+    if keys.shape[0] < 2:
+        return 1.0
+    return _softmax_entropy_ratio(_self_logits(keys, queries, seed), 1.0)
+
+
+def temperature_for_logits(logits: np.ndarray, target: float = 0.5) -> float | None:
+    """Temperature ``T`` such that the rows of ``softmax(logits/T)`` have mean normalised entropy ``target``.
+
+    ``logits (m, n)``, ``n ≥ 2``. Bisection on ``log T`` in ``[1e-4, 1e4]`` (the entropy grows
+    with ``T``) to a relative precision of about 1e-7; None when no ``T`` in that range reaches the
+    target (e.g. logits all but equal, or exactly tied).
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    lo, hi = np.log(1e-4), np.log(1e4)
+    if _softmax_entropy_ratio(logits, np.exp(lo)) > target or _softmax_entropy_ratio(logits, np.exp(hi)) < target:
+        return None
+    for _ in range(30):  # the bracket is 18.4 wide in log T: 30 halvings leave 2e-8
+        mid = 0.5 * (lo + hi)
+        if _softmax_entropy_ratio(logits, np.exp(mid)) < target:
+            lo = mid
+        else:
+            hi = mid
+    return float(np.exp(0.5 * (lo + hi)))
+
+
+def temperature_for_entropy(keys: np.ndarray, target: float = 0.5, queries: int = 64,
+                            seed: int = 1) -> float | None:
+    """:func:`temperature_for_logits` of self-attention ``k_i·K/√d`` from up to ``queries`` sampled keys.
+
+    None for fewer than 2 keys.
+    """
+    if keys.shape[0] < 2:
+        return None
+    return temperature_for_logits(_self_logits(keys, queries, seed), target)

@@ -1,0 +1,166 @@
+"""The recommendation: Standard, Sparse, Geometric or Diffusion attention, plus temperature advice.
+
+The first rule that fires wins (MECHANISMS §2.18 "Do better", refined so that each rule is a
+measured property of the keys that the recommended mechanism exploits — see
+:mod:`workbench.report.features` for every feature):
+
+1. **too few keys** (``n < 8``) → Standard.
+2. **Sparse** (``local_global``) if ``sequence_locality ≥ 0.5``: the geometric neighbours of most
+   keys are their sequence neighbours, so a sliding window sees the keys that matter and
+   nothing else; the window is ``2·p90(|i − j|) + 1`` over the kNN edges (at least 8).
+   (Upstream's "low coherence → Cautious/top-k" cannot tell structure from noise: its
+   coherence is ≈ 0.3 for a structureless Gaussian cloud and higher for a well-ordered sequence,
+   so the order-aware part of it — locality — is what decides.)
+3. **Geometric** (``hyperbolic``) if ``gromov_delta ≤ 0.15`` **and** ``h0_ratio ≥ 2``: the
+   distances are close to a tree metric *and* the H0 merges span several scales (a hierarchy,
+   not a star-shaped cloud whose distances are all alike). Parameters: curvature ``c = 1`` when
+   the keys lie in the unit ball, else ``c = (0.95/max‖k‖)²`` (the keys fit in the ball);
+   temperature = the median hyperbolic distance from a key to its ``k``-th neighbour.
+4. **Diffusion** (``diffusion``) if ``key_roughness ≥ 0.25`` **and** ``structure_contrast ≤ 0.5``:
+   a large share of the keys' variance changes between graph neighbours (the logits are rough
+   over the key graph), while the leading direction of variance is smooth over the same graph
+   (there is a structure to diffuse along): heat diffusion of the logits on the kNN graph
+   averages each score over the key's neighbourhood. Parameters: the report's kNN graph (``k``
+   neighbours, random-walk Laplacian) and ``diffusion_time t = clip(1/(2·ρ_pc), 1, 10)`` with
+   ``ρ_pc`` the first principal component's roughness — in the random-walk spectrum the
+   structure signal keeps about ``e^{−1/2}`` of itself while a graph-unrelated signal (``ρ ≈ 1``)
+   is damped by ``e^{−t}``. Falls back to ``scaled_dot_product``, with a note, when no
+   ``diffusion`` mechanism is registered.
+5. **Standard** (``scaled_dot_product``) otherwise.
+
+The thresholds sit between the ranges the features take on the labelled suite
+(:mod:`workbench.report.suite`, several seeds, sizes and noise levels): locality ≈ 0.06 for
+random order vs 0.89–1.0 for sequences; δ 0.06–0.10 for trees vs 0.18–0.37 for the other
+cases; H0 ratio 3.3–4.2 for trees vs 1.00–1.04; roughness 0.39–0.70 for noisy clusters vs ≤ 0.13
+for trees and sequences; contrast 0.07–0.38 for noisy clusters vs ≥ 0.79 for isotropic clouds.
+
+Temperature advice (upstream's ratio thresholds): with ``r`` the normalised attention entropy
+``H/ln n``, ``r < 0.2`` → increase the temperature (attention nearly one-hot), ``r > 0.9`` →
+decrease it (nearly uniform), else keep it; ``suggested_temperature`` brings ``r`` to 0.5.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from workbench.report.records import Recommendation
+
+__all__ = ["THRESHOLDS", "recommend", "temperature_advice", "mechanism_for"]
+
+#: Every threshold the rules use, by name (reported in ``Recommendation.numbers``).
+THRESHOLDS = {
+    "min_keys": 8,
+    "sparse_locality": 0.5,
+    "geometric_delta": 0.15,
+    "geometric_h0_ratio": 2.0,
+    "diffusion_roughness": 0.25,
+    "diffusion_contrast": 0.5,
+    "entropy_low": 0.2,
+    "entropy_high": 0.9,
+}
+
+_MECHANISM = {"Standard": "scaled_dot_product", "Sparse": "local_global", "Geometric": "hyperbolic",
+              "Diffusion": "diffusion"}
+
+
+def mechanism_for(choice: str) -> tuple[str, tuple]:
+    """Registry name for ``choice`` and notes (a fallback when the mechanism is not registered)."""
+    from workbench.registry import list_mechanisms
+
+    name = _MECHANISM[choice]
+    if name in list_mechanisms():
+        return name, ()
+    return "scaled_dot_product", (f"mechanism {name!r} is not registered in this installation; "
+                                  f"falling back to 'scaled_dot_product'",)
+
+
+def temperature_advice(ratio: float, suggested: float | None, source: str, n_keys: int = 2) -> str:
+    """One sentence of advice from the normalised entropy ``ratio`` (see the module docstring)."""
+    if n_keys < 2:
+        return "keep the temperature: with a single key attention has nothing to spread over"
+    t = (f" (about T = {suggested:.3g} brings it to 0.5)" if suggested is not None else
+         " (no temperature in [1e-4, 1e4] brings it to 0.5: the logits are all but tied; rescale the keys or "
+         "use the recommended mechanism)")
+    if ratio < THRESHOLDS["entropy_low"]:
+        return (f"increase the temperature: {source} is nearly one-hot (entropy {ratio:.2f} of its maximum "
+                f"< {THRESHOLDS['entropy_low']}){t}")
+    if ratio > THRESHOLDS["entropy_high"]:
+        return (f"decrease the temperature: {source} is nearly uniform (entropy {ratio:.2f} of its maximum "
+                f"> {THRESHOLDS['entropy_high']}){t}")
+    return f"keep the temperature: {source} has entropy {ratio:.2f} of its maximum (within [0.2, 0.9])"
+
+
+def _hyperbolic_params(keys: np.ndarray, k: int, seed: int) -> dict:
+    from workbench.geometry import poincare as P
+
+    a = np.asarray(keys, dtype=np.float64)
+    rmax = float(np.linalg.norm(a, axis=1).max())
+    c = 1.0 if rmax < 1.0 else (0.95 / rmax) ** 2
+    n = a.shape[0]
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(n, size=min(64, n), replace=False)
+    d = P.pairwise_distance(a[idx], a, c=c)
+    kk = min(k, n - 1)
+    kth = np.partition(d, kk, axis=1)[:, kk]  # column 0 of the sorted row is the key itself
+    t = float(np.median(kth))
+    return {"c": c, "temperature": t if t > 0 else 1.0}
+
+
+def _diffusion_params(pc_roughness: float, k: int, n: int) -> dict:
+    # diffuse until the structure signal keeps about e^{-1/2} of itself: t·ρ_pc = 1/2
+    t = float(np.clip(0.5 / pc_roughness, 1.0, 10.0)) if pc_roughness > 0 else 10.0
+    return {"graph": "knn", "k": int(max(1, min(k, n - 1))), "diffusion_time": t, "laplacian": "random_walk"}
+
+
+def _sparse_params(gap_p90: int, n: int) -> dict:
+    return {"window": int(min(max(8, 2 * gap_p90 + 1), max(n, 1))), "num_global_tokens": 2}
+
+
+def recommend(f: dict, keys: np.ndarray, *, k: int, seed: int, entropy_ratio: float,
+              suggested_temperature: float | None, entropy_source: str) -> Recommendation:
+    """Apply the rules to the features ``f`` (see :func:`workbench.report.build.build_report`)."""
+    th = THRESHOLDS
+    numbers = {**f, "thresholds": th, "entropy_ratio": entropy_ratio}
+    n = int(f["n_keys"])
+    advice = temperature_advice(entropy_ratio, suggested_temperature, entropy_source, n)
+    params: dict = {}
+    if n < th["min_keys"]:
+        choice = "Standard"
+        rule = f"n_keys = {n} < {th['min_keys']}: too few keys to measure structure"
+        why = "There are too few keys to measure any structure, so plain scaled dot-product attention is kept."
+    elif f["sequence_locality"] >= th["sparse_locality"]:
+        choice = "Sparse"
+        rule = (f"sequence_locality = {f['sequence_locality']:.3f} >= {th['sparse_locality']}: kNN neighbours "
+                f"are sequence neighbours (|i - j| <= {f['locality_window']})")
+        params = _sparse_params(int(f["index_gap_p90"]), n)
+        why = (f"{100 * f['sequence_locality']:.0f}% of the keys' nearest neighbours lie within "
+               f"{f['locality_window']} positions of them in the sequence, so a sliding window of "
+               f"{params['window']} keys sees the relevant keys; global attention also mixes in far positions "
+               f"that happen to score high.")
+    elif f["gromov_delta"] <= th["geometric_delta"] and f["h0_ratio"] >= th["geometric_h0_ratio"]:
+        choice = "Geometric"
+        rule = (f"gromov_delta = {f['gromov_delta']:.3f} <= {th['geometric_delta']} and h0_ratio = "
+                f"{f['h0_ratio']:.2f} >= {th['geometric_h0_ratio']}: tree-like, multi-scale distances")
+        params = _hyperbolic_params(keys, k, seed)
+        why = (f"The key distances are close to a tree metric (relative Gromov delta {f['gromov_delta']:.3f}) "
+               f"and their H0 merges span several scales (mean/median death {f['h0_ratio']:.1f}): a hierarchy, "
+               f"which hyperbolic space embeds with low distortion and Euclidean dot products do not.")
+    elif f["key_roughness"] >= th["diffusion_roughness"] and f["structure_contrast"] <= th["diffusion_contrast"]:
+        choice = "Diffusion"
+        rule = (f"key_roughness = {f['key_roughness']:.3f} >= {th['diffusion_roughness']} and structure_contrast = "
+                f"{f['structure_contrast']:.3f} <= {th['diffusion_contrast']}: noisy keys on a smooth structure")
+        params = _diffusion_params(f["pc_roughness"], k, n)
+        why = (f"The keys vary a lot between kNN-graph neighbours (roughness {f['key_roughness']:.2f}, where 1 is a "
+               f"signal unrelated to the graph), yet their leading direction is smooth on the same graph (contrast "
+               f"{f['structure_contrast']:.2f}): noisy keys around a cluster/manifold structure. Diffusing the logits "
+               f"over the key graph (t = {params['diffusion_time']:.2f}) averages out the noise along the structure.")
+    else:
+        choice = "Standard"
+        rule = ("no rule fired: no sequence locality, no tree-like multi-scale distances, no noisy structure "
+                f"(locality {f['sequence_locality']:.2f}, delta {f['gromov_delta']:.2f}, h0_ratio {f['h0_ratio']:.2f}, "
+                f"roughness {f['key_roughness']:.2f}, contrast {f['structure_contrast']:.2f})")
+        why = ("The keys show no structure a specialised mechanism would exploit, so plain scaled dot-product "
+               "attention is the right choice.")
+    mechanism, notes = mechanism_for(choice)
+    if mechanism != _MECHANISM[choice]:
+        params = {}
+    return Recommendation(choice, mechanism, rule, numbers, advice, why, params, suggested_temperature, notes)
