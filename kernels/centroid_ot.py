@@ -1,0 +1,52 @@
+"""Centroid optimal-transport attention for one key set (k-means centroids given).
+
+See :mod:`kernels.reference.centroid_ot` for the definition. The work after k-means is a few
+``O((Lq + Lk)·M·d)`` matrix products and a ``Lq × M`` Sinkhorn: BLAS-bound, so the NumPy
+reference is the implementation on the CPU.
+"""
+from __future__ import annotations
+
+import math
+
+from kernels.dispatch import BackendError, resolve_backend
+from kernels.reference import centroid_ot as _ref
+from kernels.reference.centroid_ot import PLANS, SPREADS
+
+SUPPORT = {
+    "numpy": None,
+    "numba": "no Numba kernel: after k-means the work is a few (L x M) matrix products (BLAS) and an "
+             "Lq x M Sinkhorn, served by the NumPy reference",
+    "cupy": "no CuPy kernel yet: the GPU kernels arrive with their own issue",
+}
+
+__all__ = ["SUPPORT", "PLANS", "SPREADS", "centroid_ot_attention", "centroid_ot_weights"]
+
+
+def _check(scale, temperature, plan, spread):
+    if not math.isfinite(float(scale)) or float(scale) <= 0:
+        raise BackendError(f"scale: expected a scale > 0, got {scale!r}")
+    if not math.isfinite(float(temperature)) or float(temperature) <= 0:
+        raise BackendError(f"temperature: expected a temperature > 0, got {temperature!r}")
+    if plan not in PLANS:
+        raise BackendError(f"plan: expected one of {PLANS}, got {plan!r}")
+    if spread not in SPREADS:
+        raise BackendError(f"spread: expected one of {SPREADS}, got {spread!r}")
+
+
+def centroid_ot_attention(q, k, v, centroids, labels, *, scale, temperature=1.0, plan="per_query",
+                          spread="soft", max_iter=100, tol=1e-9, backend="auto"):
+    """``q (Lq, d), k (Lk, d), v (Lk, dv)`` with ``centroids (M, d)``, ``labels (Lk,)`` → ``(Lq, dv)``
+    in the dtype of ``v``: queries transported to the centroid measure, mass spread back to the keys."""
+    resolve_backend(backend, (q, k, v), SUPPORT)
+    _check(scale, temperature, plan, spread)
+    return _ref.attention(q, k, v, centroids, labels, float(scale), float(temperature), plan, spread,
+                          int(max_iter), float(tol)).astype(v.dtype)
+
+
+def centroid_ot_weights(q, k, centroids, labels, *, scale, temperature=1.0, plan="per_query", spread="soft",
+                        max_iter=100, tol=1e-9, backend="auto"):
+    """The key weights ``(Lq, Lk)`` of :func:`centroid_ot_attention`, in the dtype of ``q``."""
+    resolve_backend(backend, (q, k), SUPPORT)
+    _check(scale, temperature, plan, spread)
+    return _ref.weights(q, k, centroids, labels, float(scale), float(temperature), plan, spread,
+                        int(max_iter), float(tol)).astype(q.dtype)

@@ -1,0 +1,109 @@
+"""Diffusion attention over one key graph: logits diffused by the heat equation, then a softmax.
+
+See :mod:`kernels.reference.diffusion` for the definition. The reference diffuses every query's
+logit vector; the Numba path uses linearity, ``e^{−tL}(s·K qᵀ) = s·(e^{−tL}K) qᵀ``: the ``d`` key
+features are diffused once (``scipy.sparse.linalg.expm_multiply`` or stable explicit Euler, float64) and
+the attention with the diffused keys runs in the fused Numba kernel of ``scaled_dot_product``
+(never forming ``Lq × Lk``). So the cost is that of exact attention plus ``O(d·nnz(L)·steps)``.
+
+Arrays are 2-D (one key set, one graph): ``q (Lq, d)``, ``k (Lk, d)``, ``v (Lk, dv)``, ``L (Lk, Lk)``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from kernels.dense import attention as _dense_attention
+from kernels.dense import attention_weights as _dense_weights
+from kernels.dispatch import BackendError, resolve_backend
+from kernels.reference import diffusion as _ref
+from kernels.reference.diffusion import INTEGRATORS, LAPLACIANS, MULTISCALE
+
+SUPPORT = {
+    "numpy": None,
+    "numba": None,
+    "cupy": "no CuPy kernel yet: the GPU kernels arrive with their own issue",
+}
+
+__all__ = ["SUPPORT", "LAPLACIANS", "INTEGRATORS", "MULTISCALE", "knn_sqdist", "diffused_keys",
+           "diffusion_attention", "diffusion_weights"]
+
+
+def _check(times, scale, temperature, integrator, num_steps, multiscale="mean"):
+    t = np.asarray(times, np.float64).reshape(-1)
+    if t.size == 0 or not np.isfinite(t).all() or (t < 0).any():
+        raise BackendError(f"times: expected one or more finite times >= 0, got {times!r}")
+    if not math.isfinite(float(scale)) or float(scale) <= 0:
+        raise BackendError(f"scale: expected a scale > 0, got {scale!r}")
+    if not math.isfinite(float(temperature)) or float(temperature) <= 0:
+        raise BackendError(f"temperature: expected a temperature > 0, got {temperature!r}")
+    if integrator not in INTEGRATORS:
+        raise BackendError(f"integrator: expected one of {INTEGRATORS}, got {integrator!r}")
+    if int(num_steps) < 1:
+        raise BackendError(f"num_steps: expected an integer >= 1, got {num_steps!r}")
+    if multiscale not in MULTISCALE:
+        raise BackendError(f"multiscale: expected one of {MULTISCALE}, got {multiscale!r}")
+    return t
+
+
+def knn_sqdist(x, k: int, *, backend="auto"):
+    """Exact ``k`` nearest other points of every point of ``x (n, d)``, ``1 ≤ k ≤ n − 1``:
+    ``(idx (n, k) int64, d2 (n, k) float64)`` sorted by (squared distance, index). The Numba kernel
+    fuses a blocked GEMM, a one-pass top-k and an exact re-ranking (:mod:`kernels.numba.diffusion`);
+    the reference forms exact differences."""
+    be = resolve_backend(backend, (x,), SUPPORT)
+    n = x.shape[0]
+    if not 1 <= int(k) <= n - 1:
+        raise BackendError(f"k: expected 1 <= k <= n - 1 = {n - 1}, got {k!r}")
+    if be == "numpy":
+        return _ref.knn(x, int(k))
+    from kernels.numba import diffusion as _nb
+
+    return _nb.knn(x, int(k))
+
+
+#: Below this many keys the diffusion's matrix products run on one BLAS thread (waking BLAS threads
+#: costs more than a 256 × 256 product).
+SMALL = 1024
+
+
+def diffused_keys(k, L, times, integrator="expm", num_steps=5) -> np.ndarray:
+    """``e^{−t_s L} K`` for each time: ``(Lk, d) → (S, Lk, d)`` float64."""
+    if k.shape[0] > SMALL:
+        return _ref.heat(L, np.asarray(k, np.float64), times, integrator, int(num_steps))
+    from kernels.numba._common import single_threaded_blas
+
+    with single_threaded_blas():
+        return _ref.heat(L, np.asarray(k, np.float64), times, integrator, int(num_steps))
+
+
+def diffusion_attention(q, k, v, L, *, times, scale, temperature=1.0, integrator="expm", num_steps=5,
+                        multiscale="mean", backend="auto"):
+    """``softmax_j((e^{−t_s L} s·K qᵀ)_j / T) V`` per time, averaged (``"mean"``) or concatenated
+    (``"concat"``, ``(Lq, S·dv)``): ``q (Lq, d), k (Lk, d), v (Lk, dv) → (Lq, dv)``, dtype of ``v``."""
+    be = resolve_backend(backend, (q, k, v), SUPPORT)
+    t = _check(times, scale, temperature, integrator, num_steps, multiscale)
+    if be == "numpy":
+        out = _ref.attention(q, k, v, L, t, float(scale), float(temperature), integrator, int(num_steps), multiscale)
+        return out.astype(v.dtype)
+    kt = diffused_keys(k, L, t, integrator, num_steps).astype(q.dtype)
+    s = float(scale) / float(temperature)
+    outs = [_dense_attention(q[None], kt[i][None], v[None], scale=s, backend="numba")[0] for i in range(t.size)]
+    if len(outs) == 1:
+        return outs[0]
+    return _ref.combine(np.stack(outs).astype(np.float64), multiscale).astype(v.dtype)
+
+
+def diffusion_weights(q, k, L, *, times, scale, temperature=1.0, integrator="expm", num_steps=5, backend="auto"):
+    """The weights of each time, ``(S, Lq, Lk)`` in the dtype of ``q``."""
+    be = resolve_backend(backend, (q, k), SUPPORT)
+    t = _check(times, scale, temperature, integrator, num_steps)
+    if be == "numpy":
+        return _ref.weights(q, k, L, t, float(scale), float(temperature), integrator, int(num_steps)).astype(q.dtype)
+    kt = diffused_keys(k, L, t, integrator, num_steps).astype(q.dtype)
+    s = float(scale) / float(temperature)
+    w = np.stack([_dense_weights(q[None], kt[i][None], scale=s, backend="numba")[0] for i in range(t.size)])
+    # the fused kernel's weights are exp(s − lse) with a float32 lse: renormalise so rows sum to 1
+    tot = w.sum(-1, keepdims=True, dtype=np.float64)
+    return np.divide(w, tot, out=np.zeros_like(w), where=tot > 0).astype(q.dtype, copy=False)

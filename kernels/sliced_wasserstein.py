@@ -1,0 +1,78 @@
+"""Sliced-Wasserstein attention: ``softmax(−SW_p / T)`` on quantile features, full or two-stage.
+
+See :mod:`kernels.reference.sliced_wasserstein` for the definition (directions, quantile grid,
+features) and :mod:`kernels.numba.sliced_wasserstein` for the fused kernels.
+"""
+from __future__ import annotations
+
+import math
+
+from kernels.dispatch import BackendError, resolve_backend
+from kernels.reference import sliced_wasserstein as _ref
+from kernels.reference.sliced_wasserstein import directions, features, quantile_grid, sorted_projections
+
+SUPPORT = {
+    "numpy": None,
+    "numba": None,
+    "cupy": "no CuPy kernel yet: the GPU kernels arrive with their own issue",
+}
+
+#: Query / key tiles of the Numba kernel.
+BLOCK_Q = 256
+BLOCK_K = 256
+
+__all__ = ["SUPPORT", "directions", "features", "quantile_grid", "sorted_projections", "sw_attention", "sw_weights"]
+
+
+def _check(p, temperature, num_candidates):
+    if not math.isfinite(float(p)) or float(p) < 1:
+        raise BackendError(f"p: expected a Wasserstein power >= 1, got {p!r}")
+    if not math.isfinite(float(temperature)) or float(temperature) <= 0:
+        raise BackendError(f"temperature: expected a temperature > 0, got {temperature!r}")
+    if num_candidates is not None and int(num_candidates) < 1:
+        raise BackendError(f"num_candidates: expected None or an integer >= 1, got {num_candidates!r}")
+
+
+def sw_attention(a, b, v, *, p=2.0, temperature=1.0, mask=None, num_candidates=None, q=None, k=None,
+                 backend="auto"):
+    """``softmax_j(−‖a_i − b_j‖_p / T) V`` over allowed keys: ``a (B, Lq, F), b (B, Lk, F),
+    v (B, Lk, dv) → (B, Lq, dv)``; a row with no allowed key gives 0.
+
+    With ``num_candidates = C`` (and the raw ``q (B, Lq, d)``, ``k (B, Lk, d)``), only the ``C``
+    allowed keys of largest ``⟨q_i, k_j⟩`` take part (two-stage form).
+    """
+    be = resolve_backend(backend, (a, b, v), SUPPORT)
+    _check(p, temperature, num_candidates)
+    p, temperature = float(p), float(temperature)
+    two_stage = num_candidates is not None and int(num_candidates) < b.shape[1]
+    if two_stage and (q is None or k is None):
+        raise BackendError("num_candidates: the two-stage form needs the raw q and k")
+    if be == "numpy":
+        if two_stage:
+            return _ref.two_stage_attention(q, k, a, b, v, p, temperature, int(num_candidates), mask)
+        return _ref.attention(a, b, v, p, temperature, mask)
+    from kernels.numba import sliced_wasserstein as _nb
+
+    if two_stage:
+        return _nb.two_stage_attention(q, k, a, b, v, p, temperature, int(num_candidates), mask)
+    return _nb.attention(a, b, v, p, temperature, mask, BLOCK_Q, BLOCK_K)
+
+
+def sw_weights(a, b, *, p=2.0, temperature=1.0, mask=None, num_candidates=None, q=None, k=None,
+               backend="auto"):
+    """The weights of :func:`sw_attention`, ``(B, Lq, Lk)``."""
+    be = resolve_backend(backend, (a, b), SUPPORT)
+    _check(p, temperature, num_candidates)
+    p, temperature = float(p), float(temperature)
+    two_stage = num_candidates is not None and int(num_candidates) < b.shape[1]
+    if two_stage and (q is None or k is None):
+        raise BackendError("num_candidates: the two-stage form needs the raw q and k")
+    if be == "numpy":
+        if two_stage:
+            return _ref.two_stage_weights(q, k, a, b, p, temperature, int(num_candidates), mask)
+        return _ref.weights(a, b, p, temperature, mask)
+    from kernels.numba import sliced_wasserstein as _nb
+
+    if two_stage:
+        return _nb.two_stage_weights(q, k, a, b, p, temperature, int(num_candidates), mask)
+    return _nb.weights(a, b, p, temperature, mask)
