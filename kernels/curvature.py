@@ -2,11 +2,16 @@
 
 ``fused_logits`` takes one vector per query/key already split into its Euclidean, hyperbolic and
 spherical slices (H slices inside the Poincaré ball of curvature ``−c_h``) and returns
-``(w_E·s_E⟨q_E,k_E⟩ − w_H d_H − w_S d_S)/T`` for every (query, key). ``lorentz_distance`` returns the
+``(w_E·s_E⟨q_E,k_E⟩ − w_H d_H − w_S d_S)/T`` for every (query, key); ``fused_attention`` returns
+``softmax(ℓ) V`` of those logits (Numba: key tiles and an online softmax, never ``Lq × Lk``). ``lorentz_distance`` returns the
 hyperboloid distances between ``exp_0(u_i)`` and ``exp_0(w_j)`` without leaving the tangent chart
 (float64, no overflow). See :mod:`kernels.reference.curvature` for the definitions.
 """
 from __future__ import annotations
+
+import math
+
+import numpy as np
 
 from kernels.dispatch import resolve_backend
 from kernels.reference import curvature as _ref
@@ -17,8 +22,9 @@ SUPPORT = {
     "cupy": "no CuPy kernel yet: the GPU kernels arrive with their own issue",
 }
 
-#: Queries per parallel work item of the Numba fused kernel.
+#: Queries per parallel work item of the Numba fused kernels; keys per tile of the fused attention.
 BLOCK_Q = 64
+BLOCK_K = 256
 
 
 def fused_logits(qe, ke, qh, kh, qs, ks, *, c_h=1.0, c_s=1.0, weights=(1.0, 1.0, 1.0), scale_e=1.0,
@@ -40,6 +46,34 @@ def fused_logits(qe, ke, qh, kh, qs, ks, *, c_h=1.0, c_s=1.0, weights=(1.0, 1.0,
     return _nb.fused_logits(qe, ke, qh, kh, dq, dk, us, vs, w_e * scale_e / t, w_h / t, w_s / t, c_h, c_s, BLOCK_Q)
 
 
+def fused_attention(qe, ke, qh, kh, qs, ks, v, *, c_h=1.0, c_s=1.0, weights=(1.0, 1.0, 1.0), scale_e=1.0,
+                    temperature=1.0, mask=None, mask_group=1, backend="auto", block_q=BLOCK_Q, block_k=BLOCK_K):
+    """``softmax(ℓ) v`` of the fused logits ``ℓ`` (see :func:`fused_logits`): ``→ (B, Lq, dv)``.
+
+    ``weights`` ``(3,)`` or ``(B, 3)`` (per batch item: the heads of a multi-head call are items);
+    ``mask`` boolean ``(Bm, Lq, Lk)``, True = may attend, ``Bm`` in ``{1, B/mask_group}`` (item
+    ``b`` uses mask ``b // mask_group``); a row with no allowed key gives 0. The Numba kernel never
+    holds ``Lq × Lk`` (tiles and an online softmax); the reference does, one item at a time.
+    """
+    be = resolve_backend(backend, (qe, ke, qh, kh, qs, ks, v), SUPPORT)
+    B = qe.shape[0]
+    w = np.broadcast_to(np.asarray(weights, dtype=np.float64), (B, 3))
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.ndim == 2:
+            mask = mask[None]
+    if be == "numpy":
+        return _ref.fused_attention(qe, ke, qh, kh, qs, ks, v, c_h, c_s, w, scale_e, temperature, mask, mask_group)
+    from kernels.numba import curvature as _nb
+
+    t = float(temperature)
+    coef = w * np.array([scale_e / t, 1.0 / (math.sqrt(c_h) * t), 2.0 / (math.sqrt(c_s) * t)])
+    dq, dk = _ref.ball_denominators(qh, c_h), _ref.ball_denominators(kh, c_h)
+    us, vs = _ref.unit_directions(qs), _ref.unit_directions(ks)
+    return _nb.fused_attention(qe, ke, qh, kh, dq, dk, us, vs, v, coef, c_h, mask, int(mask_group), int(block_q),
+                               int(block_k))
+
+
 def lorentz_distance(u, w, *, c=1.0, backend="auto"):
     """``(B, n, d), (B, m, d) → (B, n, m)`` float64: ``d_L(exp_0 u_i, exp_0 w_j)`` at curvature ``−c``."""
     be = resolve_backend(backend, (u, w), SUPPORT)
@@ -58,4 +92,4 @@ def busemann(u, *, c=1.0):
     return _ref.busemann_from_chart(a, uh, c)
 
 
-__all__ = ["SUPPORT", "fused_logits", "lorentz_distance", "busemann"]
+__all__ = ["SUPPORT", "fused_logits", "fused_attention", "lorentz_distance", "busemann"]

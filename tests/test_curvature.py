@@ -94,7 +94,9 @@ def test_round_trip_error_at_most_half_a_step_and_codes_in_range(seed, e, h, s, 
         blk = x[:, start:start + n].astype(np.float64)
         if n:
             scale = np.maximum(np.abs(blk).max(-1), 1e-8) / lev  # absmax scale, written out
-            np.testing.assert_allclose(qv.scales[:, i], scale, rtol=1e-12)
+            assert qv.scales.dtype == np.float32  # stored as float32 (rounded once)
+            np.testing.assert_allclose(qv.scales[:, i], scale, rtol=2 ** -24)
+            scale = qv.scales[:, i].astype(np.float64)  # the bound holds for the stored scale
             err = np.abs(back[:, start:start + n].astype(np.float64) - blk)
             slack = 4 * np.finfo(dtype).eps * np.abs(blk).max(-1, keepdims=True)  # dtype rounding of the result
             assert (err <= scale[:, None] / 2 * (1 + 1e-12) + slack).all()
@@ -107,6 +109,67 @@ def test_round_trip_error_at_most_half_a_step_and_codes_in_range(seed, e, h, s, 
         assert r["bits"] == bits[i]
         assert 0 <= r["rms"] <= r["max_abs"] + 1e-30
         assert r["max_abs"] <= r["bound"] * (1 + 1e-12) + 4 * np.finfo(dtype).eps * max(1.0, amp) * 10
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**31 - 1), bits=st.integers(2, 8), shape=st.sampled_from([(0,), (1,), (7,), (3, 5), (2, 3, 9)]))
+def test_pack_codes_round_trip_and_size(seed, bits, shape):
+    """Bit packing is lossless for every code in range and takes ⌈size·bits/8⌉ bytes."""
+    from workbench.curvature import pack_codes, unpack_codes
+
+    lev = 2 ** (bits - 1) - 1
+    codes = np.random.default_rng(seed).integers(-lev, lev + 1, size=shape).astype(np.int8)
+    if codes.size:
+        codes.flat[0] = -lev  # both extremes present
+        codes.flat[-1] = lev
+    packed = pack_codes(codes, bits)
+    assert packed.dtype == np.uint8 and packed.shape == (-(-codes.size * bits // 8),)
+    np.testing.assert_array_equal(unpack_codes(packed, bits, shape), codes)
+    # the stream holds code + L in `bits` bits, least significant bit first, element after element
+    stream = [(int(c) + lev) >> t & 1 for c in codes.ravel() for t in range(bits)]
+    np.testing.assert_array_equal(np.unpackbits(packed, bitorder="little")[:len(stream)], stream)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n, dims", [(1, (32, 16, 16)), (1000, (32, 16, 16)), (3, (5, 3, 1)), (10, (0, 7, 0))])
+def test_stored_bytes_are_bit_packed(dtype, n, dims):
+    """``nbytes_packed`` counts the stored arrays: ⌈N·n_c·b_c/8⌉ bytes per block plus 3 float32 scales
+    per vector; ``compression_ratio`` of a quantised array is original bytes over those."""
+    x = np.random.default_rng(n).standard_normal((n, sum(dims))).astype(dtype)
+    qz = ComponentQuantizer()
+    qv = qz.quantize(x, dims)
+    expected = sum(-(-n * w * b // 8) for w, b in zip(dims, qz.bits)) + 4 * 3 * n
+    assert sum(p.nbytes for p in qv.packed) + qv.scales.nbytes == expected == qv.nbytes_packed()
+    assert all(p.dtype == np.uint8 for p in qv.packed)
+    assert qv.nbytes_original == x.nbytes
+    assert qz.compression_ratio(qv) == pytest.approx(x.nbytes / expected)
+    if dtype == np.float32 and n == 1000:  # every block a whole number of bytes: the per-vector formula
+        assert qz.compression_ratio(qv) == pytest.approx(qz.compression_ratio(dims))
+    # round trip through the packed storage: codes and values as computed from the formula
+    for i, (lo, hi) in enumerate(((0, dims[0]), (dims[0], dims[0] + dims[1]), (dims[0] + dims[1], sum(dims)))):
+        lev = 2 ** (qz.bits[i] - 1) - 1
+        blk = x[:, lo:hi].astype(np.float64)
+        r = blk / qv.scales[:, i, None].astype(np.float64)
+        code = np.clip(np.sign(r) * np.floor(np.abs(r) + 0.5), -lev, lev)
+        np.testing.assert_array_equal(qv.codes[i], code)
+    back = qz.dequantize(qv)
+    assert back.dtype == dtype and back.shape == x.shape
+
+
+def test_quantization_error_figures():
+    """The 8/5/5-bit error on standard normal vectors: relative RMS ~1% (E) and ~15% (H, S)."""
+    x = np.random.default_rng(0).standard_normal((4096, 64))
+    rep = ComponentQuantizer().quantization_error(x, (32, 16, 16))
+    for name, lo, hi in (("euclidean", 0.002, 0.02), ("hyperbolic", 0.02, 0.2), ("spherical", 0.02, 0.2)):
+        assert lo < rep[name]["rms"] < hi, (name, rep[name])
+        assert rep[name]["max_abs"] <= rep[name]["bound"]
+
+
+def test_scales_beyond_float32_are_refused():
+    from workbench.errors import NumericalError
+
+    with pytest.raises(NumericalError, match="x"):
+        ComponentQuantizer().quantize(np.full(8, 1e300), (4, 2, 2))
 
 
 def test_upstream_cases():

@@ -11,14 +11,18 @@ curvature ``−c_h``) and a spherical block (the rest).
   5-bit H and S by default): ``scale = max|x_c|/L_b``, ``L_b = 2^{b−1} − 1``,
   ``code = round_half_away(x/scale)`` in ``[−L_b, L_b]``; the round-trip error is at most
   ``scale/2`` per element. :meth:`ComponentQuantizer.quantization_error` reports it per block.
+  Codes are stored bit-packed (``b`` bits each, :func:`pack_codes`) with float32 scales, so
+  :meth:`QuantizedVector.nbytes_packed` and :meth:`ComponentQuantizer.compression_ratio` are
+  byte counts of the stored arrays.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
-from workbench.errors import ConfigurationError, ShapeError
+from workbench.errors import ConfigurationError, NumericalError, ShapeError
 
 COMPONENTS = ("euclidean", "hyperbolic", "spherical")
 
@@ -34,8 +38,6 @@ def _as_vectors(x, name="x") -> np.ndarray:
         raise ShapeError(f"{name}: expected shape (..., d), got shape {a.shape}")
     a = a.astype(np.float64 if a.dtype == np.float64 else np.float32, copy=False)
     if not np.isfinite(a).all():
-        from workbench.errors import NumericalError
-
         raise NumericalError(f"{name}: expected finite values")
     return a
 
@@ -109,30 +111,69 @@ class TangentSpaceMapper:
         return np.sum(self.log_map(a) * self.log_map(b), axis=-1)
 
 
-@dataclass(frozen=True)
-class QuantizedVector:
-    """Codes (int8, one array per block, shape ``(..., width)``) and scales ``(..., 3)`` of one or many vectors."""
+def pack_codes(codes: np.ndarray, bits: int) -> np.ndarray:
+    """Bit-pack signed ``bits``-bit codes (``|code| ≤ 2^{bits−1} − 1``): ``(…) int → (⌈size·bits/8⌉,) uint8``.
 
-    codes: tuple
+    Each code is stored as ``u = code + L`` (``0 ≤ u ≤ 2L < 2^bits``) in ``bits`` bits, least
+    significant first, the elements in C order one after the other (``np.packbits`` of the bit
+    planes, ``bitorder='little'``); :func:`unpack_codes` inverts it.
+    """
+    lev = 2 ** (bits - 1) - 1
+    u = (np.asarray(codes).astype(np.int16) + lev).astype(np.uint8).reshape(-1, 1)
+    planes = np.unpackbits(u, axis=1, count=bits, bitorder="little")  # (size, bits)
+    return np.packbits(planes.reshape(-1), bitorder="little")
+
+
+def unpack_codes(packed: np.ndarray, bits: int, shape: tuple) -> np.ndarray:
+    """Inverse of :func:`pack_codes`: ``int8`` codes of ``shape``."""
+    size = int(np.prod(shape, dtype=np.int64))
+    lev = 2 ** (bits - 1) - 1
+    planes = np.unpackbits(packed, count=size * bits, bitorder="little").reshape(size, bits)
+    u = planes.astype(np.int16) @ (1 << np.arange(bits, dtype=np.int16))
+    return (u - lev).astype(np.int8).reshape(shape)
+
+
+@dataclass(frozen=True, eq=False)
+class QuantizedVector:
+    """Bit-packed codes of one or many vectors and their float32 scales, as stored.
+
+    ``packed``: one ``uint8`` array per block (E, H, S) holding the ``bits``-bit codes of every
+    vector (:func:`pack_codes`, ``⌈N·n_c·b_c/8⌉`` bytes for ``N`` vectors of block width ``n_c``);
+    ``scales (..., 3)`` float32; ``shape`` the leading shape ``(...)``; ``codes`` unpacks them
+    (``int8``, ``(..., n_c)`` per block). ``nbytes_packed()`` is the bytes of the stored arrays.
+    """
+
+    packed: tuple
     scales: np.ndarray
     dims: tuple
     dtype: np.dtype
+    bits: tuple = (8, 5, 5)
+    shape: tuple = ()
+
+    @cached_property
+    def codes(self) -> tuple:
+        """The codes per block, ``int8`` arrays ``(..., n_c)`` (unpacked once, then cached)."""
+        return tuple(unpack_codes(p, b, self.shape + (n,)) for p, b, n in zip(self.packed, self.bits, self.dims))
 
     def nbytes_packed(self) -> int:
-        """Bytes if the codes were bit-packed (what ``compression_ratio`` assumes) plus float32 scales."""
-        return int(np.ceil(sum(c.size * b for c, b in zip(self.codes, self.bits)) / 8)) + 4 * self.scales.size
+        """Bytes actually stored: the packed code arrays plus the float32 scales."""
+        return int(sum(p.nbytes for p in self.packed) + self.scales.nbytes)
 
-    bits: tuple = (8, 5, 5)
+    @property
+    def nbytes_original(self) -> int:
+        """Bytes of the vectors in their original dtype."""
+        return int(np.prod(self.shape, dtype=np.int64)) * sum(self.dims) * np.dtype(self.dtype).itemsize
 
 
 class ComponentQuantizer:
     """Symmetric absmax quantisation per product-space block: 8-bit E, 5-bit H and S by default.
 
-    ``L_b = 2^{b−1} − 1`` levels each side; per vector and block ``scale = max(max|x_c|, 1e-8)/L_b``,
-    ``code = clip(round_half_away(x_c/scale), −L_b, L_b)`` (int8). ``dequantize`` gives
-    ``code·scale``; the error is at most ``scale/2`` per element. Bits must be in ``[2, 8]`` (upstream
-    silently clips ``bits > 8`` to int8; ``bits = 1`` has no level). An empty block has no codes and
-    scale 1.
+    ``L_b = 2^{b−1} − 1`` levels each side; per vector and block ``scale = max(max|x_c|, 1e-8)/L_b``
+    (rounded to float32, as stored), ``code = clip(round_half_away(x_c/scale), −L_b, L_b)``, stored
+    in ``b`` bits (bit-packed: ``⌈N·n_c·b/8⌉`` bytes per block for ``N`` vectors). ``dequantize``
+    gives ``code·scale``; the error is at most ``scale/2`` per element. Bits must be in ``[2, 8]``
+    (upstream silently clips ``bits > 8`` to int8 and stores one code per byte; ``bits = 1`` has no
+    level). An empty block has no codes and scale 1.
     """
 
     def __init__(self, euclidean_bits: int = 8, hyperbolic_bits: int = 5, spherical_bits: int = 5):
@@ -159,25 +200,32 @@ class ComponentQuantizer:
         return x, dims, (x[..., :e], x[..., e:e + h], x[..., e + h:])
 
     def quantize(self, x, dims=None) -> QuantizedVector:
-        """``x (..., E+H+S)`` → codes per block and scales ``(..., 3)``; ``dims=None`` uses ⌊d/2⌋, ⌊d/4⌋, rest."""
+        """``x (..., E+H+S)`` → bit-packed codes per block and float32 scales ``(..., 3)``;
+        ``dims=None`` uses ⌊d/2⌋, ⌊d/4⌋, rest. The scale is rounded to float32 first and the codes
+        are computed with the stored scale, so the round-trip bound ``scale/2`` holds exactly."""
         x, dims, parts = self._split(x, dims)
-        codes, scales = [], []
-        for part, lev in zip(parts, self.levels):
+        packed, scales = [], []
+        for part, lev, b in zip(parts, self.levels, self.bits):
             p = part.astype(np.float64)
             if p.shape[-1] == 0:
-                codes.append(np.zeros(p.shape, np.int8))
-                scales.append(np.ones(p.shape[:-1]))
+                packed.append(np.zeros(0, np.uint8))
+                scales.append(np.ones(p.shape[:-1], np.float32))
                 continue
-            scale = np.maximum(np.abs(p).max(axis=-1), 1e-8) / lev
-            r = p / scale[..., None]
+            with np.errstate(over="ignore"):
+                scale = (np.maximum(np.abs(p).max(axis=-1), 1e-8) / lev).astype(np.float32)
+            if not np.isfinite(scale).all():
+                raise NumericalError(
+                    f"x: a block's absmax exceeds the float32 range of the stored scales "
+                    f"(max |x| = {float(np.abs(p).max()):.4g}); rescale the inputs")
+            r = p / scale.astype(np.float64)[..., None]
             code = np.clip(np.sign(r) * np.floor(np.abs(r) + 0.5), -lev, lev)
-            codes.append(code.astype(np.int8))
+            packed.append(pack_codes(code, b))
             scales.append(scale)
-        return QuantizedVector(tuple(codes), np.stack(scales, axis=-1), dims, x.dtype, self.bits)
+        return QuantizedVector(tuple(packed), np.stack(scales, axis=-1), dims, x.dtype, self.bits, x.shape[:-1])
 
     def dequantize(self, qv: QuantizedVector) -> np.ndarray:
         """Codes → ``(..., E+H+S)`` in the original dtype: ``code·scale`` per block."""
-        parts = [c.astype(np.float64) * qv.scales[..., i, None] for i, c in enumerate(qv.codes)]
+        parts = [c.astype(np.float64) * qv.scales[..., i, None].astype(np.float64) for i, c in enumerate(qv.codes)]
         return np.concatenate(parts, axis=-1).astype(qv.dtype)
 
     def round_trip(self, x, dims=None) -> np.ndarray:
@@ -211,7 +259,14 @@ class ComponentQuantizer:
             total = total + float(w) * dots * a.scales[..., i] * b.scales[..., i]
         return total
 
-    def compression_ratio(self, dims) -> float:
-        """``32·d / (Σ bits_c·n_c + 96)``: float32 storage against bit-packed codes plus three float32 scales."""
-        e, h, s = (int(n) for n in dims)
+    def compression_ratio(self, dims_or_quantized) -> float:
+        """Storage ratio. For a :class:`QuantizedVector`: the real one, ``nbytes_original / nbytes_packed()``
+        (the bytes of the stored arrays). For ``dims (E, H, S)``: the per-vector figure for float32
+        vectors, ``32·d / (Σ bits_c·n_c + 96)`` (codes plus three float32 scales), which the real
+        ratio of many float32 vectors approaches (it is exact when every block's ``N·n_c·b_c`` is a
+        multiple of 8)."""
+        if isinstance(dims_or_quantized, QuantizedVector):
+            qv = dims_or_quantized
+            return qv.nbytes_original / qv.nbytes_packed()
+        e, h, s = (int(n) for n in dims_or_quantized)
         return 32.0 * (e + h + s) / (self.bits[0] * e + self.bits[1] * h + self.bits[2] * s + 96)

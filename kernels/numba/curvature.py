@@ -5,16 +5,44 @@ Fused logits (see :mod:`kernels.reference.curvature`): per query block one GEMM
 ``Q_E K_Eᵀ`` (BLAS) for the Euclidean part, then one pass over the keys that adds the Poincaré
 distance of the H slices (per-vector ball denominators precomputed) and the spherical geodesic
 distance of the S directions (precomputed unit vectors), writing the combined logit once.
+
+Fused attention (:func:`fused_attention`): the same logits tile by tile, never ``Lq × Lk``.
+Per query block ``I`` and key block ``J`` (scores transposed, one key per row, queries
+contiguous, in base 2): ``Sᵀ = K_E,J (c_E Q_E,I)ᵀ`` (GEMM); the H part from a second GEMM
+``G = K_H,J Q_H,Iᵀ``, ``‖q − k‖² = ‖q‖² + ‖k‖² − 2G`` (recomputed from the differences where
+the expansion cancels, below ``tau_h·(‖q‖² + ‖k‖²)``), ``a = 1 + δ + √δ·√(δ + 2)``,
+``δ = 2c_h‖q − k‖²/((1 − c_h‖q‖²)(1 − c_h‖k‖²))`` and ``Sᵀ −= c_H·log2 a`` (vectorised log2 of
+:mod:`kernels.numba.hyperbolic`); the S part from ``C = K̂_S,J Q̂_S,Iᵀ`` (unit directions),
+``‖x̂ ∓ ŷ‖² = ‖x̂‖² + ‖ŷ‖² ∓ 2C`` (differences where either cancels) and
+``Sᵀ −= c_S·atan2(‖x̂ − ŷ‖, ‖x̂ + ŷ‖)`` (vectorised float32 arctangent); then the online softmax
+of the flash kernel (float64: with the vectorised ``2^x`` of :mod:`kernels.numba.vecmath`) and ``O ← 2^{m_old − m} O + P V_J`` (GEMM). Extra memory per thread
+``O(bq·bk + bq·dv)``. Coefficients are per batch item, so the heads of a multi-head call are
+batch items of one launch.
+The kernels use Numba's NumPy error model (no zero-division checks, every divisor is kept
+non-zero by construction): Python's model puts a branch in every loop that divides, which stops
+LLVM from vectorising it (measured: the spherical tile step 2.8× slower).
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
-from kernels.numba._common import FASTMATH, single_threaded_blas
+from kernels.numba._common import (
+    _LOG2E,
+    FASTMATH,
+    MASKED,
+    mask_arg,
+    online_softmax_block,
+    rescale_accumulate,
+    single_threaded_blas,
+)
+from kernels.numba.flash import query_block
+from kernels.numba.hyperbolic import _acosh_arg, _diff2_row, log2_row
+from kernels.numba.vecmath import exp2_shifted_row64
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
+@njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
 def _fused_logits(qe, keT, qh, kh, dq, dk, qs, ks, a_e, a_h, a_s, c_h, c_s, bq, out):
     B, lq, E = qe.shape
     lk = out.shape[2]
@@ -66,6 +94,13 @@ def _fused_logits(qe, keT, qh, kh, dq, dk, qs, ks, a_e, a_h, a_s, c_h, c_s, bq, 
     return out
 
 
+def _arg(x, dtype):
+    """``x`` as a writeable C-contiguous array of ``dtype``: one Numba signature per dtype (read-only
+    views, e.g. from ``np.broadcast_to``, would otherwise each compile their own specialisation)."""
+    a = np.ascontiguousarray(x, dtype=dtype)
+    return a if a.flags.writeable else a.copy()
+
+
 def fused_logits(qe, ke, qh, kh, dq, dk, qs, ks, a_e, a_h, a_s, c_h, c_s, block_q=64):
     """Combined logits ``(B, Lq, Lk)``; ``a_*`` are the component factors with the temperature folded in,
     ``dq``/``dk`` the ball denominators, ``qs``/``ks`` unit directions."""
@@ -73,13 +108,13 @@ def fused_logits(qe, ke, qh, kh, dq, dk, qs, ks, a_e, a_h, a_s, c_h, c_s, block_
     B, lq, lk = qe.shape[0], qe.shape[1], ke.shape[1]
     out = np.empty((B, lq, lk), dt)
     keT = np.ascontiguousarray(np.swapaxes(ke, 1, 2))
-    args = [np.ascontiguousarray(a, dtype=dt) for a in (qe, keT, qh, kh, dq, dk, qs, ks)]
+    args = [_arg(a, dt) for a in (qe, keT, qh, kh, dq, dk, qs, ks)]
     with single_threaded_blas():
         return _fused_logits(*args, dt.type(a_e), dt.type(a_h), dt.type(a_s), float(c_h), float(c_s),
                              int(block_q), out)
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
+@njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
 def _lorentz_distance(a, uhat, b, what, c, out):
     B, n, d = uhat.shape
     m = what.shape[1]
@@ -116,5 +151,268 @@ def _lorentz_distance(a, uhat, b, what, c, out):
 def lorentz_distance_from_chart(a, uhat, b, what, c):
     """As :func:`kernels.reference.curvature.lorentz_distance_from_chart` (float64)."""
     out = np.empty((uhat.shape[0], uhat.shape[1], what.shape[1]), np.float64)
-    f = lambda x: np.ascontiguousarray(x, dtype=np.float64)  # noqa: E731
+    f = lambda x: _arg(x, np.float64)  # noqa: E731
     return _lorentz_distance(f(a), f(uhat), f(b), f(what), float(c), out)
+
+
+# --- fused attention (tiled, online softmax) ---------------------------------------------------------
+
+_PI_2 = 1.5707963267948966
+_PI_4 = 0.7853981633974483
+_TAN_PI_8 = 0.41421356237309503
+
+
+def half_angle_row(m2, p2, dst):  # pragma: no cover - replaced by the overload below
+    """``dst[r] = atan2(√m2[r], √p2[r])`` in ``[0, π/2]`` (``m2 + p2 > 0``)."""
+    raise NotImplementedError
+
+
+@overload(half_angle_row, jit_options={"fastmath": FASTMATH, "error_model": "numpy"})
+def _half_angle_row_impl(m2, p2, dst):
+    if m2.dtype == types.float32:
+        # Cephes atanf on [0, 1] (one reduction at tan(π/8)); relative error < 2e-7.
+        def impl32(m2, p2, dst):
+            for r in range(m2.shape[0]):
+                a = np.sqrt(m2[r])
+                b = np.sqrt(p2[r])
+                hi = max(a, b)
+                t = min(a, b) / hi
+                red = t > np.float32(_TAN_PI_8)
+                x = (t - np.float32(1.0)) / (t + np.float32(1.0)) if red else t
+                y0 = np.float32(_PI_4) if red else np.float32(0.0)
+                z = x * x
+                p = np.float32(8.05374449538e-2)
+                p = p * z - np.float32(1.38776856032e-1)
+                p = p * z + np.float32(1.99777106478e-1)
+                p = p * z - np.float32(3.33329491539e-1)
+                y = y0 + (p * z * x + x)
+                dst[r] = np.float32(_PI_2) - y if a > b else y
+
+        return impl32
+
+    def impl64(m2, p2, dst):
+        for r in range(m2.shape[0]):
+            dst[r] = np.arctan2(np.sqrt(m2[r]), np.sqrt(p2[r]))
+
+    return impl64
+
+
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+def _sphere_rows(g, an2, bn2, tau, at, bvec, m2, p2):
+    """From ``g[r] = â_r·b̂``: ``m2[r] = ‖â_r − b̂‖²``, ``p2[r] = ‖â_r + b̂‖²`` by the expansion,
+    recomputed from the vectors (``at (s, n)``, columns ``â_r``) where either is below
+    ``tau·(‖â_r‖² + ‖b̂‖²)`` (near and antipodal directions, where the expansion cancels)."""
+    two = g.dtype.type(2.0)
+    n = g.shape[0]
+    flagged = 0
+    for r in range(n):
+        tot = an2[r] + bn2
+        m2[r] = tot - two * g[r]
+        p2[r] = tot + two * g[r]
+        flagged += (m2[r] < tau * tot) | (p2[r] < tau * tot)
+    if flagged > 0:
+        d = bvec.shape[0]
+        for r in range(n):
+            tot = an2[r] + bn2
+            if m2[r] < tau * tot or p2[r] < tau * tot:
+                am = g.dtype.type(0.0)
+                ap = g.dtype.type(0.0)
+                for t in range(d):
+                    x = at[t, r]
+                    y = bvec[t]
+                    am += (x - y) * (x - y)
+                    ap += (x + y) * (x + y)
+                m2[r] = am
+                p2[r] = ap
+    zero = g.dtype.type(0.0)
+    for r in range(n):
+        m2[r] = max(m2[r], zero)
+        p2[r] = max(p2[r], zero)
+
+
+# Tile steps of the fused forward, compiled once per dtype as separate functions (not inlined into
+# the parallel loop: that keeps the kernel's compile time down).
+
+@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
+def _hyperbolic_tile(g, st, qht, qn2, qf, kh, kn2, kf, tau, coef, arg, ibuf, fbuf):
+    """``st[c] −= coef·log2 a`` for the keys ``c`` of the tile, ``g[c]`` holding ``K_H Q_Hᵀ``."""
+    for c in range(st.shape[0]):
+        row = g[c]
+        _diff2_row(row, qn2, kn2[c], tau, qht, kh[c])
+        _acosh_arg(row, qf, kf[c], arg)
+        log2_row(arg, row, ibuf, fbuf)
+        srow = st[c]
+        for r in range(srow.shape[0]):
+            srow[r] -= coef * row[r]
+
+
+@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
+def _sphere_tile(g, st, qst, qsn, ks, ksn, tau, coef, m2, p2):
+    """``st[c] −= coef·atan2(‖q̂ − k̂‖, ‖q̂ + k̂‖)``, ``g[c]`` holding ``K̂_S Q̂_Sᵀ``."""
+    for c in range(st.shape[0]):
+        row = g[c]
+        _sphere_rows(row, qsn, ksn[c], tau, qst, ks[c], m2, p2)
+        half_angle_row(m2, p2, row)
+        srow = st[c]
+        for r in range(srow.shape[0]):
+            srow[r] -= coef * row[r]
+
+
+@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
+def _mask_tile(st, allowed, masked):
+    """``st[c, r] = masked`` where ``allowed[r, c]`` is False (``allowed`` the (queries, keys) tile)."""
+    for c in range(st.shape[0]):
+        for r in range(st.shape[1]):
+            if not allowed[r, c]:
+                st[c, r] = masked
+
+
+def softmax_tile(st, pt, m, m_new, alpha, ell, ibuf, fbuf):  # pragma: no cover - replaced by the overload
+    """:func:`online_softmax_block` (float32: its vectorised ``2^x``); float64: the same update with
+    :func:`kernels.numba.vecmath.exp2_shifted_row64` (``fbuf``, a float64 row, as its int64 scratch)."""
+    raise NotImplementedError
+
+
+@overload(softmax_tile, jit_options={"fastmath": FASTMATH, "error_model": "numpy"})
+def _softmax_tile_impl(st, pt, m, m_new, alpha, ell, ibuf, fbuf):
+    if st.dtype == types.float32:
+        def impl32(st, pt, m, m_new, alpha, ell, ibuf, fbuf):
+            online_softmax_block(st, pt, m, m_new, alpha, ell, ibuf)
+
+        return impl32
+
+    def impl64(st, pt, m, m_new, alpha, ell, ibuf, fbuf):
+        nq = m.shape[0]
+        for r in range(nq):
+            m_new[r] = m[r]
+        for c in range(st.shape[0]):
+            row = st[c]
+            for r in range(nq):
+                m_new[r] = max(m_new[r], row[r])
+        for r in range(nq):
+            alpha[r] = np.exp2(m[r] - m_new[r])
+            ell[r] *= alpha[r]
+            m[r] = m_new[r]
+        scratch = fbuf.view(np.int64)
+        for c in range(st.shape[0]):
+            prow = pt[c]
+            exp2_shifted_row64(st[c], m, prow, scratch)
+            for r in range(nq):
+                ell[r] += prow[r]
+
+    return impl64
+
+
+@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
+def _softmax_tile(st, pt, m, m_new, alpha, ell, ibuf, fbuf):
+    softmax_tile(st, pt, m, m_new, alpha, ell, ibuf, fbuf)
+
+
+@njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
+def _fused_forward(qe, ke, qh, kh, qn2, kn2, qf, kf, qs, ks, qsn, ksn, v, coef, mask, has_mask, mask_group,
+                   tau_h, tau_s, bq, bk):
+    B, lq, E = qe.shape
+    lk = ke.shape[1]
+    H = qh.shape[2]
+    S = qs.shape[2]
+    dv = v.shape[2]
+    dt = v.dtype
+    out = np.zeros((B, lq, dv), dt)
+    nqb = (lq + bq - 1) // bq
+    per_batch_mask = mask.shape[0] > 1
+    masked = dt.type(MASKED)
+    for item in prange(B * nqb):
+        b = item // nqb
+        i0 = (item % nqb) * bq
+        i1 = min(lq, i0 + bq)
+        nq = i1 - i0
+        mb = b // mask_group if per_batch_mask else 0
+        c_e = coef[b, 0]
+        c_h = coef[b, 1]
+        c_s = coef[b, 2]
+        use_e = E > 0 and c_e != 0.0
+        use_h = H > 0 and c_h != 0.0
+        use_s = S > 0 and c_s != 0.0
+        qet = np.ascontiguousarray((qe[b, i0:i1] * c_e).T)  # (E, nq), the base-2 factor folded in
+        qht = np.ascontiguousarray(qh[b, i0:i1].T)  # (H, nq)
+        qst = np.ascontiguousarray(qs[b, i0:i1].T)  # (S, nq)
+        qn2_b = qn2[b, i0:i1]
+        qf_b = qf[b, i0:i1]
+        qsn_b = qsn[b, i0:i1]
+        m = np.full(nq, masked, dt)
+        m_new = np.empty(nq, dt)
+        ell = np.zeros(nq, dt)
+        alpha = np.empty(nq, dt)
+        acc = np.zeros((nq, dv), dt)
+        st_full = np.empty((bk, nq), dt)
+        pt_full = np.empty((bk, nq), dt)
+        g_full = np.empty((bk, nq), dt)
+        pv = np.empty((nq, dv), dt)
+        arg = np.empty(nq, dt)
+        m2 = np.empty(nq, dt)
+        p2 = np.empty(nq, dt)
+        ibuf = np.empty(nq, np.int32)
+        fbuf = np.empty(nq, dt)
+        for j0 in range(0, lk, bk):
+            j1 = min(lk, j0 + bk)
+            nk = j1 - j0
+            st = st_full[:nk]
+            pt = pt_full[:nk]
+            g = g_full[:nk]
+            if use_e:
+                np.dot(ke[b, j0:j1], qet, st)
+            else:
+                st[:, :] = 0.0
+            if use_h:
+                np.dot(kh[b, j0:j1], qht, g)
+                _hyperbolic_tile(g, st, qht, qn2_b, qf_b, kh[b, j0:j1], kn2[b, j0:j1], kf[b, j0:j1], tau_h, c_h,
+                                 arg, ibuf, fbuf)
+            if use_s:
+                np.dot(ks[b, j0:j1], qst, g)
+                _sphere_tile(g, st, qst, qsn_b, ks[b, j0:j1], ksn[b, j0:j1], tau_s, c_s, m2, p2)
+            if has_mask:
+                _mask_tile(st, mask[mb, i0:i1, j0:j1], masked)
+            _softmax_tile(st, pt, m, m_new, alpha, ell, ibuf, fbuf)
+            np.dot(pt.T, v[b, j0:j1], pv)
+            rescale_accumulate(acc, alpha, pv)
+        for r in range(nq):
+            if ell[r] > 0.0:
+                inv = dt.type(1.0) / ell[r]
+                for c in range(dv):
+                    out[b, i0 + r, c] = acc[r, c] * inv
+    return out
+
+
+#: Below ``TAU·(‖q‖² + ‖k‖²)`` an expanded squared distance is recomputed from the differences;
+#: the expansion's relative error is at most ~``(n + 3)·ε/TAU`` (n the block width).
+TAU_H = {np.dtype(np.float32): 0.5, np.dtype(np.float64): 2.0 ** -10}
+TAU_S = {np.dtype(np.float32): 0.5, np.dtype(np.float64): 2.0 ** -10}
+
+
+def fused_attention(qe, ke, qh, kh, dq, dk, qs, ks, v, coef, c_h, mask=None, mask_group=1, block_q=64,
+                    block_k=256):
+    """Softmax of the fused logits times ``v``, tile by tile: ``→ (B, Lq, dv)`` in ``v``'s dtype.
+
+    ``coef (B, 3)``: natural-base factors ``(w_E s_E/T, w_H/(√c_h T), 2w_S/(√c_s T))`` of
+    ``⟨q_E, k_E⟩``, ``ln a`` (``d_H = ln a/√c_h``) and the half angle (``d_S = 2·half/√c_s``), per
+    item; ``dq``/``dk`` the ball denominators ``1 − c_h‖x‖²``; ``qs``/``ks`` unit directions.
+    ``mask (Bm, Lq, Lk)``, ``Bm`` in ``{1, B/mask_group}``: item ``b`` uses mask ``b // mask_group``.
+    """
+    dt = np.dtype(v.dtype)
+    f = lambda x: _arg(x, dt)  # noqa: E731
+    tiny = np.finfo(dt).tiny
+    sq = lambda x: np.einsum("...i,...i->...", x, x)  # noqa: E731
+    qf = 2.0 * float(c_h) / np.maximum(dq, tiny)
+    kf = 1.0 / np.maximum(dk, tiny)
+    # base 2: the E and S terms times log2(e); the H term multiplies log2(a) = ln(a)·log2(e) already
+    coef2 = np.asarray(coef, np.float64) * np.array([_LOG2E, 1.0, _LOG2E])
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        mask = np.broadcast_to(mask, (mask.shape[0] if mask.ndim == 3 else 1, qe.shape[1], ke.shape[1]))
+    mask, has_mask = mask_arg(mask)
+    mask = _arg(mask, np.bool_)
+    bq = query_block(qe.shape[0], qe.shape[1], block_q)
+    with single_threaded_blas():
+        return _fused_forward(f(qe), f(ke), f(qh), f(kh), f(sq(qh)), f(sq(kh)), f(qf), f(kf), f(qs), f(ks),
+                              f(sq(qs)), f(sq(ks)), f(v), f(coef2), mask, has_mask, int(mask_group),
+                              dt.type(TAU_H[dt]), dt.type(TAU_S[dt]), int(bq), int(block_k))

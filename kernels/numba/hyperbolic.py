@@ -6,8 +6,9 @@ per row so that per-query updates are contiguous, vectorised loops), then
 where the expansion cancels (below ``TAU·(‖q‖² + ‖k‖²)``; near the boundary even a rounding of
 1e-16 in ``‖q − k‖²`` is magnified by ``1/((1 − c‖q‖²)(1 − c‖k‖²))``, up to 1e24) — ``δ = 2c‖q − k‖²/((1 − c‖q‖²)(1 − c‖k‖²))``,
 ``a = 1 + δ + √δ·√(δ + 2)`` (so ``d_c = ln(a)/√c``) and the base-2 score
-``s = −log2(a)/(√c T)`` with a vectorisable float32 ``log2`` (exponent bits plus an odd series in
-``(m − 1)/(m + 1)``; relative error < 2e-7); masked entries get :data:`MASKED`. Then the online
+``s = −log2(a)/(√c T)`` with a vectorisable ``log2`` (exponent bits plus an odd series in
+``(m − 1)/(m + 1)``; relative error < 2e-7 in float32, ~1e-16 in float64); masked entries get
+:data:`MASKED`. Then the online
 softmax of the flash kernel and ``acc ← 2^{m_old − m}·acc + P·V'_J`` (GEMM, in float64: the
 Klein → Poincaré map that follows is ill-conditioned near the boundary) on transformed
 values ``V'`` (``[λ v, λ − 1]`` for the Einstein midpoint, ``log_0 v`` for the tangent mean; see
@@ -32,6 +33,7 @@ from kernels.numba._common import (
     single_threaded_blas,
 )
 from kernels.numba.flash import query_block
+from kernels.numba.vecmath import log2_row64
 from kernels.reference import hyperbolic as _ref
 
 _SQRT2 = 1.4142135623730951
@@ -42,7 +44,7 @@ def log2_row(src, dst, ibuf, fbuf):  # pragma: no cover - replaced by the overlo
     raise NotImplementedError
 
 
-@overload(log2_row, jit_options={"fastmath": FASTMATH})
+@overload(log2_row, jit_options={"fastmath": FASTMATH, "error_model": "numpy"})
 def _log2_row_impl(src, dst, ibuf, fbuf):
     if src.dtype == types.float32:
         def impl32(src, dst, ibuf, fbuf):
@@ -71,13 +73,12 @@ def _log2_row_impl(src, dst, ibuf, fbuf):
         return impl32
 
     def impl64(src, dst, ibuf, fbuf):
-        for r in range(src.shape[0]):
-            dst[r] = np.log2(src[r])
+        log2_row64(src, dst, fbuf.view(np.int64))
 
     return impl64
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _diff2_row(g, an2, bn2, tau, at, bvec):
     """``g[r] ← ‖a_r − b‖²`` from ``g[r] = a_r·b``: ``‖a_r‖² + ‖b‖² − 2 a_r·b`` where that is
     accurate, recomputed from the differences (``at`` is ``(d, n)``, columns ``a_r``) where it
@@ -101,7 +102,7 @@ def _diff2_row(g, an2, bn2, tau, at, bvec):
                 g[r] = acc
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _acosh_arg(diff2, qf, kf, out):
     """``out[r] = 1 + δ + √δ·√(δ+2)``, ``δ = ‖q − k‖²·qf·kf`` (``qf``, ``kf`` per row / scalar)."""
     zero = diff2.dtype.type(0.0)
@@ -112,7 +113,7 @@ def _acosh_arg(diff2, qf, kf, out):
         out[r] = one + delta + np.sqrt(delta) * np.sqrt(delta + two)
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
+@njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
 def _hyperbolic_forward(q, k, vt, qn2, qf, kn2, kf, mask, has_mask, coef, tau, bq, bk):
     B, lq, _ = q.shape
     lk = k.shape[1]
@@ -175,7 +176,7 @@ def _hyperbolic_forward(q, k, vt, qn2, qf, kn2, kf, mask, has_mask, coef, tau, b
     return out
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
+@njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
 def _hyperbolic_weights(q, k, qn2, qf, kn2, kf, mask, has_mask, coef, tau, bq):
     B, lq, _ = q.shape
     lk = k.shape[1]

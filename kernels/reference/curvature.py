@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from kernels.reference.softmax import masked_softmax
+
 _LN2 = float(np.log(2.0))
 
 
@@ -42,11 +44,28 @@ def _arcosh1p(x):
     return np.log1p(x + np.sqrt(x * (x + 2.0)))
 
 
+#: Elements of one ``(B, rows, m, width)`` temporary of the pairwise functions (rows are chunked).
+_CHUNK = 1 << 22
+
+
+def _pair_sq(x, y, sign=-1.0):
+    """``Σ_t (x_it ± y_jt)²`` from the differences (no cancellation): ``(B, n, w), (B, m, w) → (B, n, m)``,
+    computed for a chunk of rows at a time (the ``(B, rows, m, w)`` temporary stays below ``_CHUNK``)."""
+    B, n, w = x.shape
+    m = y.shape[1]
+    out = np.empty((B, n, m), dtype=np.result_type(x, y))
+    step = max(1, _CHUNK // max(1, B * m * w))
+    for i0 in range(0, n, step):
+        t = x[:, i0:i0 + step, None, :] + sign * y[:, None, :, :]
+        out[:, i0:i0 + step] = np.einsum("...i,...i->...", t, t)
+    return out
+
+
 def poincare_pairwise_distance(x, y, c, dx=None, dy=None):
     """``(B, n, h), (B, m, h) → (B, n, m)``: Poincaré distances; ``dx``/``dy`` = :func:`ball_denominators`."""
     dx = ball_denominators(x, c) if dx is None else dx
     dy = ball_denominators(y, c) if dy is None else dy
-    diff2 = ((x[:, :, None, :] - y[:, None, :, :]) ** 2).sum(-1)
+    diff2 = _pair_sq(x, y)
     den = np.maximum(dx[:, :, None] * dy[:, None, :], np.finfo(x.dtype).tiny)
     return _arcosh1p(2.0 * c * diff2 / den) / np.sqrt(c)
 
@@ -54,8 +73,8 @@ def poincare_pairwise_distance(x, y, c, dx=None, dy=None):
 def sphere_pairwise_distance(x, y, c):
     """``(B, n, s), (B, m, s) → (B, n, m)``: geodesic distances of the directions on the sphere of curvature ``c``."""
     xu, yu = unit_directions(x), unit_directions(y)
-    a = np.sqrt(((xu[:, :, None, :] - yu[:, None, :, :]) ** 2).sum(-1))
-    b = np.sqrt(((xu[:, :, None, :] + yu[:, None, :, :]) ** 2).sum(-1))
+    a = np.sqrt(_pair_sq(xu, yu))
+    b = np.sqrt(_pair_sq(xu, yu, 1.0))
     return 2.0 * np.arctan2(a, b) / np.sqrt(c)
 
 
@@ -77,6 +96,27 @@ def fused_logits(qe, ke, qh, kh, qs, ks, c_h=1.0, c_s=1.0, w_e=1.0, w_h=1.0, w_s
     return (out / temperature).astype(qe.dtype, copy=False)
 
 
+def fused_attention(qe, ke, qh, kh, qs, ks, v, c_h=1.0, c_s=1.0, weights=(1.0, 1.0, 1.0), scale_e=1.0,
+                    temperature=1.0, mask=None, mask_group=1):
+    """``softmax(ℓ) v`` over allowed keys, ``ℓ`` the :func:`fused_logits`: ``→ (B, Lq, dv)``.
+
+    ``weights`` is ``(3,)`` or ``(B, 3)`` (per batch item, e.g. per head); ``mask (Bm, Lq, Lk)``
+    boolean with ``Bm`` in ``{1, B/mask_group}`` (item ``b`` uses mask ``b // mask_group``). A
+    row with no allowed key gives 0. One item at a time (``Lq × Lk`` logits each).
+    """
+    B, lq, lk = qe.shape[0], qe.shape[1], ke.shape[1]
+    w = np.broadcast_to(np.asarray(weights, dtype=np.float64), (B, 3))
+    out = np.empty((B, lq, v.shape[-1]), dtype=v.dtype)
+    for b in range(B):
+        lg = fused_logits(qe[b:b + 1], ke[b:b + 1], qh[b:b + 1], kh[b:b + 1], qs[b:b + 1], ks[b:b + 1], c_h, c_s,
+                          w[b, 0], w[b, 1], w[b, 2], scale_e, temperature)
+        allowed = None
+        if mask is not None:
+            allowed = mask[b // mask_group] if mask.shape[0] > 1 else mask[0]
+        out[b] = np.matmul(masked_softmax(lg[0], allowed), v[b])
+    return out
+
+
 # --- hyperboloid (Lorentz) distances from tangent vectors at the origin -----------------------------
 
 def _log_sinh(x):
@@ -93,7 +133,7 @@ def origin_chart(u, c):
 
 def lorentz_distance_from_chart(a, uhat, b, what, c):
     """``(B, n), (B, n, d), (B, m), (B, m, d) → (B, n, m)``: ``d_L(exp_0 u_i, exp_0 w_j)`` at curvature ``−c``."""
-    delta = ((uhat[:, :, None, :] - what[:, None, :, :]) ** 2).sum(-1)
+    delta = _pair_sq(uhat, what)
     ai, bj = a[:, :, None], b[:, None, :]
     with np.errstate(divide="ignore"):
         t1 = _LN2 + 2.0 * _log_sinh(np.abs(ai - bj) / 2.0)

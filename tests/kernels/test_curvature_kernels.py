@@ -177,3 +177,123 @@ def test_busemann_matches_definition():
             assert out[i] == pytest.approx(math.log(x[0] - x[1]), abs=1e-12)
     # far points stay finite (log domain)
     assert np.isfinite(kc.busemann(1e4 * u, c=1.0)).all()
+
+
+# --- fused attention (tiled, online softmax) ------------------------------------------------------
+
+def definition_attention(qe, ke, qh, kh, qs, ks, v, c_h, c_s, w, s_e, t, allowed):
+    """``softmax(ℓ) v`` over the allowed keys of one sequence, written out with math (float64)."""
+    out = np.zeros((len(qe), v.shape[-1]))
+    for i in range(len(qe)):
+        idx = [j for j in range(len(ke)) if allowed[i, j]]
+        if not idx:
+            continue
+        lg = [definition_logit(qe[i], ke[j], qh[i], kh[j], qs[i], ks[j], c_h, c_s, w, s_e, t) for j in idx]
+        m = max(lg)
+        p = [math.exp(x - m) for x in lg]
+        for pj, j in zip(p, idx):
+            out[i] += pj / sum(p) * v[j].astype(float)
+    return out
+
+
+@pytest.mark.parametrize("dims", [(3, 2, 4), (0, 3, 0), (0, 0, 3), (2, 5, 1)])
+def test_fused_attention_matches_definition(dims, backend):
+    """Several key tiles (block_k 3), per-item weights (heads as items), a per-sequence mask shared by
+    the heads of a sequence (mask_group 2) with an empty row."""
+    rng = np.random.default_rng(11 + sum(dims))
+    e, h, s = dims
+    c_h, c_s, s_e, t = 0.7, 2.5, 0.4, 1.3
+    B, lq, lk, dv = 4, 6, 8, 3
+    qe, ke = rng.standard_normal((B, lq, e)), rng.standard_normal((B, lk, e))
+    qh, kh = ball(rng, (B, lq, h), c_h), ball(rng, (B, lk, h), c_h)
+    qs, ks = rng.standard_normal((B, lq, s)), rng.standard_normal((B, lk, s))
+    v = rng.standard_normal((B, lk, dv))
+    w = rng.random((B, 3)) * 2
+    mask = rng.random((2, lq, lk)) < 0.7
+    mask[1, 2] = False
+    out = kc.fused_attention(qe, ke, qh, kh, qs, ks, v, c_h=c_h, c_s=c_s, weights=w, scale_e=s_e, temperature=t,
+                             mask=mask, mask_group=2, backend=backend, block_q=4, block_k=3)
+    assert out.shape == (B, lq, dv) and out.dtype == np.float64
+    for b in range(B):
+        ref = definition_attention(qe[b], ke[b], qh[b], kh[b], qs[b], ks[b], v[b], c_h, c_s, w[b], s_e, t,
+                                   mask[b // 2])
+        np.testing.assert_allclose(out[b], ref, rtol=0, atol=1e-10)
+    assert (out[2:, 2] == 0).all()
+
+
+attention_cases = st.fixed_dictionaries({
+    "seed": st.integers(0, 2**31 - 1),
+    "B": st.integers(1, 3), "lq": st.integers(1, 40), "lk": st.integers(1, 70),
+    "e": st.integers(0, 9), "h": st.integers(0, 6), "s": st.integers(0, 5),
+    "dv": st.integers(1, 5), "block_k": st.sampled_from([1, 7, 64, 256]),
+    "dtype": st.sampled_from([np.float32, np.float64]),
+    "c_h": st.sampled_from([0.1, 1.0, 3.0]), "c_s": st.sampled_from([0.5, 1.0, 2.0]),
+    "mask": st.sampled_from(["none", "shared", "rows"]),
+    "adversarial": st.booleans(),
+})
+
+
+@SETTINGS
+@given(case=attention_cases)
+def test_fused_attention_numba_equals_numpy(case):
+    """Random and adversarial inputs (large Euclidean logits, H points on the projection margin and
+    repeated, zero and antipodal spherical vectors, masked rows); key tiles that do not divide Lk."""
+    rng = np.random.default_rng(case["seed"])
+    dt, B, lq, lk = case["dtype"], case["B"], case["lq"], case["lk"]
+    e, h, s, c_h = case["e"], case["h"], case["s"], case["c_h"]
+    amp = 30.0 if case["adversarial"] else 1.0
+    qe, ke = amp * rng.standard_normal((B, lq, e)), amp * rng.standard_normal((B, lk, e))
+    radius = 1 - (1e-5 if dt == np.float32 else 1e-12) if case["adversarial"] else 0.9
+    qh, kh = ball(rng, (B, lq, h), c_h, radius), ball(rng, (B, lk, h), c_h, radius)
+    qs, ks = rng.standard_normal((B, lq, s)), rng.standard_normal((B, lk, s))
+    if case["adversarial"]:
+        n = min(lq, lk)
+        kh[:, :n] = qh[:, :n]
+        ks[:, :n] = -qs[:, :n]
+        qs[:, ::3] = 0.0
+    v = rng.standard_normal((B, lk, case["dv"]))
+    mask = None
+    if case["mask"] != "none":
+        mask = rng.random((B if case["mask"] == "rows" else 1, lq, lk)) < 0.6
+        if case["mask"] == "rows":
+            mask[:, ::3] = False
+    args = [a.astype(dt) for a in (qe, ke, qh, kh, qs, ks, v)]
+    w = rng.random((B, 3))
+    kw = dict(c_h=c_h, c_s=case["c_s"], weights=w, scale_e=0.5, temperature=0.8, mask=mask)
+    ref = kc.fused_attention(*args, backend="numpy", **kw)
+    fast = kc.fused_attention(*args, backend="numba", block_k=case["block_k"], **kw)
+    assert fast.dtype == ref.dtype == dt and np.isfinite(fast).all()
+    if mask is not None:
+        empty = ~np.broadcast_to(mask, (B, lq, lk)).any(-1)
+        assert (fast[empty] == 0).all()
+    # a weight moves by about twice the logit error: the logits' rounding (as in the fused-logits
+    # test) times the value magnitude, plus the float32 softmax's own rounding
+    eps = float(np.finfo(dt).eps)
+    bound = 0.5 * np.einsum("bie,bje->bij", np.abs(args[0]).astype(float), np.abs(args[1]).astype(float))
+    dist_slack = 16 * eps * 30.0 * (1e3 if case["adversarial"] else 1.0)
+    logit_err = (8 * eps * bound + dist_slack).max(initial=0.0)
+    tol = (2 * logit_err + (2e-5 if dt == np.float32 else 1e-12)) * max(1.0, float(np.abs(v).max()))
+    np.testing.assert_allclose(fast, ref, rtol=0, atol=tol)
+
+
+def test_fused_attention_near_points_keep_their_accuracy():
+    """Keys that are near copies of the query, next to the boundary (H) or in almost the same direction
+    (S), at a temperature that resolves their tiny distances: the kernel's Gram expansion must fall
+    back to differences (float64; without the fallback the cancellation error, ~1e-16 in ‖q − k‖²,
+    is magnified by 1/(1 − c‖q‖²)² ~ 1e18 here and moves every weight)."""
+    rng = np.random.default_rng(4)
+    offsets = np.array([0.0, 1e-13, 3e-13, 1e-12, 3e-12, 1e-11])[None, :, None]
+    v = np.eye(6)[None]
+    qh = ball(rng, (1, 1, 4), 1.0, radius=1 - 1e-9)
+    qh *= (1 - 1e-9) / np.linalg.norm(qh)
+    kh = qh + offsets * rng.standard_normal((1, 6, 4))
+    qs = rng.standard_normal((1, 1, 3))
+    qs /= np.linalg.norm(qs)
+    ks = qs + 1e3 * offsets * rng.standard_normal((1, 6, 3))
+    eq, ek = np.zeros((1, 1, 0)), np.zeros((1, 6, 0))
+    for w, t, x in (((0, 1, 0), 0.01, (qh, kh, eq, ek)), ((0, 0, 1), 1e-9, (eq, ek, qs, ks))):
+        args = (eq, ek, *x, v)
+        ref = kc.fused_attention(*args, weights=w, temperature=t, backend="numpy")
+        assert (ref[0, 0] > 1e-3).sum() >= 3  # the weights do resolve the tiny distances
+        fast = kc.fused_attention(*args, weights=w, temperature=t, backend="numba")
+        np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-8)

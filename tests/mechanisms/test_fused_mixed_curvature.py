@@ -117,11 +117,13 @@ def test_quantized_scores_equal_scores_of_round_tripped_inputs(rng, backend):
 @pytest.mark.parametrize("amp", [1.0, 30.0])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_numba_equals_numpy(amp, dtype, rng):
+    """The Numba forward (key tiles of 256, online softmax, heads as batch items sharing their
+    sequence's mask) against the dense NumPy reference."""
     q = (amp * rng.standard_normal((3, 33, 16))).astype(dtype)
-    k = (amp * rng.standard_normal((3, 40, 16))).astype(dtype)
-    v = rng.standard_normal((3, 40, 6)).astype(dtype)
+    k = (amp * rng.standard_normal((3, 300, 16))).astype(dtype)
+    v = rng.standard_normal((3, 300, 6)).astype(dtype)
     k[:, :5] = q[:, :5]  # zero distances
-    mask = rng.random((3, 33, 40)) < 0.7
+    mask = rng.random((3, 33, 300)) < 0.7
     mask[:, ::4] = False
     for params in ({}, {"num_heads": 2, "per_head_variation": 0.3}):
         a = workbench.make("fused_mixed_curvature", backend="numpy", **params)
@@ -146,3 +148,17 @@ def test_configuration_errors(rng):
                 {"temperature": 0.0}, {"per_head_variation": -1.0}):
         with pytest.raises(ConfigurationError, match=next(iter(bad))):
             workbench.make("fused_mixed_curvature", **bad)
+
+
+@pytest.mark.parametrize("shared_mask", [False, True])
+def test_batch_chunks_equal_one_call(monkeypatch, shared_mask, rng, backend):
+    """The forward runs per chunk of batch items (heads inside a chunk): chunks of one item give the
+    same result as one chunk."""
+    import workbench.mechanisms.fused_mixed_curvature as mod
+
+    q, k, v = rng.standard_normal((5, 6, 8)), rng.standard_normal((5, 7, 8)), rng.standard_normal((5, 7, 4))
+    mask = rng.random((1 if shared_mask else 5, 6, 7)) < 0.7
+    mech = workbench.make("fused_mixed_curvature", num_heads=2, per_head_variation=0.3, backend=backend)
+    whole = mech(q, k, v, mask=mask)
+    monkeypatch.setattr(mod, "BATCH_CHUNK", 1)
+    np.testing.assert_array_equal(mech(q, k, v, mask=mask), whole)

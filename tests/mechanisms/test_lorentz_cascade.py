@@ -174,3 +174,18 @@ def test_backends_agree_on_far_points(rng):
 def test_bad_parameters(params, arg):
     with pytest.raises(ConfigurationError, match=arg):
         workbench.make("lorentz_cascade", **params)
+
+
+@pytest.mark.parametrize("shared_mask", [False, True])
+def test_batch_chunks_equal_one_call(monkeypatch, shared_mask, rng, backend):
+    """The forward runs per chunk of batch items: chunks of one item give the same result."""
+    import workbench.mechanisms.lorentz_cascade as mod
+
+    q, k, v = rng.standard_normal((5, 6, 4)), rng.standard_normal((5, 7, 4)), rng.standard_normal((5, 7, 3))
+    mask = rng.random((1 if shared_mask else 5, 6, 7)) < 0.7
+    for top_k in (0, 3):
+        mech = workbench.make("lorentz_cascade", num_heads=3, top_k=top_k, backend=backend)
+        whole = mech(q, k, v, mask=mask)
+        monkeypatch.setattr(mod, "BATCH_CHUNK", 1)
+        np.testing.assert_array_equal(mech(q, k, v, mask=mask), whole)
+        monkeypatch.undo()

@@ -356,3 +356,66 @@ def test_edge_featured_expert_keeps_the_value_width(dv):
     with pytest.raises(ConfigurationError, match="experts"):  # two concatenated heads of width 5: 10 != dv
         workbench.make("moe", experts=["edge_featured"], expert_params={"edge_featured": {"num_heads": 2,
                                                                                            "head_dim": 5}})(q, k, v)
+
+
+# --- graph experts -----------------------------------------------------------------------------
+
+def graph_problem(seed, dtype, n=12, d=8, dv=4, b=2):
+    from workbench.graph import Graph
+
+    rng = np.random.default_rng(seed)
+    src = np.concatenate([np.arange(n), np.arange(n), rng.integers(0, n, 6)])
+    dst = np.concatenate([(np.arange(n) + 1) % n, (np.arange(n) + 3) % n, rng.integers(0, n, 6)])
+    g = Graph(n, np.stack([src, dst]), edge_attr=rng.standard_normal((len(src), 3)))
+    q, k = (rng.standard_normal((b, n, d)).astype(dtype) for _ in range(2))
+    v = rng.standard_normal((b, n, dv)).astype(dtype)
+    m = rng.random((b, n, n)) < 0.8
+    return g, q, k, v, m
+
+
+@pytest.mark.skipif("edge_featured" not in workbench.list_mechanisms(), reason="edge_featured not registered")
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("variant", ["gatv2", "gatv1"])
+def test_one_graph_expert_equals_that_expert_on_the_graph(backend, dtype, variant):
+    for seed in SEEDS:
+        g, q, k, v, m = graph_problem(seed, dtype)
+        moe = workbench.make("moe", experts=["edge_featured"], expert_params={"edge_featured": {"variant": variant}},
+                             seed=seed, backend=backend)
+        ref = workbench.make("edge_featured", num_heads=1, variant=variant, seed=seed, backend=backend)
+        for mask in (None, m):
+            out = moe(q, k, v, mask=mask, graph=g)
+            expected = ref(q, k, v, mask=mask, graph=g)
+            assert out.dtype == dtype
+            np.testing.assert_allclose(out, expected, rtol=0, atol=TOL[dtype] * 4)
+            # the graph matters: the same expert without it attends every allowed pair
+            assert np.abs(out - ref(q, k, v, mask=mask)).max() > 1e-3
+            np.testing.assert_allclose(moe.weights(q, k, mask=mask, graph=g), ref.weights(q, k, mask=mask, graph=g),
+                                       rtol=0, atol=TOL[dtype])
+
+
+@pytest.mark.skipif("edge_featured" not in workbench.list_mechanisms(), reason="edge_featured not registered")
+def test_graph_goes_only_to_graph_experts():
+    """Two experts with a graph: the gated sum of the edge expert on the graph and SDPA on all keys."""
+    for seed in SEEDS:
+        g, q, k, v, m = graph_problem(seed, np.float64)
+        moe = workbench.make("moe", experts=["edge_featured", "scaled_dot_product"], capacity_factor=0.75,
+                             seed=seed)
+        out = moe(q, k, v, mask=m, graph=g)
+        r = moe.last_routing
+        gat = workbench.make("edge_featured", num_heads=1, seed=seed)(q, k, v, mask=m, graph=g)
+        sdpa = workbench.make("scaled_dot_product")(q, k, v, mask=m)
+        expected = np.zeros_like(out)
+        for bi in range(q.shape[0]):
+            for i in range(q.shape[1]):
+                for s in range(r.experts.shape[-1]):
+                    e = r.experts[bi, i, s]
+                    expected[bi, i] += r.gates[bi, i, s] * (gat if e == 0 else sdpa)[bi, i]
+        np.testing.assert_allclose(out, expected, rtol=0, atol=1e-12)
+        assert (~r.kept).any()  # capacity drops happen, and the gathered rows still line up
+
+
+def test_graph_without_graph_experts_is_refused():
+    g, q, k, v, _ = graph_problem(0, np.float64)
+    with pytest.raises(ConfigurationError, match="graph"):
+        workbench.make("moe", experts=["scaled_dot_product", "flash"])(q, k, v, graph=g)

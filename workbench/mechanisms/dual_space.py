@@ -7,6 +7,7 @@ import numpy as np
 import param
 
 import kernels
+import kernels.curvature
 from kernels.reference.softmax import masked_softmax
 from workbench.errors import ConfigurationError, ShapeError
 from workbench.inputs import prepare
@@ -14,14 +15,17 @@ from workbench.mechanisms import params as P
 from workbench.mechanisms.base import _NO_GPU, Mechanism
 from workbench.registry import register
 
-SUPPORT = {"numpy": None, "numba": "no Numba kernel yet: the logits are computed by the NumPy reference (float64)",
-           "cupy": _NO_GPU}
+SUPPORT = {"numpy": None, "numba": None, "cupy": _NO_GPU}
 
 #: Relative margin of the projection into the ball, ``√c‖x‖ ≤ 1 − PROJECTION_EPS`` (upstream's
 #: 1e-5, float32-safe; the same for every dtype so that float32 and float64 agree).
 PROJECTION_EPS = 1e-5
 
 FUSIONS = ("dual", "graph_latent_cross")
+
+#: Elements of one float64 work array of the Numba forward: the inputs are converted and projected
+#: for a chunk of batch items at a time, so large batches need no full-size float64 copies.
+BATCH_CHUNK = 1 << 21
 
 
 @register("dual_space")
@@ -38,7 +42,10 @@ class DualSpace(Mechanism):
     *output* back as a query, which only type-checks when ``dv == d``); weights
     ``(β_G A_G + β_L A_L + β_C A_C)/Σβ``, renormalised over the terms that exist for node ``i``
     (no allowed graph neighbour: latent only). Shapes as SDPA; the fusion needs ``Lq = Lk = N``.
-    Logits and distances are computed in float64. Paper: Chami et al., *Hyperbolic Graph
+    Logits, distances and the softmax are computed in float64 on both backends (the output has the
+    input dtype). The Numba backend takes the logits from the fused E×H×S kernels of
+    :mod:`kernels.curvature` (an empty spherical part); its ``fusion='dual'`` forward tiles the keys
+    with an online softmax and never allocates ``Lq × Lk``. Paper: Chami et al., *Hyperbolic Graph
     Convolutional Neural Networks*, 2019; Gu et al., *Mixed-curvature representations*, 2019.
     """
 
@@ -46,7 +53,7 @@ class DualSpace(Mechanism):
     theory = "hyperbolic"
     formula = "softmax((α_E·⟨W_E q, W_E k⟩/√d − α_H·d_c(π q, π k)) / T) V W_O"
     time_complexity = "O(Lq·Lk·d + (Lq+Lk)·d²)"
-    memory_complexity = "O(Lq·Lk)"
+    memory_complexity = "O(Lq·dv + threads·block²) forward (Numba, fusion='dual'); O(Lq·Lk) otherwise"
     needs_graph = False
     accepts_graph = True  # fusion='graph_latent_cross' reads graph=
     backends = dict(SUPPORT)
@@ -129,7 +136,32 @@ class DualSpace(Mechanism):
             hyp[bi, i, j] = distance(xp[bi, i], yp[bi, j], c=c)
         return hyp
 
-    def _logits(self, q, k):
+    def _parts(self, q, k):
+        """float64 ``(qe, ke, qh, kh)``: ``W_E x`` and ``π(W_H x)`` of queries and keys; a space whose
+        weight is 0 gets width 0 (its ``O(L·d²)`` projection and ``O(Lq·Lk·d)`` work are skipped)."""
+        from workbench.geometry.poincare import project
+
+        d = q.shape[-1]
+        x, y = q.astype(np.float64), k.astype(np.float64)
+        w = self.projection_weights(d) if self.projections else None
+        lin = (lambda a, n: a) if w is None else (lambda a, n: a @ w[n].T)  # noqa: E731
+        qe, ke = (lin(x, "W_E"), lin(y, "W_E")) if self.euclidean_weight else (x[..., :0], y[..., :0])
+        if self.hyperbolic_weight:
+            qh = project(lin(x, "W_H"), c=self.c, eps=PROJECTION_EPS)
+            kh = project(lin(y, "W_H"), c=self.c, eps=PROJECTION_EPS)
+        else:
+            qh, kh = x[..., :0], y[..., :0]
+        return qe, ke, qh, kh
+
+    def _kernel_args(self, d):
+        return dict(c_h=self.c, weights=(self.euclidean_weight, self.hyperbolic_weight, 0.0),
+                    scale_e=1.0 / math.sqrt(d), temperature=self.temperature)
+
+    def _logits(self, q, k, backend="numpy"):
+        if backend == "numba":
+            qe, ke, qh, kh = self._parts(q, k)
+            return kernels.curvature.fused_logits(qe, ke, qh, kh, qe[..., :0], ke[..., :0], backend="numba",
+                                                  **self._kernel_args(q.shape[-1]))
         ae, ah, T = self.euclidean_weight, self.hyperbolic_weight, self.temperature
         if ae == 0 or ah == 0:  # one space only: skip the other's O(Lq·Lk·d) work
             d = q.shape[-1]
@@ -166,19 +198,23 @@ class DualSpace(Mechanism):
             np.fill_diagonal(adj, True)
         return adj
 
-    def _check(self, b):
+    def _backend(self, b) -> str:
         try:
-            kernels.resolve_backend(self.backend, (b.q, b.k), SUPPORT)
+            return kernels.resolve_backend(self.backend, (b.q, b.k), SUPPORT)
         except kernels.BackendError as exc:
             raise ConfigurationError(f"backend: {exc}") from None
+
+    def _check(self, b):
+        self._backend(b)
         self._check_fusion_weights()
         if self.fusion == "graph_latent_cross":
             self._adjacency(b)
 
     def _weights64(self, b) -> np.ndarray:
         B, lq, lk = b.q.shape[0], b.q.shape[1], b.k.shape[1]
+        be = self._backend(b)
         allowed = None if b.mask is None else np.broadcast_to(b.mask, (B, lq, lk))
-        s = self._logits(b.q, b.k)
+        s = self._logits(b.q, b.k, be)
         if self.fusion == "dual":
             return masked_softmax(s, allowed)
         adj = self._adjacency(b)
@@ -186,7 +222,7 @@ class DualSpace(Mechanism):
         a_g = masked_softmax(s, allowed & adj)
         a_l = masked_softmax(s, allowed)
         q_ctx = np.matmul(a_g, b.k.astype(np.float64))  # graph context in key space
-        a_c = masked_softmax(self._logits(q_ctx, b.k), allowed)
+        a_c = masked_softmax(self._logits(q_ctx, b.k, be), allowed)
         has_g = (allowed & adj).any(axis=-1, keepdims=True)
         bg, bl, bc = (float(x) for x in self.fusion_weights)
         wg, wc = np.where(has_g, bg, 0.0), np.where(has_g, bc, 0.0)
@@ -198,8 +234,19 @@ class DualSpace(Mechanism):
         return self._weights64(b).astype(b.q.dtype)
 
     def _forward(self, b):
-        out = np.matmul(self._weights64(b), b.v.astype(np.float64))
         d, dv = b.q.shape[-1], b.v.shape[-1]
-        if self.projections and dv == d:
-            out = out @ self.projection_weights(d)["W_O"].T
-        return out.astype(b.q.dtype)
+        w_o = self.projection_weights(d)["W_O"] if (self.projections and dv == d) else None
+        if self.fusion != "dual" or self._backend(b) != "numba":
+            out = np.matmul(self._weights64(b), b.v.astype(np.float64))
+            return (out if w_o is None else out @ w_o.T).astype(b.q.dtype)
+        B, lq, lk = b.q.shape[0], b.q.shape[1], b.k.shape[1]
+        out = np.empty((B, lq, dv), dtype=b.q.dtype)
+        step = max(1, BATCH_CHUNK // ((lq + lk) * max(d, dv)))
+        for s0 in range(0, B, step):
+            sl = slice(s0, min(B, s0 + step))
+            qe, ke, qh, kh = self._parts(b.q[sl], b.k[sl])
+            mask = None if b.mask is None else (b.mask[sl] if b.mask.shape[0] > 1 else b.mask)
+            o = kernels.curvature.fused_attention(qe, ke, qh, kh, qe[..., :0], ke[..., :0], b.v[sl].astype(np.float64),
+                                                  mask=mask, backend="numba", **self._kernel_args(d))
+            out[sl] = o if w_o is None else o @ w_o.T
+        return out

@@ -4,13 +4,17 @@ from __future__ import annotations
 import numpy as np
 import param
 
-from kernels.curvature import fused_logits
+from kernels.curvature import fused_attention, fused_logits
 from kernels.reference.softmax import masked_softmax
 from workbench.curvature import ComponentQuantizer, component_dims
 from workbench.errors import ConfigurationError
 from workbench.mechanisms import params as P
 from workbench.mechanisms.base import Mechanism
 from workbench.registry import register
+
+
+#: Elements of one work array of the forward (per-head copies of q, k, v for a chunk of batch items).
+BATCH_CHUNK = 1 << 21
 
 
 @register("fused_mixed_curvature")
@@ -21,9 +25,11 @@ class FusedMixedCurvature(Mechanism):
     ``out = softmax(ℓ) V`` over allowed keys. Each vector (per head) is split into ``E``, ``H`` and
     ``S = rest`` features; ``d_H`` is the Poincaré distance at curvature ``−c_h`` (H block projected
     into the ball), ``d_S`` the geodesic distance of the S directions on the sphere of curvature ``c_s``.
-    All three logits come from one fused kernel pass (BLAS for ``⟨q_E,k_E⟩``, Numba loops for the
-    distances, parallel over query blocks). With ``num_heads > 1`` the feature axes of q, k and v are
-    cut into heads, head ``h`` uses weights ``(w_E + f_h v, w_H − f_h v/2, w_S + f_h v/2)`` (clipped at 0),
+    All three logits come from one fused kernel pass (BLAS for ``⟨q_E,k_E⟩`` and the Gram matrices
+    of the H and S blocks, Numba loops for the distances, parallel over query blocks); the Numba
+    forward tiles the keys with an online softmax (FlashAttention style) and never allocates
+    ``Lq × Lk`` (``weights()`` is dense by definition). With ``num_heads > 1`` the feature axes of
+    q, k and v are cut into heads, head ``h`` uses weights ``(w_E + f_h v, w_H − f_h v/2, w_S + f_h v/2)`` (clipped at 0),
     ``f_h = h/H − ½``, ``v = per_head_variation``, and the head outputs are concatenated;
     ``weights()`` is the mean over heads. ``quantize=True`` scores 8/5/5-bit quantised q and k
     (:class:`~workbench.curvature.ComponentQuantizer`).
@@ -40,7 +46,7 @@ class FusedMixedCurvature(Mechanism):
     theory = "mixed-curvature geometry"
     formula = "softmax((w_E·s⟨q_E,k_E⟩ − w_H·d_H(q_H,k_H) − w_S·d_S(q_S,k_S))/T) V"
     time_complexity = "O(Lq·Lk·d)"
-    memory_complexity = "O(Lq·Lk + Lq·dv)"
+    memory_complexity = "O(Lq·dv + threads·block²) forward (Numba); O(Lq·Lk) weights"
 
     euclidean_dim = param.Integer(default=None, allow_None=True, bounds=(0, None),
                                   doc="Width E of the Euclidean block (per head); None means ⌊d_head/2⌋.")
@@ -87,32 +93,37 @@ class FusedMixedCurvature(Mechanism):
         nh = self.num_heads
         return np.ascontiguousarray(x.reshape(B, L, nh, n // nh).transpose(0, 2, 1, 3).reshape(B * nh, L, n // nh))
 
-    def _head_weights_all(self, b):
-        """Per-head weights ``(B, H, Lq, Lk)``."""
+    def _components(self, bq, bk):
+        """Per-head ``(B·H, L, ·)`` slices ``(qe, ke, qh, kh, qs, ks)`` of ``bq, bk (B, L, d)`` (quantised
+        if asked, H projected) and the Euclidean scale."""
         from workbench.geometry import poincare
 
-        nh = self.num_heads
-        q, k = self._heads(b.q), self._heads(b.k)
-        dh = q.shape[-1]
-        e, h, s = component_dims(dh, self.euclidean_dim, self.hyperbolic_dim)
+        q, k = self._heads(bq), self._heads(bk)
+        e, h, s = component_dims(q.shape[-1], self.euclidean_dim, self.hyperbolic_dim)
         if self.quantize:
             qz = ComponentQuantizer()
             q, k = qz.round_trip(q, (e, h, s)), qz.round_trip(k, (e, h, s))
-        ch, cs = self.hyperbolic_curvature, self.spherical_curvature
+        ch = self.hyperbolic_curvature
         qh, kh = q[..., e:e + h], k[..., e:e + h]
         if h:
             qh, kh = poincare.project(qh, c=ch), poincare.project(kh, c=ch)
         scale = 1.0 / np.sqrt(e) if (self.scale is None and e) else (1.0 if self.scale is None else self.scale)
+        return (q[..., :e], k[..., :e], qh, kh, q[..., e + h:], k[..., e + h:]), scale
+
+    def _head_weights_all(self, b):
+        """Per-head weights ``(B, H, Lq, Lk)``."""
+        nh = self.num_heads
+        (qe, ke, qh, kh, qs, ks), scale = self._components(b.q, b.k)
         B = b.q.shape[0]
-        lq, lk = q.shape[1], k.shape[1]
+        lq, lk = qe.shape[1], ke.shape[1]
         W = np.empty((B, nh, lq, lk), dtype=b.q.dtype)
         allowed = None if b.mask is None else b.mask[:, None]
         hw = self.head_weights()
         for i in range(nh):
             sl = slice(i, None, nh)  # rows of head i in the (B·H) layout
-            lg = fused_logits(q[sl, :, :e], k[sl, :, :e], qh[sl], kh[sl], q[sl, :, e + h:], k[sl, :, e + h:],
-                              c_h=ch, c_s=cs, weights=tuple(hw[i]), scale_e=scale,
-                              temperature=self.temperature, backend=self.backend)
+            lg = fused_logits(qe[sl], ke[sl], qh[sl], kh[sl], qs[sl], ks[sl],
+                              c_h=self.hyperbolic_curvature, c_s=self.spherical_curvature, weights=tuple(hw[i]),
+                              scale_e=scale, temperature=self.temperature, backend=self.backend)
             W[:, i] = masked_softmax(lg, None if allowed is None else allowed[:, 0])
         return W
 
@@ -120,9 +131,22 @@ class FusedMixedCurvature(Mechanism):
         return self._head_weights_all(b).mean(axis=1).astype(b.q.dtype, copy=False)
 
     def _forward(self, b):
-        W = self._head_weights_all(b)  # (B, H, Lq, Lk)
-        B, nh, lq, _ = W.shape
+        """All heads in one fused-attention call per chunk of batch items (heads are batch items of
+        the kernel); the Numba kernel tiles the keys with an online softmax, so no ``Lq × Lk`` array
+        is allocated, and the per-head copies of q, k, v exist for one chunk at a time."""
+        nh = self.num_heads
+        B, lq, lk = b.q.shape[0], b.q.shape[1], b.k.shape[1]
         dv = b.v.shape[-1]
-        vh = b.v.reshape(B, b.v.shape[1], nh, dv // nh).transpose(0, 2, 1, 3)  # (B, H, Lk, dv/H)
-        out = np.matmul(W, vh)  # (B, H, Lq, dv/H)
-        return np.ascontiguousarray(out.transpose(0, 2, 1, 3).reshape(B, lq, dv))
+        out = np.empty((B, lq, dv), dtype=b.q.dtype)
+        step = max(1, BATCH_CHUNK // ((lq + lk) * max(b.dim, dv)))
+        for s0 in range(0, B, step):
+            sl = slice(s0, min(B, s0 + step))
+            n = sl.stop - sl.start
+            comps, scale = self._components(b.q[sl], b.k[sl])
+            mask = None if b.mask is None else (b.mask[sl] if b.mask.shape[0] > 1 else b.mask)
+            o = fused_attention(*comps, self._heads(b.v[sl]), c_h=self.hyperbolic_curvature,
+                                c_s=self.spherical_curvature, weights=np.tile(self.head_weights(), (n, 1)),
+                                scale_e=scale, temperature=self.temperature, mask=mask, mask_group=nh,
+                                backend=self.backend)
+            out[sl] = o.reshape(n, nh, lq, dv // nh).transpose(0, 2, 1, 3).reshape(n, lq, dv)
+        return out

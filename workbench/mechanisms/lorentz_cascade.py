@@ -4,11 +4,14 @@ from __future__ import annotations
 import numpy as np
 import param
 
-from kernels.curvature import busemann, lorentz_distance
-from kernels.reference.softmax import masked_softmax
-from workbench.errors import ConfigurationError
+from kernels.lorentz import cascade_attention, cascade_weights
+from workbench.errors import ConfigurationError, NumericalError
 from workbench.mechanisms.base import Mechanism
 from workbench.registry import register
+
+
+#: Elements of one float64 work array of the forward: batch items are processed in chunks.
+BATCH_CHUNK = 1 << 21
 
 
 @register("lorentz_cascade")
@@ -33,8 +36,11 @@ class LorentzCascade(Mechanism):
     does not depend on the query (the query term cancels in the softmax), so both scores here are
     query dependent; upstream's "Einstein midpoint" is not on the manifold (here: the Lorentzian
     centroid) and its heads are averaged off the manifold (here: in the tangent space at the
-    origin, with the curvature-consistent maps). Distances are computed from the tangent vectors in
-    the log domain (hyperbolic law of cosines), so far points neither overflow nor cancel.
+    origin, with the curvature-consistent maps). Distances are computed from the tangent vectors
+    (hyperbolic law of cosines, every term non-negative; in the log domain for far points), so far
+    points neither overflow nor cancel. The Numba backend fuses the scores of every head, the
+    top-k selection, the softmax and the hyperboloid sums (:mod:`kernels.numba.lorentz`; key tiles
+    with an online softmax, no ``Lq × Lk`` array in the forward); all in float64 on both backends.
     Shapes ``(..., Lq, d), (..., Lk, d), (..., Lk, dv) → (..., Lq, dv)``.
     Paper: Nickel & Kiela, *Learning Continuous Hierarchies in the Lorentz Model*, ICML 2018;
     Law et al., *Lorentzian Distance Learning for Hyperbolic Representations*, ICML 2019.
@@ -43,8 +49,8 @@ class LorentzCascade(Mechanism):
     family = "geometric"
     theory = "hyperbolic geometry"
     formula = "out = Σ_h β_h log₀^{c_h}(centroid_L(softmax(−d_{c_h}(q,k)/T), exp₀^{c_h}(V)))"
-    time_complexity = "O(H·Lq·Lk·(d + dv))"
-    memory_complexity = "O(H·Lq·Lk + Lq·dv)"
+    time_complexity = "O(H·Lq·Lk·(d + dv)); top-k: O(Lq·Lk·d + H·Lq·k·dv)"
+    memory_complexity = "O(H·Lq·dv + threads·block²) forward (Numba); O(Lq·Lk) weights and NumPy"
 
     num_heads = param.Integer(default=4, bounds=(1, None),
                               doc="Number of heads H, one per curvature in curvature_range (log-spaced).")
@@ -95,56 +101,39 @@ class LorentzCascade(Mechanism):
     def _check(self, b):
         self._validate()
 
-    # -- pieces ------------------------------------------------------------------------------------
-    def _scores(self, b, c):
-        """Head scores at curvature ``c``, float64 ``(B, Lq, Lk)``."""
-        if self.score == "distance":
-            s = -lorentz_distance(b.q, b.k, c=c, backend=self.backend)
-        else:
-            from kernels.dispatch import resolve_backend
-            from kernels.curvature import SUPPORT
-
-            resolve_backend(self.backend, (b.q, b.k), SUPPORT)
-            s = -np.abs(busemann(b.k, c=c)[:, None, :] - busemann(b.q, c=c)[:, :, None])
-        return s / self.temperature
-
-    def _allowed(self, b, s0):
-        """Mask ∩ the top-k selection by the head-0 scores ``s0``; ``None`` when everything is allowed."""
-        lk = b.k.shape[1]
-        allowed = None if b.mask is None else np.broadcast_to(b.mask, s0.shape)
-        if 0 < self.top_k < lk:
-            ranked = s0 if allowed is None else np.where(allowed, s0, -np.inf)
-            order = np.argsort(-ranked, axis=-1, kind="stable")[..., : self.top_k]
-            keep = np.zeros(s0.shape, dtype=bool)
-            np.put_along_axis(keep, order, True, axis=-1)
-            allowed = keep if allowed is None else (keep & allowed)
-        return allowed
-
-    def _head_weights(self, b):
-        cs = self.curvatures()
-        scores = [self._scores(b, c) for c in cs]
-        allowed = self._allowed(b, scores[0])
-        return cs, [masked_softmax(s, allowed) for s in scores]
+    # -- attention ---------------------------------------------------------------------------------
+    def _kw(self, b):
+        return dict(curvatures=self.curvatures(), temperature=self.temperature, score=self.score, top_k=self.top_k,
+                    mask=b.mask, backend=self.backend)
 
     def _weights(self, b):
-        _, ws = self._head_weights(b)
-        out = sum(beta * w for beta, w in zip(self._betas(), ws))
-        return out.astype(b.q.dtype)
+        return cascade_weights(b.q, b.k, betas=self._betas(), **self._kw(b)).astype(b.q.dtype)
 
     def _forward(self, b):
         from workbench.geometry import lorentz
 
-        cs, ws = self._head_weights(b)
-        v = b.v.astype(np.float64)
-        out = np.zeros(ws[0].shape[:2] + (v.shape[-1],))
-        for beta, c, w in zip(self._betas(), cs, ws):
-            x = lorentz.exp_map0(v, c=c)  # (B, Lk, dv+1)
-            s = np.matmul(w, x)  # (B, Lq, dv+1)
-            norm2 = -lorentz.minkowski_dot(s, s)  # > 0 for a positive combination of hyperboloid points
-            has = norm2 > 0
-            mu = s / np.sqrt(c * np.where(has, norm2, 1.0))[..., None]
-            mu[~has] = 0.0
-            mu[~has, 0] = 1.0 / np.sqrt(c)  # the origin: an empty row maps to the zero tangent vector
-            out += beta * lorentz.log_map0(mu, c=c)
-        out[ws[0].sum(-1) == 0] = 0.0  # a row with no allowed key: output exactly 0
-        return out.astype(b.q.dtype)
+        cs = self.curvatures()
+        reach = float(np.sqrt(cs.max()) * np.sqrt(np.einsum("...i,...i->...", b.v, b.v, dtype=np.float64)).max())
+        if reach > 700.0:  # sinh(√c‖v‖) of exp_0 overflows float64 near 710
+            raise NumericalError(f"v: value vectors too long for the hyperboloid map exp_0 (√c_max·‖v‖ = {reach:.4g} "
+                                 f"> 700 overflows sinh in float64); rescale the values")
+        B, lq, lk = b.q.shape[0], b.q.shape[1], b.k.shape[1]
+        dv = b.v.shape[-1]
+        out = np.empty((B, lq, dv), dtype=b.q.dtype)
+        kw = self._kw(b)
+        step = max(1, BATCH_CHUNK // ((lq + lk) * b.dim + len(cs) * lq * (dv + 1)))
+        for s0 in range(0, B, step):  # chunks of batch items: float64 work arrays of one chunk at a time
+            sl = slice(s0, min(B, s0 + step))
+            kw["mask"] = None if b.mask is None else (b.mask[sl] if b.mask.shape[0] > 1 else b.mask)
+            sums = cascade_attention(b.q[sl], b.k[sl], b.v[sl], **kw)  # (H, n, Lq, dv + 1)
+            o = np.zeros(sums.shape[1:3] + (dv,))
+            for beta, c, s in zip(self._betas(), cs, sums):
+                norm2 = -lorentz.minkowski_dot(s, s)  # > 0 for a positive combination of hyperboloid points
+                has = norm2 > 0
+                mu = s / np.sqrt(c * np.where(has, norm2, 1.0))[..., None]
+                mu[~has] = 0.0
+                mu[~has, 0] = 1.0 / np.sqrt(c)  # the origin: an empty row maps to the zero tangent vector
+                o += beta * lorentz.log_map0(mu, c=c)
+            o[sums[0, ..., 0] <= 0] = 0.0  # a row with no allowed key: output exactly 0
+            out[sl] = o
+        return out

@@ -102,9 +102,14 @@ class MoE(Mechanism):
     Shapes as SDPA ``(..., Lq, d), (..., Lk, d), (..., Lk, dv) → (..., Lq, dv)``; experts see the
     routed queries as one block, so position-dependent experts (causal, local_global) are
     rejected; in training mode every call (``weights`` too) draws fresh jitter, the n-th draw of an
-    instance reproducible from ``seed``; graph experts run without a graph (every allowed pair an edge, zero edge features);
-    every expert must return width ``dv`` (``expert_params`` configures them). After each call: ``last_routing``, ``load_balancing_loss`` (Switch form, 1.0 for
-    uniform routing), ``router_z_loss``.
+    instance reproducible from ``seed``. ``graph=`` (``Lq = Lk = N`` nodes) goes to the experts that
+    accept a graph (``edge_featured``, ``graph_rope``, …): they attend over its edges (edge features,
+    self-loops) on all ``N`` nodes at once — graph attention is defined per node of the whole graph
+    — and the rows of the queries routed to them are used, so an MoE of one graph expert equals
+    that expert on the graph; the other experts attend every allowed key. Without a graph, graph
+    experts run dense (every allowed pair an edge, zero edge features). Every expert must return
+    width ``dv`` (``expert_params`` configures them). After each call: ``last_routing``,
+    ``load_balancing_loss`` (Switch form, 1.0 for uniform routing), ``router_z_loss``.
     Do better than upstream: capacity and jitter are applied (upstream ignores them), the default
     roster has a linear expert, the balance loss is minimised by uniform routing.
     Paper: Shazeer et al., *Outrageously Large Neural Networks*, 2017; Fedus et al., *Switch
@@ -116,6 +121,7 @@ class MoE(Mechanism):
     time_complexity = "O(Lq·E·d + Σ_e cost_e(routed queries))"
     memory_complexity = "O(Lq·E + max_e memory_e)"
     backends = dict(SUPPORT)
+    accepts_graph = True  # graph= is passed on to the experts that accept one
 
     experts = param.List(
         default=list(DEFAULT_EXPERTS), item_type=str,
@@ -217,7 +223,11 @@ class MoE(Mechanism):
             kernels.resolve_backend(self.backend, (b.q, b.k), SUPPORT)
         except kernels.BackendError as exc:
             raise ConfigurationError(f"backend: {exc}") from None
-        self._experts()
+        experts = self._experts()
+        if b.graph is not None and not any(getattr(m, "accepts_graph", False) for m in experts):
+            raise ConfigurationError(
+                f"graph: none of the experts {list(self.expert_names())} uses a graph; add a graph expert "
+                f"({', '.join(self._graph_mechanisms())}) or call without graph=")
 
     def _route(self, b) -> Routing:
         B, lq, d = b.q.shape
@@ -255,7 +265,9 @@ class MoE(Mechanism):
         self.router_z_loss = router_z_loss(r.logits)
 
     def _mix(self, b, r: Routing, run, width: int) -> np.ndarray:
-        """``Σ_e g_ie · run(expert_e, q_routed, mask_routed)``: one batched call per expert."""
+        """``Σ_e g_ie · run(expert_e, q_routed, mask_routed, None)``: one batched call per expert; a
+        graph expert given ``b.graph`` runs ``run(expert_e, q, mask, graph)`` on every node instead
+        and its rows of the routed queries are taken."""
         B, lq, _ = b.q.shape
         out = np.zeros((B, lq, width), dtype=b.q.dtype)
         mask = None if b.mask is None else np.broadcast_to(b.mask, (B, lq, b.k.shape[1]))
@@ -272,9 +284,12 @@ class MoE(Mechanism):
             for bi in range(B):
                 rows = np.nonzero(use[bi])[0]
                 idx[bi, :rows.size] = rows
-            qe = np.take_along_axis(b.q, idx[..., None], axis=1)
-            me = None if mask is None else np.take_along_axis(mask, idx[..., None], axis=1)
-            res = run(expert, qe, me)  # (B, n, width)
+            if b.graph is not None and getattr(expert, "accepts_graph", False):
+                res = np.take_along_axis(run(expert, b.q, mask, b.graph), idx[..., None], axis=1)
+            else:
+                qe = np.take_along_axis(b.q, idx[..., None], axis=1)
+                me = None if mask is None else np.take_along_axis(mask, idx[..., None], axis=1)
+                res = run(expert, qe, me, None)  # (B, n, width)
             if res.shape[-1] != width:
                 raise ConfigurationError(
                     f"experts: expert {self.expert_names()[e]!r} returns width {res.shape[-1]}, expected {width} "
@@ -289,9 +304,9 @@ class MoE(Mechanism):
     def _forward(self, b):
         r = self._route(b)
         self._record(b, r)
-        return self._mix(b, r, lambda ex, qe, me: ex(qe, b.k, b.v, mask=me), b.v.shape[-1])
+        return self._mix(b, r, lambda ex, qe, me, g: ex(qe, b.k, b.v, mask=me, graph=g), b.v.shape[-1])
 
     def _weights(self, b):
         r = self._route(b)
         self._record(b, r)
-        return self._mix(b, r, lambda ex, qe, me: ex.weights(qe, b.k, mask=me), b.k.shape[1])
+        return self._mix(b, r, lambda ex, qe, me, g: ex.weights(qe, b.k, mask=me, graph=g), b.k.shape[1])

@@ -1,0 +1,170 @@
+"""The dashboard: Data, Compare, Inspect, Report and Bench tabs over one :class:`~apps.session.Session`.
+
+``Dashboard()`` builds everything for one browser session (``panel serve`` runs
+``apps/dashboard.py`` once per session); it opens on the demo named in the URL (default
+``clusters``) so a new user sees attention maps within seconds. ``Dashboard(sync=True)`` runs
+all work inline, for unit tests.
+"""
+from __future__ import annotations
+
+import threading
+
+import holoviews as hv
+import panel as pn
+
+import workbench
+
+from apps import maps, url_state
+from apps.alerts import Messages
+from apps.background import Runner
+from apps.bench_view import BenchView
+from apps.compare_view import CompareView
+from apps.data_view import DataView
+from apps.inspect_view import InspectView
+from apps.report_view import ReportView
+from apps.session import Session
+
+TABS = ("Data", "Compare", "Inspect", "Report", "Bench")
+
+_EXTENSIONS_LOADED = False
+
+
+def load_extensions() -> None:
+    """HoloViews' Bokeh backend and Panel's extensions (once per process)."""
+    global _EXTENSIONS_LOADED
+    if not _EXTENSIONS_LOADED:
+        hv.extension("bokeh", logo=False)
+        pn.extension("filedropper", notifications=False, sizing_mode="stretch_width")
+        threading.Thread(target=maps.warm_up, name="workbench-app-warm-up", daemon=True).start()
+        _EXTENSIONS_LOADED = True
+
+
+def pin_local_resources() -> None:
+    """Make components created later in this session load Panel's CSS from this server.
+
+    Panel records where its CSS lives (``dist_url``) on the session's document when it renders
+    the HTML page. When a browser's websocket arrives after Bokeh's unused-session lifetime (a
+    loaded machine, many sessions at once), Bokeh builds a fresh session for it without that
+    page, so components created afterwards point at cdn.holoviz.org, which an offline machine
+    cannot reach. Panel's own ``Location`` fixes the same variable the same way.
+    """
+    doc = pn.state.curdoc
+    if doc is None or doc.session_context is None:
+        return
+    from panel.io.resources import LOCAL_DIST, use_cdn
+
+    variables = doc._template_variables
+    if "dist_url" not in variables and not use_cdn():
+        rel = pn.state.rel_path
+        variables["dist_url"] = f"{rel}/{LOCAL_DIST}" if rel else LOCAL_DIST
+
+
+class Dashboard:
+    """One session's dashboard; ``view`` is the servable layout."""
+
+    def __init__(self, *, sync: bool = False, state=None, max_bytes: int | None = None, location=None,
+                 demo_size: int | None = None):
+        load_extensions()
+        pin_local_resources()
+        self.runner = Runner(sync=sync)
+        self.messages = Messages()
+        self.session = Session(runner=self.runner, messages=self.messages, max_bytes=max_bytes)
+        self.location = location if location is not None else (pn.state.location if pn.state.curdoc else None)
+        self._ready = False
+        if state is None:
+            state = url_state.state_from_location(self.location) if self.location is not None else None
+        if state is None:
+            from workbench.compare import AppState
+
+            state = AppState()
+        self.initial_state = state
+        self.session.apply_state(state)
+        if demo_size is not None:
+            self.session.demo_size = demo_size
+        self.compare = CompareView(self, list(state.mechanisms), [dict(p) for p in state.params])
+        self.data = DataView(self)
+        self.inspect = InspectView(self)
+        self.report = ReportView(self)
+        self.bench = BenchView(self)
+        self.tabs = pn.Tabs(*((name, view.view) for name, view in zip(
+            TABS, (self.data, self.compare, self.inspect, self.report, self.bench))),
+            active=1, dynamic=False, sizing_mode="stretch_width", css_classes=["wb-tabs"])
+        self.tabs.param.watch(self._tab_changed, "active")
+        self.session.param.watch(lambda *_: self.state_changed(), list(Session.PREP_OPTIONS) + [
+            "keys", "projection", "graph_kind", "graph_k", "selected"])
+        header = pn.Row(
+            pn.pane.Markdown(f"## Attention Workbench <small>{len(workbench.list_mechanisms())} mechanisms</small>",
+                             margin=(0, 10)),
+            self.runner.busy, self.runner.activity, sizing_mode="stretch_width",
+        )
+        self.view = pn.Column(header, self.messages.panel, self.tabs, sizing_mode="stretch_width",
+                              css_classes=["wb-dashboard"])
+        self._ready = True
+        self.inspect.refresh_panels()
+        self.bench.refresh_mechanisms()
+        self.session.load_demo(state.dataset)  # and the key set of the link, if it names one
+        if state.selected is not None:
+            self.session.on_prepared(self._restore_selection)
+        self.state_changed()  # the link is shareable from the start
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            pn.state.on_session_destroyed(lambda context: self.runner.cancel_all())
+
+    # -- services for the views --------------------------------------------------------------------------
+    def select_query(self, q: int | None) -> None:
+        """Linked selection: every view follows ``session.selected``."""
+        self.session.selected = q
+
+    def reference(self, prep):
+        return self.compare.reference(prep)
+
+    def remove_panel(self, panel) -> None:
+        self.compare.remove_panel(panel)
+
+    def panel_updated(self, panel) -> None:
+        self.compare.panel_updated(panel)
+
+    def compare_pair(self, mechanism: str, params: dict) -> None:
+        """Compare ``mechanism`` (with ``params``) and scaled dot-product, and show them."""
+        try:
+            workbench.make(mechanism, **params)
+        except Exception as exc:
+            self.messages.error(exc, f"recommended parameters for {mechanism}")
+            params = {}
+        self.compare.set_mechanisms([(mechanism, params), ("scaled_dot_product", {})])
+        self.tabs.active = TABS.index("Compare")
+
+    def state_changed(self) -> None:
+        """Something the URL records changed: update the URL and the lists that follow the panels."""
+        if not getattr(self, "_ready", False):
+            return
+        self.inspect.refresh_panels()
+        self.bench.refresh_mechanisms()
+        if self.location is not None:
+            try:
+                url_state.write_location(self.current_state(), self.location)
+            except Exception as exc:  # the URL is a convenience: never break the page for it
+                self.messages.error(exc, "URL state")
+
+    def current_state(self):
+        names, params = self.compare.mechanisms()
+        return self.session.to_state(names, params)
+
+    def _tab_changed(self, event) -> None:
+        """Inspect tiles and the report are computed only while their tab is shown."""
+        self.inspect.active = TABS[event.new] == "Inspect"
+        self.report.active = TABS[event.new] == "Report"
+        if self.inspect.active:
+            self.inspect.show_if_stale()
+        if self.report.active:
+            self.report.show_if_stale()
+
+    def _restore_selection(self, prep) -> None:
+        sel = self.initial_state.selected
+        if sel is not None and sel < prep.shape[0] and self.session.selected is None:
+            self.session.selected = sel
+            self.initial_state.selected = None
+
+
+def create_app(**kwargs) -> pn.Column:
+    """The servable layout of a new dashboard session."""
+    return Dashboard(**kwargs).view

@@ -1,0 +1,168 @@
+"""Long work off the UI thread: a shared thread pool, per-slot supersession, progress and cancel.
+
+``Runner.submit(slot, work, done)`` runs ``work(job)`` on a worker thread and then ``done(result)``
+on the session's event loop (with the Bokeh document lock, so plots and streams may be updated).
+A newer submission to the same slot supersedes the older one: the older job is asked to stop
+(``job.cancelled`` turns True) and its result is dropped. Errors become ``failed(exc)`` calls on
+the event loop, never tracebacks in the page.
+
+In unit tests (no server document) ``Runner(sync=True)`` runs everything inline and in order.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+import panel as pn
+from panel.io.state import set_curdoc
+
+log = logging.getLogger("workbench.apps")
+
+#: One pool for every session: the machine has few cores and NumPy/Numba use them all already.
+_POOL = ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 2)), thread_name_prefix="workbench-app")
+
+
+class Cancelled(Exception):
+    """Raised by :meth:`Job.check` when the job was cancelled or superseded."""
+
+
+class Job:
+    """Handle passed to the work function: ``cancelled`` flag, ``check()`` and ``progress()``."""
+
+    def __init__(self, slot: str, on_progress: Callable[[float, str], None] | None = None):
+        self.slot = slot
+        self._event = threading.Event()
+        self._on_progress = on_progress
+        self.started = time.perf_counter()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    def check(self) -> None:
+        """Raise :class:`Cancelled` if the job should stop (call between units of work)."""
+        if self._event.is_set():
+            raise Cancelled(self.slot)
+
+    def progress(self, fraction: float, text: str = "") -> None:
+        """Report progress in [0, 1] (safe from the worker thread: Panel schedules the update)."""
+        if self._on_progress is not None and not self.cancelled:
+            self._on_progress(min(max(float(fraction), 0.0), 1.0), text)
+
+
+class Runner:
+    """Submits work for one browser session; see the module docstring."""
+
+    def __init__(self, sync: bool = False):
+        self.sync = sync
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        self.busy = pn.indicators.LoadingSpinner(value=False, size=20, visible=True)
+        self.activity = pn.pane.Str("idle", css_classes=["wb-activity"], margin=(8, 5),
+                                    styles={"color": "#777", "font-size": "12px"})
+
+    def running(self, slot: str) -> bool:
+        with self._lock:
+            return slot in self._jobs
+
+    def cancel(self, slot: str) -> bool:
+        """Ask the job in ``slot`` to stop; True if there was one."""
+        with self._lock:
+            job = self._jobs.get(slot)
+        if job is not None:
+            job.cancel()
+        return job is not None
+
+    def cancel_all(self) -> None:
+        """Ask every running job to stop (the session is going away)."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            job.cancel()
+
+    def submit(self, slot: str, work: Callable[[Job], Any], done: Callable[[Any], None],
+               failed: Callable[[BaseException], None], *,
+               on_progress: Callable[[float, str], None] | None = None,
+               cancelled: Callable[[], None] | None = None) -> Job:
+        """Run ``work(job)`` off the UI thread, then ``done(result)`` or ``failed(exc)`` on the loop."""
+        job = Job(slot, on_progress)
+        with self._lock:
+            old = self._jobs.get(slot)
+            if old is not None:
+                old.cancel()
+            self._jobs[slot] = job
+        self._refresh_busy()
+
+        def finish(outcome: tuple[bool, Any]) -> None:
+            with self._lock:
+                current = self._jobs.get(slot) is job
+                if current:
+                    del self._jobs[slot]
+            self._refresh_busy()
+            ok, value = outcome
+            if not current or isinstance(value, Cancelled) or (job.cancelled and ok):
+                if current and cancelled is not None:
+                    cancelled()
+                return
+            try:
+                (done if ok else failed)(value)
+            except Exception as exc:  # a bug in a view must not kill the session
+                log.exception("workbench dashboard: callback of %s failed", slot)
+                if ok:
+                    failed(exc)
+
+        if self.sync:
+            finish(self._call(work, job))
+            return job
+
+        doc = pn.state.curdoc
+
+        def run() -> None:
+            outcome = self._call(work, job)
+            if doc is not None and doc.session_context is not None:
+                def on_loop() -> None:
+                    with set_curdoc(doc):
+                        finish(outcome)
+                try:
+                    doc.add_next_tick_callback(on_loop)  # the one Document method safe from threads
+                except Exception:  # the session was closed meanwhile
+                    pass
+            else:
+                finish(outcome)
+
+        _POOL.submit(run)
+        return job
+
+    @staticmethod
+    def _call(work: Callable[[Job], Any], job: Job) -> tuple[bool, Any]:
+        try:
+            return True, work(job)
+        except BaseException as exc:  # reported through failed(), never raised into the server
+            if not isinstance(exc, (Cancelled, Exception)):
+                raise
+            if not isinstance(exc, Cancelled) and not _expected(exc):
+                log.exception("workbench dashboard: %s failed", job.slot)
+            return False, exc
+
+    def _refresh_busy(self) -> None:
+        with self._lock:
+            slots = sorted({s.split("-")[0] for s in self._jobs})
+        text = f"working: {', '.join(slots)}" if slots else "idle"
+        if self.busy.value != bool(slots):
+            self.busy.value = bool(slots)
+        if self.activity.object != text:
+            self.activity.object = text
+
+
+def _expected(exc: BaseException) -> bool:
+    """Errors the library raises on purpose (bad data, bad parameters) are not logged as bugs."""
+    from workbench.errors import WorkbenchError
+
+    return isinstance(exc, WorkbenchError)

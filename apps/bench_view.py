@@ -1,0 +1,166 @@
+"""Bench tab: time and memory against sequence length for the selected mechanisms.
+
+Runs ``workbench.compare.bench_lengths`` (self-attention on random ``(L, d)`` inputs with the
+loaded data's ``d``, the Compare panels' parameters) in the background with a progress bar and a
+cancel button; plots seconds and peak MiB against length on log axes; the rows download as CSV.
+"""
+from __future__ import annotations
+
+import math
+import threading
+
+import holoviews as hv
+import panel as pn
+
+from workbench import compare
+
+from apps import export
+
+
+def default_lengths(n_keys: int, start: int = 128, most: int = 16384) -> list[int]:
+    """Powers of two from ``start`` up to the loaded number of keys (at least two lengths)."""
+    top = max(start * 2, min(most, 1 << max(0, math.ceil(math.log2(max(n_keys, 2))))))
+    out, L = [], start
+    while L <= top:
+        out.append(L)
+        L *= 2
+    return out
+
+
+def bench_plots(rows: list[dict]) -> hv.Layout | None:
+    """Seconds and peak MiB against length, one curve per mechanism, log-log."""
+    ok = [r for r in rows if r.get("seconds") is not None]
+    if not ok:
+        return None
+    names = list(dict.fromkeys(r["mechanism"] for r in ok))
+    t_curves, m_curves = [], []
+    for name in names:
+        rs = sorted((r for r in ok if r["mechanism"] == name), key=lambda r: r["length"])
+        t_curves.append(hv.Curve([(r["length"], r["seconds"]) for r in rs], "length", "seconds", label=name)
+                        * hv.Scatter([(r["length"], r["seconds"]) for r in rs], "length", "seconds", label=name))
+        mem = [(r["length"], max(r["peak_mib"], 1e-3)) for r in rs if r.get("peak_mib") is not None]
+        if mem:
+            m_curves.append(hv.Curve(mem, "length", "peak MiB", label=name) * hv.Scatter(mem, "length", "peak MiB",
+                                                                                          label=name))
+    opts = dict(logx=True, logy=True, responsive=True, height=360, legend_position="top_left", show_grid=True,
+                tools=["hover"])
+    t = hv.Overlay(t_curves).opts(hv.opts.Overlay(title="time per call", **opts))
+    parts = [t]
+    if m_curves:
+        parts.append(hv.Overlay(m_curves).opts(hv.opts.Overlay(title="peak memory (NumPy, tracemalloc)", **opts)))
+    return hv.Layout(parts).cols(2).opts(shared_axes=False)
+
+
+class BenchView:
+    """The Bench tab; ``app`` is the :class:`~apps.app.Dashboard`."""
+
+    def __init__(self, app):
+        self.app = app
+        self.session = app.session
+        self.rows: list[dict] = []
+        self.mechanisms = pn.widgets.MultiChoice(label="mechanisms (the Compare panels' parameters)", options=[],
+                                                 value=[], sizing_mode="stretch_width",
+                                                 css_classes=["wb-bench-mechanisms"])
+        self.lengths = pn.widgets.LiteralInput(label="lengths L", type=list, value=[128, 256, 512, 1024], width=320,
+                                               css_classes=["wb-bench-lengths"])
+        self.repeats = pn.widgets.IntInput(label="repeats", value=3, start=1, end=50, width=90)
+        self.run = pn.widgets.Button(label="Run benchmark", color="primary", width=140, margin=(23, 5, 5, 5),
+                                     css_classes=["wb-bench-run"])
+        self.cancel = pn.widgets.Button(label="Cancel", color="danger", width=90, disabled=True,
+                                        margin=(23, 5, 5, 5), css_classes=["wb-bench-cancel"])
+        self.progress = pn.indicators.Progress(label="progress", value=0, max=100, sizing_mode="stretch_width",
+                                               visible=False, css_classes=["wb-bench-progress"])
+        self.status = pn.pane.Str("", css_classes=["wb-bench-status"])
+        self.plots = pn.pane.HoloViews(None, sizing_mode="stretch_width", min_height=380, linked_axes=False)
+        self.table = pn.pane.DataFrame(None, sizing_mode="stretch_width", index=False, float_format="{:.4g}".format,
+                                       css_classes=["wb-bench-table"], max_height=320)
+        self.run.on_click(lambda *_: self.start())
+        self.cancel.on_click(lambda *_: self.stop())
+        self.view = pn.Column(
+            pn.Row(self.mechanisms), pn.Row(self.lengths, self.repeats, self.run, self.cancel),
+            self.progress, self.status, self.plots,
+            pn.Row(export.plot_buttons(lambda: bench_plots(self.rows), "benchmark", app.messages),
+                   export.csv_button(lambda: self.table_rows(), "benchmark.csv", "CSV", app.messages)),
+            self.table, sizing_mode="stretch_width",
+        )
+        self.session.on_prepared(self._prepared)
+
+    def refresh_mechanisms(self) -> None:
+        names = list(dict.fromkeys(p.name for p in self.app.compare.panels))
+        self.mechanisms.options = names
+        self.mechanisms.value = [n for n in self.mechanisms.value if n in names] or names
+
+    def _prepared(self, prep) -> None:
+        self.lengths.value = default_lengths(prep.k.shape[0])
+
+    def table_rows(self) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "times"} for r in self.rows]
+
+    def start(self) -> None:
+        prep = self.session.prepared
+        names = list(self.mechanisms.value)
+        if prep is None or not names:
+            self.app.messages.error("bench: choose at least one mechanism (and load data)")
+            return
+        params = {p.name: p.params() for p in reversed(self.app.compare.panels)}
+        lengths, repeats, d = list(self.lengths.value or []), int(self.repeats.value), int(prep.k.shape[1])
+        gk = self.session.graph_k
+        total = len(names) * max(len(lengths), 1)
+        self.progress.value, self.progress.visible = 0, True
+        self.run.disabled, self.cancel.disabled = True, False
+        self.status.object = f"running {len(names)} mechanism(s) × {len(lengths)} lengths, d = {d}…"
+
+        def work(job):
+            event = threading.Event()
+            rows: list[dict] = []
+            for i, name in enumerate(names):
+                job.check()
+
+                def progress(done, n, i=i, name=name):
+                    job.progress((i * len(lengths) + done) / total, f"{name}: {done}/{n}")
+                    if job.cancelled:
+                        event.set()
+
+                rows += compare.bench_lengths(name, params.get(name, {}), lengths, d=d, progress=progress,
+                                              cancel=event, repeats=repeats, graph_k=gk)
+                if job.cancelled:
+                    event.set()
+                job.check()
+            return rows
+
+        def done(rows):
+            self._finish()
+            self.rows = rows
+            self.table.object = _frame(self.table_rows())
+            self.plots.object = bench_plots(rows)
+            errors = [r for r in rows if r.get("error")]
+            self.status.object = f"done: {len(rows)} measurements" + (f", {len(errors)} with errors" if errors else "")
+
+        def on_progress(fraction, text):
+            self.progress.value = int(round(100 * fraction))
+            self.status.object = f"running… {text}"
+
+        def failed(exc):
+            self._finish()
+            self.status.object = "failed (see the message above)"
+            self.app.messages.error(exc, "bench")
+
+        def cancelled():
+            self._finish()
+            self.status.object = "cancelled"
+
+        self.app.runner.submit("bench", work, done, failed, on_progress=on_progress, cancelled=cancelled)
+
+    def stop(self) -> None:
+        if self.app.runner.cancel("bench"):
+            self.status.object = "cancelling… (stops after the current call)"
+
+    def _finish(self) -> None:
+        self.run.disabled, self.cancel.disabled = False, True
+        self.progress.visible = False
+
+
+def _frame(rows):
+    import pandas as pd
+
+    return pd.DataFrame(rows)

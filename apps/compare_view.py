@@ -1,0 +1,168 @@
+"""Compare tab: 2–4 mechanism panels side by side, linked query selection, the keys' projection.
+
+Each panel (:class:`~apps.mechanism_panel.MechanismPanel`) runs its mechanism on the prepared
+data; scaled dot-product is run once per data version as the reference of the diagnostics.
+Clicking a cell of any map selects that query everywhere and rings the keys it attends to in
+the projection. The diagnostics of every panel download as CSV.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import panel as pn
+
+from workbench import compare
+
+from apps import export
+from apps.mechanism_panel import MechanismPanel, diagnostics_rows, mechanism_names, nondefault_params, run_rows
+from apps.projection import ProjectionView
+
+MIN_PANELS, MAX_PANELS = 2, 4
+
+
+class CompareView:
+    """The Compare tab; ``app`` is the :class:`~apps.app.Dashboard`."""
+
+    def __init__(self, app, mechanisms: list[str], params: list[dict]):
+        self.app = app
+        self.session = app.session
+        self._ref_lock = threading.Lock()
+        self._reference: tuple[int, object] | None = None
+        self.panels: list[MechanismPanel] = []
+        self.grid = pn.GridBox(ncols=2, sizing_mode="stretch_width")
+        self.projection = ProjectionView(app)
+        self.add_choice = pn.widgets.Select(label="add a panel", options=mechanism_names(), value=compare.REFERENCE,
+                                            width=220)
+        self.add = pn.widgets.Button(label="+ add", color="primary", width=80, margin=(23, 5, 5, 5),
+                                     css_classes=["wb-add-panel"])
+        self.add.on_click(lambda *_: self.add_panel(self.add_choice.value, {}))
+        self.selection = pn.pane.Markdown("Click a cell of any map to select its query in every view.",
+                                          css_classes=["wb-selection"], sizing_mode="stretch_width")
+        self.csv = export.csv_button(self.diagnostics_table, "diagnostics.csv", "diagnostics CSV",
+                                     app.messages)
+        for name, p in zip(mechanisms, params):
+            self.add_panel(name, p, announce=False)
+        panel_tools = pn.Row(self.add_choice, self.add, self.csv, sizing_mode="stretch_width")
+        proj_tools = export.plot_buttons(self.projection.static, "projection", app.messages)
+        self.view = pn.Column(
+            panel_tools, self.selection,
+            pn.Row(self.grid, pn.Column(self.projection.pane, self.projection.caption, proj_tools, width=460),
+                   sizing_mode="stretch_width"),
+            sizing_mode="stretch_width",
+        )
+        self.session.on_prepared(self.set_data)
+        self.session.param.watch(self._selected, "selected")
+        self.session.param.watch(lambda *_: self._rerun_all(), ["graph_k", "graph_kind"])
+        self.session.param.watch(lambda *_: self.session.prepared and self.projection.set_data(self.session.prepared),
+                                 "projection")
+
+    # -- panels ------------------------------------------------------------------------------------
+    def add_panel(self, name: str, params: dict, announce: bool = True) -> MechanismPanel | None:
+        if len(self.panels) >= MAX_PANELS:
+            self.app.messages.error(f"panels: at most {MAX_PANELS} mechanisms side by side; remove one first")
+            return None
+        panel = MechanismPanel(self.app, len(self.panels), name, params)
+        self.panels.append(panel)
+        self._layout()
+        if self.session.prepared is not None:
+            panel.set_data(self.session.prepared)
+        if announce:
+            self.app.state_changed()
+        return panel
+
+    def remove_panel(self, panel: MechanismPanel) -> None:
+        if len(self.panels) <= MIN_PANELS:
+            self.app.messages.error(f"panels: compare at least {MIN_PANELS} mechanisms; add one before removing")
+            return
+        self.panels.remove(panel)
+        for i, p in enumerate(self.panels):
+            p.index = i
+            p.view.css_classes = ["wb-panel", f"wb-panel-{i}"]
+        self._layout()
+        self.app.state_changed()
+
+    def set_mechanisms(self, pairs: list[tuple[str, dict]]) -> None:
+        """Replace the panels by ``[(name, params), …]`` (2–4 of them)."""
+        self.panels = []
+        for name, p in pairs[:MAX_PANELS]:
+            self.add_panel(name, p, announce=False)
+        self.app.state_changed()
+
+    def _layout(self) -> None:
+        self.grid.objects = [p.view for p in self.panels]
+
+    def mechanisms(self) -> tuple[list[str], list[dict]]:
+        return [p.name for p in self.panels], [nondefault_params(p.instance) for p in self.panels]
+
+    # -- data -------------------------------------------------------------------------------------------
+    def set_data(self, prep) -> None:
+        self.projection.set_data(prep)
+        for p in self.panels:
+            p.set_data(prep)
+
+    def _rerun_all(self) -> None:
+        for p in self.panels:
+            p.recompute()
+
+    def reference(self, prep):
+        """Scaled dot-product on ``prep`` (computed once per data version; called in workers)."""
+        with self._ref_lock:
+            if self._reference is not None and self._reference[0] == prep.version:
+                return self._reference[1]
+            qi = run_rows(prep)
+            ref = compare.run(compare.REFERENCE, {}, prep.q, prep.k, prep.v, query_index=qi)
+            self._reference = (prep.version, ref)
+            return ref
+
+    # -- selection -----------------------------------------------------------------------------------
+    def _selected(self, event) -> None:
+        q = event.new
+        for p in self.panels:
+            p.select(q)
+        self._highlight(q)
+
+    def panel_updated(self, panel: MechanismPanel) -> None:
+        if panel is (self.panels[0] if self.panels else None) and self.session.selected is not None:
+            self._highlight(self.session.selected)
+
+    def _highlight(self, q: int | None) -> None:
+        prep = self.session.prepared
+        if q is None or prep is None or not self.panels:
+            self.projection.clear_highlight()
+            self.selection.object = "Click a cell of any map to select its query in every view."
+            return
+        lead = self.panels[0]
+        row_index = int(prep.query_index[q]) if q < prep.query_index.size else None
+        label = "" if prep.query_labels is None else f" (label {prep.query_labels[q]})"
+        own = row_index if prep.same_set else None
+
+        def work(job):
+            return lead.weights_row(q)
+
+        def done(row):
+            self.projection.highlight(own, row)
+            if row is not None:
+                top = compare.attended_keys(row, top=5)
+                keys = ", ".join(f"{int(j)} ({row[j]:.3f})" for j in top)
+                self.selection.object = (f"**Selected query {q}**{label} — data row {row_index}; "
+                                         f"{lead.name} attends most to keys {keys}")
+
+        self.app.runner.submit("highlight", work, done, lambda exc: self.app.messages.error(exc, "selection"))
+
+    # -- export -------------------------------------------------------------------------------------------
+    def diagnostics_table(self) -> list[dict]:
+        """One row per panel: mechanism, non-default parameters and every diagnostic."""
+        rows = []
+        for p in self.panels:
+            d = p.diagnostics or {}
+            row = {"panel": p.index + 1, "mechanism": p.name, "params": repr(nondefault_params(p.instance))}
+            for key in ("entropy_mean", "entropy_max", "sparsity", "top_k_overlap", "top_k", "output_distance",
+                        "seconds", "weights_seconds", "backend", "error"):
+                v = d.get(key)
+                row[key] = float(v) if isinstance(v, (np.floating,)) else v
+            rows.append(row)
+        return rows
+
+    def diagnostics_text(self) -> list[list[tuple[str, str]]]:
+        return [diagnostics_rows(p.diagnostics or {}) for p in self.panels]

@@ -1,0 +1,343 @@
+"""One Compare panel: a mechanism, its parameter widgets, its attention map and its diagnostics.
+
+The widgets come from the mechanism's ``param`` declaration (``pn.Param`` on an instance), so a
+newly registered mechanism gets its panel without any code here. A parameter change re-runs
+the mechanism in the background (``workbench.compare.run`` + ``diagnostics`` against scaled
+dot-product); maps up to ``compare.MAX_DENSE`` entries are drawn from the full weights through
+Datashader, larger ones lazily tile by tile (``compare.weights_tile``). Errors keep the previous
+map and show a message.
+"""
+from __future__ import annotations
+
+import html
+import math
+import time
+from typing import TYPE_CHECKING, Callable
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+import param
+
+import workbench
+from workbench import compare
+
+from apps import export
+from apps.maps import MapView, TileView
+
+if TYPE_CHECKING:  # pragma: no cover
+    from apps.session import Prepared
+
+
+def mechanism_names() -> list[str]:
+    """Every registered mechanism (the registry is the only list)."""
+    import workbench.mechanisms  # noqa: F401  (registers them)
+
+    return workbench.list_mechanisms()
+
+
+def parameter_names(instance: param.Parameterized) -> list[str]:
+    """The parameters a user sets (``name`` excluded), in declaration order."""
+    return [n for n in instance.param if n != "name"]
+
+
+def widget_types(instance: param.Parameterized, names: list[str] | None = None) -> dict:
+    """Widget choices that keep every value exact and every doc visible, by parameter type.
+
+    Numbers get input boxes, not sliders: ``pn.Param`` would make a slider of a bounded number,
+    and a slider cannot show ``None`` (e.g. ``scale=None`` meaning 1/sqrt(d)); the box keeps the
+    bounds as start/end. Booleans get an off/on button pair instead of a checkbox, because a
+    checkbox cannot show the parameter's doc as a tooltip.
+    """
+    out: dict = {}
+    for n in names or parameter_names(instance):
+        p = instance.param[n]
+        if isinstance(p, param.Integer):
+            out[n] = pn.widgets.IntInput
+        elif isinstance(p, param.Number):
+            out[n] = pn.widgets.FloatInput
+        elif isinstance(p, param.Boolean) and not p.allow_None:
+            out[n] = {"type": pn.widgets.RadioButtonGroup, "options": {"off": False, "on": True},
+                      "color": "default", "variant": "outline"}
+    return out
+
+
+def parameter_widgets(instance: param.Parameterized) -> pn.Param:
+    """Widgets generated from ``instance``'s ``param`` declaration (docs become tooltips)."""
+    return pn.Param(instance, parameters=parameter_names(instance), show_name=False, sizing_mode="stretch_width",
+                    default_layout=pn.Column, margin=0, widgets=widget_types(instance))
+
+
+def current_params(instance: param.Parameterized) -> dict:
+    """Current values of the user-settable parameters."""
+    return {n: getattr(instance, n) for n in parameter_names(instance)}
+
+
+def nondefault_params(instance: param.Parameterized) -> dict:
+    """The parameters that differ from their declared default (what a URL needs)."""
+    objs = instance.param.objects("existing")
+    return {n: v for n, v in current_params(instance).items() if not _same(v, objs[n].default)}
+
+
+def run_rows(prep) -> np.ndarray | None:
+    """The query rows ``compare.run`` reports: every shown row while the map fits in
+    ``compare.MAX_DENSE`` entries, else evenly spaced rows (diagnostics on a sample; the map
+    itself is then drawn lazily, tile by tile). None means every row of ``q``."""
+    m, lk = prep.shape
+    if m * lk <= compare.MAX_DENSE:
+        return None if m == prep.q.shape[0] else prep.query_index
+    n = max(1, compare.MAX_DENSE // max(lk, 1))
+    pick = np.unique(np.linspace(0, m - 1, min(n, m)).round().astype(np.int64))
+    return prep.query_index[pick]
+
+
+def _same(a, b) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:
+        return a is b
+
+
+def _fmt(v, spec: str = ".3f", none: str = "—") -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return none
+    return format(v, spec)
+
+
+def diagnostics_rows(diag: dict) -> list[tuple[str, str]]:
+    """``(label, text)`` pairs of one panel's diagnostics, in the order shown."""
+    ent = diag.get("entropy_mean")
+    emax = diag.get("entropy_max")
+    return [
+        ("entropy / query (mean)", f"{_fmt(ent)} of max {_fmt(emax)} nats" if ent is not None else "—"),
+        ("sparsity (w < 1e-3)", _fmt(diag.get("sparsity"), ".1%")),
+        (f"top-{diag.get('top_k') or 'k'} overlap with SDPA", _fmt(diag.get("top_k_overlap"), ".1%")),
+        ("output distance to SDPA", _fmt(diag.get("output_distance"), ".3g")),
+        ("run time", f"{_fmt(diag.get('seconds'), '.4f')} s"),
+        ("backend", str(diag.get("backend") or "—")),
+    ]
+
+
+def diagnostics_table(diag: dict) -> str:
+    cells = "".join(f"<tr><th>{html.escape(a)}</th><td>{html.escape(b)}</td></tr>" for a, b in diagnostics_rows(diag))
+    return f'<table class="wb-diag">{cells}</table>'
+
+
+_WRAP = "pre {white-space: pre-wrap; font-size: 11px; margin: 2px 0;}"
+
+_CSS = """
+table.wb-diag {border-collapse: collapse; font-size: 12px; width: 100%;}
+table.wb-diag th {text-align: left; font-weight: normal; color: #555; padding: 1px 6px 1px 0;}
+table.wb-diag td {text-align: right; font-family: monospace; padding: 1px 0;}
+"""
+
+
+class MechanismPanel:
+    """A compare panel; ``app`` provides ``session``, ``runner``, ``messages``, ``reference(prep)``,
+    ``select_query(q)``, ``remove_panel(panel)`` and ``state_changed()``."""
+
+    def __init__(self, app, index: int, name: str, params: dict | None = None):
+        self.app = app
+        self.index = index
+        self.run_count = 0
+        self.result = None
+        self.diagnostics: dict = {}
+        self.prepared: Prepared | None = None
+        self.lazy = False
+        self.mechanism = pn.widgets.Select(label="mechanism", options=mechanism_names(), value=name,
+                                           sizing_mode="stretch_width", css_classes=["wb-mechanism-select"])
+        self.remove = pn.widgets.Button(label="✕", width=36, color="light", description="Remove this panel",
+                                        css_classes=["wb-remove-panel"])
+        self.remove.on_click(lambda *_: app.remove_panel(self))
+        self.info = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 5), css_classes=["wb-mech-info"])
+        self.widgets_box = pn.Column(sizing_mode="stretch_width", margin=0)
+        self.map = MapView(title="", height=300, on_tap=lambda q, k: app.select_query(q))
+        self.tiles = TileView(submit=self._submit_tile, height=300, on_tap=lambda q, k: app.select_query(q),
+                              css_class="wb-panel-tiles")
+        self.tiles.pane.visible = False
+        self.status = pn.pane.Str("", css_classes=["wb-run-status"], margin=(0, 5), stylesheets=[_WRAP])
+        self.diag = pn.pane.HTML("", stylesheets=[_CSS], sizing_mode="stretch_width", margin=(0, 5))
+        self.entropy = pn.pane.HoloViews(None, height=110, sizing_mode="stretch_width", visible=False,
+                                         linked_axes=False)
+        self.instance: param.Parameterized | None = None
+        self._pending_params: dict = {}
+        self._set_mechanism(name, params or {})
+        self.mechanism.param.watch(self._mechanism_chosen, "value")
+        self.show_params = pn.widgets.Toggle(label="parameters ▾", value=False, sizing_mode="stretch_width",
+                                             css_classes=["wb-params-toggle"], margin=(0, 5))
+        self.widgets_box.visible = False
+        self.show_params.param.watch(lambda e: setattr(self.widgets_box, "visible", e.new), "value")
+        self.settings = pn.Column(self.show_params, self.widgets_box, sizing_mode="stretch_width", margin=0)
+        self.export = export.plot_buttons(self.static_map, f"attention-map-{index + 1}", app.messages)
+        self.view = pn.Column(
+            pn.Row(self.mechanism, self.remove, sizing_mode="stretch_width"),
+            self.info, self.settings, self.map.pane, self.tiles.pane, self.status, self.export, self.diag, self.entropy,
+            sizing_mode="stretch_width", css_classes=["wb-panel", f"wb-panel-{index}"],
+            styles={"border": "1px solid #ddd"}, margin=5,
+        )
+
+    # -- mechanism and parameters ------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.mechanism.value
+
+    def params(self) -> dict:
+        return current_params(self.instance)
+
+    def set_mechanism(self, name: str, params: dict | None = None) -> None:
+        """Switch this panel to mechanism ``name`` with ``params`` (as if chosen in the menu)."""
+        if name == self.mechanism.value:
+            self._set_mechanism(name, dict(params or {}))
+            return
+        self._pending_params = dict(params or {})
+        self.mechanism.value = name
+
+    def _mechanism_chosen(self, event) -> None:
+        params, self._pending_params = self._pending_params, {}
+        self._set_mechanism(event.new, params)
+
+    def _set_mechanism(self, name: str, params: dict) -> None:
+        try:
+            instance = workbench.make(name, **params)
+        except Exception as exc:
+            self.app.messages.error(exc, f"panel {self.index + 1} ({name})")
+            instance = workbench.make(name)
+        self.instance = instance
+        info = workbench.registry[name]
+        graph = " · needs a graph (k from the Data tab)" if info.needs_graph else ""
+        self.info.object = f"**{html.escape(info.summary)}**  \n`{html.escape(info.formula)}`{graph}"
+        self.widgets_box.objects = [parameter_widgets(instance)]
+        instance.param.watch(self._param_changed, parameter_names(instance))
+        self.app.state_changed()
+        self.recompute()
+
+    def _param_changed(self, *_):
+        self.app.state_changed()
+        self.recompute()
+
+    # -- computing -------------------------------------------------------------------------------------
+    def set_data(self, prep: Prepared) -> None:
+        self.prepared = prep
+        self.recompute()
+
+    def recompute(self) -> None:
+        prep = self.prepared
+        if prep is None or self.instance is None:
+            return
+        name, params = self.name, self.params()
+        session = self.app.session
+        gk, gkind = session.graph_k, session.graph_kind
+        qi = run_rows(prep)
+        m, lk = prep.shape
+        lazy = m * lk > compare.MAX_DENSE
+        requested = time.perf_counter()
+
+        def work(job):
+            return compare.run(name, params, prep.q, prep.k, prep.v, query_index=qi, graph_kind=gkind, graph_k=gk)
+
+        def done(res):
+            if res.error is not None:
+                self.status.object = f"error: {res.error}"
+                self.app.messages.error(res.error, f"panel {self.index + 1} ({name})")
+                return
+            self.result = res
+            self.run_count += 1
+            self._show_map(res, prep, name, params, gkind, gk, lazy)  # the map first, diagnostics next
+            total = time.perf_counter() - requested
+            how = f"lazy tiles (diagnostics on {qi.size:,} sampled queries)" if lazy else "weights"
+            self.status.object = (f"#{self.run_count} · {m:,} × {lk:,} {how} · run {res.seconds:.3f} s · "
+                                  f"shown {total:.3f} s after the change · {res.backend}")
+            self.app.panel_updated(self)
+            is_reference = name == compare.REFERENCE and not nondefault_params(self.instance)
+            self._diagnose(res, prep, reference_is_self=is_reference)
+
+        self.status.object = "computing…"
+        self.app.runner.submit(f"panel-{id(self)}", work, done,
+                               lambda exc: self._failed(exc, name))
+
+    def _diagnose(self, res, prep, reference_is_self: bool) -> None:
+        """Diagnostics against scaled dot-product, computed after the map is on screen."""
+
+        def work(job):
+            ref = res if reference_is_self else self.app.reference(prep)
+            job.check()
+            return compare.diagnostics(res, ref)
+
+        def done(diag):
+            self.diagnostics = diag
+            self._show_diagnostics(diag)
+
+        self.diag.object = diagnostics_table({"name": res.name, "seconds": res.seconds, "backend": res.backend}) \
+            .replace("<table", "<table style='opacity:0.5'")
+        self.app.runner.submit(f"diag-{id(self)}", work, done,
+                               lambda exc: self.app.messages.error(exc, f"panel {self.index + 1} diagnostics"))
+
+    def _failed(self, exc, name):
+        self.status.object = "error (previous map kept)"
+        self.app.messages.error(exc, f"panel {self.index + 1} ({name})")
+
+    def _show_map(self, res, prep, name, params, gkind, gk, lazy: bool) -> None:
+        if not lazy and res.weights is None:  # a mechanism without attention weights: say so, draw nothing
+            self.lazy = False
+            self.map.pane.visible = self.tiles.pane.visible = False
+            self.app.messages.info(f"panel {self.index + 1} ({name}): no attention map — "
+                                   + ("; ".join(res.notes) or "the mechanism returned no weights"))
+        elif not lazy:
+            self.lazy = False
+            self.tiles.pane.visible = False
+            self.map.pane.visible = True
+            self.map.show(res.weights)
+        else:
+            self.lazy = True
+            self.map.pane.visible = False
+            self.tiles.pane.visible = True
+            q, k = prep.q_shown, prep.k
+            self.tiles.set_source(
+                lambda rows, cols, out: compare.weights_tile(name, params, q, k, rows=rows, cols=cols, out_shape=out,
+                                                             graph_kind=gkind, graph_k=gk),
+                prep.shape, name)
+        self.map.select(self.app.session.selected)
+        self.tiles.select(self.app.session.selected)
+
+    def _show_diagnostics(self, diag: dict) -> None:
+        self.diag.object = diagnostics_table(diag or {})
+        ent = (diag or {}).get("entropy")
+        if ent is not None and len(ent) > 1:
+            curve = hv.Curve((np.arange(len(ent)), ent), "query", "entropy").opts(
+                height=110, responsive=True, toolbar=None, line_width=1, title="entropy per query (nats)",
+                fontsize={"title": 9, "labels": 8, "ticks": 7}, yticks=3, ylabel="")
+            self.entropy.object = curve
+            self.entropy.visible = True
+        else:
+            self.entropy.visible = False
+
+    def _submit_tile(self, work: Callable, done: Callable) -> None:
+        self.app.runner.submit(f"tile-{id(self)}", work, done,
+                               lambda exc: self.app.messages.error(exc, f"panel {self.index + 1} tile"))
+
+    # -- selection and export -------------------------------------------------------------------------
+    def select(self, query: int | None) -> None:
+        self.map.select(query)
+        self.tiles.select(query)
+
+    def weights_row(self, query: int) -> np.ndarray | None:
+        """The selected query's weights over every key (dense result, else an exact tile row)."""
+        if not self.lazy and self.result is not None and self.result.weights is not None:
+            w = self.result.weights
+            return np.asarray(w[query]) if 0 <= query < w.shape[0] else None
+        prep = self.prepared
+        if prep is None or not (0 <= query < prep.shape[0]):
+            return None
+        return compare.weights_tile(self.name, self.params(), prep.q_shown, prep.k, rows=(query, query + 1),
+                                    cols=None, out_shape=(1, prep.shape[1]), reduce="sum",
+                                    graph_kind=self.app.session.graph_kind, graph_k=self.app.session.graph_k)[0]
+
+    def static_map(self) -> hv.Image | None:
+        """The current map as a static element (for PNG/HTML export)."""
+        from apps.maps import region_image
+
+        if not self.lazy and self.result is not None and self.result.weights is not None:
+            return region_image(self.result.weights, (0, self.result.weights.shape[0]),
+                                (0, self.result.weights.shape[1]), label=self.name)
+        data = self.tiles._pipe.data if self.tiles._pipe is not None else None
+        return data if isinstance(data, hv.Image) else None

@@ -1,0 +1,75 @@
+"""Lorentz cascade heads (multi-curvature hyperboloid attention), dispatched by backend.
+
+``cascade_attention`` returns, per head ``h`` at curvature ``−c_h``, the weighted sums
+``S^h = W^h · exp_0^{c_h}(V)`` on the hyperboloid ``(H, B, Lq, dv + 1)`` (time first; the caller
+normalises them to Lorentzian centroids); ``cascade_weights`` returns ``Σ_h β_h W^h``. Scores are
+query dependent (``−d_{c_h}(q, k)/T`` or ``−|B(k) − B(q)|/T``), ``top_k > 0`` keeps the best keys of
+head 0 for every head. See :mod:`kernels.reference.lorentz` for the definition and
+:mod:`kernels.numba.lorentz` for the fused kernels (float64, never ``Lq × Lk`` in the forward).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from kernels.dispatch import BackendError, resolve_backend
+from kernels.reference import lorentz as _ref
+
+SUPPORT = {
+    "numpy": None,
+    "numba": None,
+    "cupy": "no CuPy kernel yet: the GPU kernels arrive with their own issue",
+}
+
+SCORES = _ref.SCORES
+
+
+def _check(curvatures, temperature, score, top_k):
+    cs = np.asarray(curvatures, dtype=np.float64)
+    if cs.ndim != 1 or cs.size == 0 or not np.isfinite(cs).all() or (cs <= 0).any():
+        raise BackendError(f"curvatures: expected a non-empty 1-D array of curvatures > 0, got {curvatures!r}")
+    if not math.isfinite(float(temperature)) or float(temperature) <= 0:
+        raise BackendError(f"temperature: expected a temperature > 0, got {temperature!r}")
+    if score not in SCORES:
+        raise BackendError(f"score: expected one of {SCORES}, got {score!r}")
+    if int(top_k) < 0:
+        raise BackendError(f"top_k: expected an integer >= 0, got {top_k!r}")
+    return cs
+
+
+def _mask(mask):
+    if mask is None:
+        return None
+    m = np.asarray(mask, dtype=bool)
+    return m[None] if m.ndim == 2 else m
+
+
+def cascade_attention(q, k, v, *, curvatures, temperature=1.0, score="distance", top_k=0, mask=None,
+                      backend="auto"):
+    """``(B, Lq, d), (B, Lk, d), (B, Lk, dv) → S (H, B, Lq, dv + 1)`` float64 (rows with no allowed key: 0)."""
+    be = resolve_backend(backend, (q, k, v), SUPPORT)
+    cs = _check(curvatures, temperature, score, top_k)
+    if be == "numpy":
+        return _ref.cascade_attention(q, k, v, cs, float(temperature), score, int(top_k), _mask(mask))
+    from kernels.numba import lorentz as _nb
+
+    return _nb.cascade_attention(q, k, v, cs, float(temperature), score, int(top_k), _mask(mask))
+
+
+def cascade_weights(q, k, *, curvatures, betas, temperature=1.0, score="distance", top_k=0, mask=None,
+                    backend="auto"):
+    """``(B, Lq, d), (B, Lk, d) → Σ_h β_h W^h (B, Lq, Lk)`` float64."""
+    be = resolve_backend(backend, (q, k), SUPPORT)
+    cs = _check(curvatures, temperature, score, top_k)
+    betas = np.asarray(betas, dtype=np.float64)
+    if betas.shape != cs.shape:
+        raise BackendError(f"betas: expected one weight per head, shape {cs.shape}, got {betas.shape}")
+    if be == "numpy":
+        return _ref.cascade_weights(q, k, cs, betas, float(temperature), score, int(top_k), _mask(mask))
+    from kernels.numba import lorentz as _nb
+
+    return _nb.cascade_weights(q, k, cs, betas, float(temperature), score, int(top_k), _mask(mask))
+
+
+__all__ = ["SUPPORT", "SCORES", "cascade_attention", "cascade_weights"]

@@ -1,0 +1,507 @@
+"""The dashboard's view-model, without a browser (``Dashboard(sync=True)`` runs every job inline).
+
+Widgets are generated for every registered mechanism from its ``param`` declaration and every
+parameter documents itself; bad input shows an error alert naming the problem and keeps the
+previous data; linked selection, URL state, report, export and the background runner behave.
+"""
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+
+import numpy as np
+import panel as pn
+import param
+import pytest
+
+import workbench
+from workbench import compare
+from workbench.compare import AppState
+
+from apps import export, url_state
+from apps.alerts import Messages, describe
+from apps.app import Dashboard
+from apps.background import Cancelled, Runner
+from apps.maps import TileView, _clamp_range, region_image
+from apps.mechanism_panel import (MechanismPanel, current_params, diagnostics_rows, nondefault_params,
+                                  parameter_names, parameter_widgets, run_rows)
+from apps.ordering import order_for
+from apps.projection import TOP_KEYS
+from apps.session import Session, prepare
+
+SMALL = 240  # points of the demo the tests load (the default demo has 1,200)
+#: The default panels on the NumPy reference backend: these tests are about the views, and a cold
+#: Numba cache would otherwise compile kernels here (the kernels have their own tests).
+REFERENCE_BACKEND = AppState(params=[{"backend": "numpy"}, {"backend": "numpy"}])
+
+
+@pytest.fixture
+def dash() -> Dashboard:
+    """A fresh dashboard for tests that change it."""
+    return Dashboard(sync=True, demo_size=SMALL, state=REFERENCE_BACKEND)
+
+
+@pytest.fixture(scope="module")
+def shared() -> Dashboard:
+    """One dashboard for the tests that only read it or feed it input it must refuse."""
+    return Dashboard(sync=True, demo_size=SMALL, state=REFERENCE_BACKEND)
+
+
+def _npy(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, a, allow_pickle=False)
+    return buf.getvalue()
+
+
+def _alerts(d: Dashboard) -> list[tuple[str, str]]:
+    """(alert_type, text) of the alerts on screen."""
+    return [(a.alert_type, a.object) for a in d.messages.panel.objects]
+
+
+# -- widgets from param declarations ----------------------------------------------------------------
+
+@pytest.mark.parametrize("name", workbench.list_mechanisms())
+def test_every_mechanism_gets_one_widget_per_parameter_with_its_doc(name):
+    inst = workbench.make(name)
+    widgets = parameter_widgets(inst)._widgets
+    names = parameter_names(inst)
+    assert names, name
+    for pname in names:
+        doc = inst.param[pname].doc
+        assert doc and doc.strip(), f"{name}.{pname} has no doc"
+        w = widgets[pname]
+        assert w.description == doc  # the doc is the widget's tooltip
+        default = inst.param[pname].default
+        if default is not None and not isinstance(default, (list, dict, tuple)):
+            assert w.value == default, (name, pname, w.value, default)
+
+
+def test_widgets_come_from_the_declaration_not_from_per_mechanism_code():
+    """A mechanism class the dashboard has never seen gets working widgets."""
+
+    class Unseen(workbench.Mechanism):
+        """A test-only mechanism (never registered)."""
+
+        sharpness = param.Number(default=1.5, bounds=(0, 10), doc="How sharp.")
+        mode = param.Selector(default="a", objects=["a", "b"], doc="Which mode.")
+        steps = param.Integer(default=None, allow_None=True, bounds=(1, 9), doc="Optional steps.")
+
+    inst = Unseen()
+    widgets = parameter_widgets(inst)._widgets
+    assert isinstance(widgets["sharpness"], pn.widgets.FloatInput)  # a box, not a slider
+    assert isinstance(widgets["mode"], pn.widgets.Select)
+    assert isinstance(widgets["steps"], pn.widgets.IntInput) and widgets["steps"].value is None
+    assert (widgets["steps"].start, widgets["steps"].end) == (1, 9)
+    widgets["sharpness"].value = 3.25
+    widgets["mode"].value = "b"
+    assert (inst.sharpness, inst.mode) == (3.25, "b")
+    assert nondefault_params(inst) == {"sharpness": 3.25, "mode": "b"}
+
+
+def test_every_session_option_documents_itself():
+    for pname, p in Session.param.objects("existing").items():
+        if pname != "name":
+            assert p.doc and p.doc.strip(), pname
+
+
+def test_a_panel_builds_for_every_registered_mechanism(shared):
+    tiny = prepare(workbench.data.load_demo("clusters", n=48), None)
+    for name in workbench.list_mechanisms():
+        panel = MechanismPanel(shared, 0, name, {"backend": "numpy"})
+        panel.set_data(tiny)
+        assert panel.name == name
+        assert set(current_params(panel.instance)) == set(workbench.registry[name].parameters)
+        # the data were loaded, so the panel has run: a map or a message, never silence
+        assert panel.run_count == 1 or "error" in panel.status.object, (name, panel.status.object)
+
+
+# -- the demo, compare and diagnostics ----------------------------------------------------------------
+
+def test_opens_on_the_demo_with_maps_and_diagnostics(shared):
+    dash = shared
+    prep = dash.session.prepared
+    assert prep is not None and prep.shape == (SMALL, SMALL)
+    assert [p.name for p in dash.compare.panels] == AppState().mechanisms
+    for panel in dash.compare.panels:
+        assert panel.map.weights is not None and panel.map.weights.shape == (SMALL, SMALL)
+        np.testing.assert_allclose(panel.map.weights.sum(axis=1), 1.0, atol=1e-4)
+        labels = [a for a, _ in diagnostics_rows(panel.diagnostics)]
+        assert labels[0].startswith("entropy") and labels[-1] == "backend"
+    sdp = dash.compare.panels[0]
+    # scaled dot-product against itself: full overlap, zero output distance
+    assert sdp.diagnostics["top_k_overlap"] == pytest.approx(1.0)
+    assert sdp.diagnostics["output_distance"] == pytest.approx(0.0, abs=1e-6)
+    # its map is softmax(q k^T / sqrt(d)) of the prepared data, written out here in float64
+    q = prep.q.astype(np.float64)
+    s = q @ q.T / np.sqrt(q.shape[1])
+    w = np.exp(s - s.max(axis=1, keepdims=True))
+    w /= w.sum(axis=1, keepdims=True)
+    # the map is exactly what the library computes, and that is the definition up to float32 rounding
+    # (logits reach ~100 on this demo; the kernel's tolerance is tested in tests/kernels)
+    direct = workbench.make("scaled_dot_product", backend="numpy").weights(prep.q, prep.k)
+    np.testing.assert_array_equal(sdp.map.weights, direct)
+    np.testing.assert_allclose(sdp.map.weights, w, atol=1e-4)
+
+
+def test_a_parameter_change_reruns_only_that_panel_and_changes_its_map(dash):
+    sdp, other = dash.compare.panels
+    before, other_runs = sdp.map.weights.copy(), other.run_count
+    widgets = sdp.widgets_box.objects[0]._widgets
+    widgets["scale"].value = 1.0  # from 1/sqrt(d): sharper attention
+    assert sdp.instance.scale == 1.0
+    assert sdp.run_count == 2 and other.run_count == other_runs
+    assert not np.allclose(sdp.map.weights, before)
+    ent_before = -np.sum(before * np.log(np.where(before > 0, before, 1)), axis=1).mean()
+    assert sdp.diagnostics["entropy_mean"] < ent_before  # a larger scale sharpens every row on average
+
+
+def test_a_run_error_shows_an_alert_and_keeps_the_previous_map(dash):
+    panel = dash.compare.panels[0]
+    runs = panel.run_count
+    panel.set_mechanism("multi_head", {"backend": "numpy"})
+    assert panel.name == "multi_head" and panel.instance.backend == "numpy" and panel.run_count == runs + 1
+    before = panel.map.weights.copy()
+    panel.instance.num_heads = 7  # 32 features do not split into 7 heads
+    assert "error" in panel.status.object
+    kind, text = _alerts(dash)[0]
+    assert kind == "danger" and "panel 1 (multi_head)" in text and "num_heads" in text and "divisible" in text
+    np.testing.assert_array_equal(panel.map.weights, before)
+
+
+def test_two_to_four_panels(dash):
+    cv = dash.compare
+    for name in ("local_global", "linear"):
+        cv.add_panel(name, {"backend": "numpy"})
+    assert [p.name for p in cv.panels] == ["scaled_dot_product", "hyperbolic", "local_global", "linear"]
+    assert all(p.run_count == 1 for p in cv.panels[2:])
+    assert cv.add_panel("flash", {}) is None and "at most 4" in dash.messages.last_error
+    cv.remove_panel(cv.panels[1])
+    cv.remove_panel(cv.panels[1])
+    assert [p.name for p in cv.panels] == ["scaled_dot_product", "linear"]
+    assert [p.index for p in cv.panels] == [0, 1] and "wb-panel-1" in cv.panels[1].view.css_classes
+    cv.remove_panel(cv.panels[0])
+    assert len(cv.panels) == 2 and "at least 2" in dash.messages.last_error
+    assert [r["mechanism"] for r in cv.diagnostics_table()] == ["scaled_dot_product", "linear"]
+
+
+def test_large_maps_are_drawn_lazily_with_diagnostics_on_sampled_queries():
+    ds = workbench.data.load_demo("sequence", n=5000)  # 25M entries > compare.MAX_DENSE
+    prep = prepare(ds, None)
+    rows = run_rows(prep)
+    assert rows is not None and rows.size * prep.shape[1] <= compare.MAX_DENSE
+    assert rows[0] == 0 and rows[-1] == prep.shape[0] - 1 and np.all(np.diff(rows) > 0)
+    small = prepare(workbench.data.load_demo("sequence", n=300), None)
+    assert run_rows(small) is None
+
+
+# -- bad input keeps the previous data -----------------------------------------------------------------
+
+def _pickled_npy() -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    return buf.getvalue()
+
+
+BAD_FILES = [
+    ("embeddings.exe", b"MZ\x90\x00", "extension"),
+    ("corrupt.npy", b"\x93NUMPY garbage that is not an array", "corrupt"),
+    ("ragged.csv", b"1,2,3\n4,5\n6,7,8\n", "ragged"),
+    ("words.csv", b"a,b,c\nx,y,z\nu,v,w\n", "non-numeric"),
+    ("nan.csv", b"1,2\nnan,4\n5,6\n", "NaN"),
+    ("empty.csv", b"", "zero rows"),
+    ("vector.npy", _npy(np.arange(5, dtype=np.float32)), "one dimension"),
+    ("pickle.npy", _pickled_npy(), "pickle"),
+]
+
+
+@pytest.mark.parametrize("filename, content, problem", BAD_FILES, ids=[b[0] for b in BAD_FILES])
+def test_a_bad_file_shows_a_message_naming_the_problem_and_keeps_the_data(shared, filename, content, problem):
+    dash = shared
+    before = dash.session.prepared
+    dataset = dash.session.dataset
+    maps = [p.map.weights for p in dash.compare.panels]
+    dash.session.load_bytes(content, filename)
+    kind, text = _alerts(dash)[0]
+    assert kind == "danger"
+    assert filename in text and problem.lower() in text.lower(), text
+    assert "Traceback" not in text
+    assert dash.session.prepared is before and dash.session.dataset is dataset
+    assert all(p.map.weights is w for p, w in zip(dash.compare.panels, maps))
+
+
+def test_a_file_over_the_size_cap_is_refused():
+    d = Dashboard(sync=True, demo_size=SMALL, max_bytes=1000, state=REFERENCE_BACKEND)
+    before = d.session.prepared
+    d.session.load_bytes(_npy(np.ones((100, 8), np.float32)), "big.npy")
+    kind, text = _alerts(d)[0]
+    assert kind == "danger" and "big.npy" in text and "too large" in text and "1000 bytes" in text
+    assert d.session.prepared is before
+
+
+def test_keys_of_another_dimension_are_refused_and_the_data_kept(shared):
+    dash = shared
+    before = dash.session.prepared
+    dash.session.load_bytes(_npy(np.ones((50, 5), np.float32) + np.arange(5)), "keys5.npy", as_keys=True)
+    kind, text = _alerts(dash)[0]
+    assert kind == "danger" and "mismatched" in text and "keys5.npy" in text
+    assert dash.session.prepared is before
+
+
+def test_a_valid_upload_replaces_the_data_and_every_map(dash):
+    x = np.random.default_rng(3).standard_normal((150, 12)).astype(np.float32)
+    dash.session.load_bytes(_npy(x), "mine.npy")
+    prep = dash.session.prepared
+    assert prep.shape == (150, 150) and prep.q.shape == (150, 12)
+    np.testing.assert_array_equal(prep.q, x)
+    for panel in dash.compare.panels:
+        assert panel.map.weights.shape == (150, 150)
+    assert _alerts(dash)[0][0] == "success"
+
+
+def test_text_files_arrive_as_str_from_the_drop_zone_and_load(dash):
+    dash.session.load_bytes("a,b,label\n1,2,x\n3,4,y\n5,6,x\n7,8,y\n", "text.csv")
+    assert dash.session.prepared.q.shape == (4, 2), dash.messages.history
+    assert list(dash.session.dataset.labels) == ["x", "y", "x", "y"]
+
+
+def test_a_path_on_the_server_loads_and_can_be_confined(dash, tmp_path, monkeypatch):
+    x = np.random.default_rng(1).standard_normal((60, 6)).astype(np.float32)
+    (tmp_path / "inside.npy").write_bytes(_npy(x))
+    dash.session.load_path(str(tmp_path / "inside.npy"))
+    np.testing.assert_array_equal(dash.session.prepared.q, x)
+    monkeypatch.setenv("WORKBENCH_DATA_DIR", str(tmp_path / "data"))
+    (tmp_path / "data").mkdir()
+    before = dash.session.prepared
+    dash.session.load_path(str(tmp_path / "inside.npy"))
+    assert "outside the data directory" in dash.messages.last_error and dash.session.prepared is before
+    (tmp_path / "data" / "ok.npy").write_bytes(_npy(x[:30]))
+    dash.session.load_path("ok.npy")  # relative to the data directory
+    assert dash.session.prepared.q.shape == (30, 6)
+    dash.session.load_path("missing.npy")
+    assert "missing.npy" in dash.messages.last_error and dash.session.prepared.q.shape == (30, 6)
+
+
+def test_an_option_error_keeps_the_data(dash):
+    before = dash.session.prepared
+    dash.session.queries = "label"
+    dash.session.label = "no-such-label"
+    assert dash.session.prepared is before
+    assert "no-such-label" in dash.messages.last_error
+
+
+def test_label_queries_select_that_label(dash):
+    dash.session.label = "2"
+    dash.session.queries = "label"
+    prep = dash.session.prepared
+    labels = dash.session.dataset.labels
+    np.testing.assert_array_equal(prep.query_index, np.flatnonzero(labels.astype(str) == "2"))
+    assert dash.compare.panels[0].map.weights.shape == (prep.query_index.size, SMALL)
+
+
+# -- linked selection ------------------------------------------------------------------------------
+
+def test_selecting_a_query_in_one_map_selects_it_everywhere(dash):
+    dash.tabs.active = 2  # Inspect
+    panel = dash.compare.panels[1]
+    panel.map._tapped(x=3.2, y=7.4)  # a click on the cell (query 7, key 3)
+    assert dash.session.selected == 7
+    for p in dash.compare.panels:
+        assert p.map._query.query == 7
+    assert dash.inspect.tiles._query.query == int(dash.inspect.inv_q[7])
+    frame, qxy = dash.compare.projection._marks.data
+    lead_row = dash.compare.panels[0].map.weights[7]
+    top = np.argsort(-lead_row, kind="stable")[:TOP_KEYS]
+    assert set(frame["index"]) == set(top.tolist())
+    np.testing.assert_allclose(qxy, dash.compare.projection.xy[7])  # the query's own point (same set)
+    assert dash.inspect.bars.object is not None
+    assert "Selected query 7" in dash.compare.selection.object
+
+
+# -- inspect tiles ------------------------------------------------------------------------------------
+
+def test_tile_regions_follow_the_view_and_never_exceed_the_screen():
+    tv = TileView(submit=lambda work, done: None, max_pixels=500)
+    tv.shape = (100_000, 80_000)
+    rows, cols, out = tv.region((-5000.0, 1e9), (10.2, 19.7), width=800, height=300)
+    assert cols == (0, 80_000) and rows == (10, 21) and out == (11, 500)  # row 20 spans 19.5–20.5
+    assert _clamp_range(None, 7) == (0, 7)
+    assert _clamp_range((3.6, 3.7), 7) == (4, 5)  # never empty
+    img = region_image(np.arange(6.0).reshape(2, 3), (10, 14), (0, 3))
+    np.testing.assert_allclose(img.dimension_values("query", expanded=False), [10.5, 12.5])
+    np.testing.assert_allclose(img.dimension_values("key", expanded=False), [0, 1, 2])
+
+
+def test_inspect_draws_the_visible_region_through_weights_tile(dash):
+    assert dash.inspect.tiles.last == {}  # nothing computed while the tab is hidden
+    dash.tabs.active = 2
+    last = dash.inspect.tiles.last
+    assert last["rows"] == (0, SMALL) and last["cols"] == (0, SMALL)
+    img = dash.inspect.tiles._pipe.data
+    prep = dash.session.prepared
+    tile = compare.weights_tile("scaled_dot_product", dash.compare.panels[0].params(), prep.q, prep.k,
+                                rows=last["rows"], cols=last["cols"], out_shape=last["out_shape"])
+    np.testing.assert_array_equal(img.dimension_values(2, flat=False), tile.astype(np.float32))
+
+
+def test_sorting_by_label_groups_the_labels(dash):
+    dash.inspect.active = True
+    dash.inspect.order.value = "label"
+    labels = dash.session.prepared.query_labels.astype(str)
+    sorted_labels = labels[dash.inspect.perm_q]
+    assert list(sorted_labels) == sorted(labels)
+
+
+def test_cluster_order_keeps_separated_clusters_contiguous():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 0.1, (30, 4)), rng.normal(50, 0.1, (30, 4))])
+    perm = rng.permutation(60)
+    order = order_for("cluster order", x[perm])
+    assert sorted(order) == list(range(60))
+    side = (x[perm][order, 0] > 25).astype(int)
+    assert np.count_nonzero(np.diff(side)) == 1  # one boundary between the two clusters
+
+
+# -- report, bench, export, URL ------------------------------------------------------------------------
+
+def test_report_shows_metrics_gauge_and_a_recommendation_that_opens_a_comparison(dash):
+    assert dash.report.report is None  # computed when its tab is opened
+    dash.tabs.active = 3
+    r = dash.report.report
+    assert r is not None, dash.messages.history
+    assert 0 <= dash.report.gauge.value <= 100
+    assert dash.report.gauge.value == pytest.approx(100 * r.health_score, abs=0.1)
+    for m in r.metrics:
+        assert m.name in dash.report.metrics.object
+    assert r.recommendation.mechanism in dash.report.recommendation.object
+    assert r.recommendation.rule.split()[0] in dash.report.recommendation.object
+    dash.report.compare_button.clicks += 1
+    assert [p.name for p in dash.compare.panels] == [r.recommendation.mechanism, "scaled_dot_product"]
+
+
+def test_bench_measures_the_selected_mechanisms(dash):
+    dash.bench.lengths.value = [32, 64]
+    dash.bench.repeats.value = 1
+    dash.bench.mechanisms.value = ["scaled_dot_product"]
+    dash.bench.start()
+    rows = dash.bench.rows
+    assert [(r["mechanism"], r["length"]) for r in rows] == [("scaled_dot_product", 32), ("scaled_dot_product", 64)]
+    assert all(r["seconds"] > 0 for r in rows)
+    assert dash.bench.plots.object is not None
+    text = export.csv_bytes(dash.bench.table_rows()).decode()
+    assert text.splitlines()[0].startswith("mechanism,length")
+
+
+def test_exports_are_real_files(shared):
+    dash = shared
+    png = export.png_bytes(dash.compare.panels[0].static_map())
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
+    html = export.html_bytes(dash.compare.panels[0].static_map()).decode()
+    assert "<html" in html.lower() and "Bokeh" in html and "cdn.bokeh.org" not in html  # standalone, offline
+    rows = dash.compare.diagnostics_table()
+    csv_text = export.csv_bytes(rows).decode().splitlines()
+    assert csv_text[0].split(",")[:3] == ["panel", "mechanism", "params"] and len(csv_text) == 3
+    dash.tabs.active = 3
+    report = json.loads(dash.report.report.to_json())
+    assert report["recommendation"]["mechanism"] == dash.report.report.recommendation.mechanism
+    proj = export.png_bytes(dash.compare.projection.static())
+    assert proj[:4] == b"\x89PNG"
+
+
+def test_url_state_round_trips_and_reproduces_the_view():
+    state = AppState(dataset="tree", mechanisms=["linear", "scaled_dot_product"],
+                     params=[{"num_features": 64, "backend": "numpy"}, {"backend": "numpy"}], normalisation="l2",
+                     graph_k=5, selected=3)
+
+    class FakeLocation:
+        search = url_state.query_string(state)
+
+    back = url_state.state_from_location(FakeLocation())
+    assert back == state
+    d = Dashboard(sync=True, state=back)
+    assert [p.name for p in d.compare.panels] == ["linear", "scaled_dot_product"]
+    assert d.compare.panels[0].instance.num_features == 64
+    assert d.session.normalisation == "l2" and d.session.graph_k == 5
+    assert d.session.dataset.name == "tree" and d.session.selected == 3
+    assert d.current_state() == state
+    garbage = url_state.state_from_location(type("L", (), {"search": "?m=nope,%%&p0=[&k=-3&data=../../etc"})())
+    assert garbage == AppState(mechanisms=["scaled_dot_product", "hyperbolic"], params=[{}, {}])
+
+
+def test_keys_from_another_demo_come_from_the_link_and_from_the_menu():
+    d = Dashboard(sync=True, state=AppState(dataset="clusters", keys="sequence", params=REFERENCE_BACKEND.params))
+    prep = d.session.prepared
+    assert d.session.keys == "sequence" and d.session.keys_dataset.name == "sequence"
+    assert prep.shape == (1200, 2048) and not prep.same_set  # 1,200 cluster queries over 2,048 sequence keys
+    assert d.compare.panels[0].map.weights.shape == (1200, 2048)
+    assert "keys=sequence" in url_state.query_string(d.current_state())
+    d.session.keys = "digits"  # d = 64: cannot serve queries of d = 32
+    assert "mismatched" in d.messages.last_error and d.session.keys == "sequence"
+    assert d.session.prepared is prep
+    d.session.keys = "same"
+    assert d.session.prepared.shape == (1200, 1200) and d.session.prepared.same_set
+
+
+def test_location_is_written_after_a_change():
+    class FakeLocation:
+        search = ""
+
+    loc = FakeLocation()
+    d = Dashboard(sync=True, demo_size=SMALL, location=loc, state=REFERENCE_BACKEND)
+    assert "m=scaled_dot_product%2Chyperbolic" in loc.search and "backend" in loc.search
+    d.compare.panels[1].mechanism.value = "local_global"
+    assert "m=scaled_dot_product%2Clocal_global" in loc.search
+    d.session.normalisation = "standard"
+    assert "norm=standard" in loc.search
+
+
+# -- messages and the background runner -----------------------------------------------------------------
+
+def test_messages_name_the_problem_and_never_show_a_traceback():
+    m = Messages(keep=2)
+    m.error(workbench.errors.DataError("x.csv: ragged rows: line 3 has 2 fields, expected 3"), "upload 'x.csv'")
+    m.error(KeyError("boom"), "view")
+    m.error("third")
+    assert len(m.panel.objects) == 2  # only the newest `keep`
+    assert m.panel.objects[0].object == "third"
+    assert "unexpected KeyError" in m.panel.objects[1].object
+    assert describe(MemoryError()).startswith("out of memory")
+
+
+def test_runner_supersedes_cancels_and_reports_errors_off_the_ui_thread():
+    runner = Runner()
+    started, release = threading.Event(), threading.Event()
+    seen: dict = {"done": [], "failed": [], "cancelled": 0, "threads": set()}
+
+    def slow(job):
+        seen["threads"].add(threading.current_thread().name)
+        started.set()
+        release.wait(5)
+        job.check()
+        return "old"
+
+    def record(value):
+        seen["done"].append(value)
+
+    runner.submit("slot", slow, record, seen["failed"].append,
+                  cancelled=lambda: seen.__setitem__("cancelled", seen["cancelled"] + 1))
+    assert started.wait(5)
+    runner.submit("slot", lambda job: "new", record, seen["failed"].append)  # supersedes the slow one
+    release.set()
+    runner.submit("other", lambda job: 1 / 0, record, seen["failed"].append)
+    deadline = time.time() + 5
+    while time.time() < deadline and (len(seen["done"]) < 1 or len(seen["failed"]) < 1 or runner.running("slot")):
+        time.sleep(0.01)
+    time.sleep(0.05)
+    assert seen["done"] == ["new"]  # the superseded result was dropped
+    assert isinstance(seen["failed"][0], ZeroDivisionError)
+    assert all(name.startswith("workbench-app") for name in seen["threads"])
+
+    cancel_seen = threading.Event()
+    job = runner.submit("bench", lambda job: (time.sleep(0.05), job.check()), record, seen["failed"].append,
+                        cancelled=cancel_seen.set)
+    assert runner.cancel("bench") and job.cancelled
+    assert cancel_seen.wait(5)
+    with pytest.raises(Cancelled):
+        job.check()
