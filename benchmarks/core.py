@@ -122,7 +122,9 @@ def _inputs(shape, seed=SEED):
     return [rng.standard_normal(shape, dtype=np.float32) for _ in range(3)]
 
 
-def _timed(fn) -> dict:
+def _timed(fn, quick: bool = False) -> dict:
+    """Median of at least MIN_RUNS runs and MIN_SECONDS (a smoke test, ``quick``: of 2 runs)."""
+    min_runs, min_seconds = (2, 0.0) if quick else (MIN_RUNS, MIN_SECONDS)
     t0 = time.perf_counter()
     fn()  # warm-up on the full shape (loads or compiles the Numba kernels)
     first = time.perf_counter() - t0
@@ -132,7 +134,7 @@ def _timed(fn) -> dict:
     rss = _status_kib("VmRSS")
     times: list[float] = []
     start = time.perf_counter()
-    while len(times) < MAX_RUNS and (len(times) < MIN_RUNS or time.perf_counter() - start < MIN_SECONDS):
+    while len(times) < MAX_RUNS and (len(times) < min_runs or time.perf_counter() - start < min_seconds):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
@@ -163,7 +165,7 @@ def run_case(spec: dict) -> dict:
             with torch.no_grad():
                 sdpa(q, k, v)
 
-        out = _timed(fn)
+        out = _timed(fn, spec.get("quick", False))
         out["threads"] = torch.get_num_threads()
         return out
 
@@ -180,7 +182,7 @@ def run_case(spec: dict) -> dict:
     def fn():
         mech(q, k, v)
 
-    return _timed(fn)
+    return _timed(fn, spec.get("quick", False))
 
 
 # -- the parent side ----------------------------------------------------------------------------
@@ -192,11 +194,12 @@ class Case:
     backend: str = "torch"
     params: dict = field(default_factory=dict)
     result: dict | None = None
+    quick: bool = False  # a smoke test: 2 timed runs instead of MIN_RUNS and MIN_SECONDS
 
     @property
     def spec(self) -> dict:
         return {"kind": self.kind, "shape": list(self.shape), "name": self.name, "backend": self.backend,
-                "params": self.params}
+                "params": self.params, "quick": self.quick}
 
 
 def _env() -> dict:
@@ -239,7 +242,7 @@ def plan(quick: bool, only: str | None) -> list[Case]:
         key = (name, backend, shape)
         if key not in seen:
             seen.add(key)
-            cases.append(Case("mech", shape, name, backend, dict(MECH_PARAMS.get(name, {}))))
+            cases.append(Case("mech", shape, name, backend, dict(MECH_PARAMS.get(name, {})), quick=quick))
 
     for name in names:
         info = workbench.registry[name]
@@ -259,7 +262,7 @@ def plan(quick: bool, only: str | None) -> list[Case]:
             for L in SWEEP_LENGTHS:
                 add(name, fast, (1, 1, L, 64))
     shapes = sorted({c.shape for c in cases}, key=lambda s: (s[2] * s[0] * s[1], s))
-    torch_cases = [Case("torch", s) for s in shapes if s[2] <= TORCH_MAX_L]
+    torch_cases = [Case("torch", s, quick=quick) for s in shapes if s[2] <= TORCH_MAX_L]
     order = {s: i for i, s in enumerate(shapes)}
     allc = cases + torch_cases
     allc.sort(key=lambda c: (order[c.shape], c.kind == "torch", names.index(c.name) if c.name in names else 0,
