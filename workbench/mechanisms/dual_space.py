@@ -239,14 +239,21 @@ class DualSpace(Mechanism):
         if self.fusion != "dual" or self._backend(b) != "numba":
             out = np.matmul(self._weights64(b), b.v.astype(np.float64))
             return (out if w_o is None else out @ w_o.T).astype(b.q.dtype)
+        from kernels.numba._common import single_threaded_blas
+
         B, lq, lk = b.q.shape[0], b.q.shape[1], b.k.shape[1]
         out = np.empty((B, lq, dv), dtype=b.q.dtype)
         step = max(1, BATCH_CHUNK // ((lq + lk) * max(d, dv)))
-        for s0 in range(0, B, step):
-            sl = slice(s0, min(B, s0 + step))
-            qe, ke, qh, kh = self._parts(b.q[sl], b.k[sl])
-            mask = None if b.mask is None else (b.mask[sl] if b.mask.shape[0] > 1 else b.mask)
-            o = kernels.curvature.fused_attention(qe, ke, qh, kh, qe[..., :0], ke[..., :0], b.v[sl].astype(np.float64),
-                                                  mask=mask, backend="numba", **self._kernel_args(d))
-            out[sl] = o if w_o is None else o @ w_o.T
+        # The projections between kernel launches run on one BLAS thread as well: multi-threaded
+        # OpenBLAS workers left spinning slow the next parallel kernel down (measured 6× on a
+        # loaded 2-core machine at (32, 12, 512, 64)).
+        with single_threaded_blas():
+            for s0 in range(0, B, step):
+                sl = slice(s0, min(B, s0 + step))
+                qe, ke, qh, kh = self._parts(b.q[sl], b.k[sl])
+                mask = None if b.mask is None else (b.mask[sl] if b.mask.shape[0] > 1 else b.mask)
+                o = kernels.curvature.fused_attention(qe, ke, qh, kh, qe[..., :0], ke[..., :0],
+                                                      b.v[sl].astype(np.float64), mask=mask, backend="numba",
+                                                      **self._kernel_args(d))
+                out[sl] = o if w_o is None else o @ w_o.T
         return out
