@@ -37,6 +37,14 @@ $(VENV)/.stamp-bench: pyproject.toml | $(BIN)/python
 	$(PIP) install -e ".[bench]"
 	touch $@
 
+# Numba compiles each kernel at its first call (1–25 s each, about 75 s for all on 2 cores). Do it
+# once after installing: the machine code is cached next to the kernel sources and loads in well
+# under a second, so the dashboard's first map and first switch of mechanism never wait for a
+# compiler. Redone when a kernel source changes (Numba would recompile those at first use anyway).
+$(VENV)/.stamp-warm: $(wildcard kernels/*.py kernels/numba/*.py) | $(BIN)/python
+	$(BIN)/python -m workbench warm
+	touch $@
+
 install: $(VENV)/.stamp-test
 install-app: $(VENV)/.stamp-app
 install-bench: $(VENV)/.stamp-bench
@@ -52,10 +60,10 @@ chromium:
 			echo "chromium is missing and we are not root: the browser tests will skip (sudo apt-get install chromium)"; \
 		fi; }
 
-test: $(VENV)/.stamp-test chromium
+test: $(VENV)/.stamp-test $(VENV)/.stamp-warm chromium
 	$(BIN)/python -m pytest
 
-serve: $(VENV)/.stamp-app
+serve: $(VENV)/.stamp-app $(VENV)/.stamp-warm
 	WORKBENCH_MAX_UPLOAD_MB=$(MAX_UPLOAD_MB) $(BIN)/panel serve apps/dashboard.py \
 		--address $(ADDRESS) --port $(PORT) --allow-websocket-origin='$(ORIGIN)' \
 		--unused-session-lifetime $(SESSION_WAIT_MS)

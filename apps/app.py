@@ -7,14 +7,12 @@ all work inline, for unit tests.
 """
 from __future__ import annotations
 
-import threading
-
 import holoviews as hv
 import panel as pn
 
 import workbench
 
-from apps import maps, url_state
+from apps import url_state
 from apps.alerts import Messages
 from apps.background import Runner
 from apps.bench_view import BenchView
@@ -34,8 +32,10 @@ def load_extensions() -> None:
     global _EXTENSIONS_LOADED
     if not _EXTENSIONS_LOADED:
         hv.extension("bokeh", logo=False)
+        # Canvas, not WebGL: the maps are images (no gain from WebGL), and compositing WebGL
+        # canvases without a GPU (headless chromium, remote desktops) cost ~0.3 s per repaint.
+        hv.renderer("bokeh").webgl = False
         pn.extension("filedropper", notifications=False, sizing_mode="stretch_width")
-        threading.Thread(target=maps.warm_up, name="workbench-app-warm-up", daemon=True).start()
         _EXTENSIONS_LOADED = True
 
 
@@ -95,7 +95,7 @@ class Dashboard:
         header = pn.Row(
             pn.pane.Markdown(f"## Attention Workbench <small>{len(workbench.list_mechanisms())} mechanisms</small>",
                              margin=(0, 10)),
-            self.runner.busy, self.runner.activity, sizing_mode="stretch_width",
+            self.runner.activity, sizing_mode="stretch_width",
         )
         self.view = pn.Column(header, self.messages.panel, self.tabs, sizing_mode="stretch_width",
                               css_classes=["wb-dashboard"])

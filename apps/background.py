@@ -26,6 +26,13 @@ log = logging.getLogger("workbench.apps")
 _POOL = ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 2)), thread_name_prefix="workbench-app")
 
 
+_SPIN_CSS = """
+.wb-spin {display: inline-block; width: 10px; height: 10px; margin-right: 6px; vertical-align: -1px;
+          border: 2px solid #bbb; border-top-color: #1f77b4; border-radius: 50%; animation: wb-spin 0.8s linear infinite;}
+@keyframes wb-spin {to {transform: rotate(360deg);}}
+"""
+
+
 class Cancelled(Exception):
     """Raised by :meth:`Job.check` when the job was cancelled or superseded."""
 
@@ -64,9 +71,12 @@ class Runner:
         self.sync = sync
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
-        self.busy = pn.indicators.LoadingSpinner(value=False, size=20, visible=True)
-        self.activity = pn.pane.Str("idle", css_classes=["wb-activity"], margin=(8, 5),
-                                    styles={"color": "#777", "font-size": "12px"})
+        # A spinning ring drawn by CSS inside the text: changing a pane's text leaves the page
+        # layout alone, whereas toggling a LoadingSpinner's classes made Bokeh lay out and repaint
+        # every plot of the page (measured 0.4 s in headless chromium on 2 cores) at each job.
+        self.activity = pn.pane.HTML("idle", css_classes=["wb-activity"], margin=(8, 5), stylesheets=[_SPIN_CSS],
+                                     styles={"color": "#777", "font-size": "12px"}, width=260, height=24)
+        self.busy = False
 
     def running(self, slot: str) -> bool:
         with self._lock:
@@ -154,9 +164,8 @@ class Runner:
     def _refresh_busy(self) -> None:
         with self._lock:
             slots = sorted({s.split("-")[0] for s in self._jobs})
-        text = f"working: {', '.join(slots)}" if slots else "idle"
-        if self.busy.value != bool(slots):
-            self.busy.value = bool(slots)
+        self.busy = bool(slots)
+        text = f"<span class='wb-spin'></span>working: {', '.join(slots)}" if slots else "idle"
         if self.activity.object != text:
             self.activity.object = text
 

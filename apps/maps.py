@@ -1,11 +1,13 @@
 """Attention maps as HoloViews data: a weight matrix (or a tile of one) is an ``hv.Image``.
 
 Coordinates are indices: ``key`` on x, ``query`` on y (query 0 at the top, as in a matrix), pixel
-centres on integers. :class:`MapView` shows a dense matrix through Datashader's ``rasterize``
-(so a 2,000 × 2,000 map sends a screen-sized image); :class:`TileView` shows a map that is never
-materialised: every pan/zoom (``RangeXY`` + ``PlotSize`` streams) asks a background job for the
-visible region at screen resolution (``workbench.compare.weights_tile``) and draws only that.
-Both mark the selected query with a line and report taps (linked query selection).
+centres on integers. Every map sends the browser a screen-sized image only, computed off the
+event loop: :class:`TileView` shows a map that is never materialised — every pan/zoom
+(``RangeXY`` + ``PlotSize`` streams) asks a background job for the visible region at screen
+resolution (``workbench.compare.weights_tile``); :class:`MapView` shows a dense matrix the same
+way, each view max-pooled from the matrix in memory (``workbench.compare.pool_weights``), so a
+2,000 × 2,000 map costs the event loop one small image. Both mark the selected query with a
+line and report taps (linked query selection).
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ import holoviews as hv
 import numpy as np
 import panel as pn
 from holoviews import streams
-from holoviews.operation.datashader import rasterize
+
+from workbench import compare
 
 # The placeholder of a lazy map is all-NaN (drawn transparent); HoloViews' range code warns about it.
 warnings.filterwarnings("ignore", message="All-NaN slice encountered", category=RuntimeWarning)
@@ -63,82 +66,10 @@ def _style(el, *, height: int, width: int | None, title: str, responsive: bool):
     return el.opts(**{k: v for k, v in opts.items() if v is not None})
 
 
-def warm_up() -> None:
-    """Compile Datashader's Numba functions for image rasterisation (about 3 s, once per process).
-
-    The app calls this on a background thread when the server starts, so that the compile
-    overlaps the first page's loading instead of delaying its first map.
-    """
-    rasterize(region_image(np.zeros((4, 4), np.float32), (0, 4), (0, 4)), aggregator="max", width=2, height=2,
-              dynamic=False)
-
-
 def selection_marker(query: int | None, n_keys: int) -> hv.HLine:
     """The selected query's row, as a horizontal line (nothing when no query is selected)."""
     y = -10.0 ** 9 if query is None else float(query)
     return hv.HLine(y).opts(color="#ff3d00", line_width=2, alpha=0.8)
-
-
-class MapView:
-    """A dense attention map (Datashader-rasterised), its selected-query line and its taps.
-
-    ``show(weights)`` replaces the matrix (call on the event loop): a new shape rebuilds the plot
-    (axes follow the data), the same shape streams the new values into the existing plot (the
-    fast path of a parameter change). ``on_tap(query, key)`` is called when the user clicks a
-    cell; ``select(query)`` moves the selection line.
-    """
-
-    def __init__(self, *, title: str = "", height: int = 320, width: int | None = None,
-                 responsive: bool = True, on_tap: Callable[[int, int], None] | None = None):
-        self.title, self.height, self.width, self.responsive = title, height, width, responsive
-        self.shape: tuple[int, int] | None = None
-        self.weights: np.ndarray | None = None
-        self.rows = (0, 1)
-        self._on_tap = on_tap
-        self._pipe: streams.Pipe | None = None
-        self._query = streams.Stream.define("Query", query=-1)()
-        self.element = None
-        self.pane = pn.pane.HoloViews(None, sizing_mode="stretch_width" if responsive else "fixed",
-                                      linked_axes=False, min_height=height)
-
-    def _build(self, data) -> None:
-        self._pipe = streams.Pipe(data=data)
-        image = hv.DynamicMap(lambda data: region_image(*data), streams=[self._pipe])
-        raster = rasterize(image, aggregator="max", precompute=True)
-        tap = streams.Tap(source=raster, x=None, y=None)
-        tap.add_subscriber(self._tapped)
-        n_keys = data[0].shape[1]
-        marker = hv.DynamicMap(lambda query: selection_marker(None if query < 0 else query, n_keys),
-                               streams=[self._query])
-        self.element = _style(raster, height=self.height, width=self.width, title=self.title,
-                              responsive=self.responsive) * marker
-        self.pane.object = self.element
-
-    def show(self, weights: np.ndarray, rows: tuple[int, int] | None = None) -> None:
-        """Display a dense ``(Lq, Lk)`` matrix (or rows ``[r0, r1)`` of a larger one)."""
-        w = np.asarray(weights)
-        rows = rows or (0, w.shape[0])
-        data = (w, rows, (0, w.shape[1]))
-        same = self._pipe is not None and self.shape == w.shape and self.rows == rows
-        self.weights, self.rows, self.shape = w, rows, w.shape
-        if same:
-            self._pipe.send(data)
-        else:
-            self._build(data)
-
-    def select(self, query: int | None) -> None:
-        """Move the selection line (no redraw when it is already there)."""
-        value = -1 if query is None else int(query)
-        if value != self._query.query:
-            self._query.event(query=value)
-
-    def _tapped(self, x=None, y=None) -> None:
-        if x is None or y is None or self._on_tap is None or self.weights is None:
-            return
-        q, k = int(round(y)), int(round(x))
-        r0, r1 = self.rows
-        if r0 <= q < r1 and 0 <= k < self.shape[1]:
-            self._on_tap(q, k)
 
 
 class TileView:
@@ -165,20 +96,25 @@ class TileView:
         self.last: dict = {}
         self._query = streams.Stream.define("Query", query=-1)()
         self._generation = 0
+        self._label = title
         self._pipe = self._range = self._size = None
 
-    def set_source(self, tile_fn: Callable, shape: tuple[int, int], title: str = "") -> None:
+    def set_source(self, tile_fn: Callable, shape: tuple[int, int], title: str = "",
+                   first: tuple | None = None) -> None:
         """A new map: ``tile_fn(rows, cols, out_shape)`` over ``shape = (n_queries, n_keys)``.
 
-        The plot is rebuilt with axes spanning the whole map (an empty placeholder until the
-        first tile arrives), so zooming out never goes past the map's edges.
+        The plot is rebuilt with axes spanning the whole map, so zooming out never goes past the
+        map's edges. ``first = (tile, rows, cols)``, a tile already computed (see :meth:`plan`),
+        is drawn at once; otherwise an empty placeholder is shown until the first tile arrives.
         """
         self.tile_fn, self.shape = tile_fn, (int(shape[0]), int(shape[1]))
         self._generation += 1
         nq, nk = self.shape
-        # an empty (transparent) placeholder spanning the whole map until the first tile arrives
-        placeholder = region_image(np.full((1, 1), np.nan, np.float32), (0, nq), (0, nk), label=title)
-        self._pipe = streams.Pipe(data=placeholder)
+        if first is not None:
+            initial = self._image(first, title)
+        else:  # an empty (transparent) placeholder spanning the whole map until the first tile arrives
+            initial = region_image(np.full((1, 1), np.nan, np.float32), (0, nq), (0, nk), label=title)
+        self._pipe = streams.Pipe(data=initial)
         image = hv.DynamicMap(lambda data: data, streams=[self._pipe])
         self._range = streams.RangeXY(source=image)
         self._size = streams.PlotSize(source=image)
@@ -194,7 +130,40 @@ class TileView:
         el = _style(image, height=self.height, width=None, title=title or self.title, responsive=True)
         self.element = (el * marker).opts(xlim=(-0.5, nk - 0.5), ylim=(-0.5, nq - 0.5))
         self.pane.object = self.element
-        self._request(None, None, title=title, reset=True)
+        self._label = title or self.title
+        if first is None:
+            self._request(None, None, reset=True)
+
+    def update_source(self, tile_fn: Callable, first: tuple | None = None) -> None:
+        """Same shape, new values (a parameter change): keep the plot and its view, redraw the
+        visible region — from ``first = (tile, rows, cols)`` when given, else in the background."""
+        self.tile_fn = tile_fn
+        self._generation += 1
+        if first is not None:
+            self._pipe.send(self._image(first, self._label))
+            self._request(*self._view())  # a no-op unless the view moved since ``first`` was planned
+        else:
+            self._request(*self._view(), reset=True)
+
+    def plan(self, shape: tuple[int, int]) -> tuple[tuple, tuple, tuple]:
+        """``(rows, cols, out_shape)`` the next tile of a ``shape`` map should cover: the current
+        view when the shape is unchanged, else the whole map at the plot's size."""
+        shape = (int(shape[0]), int(shape[1]))
+        size = (self._size.width, self._size.height) if self._size is not None else (None, self.height)
+        view = self._view() if self._pipe is not None and shape == self.shape else (None, None)
+        return self.region(*view, *size, shape=shape)
+
+    def _view(self):
+        if self._range is None:
+            return None, None
+        return self._range.x_range, self._range.y_range
+
+    def _image(self, first: tuple, label: str) -> hv.Image:
+        tile, rows, cols = first
+        tile = np.asarray(tile, dtype=np.float32)
+        self.last = {"key": (self._generation, tuple(rows), tuple(cols), tuple(tile.shape)), "rows": tuple(rows),
+                     "cols": tuple(cols), "out_shape": tuple(tile.shape), "compute_s": 0.0, "total_s": 0.0}
+        return region_image(tile, rows, cols, label=label)
 
     def select(self, query: int | None) -> None:
         """Move the selection line (no redraw when it is already there)."""
@@ -202,9 +171,9 @@ class TileView:
         if value != self._query.query:
             self._query.event(query=value)
 
-    def region(self, x_range, y_range, width=None, height=None) -> tuple[tuple, tuple, tuple]:
+    def region(self, x_range, y_range, width=None, height=None, shape=None) -> tuple[tuple, tuple, tuple]:
         """Visible index region and the tile's pixel shape for a view range and plot size."""
-        nq, nk = self.shape
+        nq, nk = shape or self.shape
         c0, c1 = _clamp_range(x_range, nk)
         r0, r1 = _clamp_range(y_range, nq)
         w = min(c1 - c0, int(width or self.max_pixels), self.max_pixels)
@@ -214,7 +183,7 @@ class TileView:
     def _view_changed(self, **_):
         self._request(self._range.x_range, self._range.y_range)
 
-    def _request(self, x_range, y_range, title: str = "", reset: bool = False) -> None:
+    def _request(self, x_range, y_range, reset: bool = False) -> None:
         if self.tile_fn is None:
             return
         rows, cols, out_shape = self.region(x_range, y_range, self._size.width, self._size.height)
@@ -222,7 +191,7 @@ class TileView:
         if not reset and self.last.get("key") == key:
             return
         fn, pipe, requested = self.tile_fn, self._pipe, time.perf_counter()
-        label = title or self.title
+        label = self._label
 
         def work(job):
             t = time.perf_counter()
@@ -230,6 +199,8 @@ class TileView:
             return tile, time.perf_counter() - t
 
         def done(result):
+            if key[0] != self._generation:  # the map changed meanwhile: a stale tile is never drawn
+                return
             tile, seconds = result
             self.last = {"key": key, "rows": rows, "cols": cols, "out_shape": tuple(np.shape(tile)),
                          "compute_s": seconds, "total_s": time.perf_counter() - requested}
@@ -281,3 +252,40 @@ def _clamp_range(rng, n: int) -> tuple[int, int]:
         a = min(max(0, a), n - 1)
         b = a + 1
     return a, b
+
+
+class MapView(TileView):
+    """A dense attention map, drawn like a lazy one: every view is max-pooled from the matrix.
+
+    ``show(weights, first)`` replaces the matrix (call on the event loop; ``first = (tile, rows,
+    cols)`` is the pooled tile of :meth:`plan`, computed with the weights off the loop, so the
+    map appears without a second round trip). A new shape rebuilds the plot (axes follow the
+    data); the same shape keeps the plot and its zoom and only streams the new image (the fast
+    path of a parameter change). Zooming pools the visible region again, in the background.
+    """
+
+    def __init__(self, *, submit: Callable, title: str = "", height: int = 320,
+                 on_tap: Callable[[int, int], None] | None = None, max_pixels: int = 600,
+                 css_class: str = "wb-dense-map"):
+        super().__init__(submit=submit, title=title, height=height, on_tap=on_tap, max_pixels=max_pixels,
+                         css_class=css_class)
+        self.weights: np.ndarray | None = None
+
+    @staticmethod
+    def pooled(weights: np.ndarray, plan: tuple) -> tuple:
+        """``first`` for :meth:`show`: the tile of ``plan = (rows, cols, out_shape)`` (thread-safe)."""
+        rows, cols, out_shape = plan
+        return compare.pool_weights(weights, rows, cols, out_shape), rows, cols
+
+    def show(self, weights: np.ndarray, first: tuple | None = None) -> None:
+        """Display a dense ``(Lq, Lk)`` matrix; see the class docstring."""
+        w = np.asarray(weights)
+        if first is not None and not (first[1][1] <= w.shape[0] and first[2][1] <= w.shape[1]):
+            first = None  # planned for another shape
+        fn = lambda rows, cols, out_shape: compare.pool_weights(w, rows, cols, out_shape)  # noqa: E731
+        same = self._pipe is not None and self.shape == w.shape
+        self.weights = w
+        if same:
+            self.update_source(fn, first)
+        else:
+            self.set_source(fn, w.shape, self.title, first=first)

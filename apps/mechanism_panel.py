@@ -3,9 +3,9 @@
 The widgets come from the mechanism's ``param`` declaration (``pn.Param`` on an instance), so a
 newly registered mechanism gets its panel without any code here. A parameter change re-runs
 the mechanism in the background (``workbench.compare.run`` + ``diagnostics`` against scaled
-dot-product); maps up to ``compare.MAX_DENSE`` entries are drawn from the full weights through
-Datashader, larger ones lazily tile by tile (``compare.weights_tile``). Errors keep the previous
-map and show a message.
+dot-product); maps up to ``compare.MAX_DENSE`` entries are kept whole and shown max-pooled to
+the screen (``compare.pool_weights``, off the event loop), larger ones lazily tile by tile
+(``compare.weights_tile``). Errors keep the previous map and show a message.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING, Callable
 
 import holoviews as hv
+from holoviews import streams
 import numpy as np
 import panel as pn
 import param
@@ -151,7 +152,7 @@ class MechanismPanel:
         self.remove.on_click(lambda *_: app.remove_panel(self))
         self.info = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 5), css_classes=["wb-mech-info"])
         self.widgets_box = pn.Column(sizing_mode="stretch_width", margin=0)
-        self.map = MapView(title="", height=300, on_tap=lambda q, k: app.select_query(q))
+        self.map = MapView(submit=self._submit_tile, title="", height=300, on_tap=lambda q, k: app.select_query(q))
         self.tiles = TileView(submit=self._submit_tile, height=300, on_tap=lambda q, k: app.select_query(q),
                               css_class="wb-panel-tiles")
         self.tiles.pane.visible = False
@@ -159,6 +160,7 @@ class MechanismPanel:
         self.diag = pn.pane.HTML("", stylesheets=[_CSS], sizing_mode="stretch_width", margin=(0, 5))
         self.entropy = pn.pane.HoloViews(None, height=110, sizing_mode="stretch_width", visible=False,
                                          linked_axes=False)
+        self._entropy_pipe: streams.Pipe | None = None
         self.instance: param.Parameterized | None = None
         self._pending_params: dict = {}
         self._set_mechanism(name, params or {})
@@ -231,18 +233,25 @@ class MechanismPanel:
         m, lk = prep.shape
         lazy = m * lk > compare.MAX_DENSE
         requested = time.perf_counter()
+        plan = None if lazy else self.map.plan(prep.shape)
 
         def work(job):
-            return compare.run(name, params, prep.q, prep.k, prep.v, query_index=qi, graph_kind=gkind, graph_k=gk)
+            res = compare.run(name, params, prep.q, prep.k, prep.v, query_index=qi, graph_kind=gkind, graph_k=gk)
+            # the map's screen-sized image is pooled here, off the event loop
+            first = None
+            if plan is not None and res.weights is not None and res.weights.shape == tuple(prep.shape):
+                first = MapView.pooled(res.weights, plan)
+            return res, first
 
-        def done(res):
+        def done(out):
+            res, first = out
             if res.error is not None:
                 self.status.object = f"error: {res.error}"
                 self.app.messages.error(res.error, f"panel {self.index + 1} ({name})")
                 return
             self.result = res
             self.run_count += 1
-            self._show_map(res, prep, name, params, gkind, gk, lazy)  # the map first, diagnostics next
+            self._show_map(res, prep, name, params, gkind, gk, lazy, first)  # the map first, diagnostics next
             total = time.perf_counter() - requested
             how = f"lazy tiles (diagnostics on {qi.size:,} sampled queries)" if lazy else "weights"
             self.status.object = (f"#{self.run_count} · {m:,} × {lk:,} {how} · run {res.seconds:.3f} s · "
@@ -276,7 +285,7 @@ class MechanismPanel:
         self.status.object = "error (previous map kept)"
         self.app.messages.error(exc, f"panel {self.index + 1} ({name})")
 
-    def _show_map(self, res, prep, name, params, gkind, gk, lazy: bool) -> None:
+    def _show_map(self, res, prep, name, params, gkind, gk, lazy: bool, first=None) -> None:
         if not lazy and res.weights is None:  # a mechanism without attention weights: say so, draw nothing
             self.lazy = False
             self.map.pane.visible = self.tiles.pane.visible = False
@@ -286,7 +295,7 @@ class MechanismPanel:
             self.lazy = False
             self.tiles.pane.visible = False
             self.map.pane.visible = True
-            self.map.show(res.weights)
+            self.map.show(res.weights, first)
         else:
             self.lazy = True
             self.map.pane.visible = False
@@ -303,10 +312,16 @@ class MechanismPanel:
         self.diag.object = diagnostics_table(diag or {})
         ent = (diag or {}).get("entropy")
         if ent is not None and len(ent) > 1:
-            curve = hv.Curve((np.arange(len(ent)), ent), "query", "entropy").opts(
-                height=110, responsive=True, toolbar=None, line_width=1, title="entropy per query (nats)",
-                fontsize={"title": 9, "labels": 8, "ticks": 7}, yticks=3, ylabel="")
-            self.entropy.object = curve
+            ent = np.asarray(ent, dtype=np.float64)
+            if self._entropy_pipe is None:  # one plot; later curves stream into it (cheap on the event loop)
+                self._entropy_pipe = streams.Pipe(data=ent)
+                curve = hv.DynamicMap(lambda data: hv.Curve((np.arange(len(data)), data), "query", "entropy"),
+                                      streams=[self._entropy_pipe]).opts(
+                    height=110, responsive=True, toolbar=None, line_width=1, title="entropy per query (nats)",
+                    fontsize={"title": 9, "labels": 8, "ticks": 7}, yticks=3, ylabel="", framewise=True)
+                self.entropy.object = curve
+            else:
+                self._entropy_pipe.send(ent)
             self.entropy.visible = True
         else:
             self.entropy.visible = False

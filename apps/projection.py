@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import panel as pn
 from holoviews import streams
-from holoviews.operation.datashader import dynspread, rasterize
 
 from workbench import compare
 from workbench import data as wdata
@@ -75,6 +74,8 @@ class ProjectionView:
         n = len(data)
         title = f"keys in 2-D ({self.method or 'pca'}), coloured by label"
         if n > RASTER_ABOVE:
+            from holoviews.operation.datashader import dynspread, rasterize  # imported when first needed
+
             pts = hv.Points(data, ["x", "y"], ["label"])
             return dynspread(rasterize(pts, aggregator="count")
                              ).opts(cmap="Blues", cnorm="eq_hist", responsive=True, height=self.height, title=title,

@@ -175,6 +175,34 @@ def test_tile_equals_the_pooled_block_of_the_dense_weights(qkv, name, reduce, pa
     np.testing.assert_allclose(t, _pool(dense, ridx, edges, reduce), rtol=2e-5, atol=1e-7)
 
 
+@settings(max_examples=40, deadline=None)
+@given(lq=st.integers(1, 40), lk=st.integers(1, 40), oh=st.integers(1, 50), ow=st.integers(1, 50),
+       r=st.tuples(st.floats(0, 1), st.floats(0, 1)), c=st.tuples(st.floats(0, 1), st.floats(0, 1)))
+def test_pool_weights_is_the_max_over_each_pixels_block(lq, lk, oh, ow, r, c):
+    w = np.random.default_rng(lq * 100 + lk).random((lq, lk))
+    r0, c0 = int(min(r) * (lq - 1)), int(min(c) * (lk - 1))
+    r1, c1 = max(r0 + 1, int(round(max(r) * lq))), max(c0 + 1, int(round(max(c) * lk)))
+    out = C.pool_weights(w, (r0, r1), (c0, c1), (oh, ow))
+    h, wd = min(oh, r1 - r0), min(ow, c1 - c0)
+    assert out.shape == (h, wd) and out.dtype == np.float32
+    for a in range(h):  # pixel (a, b) covers rows [R_a, R_{a+1}) and keys [C_b, C_{b+1}), by the definition
+        ra, rb = r0 + a * (r1 - r0) // h, r0 + (a + 1) * (r1 - r0) // h
+        for b in range(wd):
+            ca, cb = c0 + b * (c1 - c0) // wd, c0 + (b + 1) * (c1 - c0) // wd
+            assert out[a, b] == np.float32(max(w[i, j] for i in range(ra, rb) for j in range(ca, cb)))
+
+
+def test_pool_weights_keeps_a_single_sharp_weight_visible():
+    w = np.zeros((2000, 2000), np.float32)
+    w[1234, 567] = 1.0  # one query attends to one key: a sub-sampled map could drop its row
+    out = C.pool_weights(w, None, None, (300, 600))
+    assert out.shape == (300, 600) and out.max() == 1.0 and np.count_nonzero(out) == 1
+    with pytest.raises(C.DataError, match="w: expected a non-empty"):
+        C.pool_weights(np.zeros((0, 3)), None, None, (2, 2))
+    with pytest.raises(ConfigurationError, match="rows"):
+        C.pool_weights(w, (5, 3), None, (2, 2))
+
+
 def test_tile_rows_without_allowed_keys_are_zero(qkv):
     q, k, _ = qkv
     t = weights_tile("scaled_dot_product", {"causal": True, "causal_offset": -8}, q, k, rows=(0, 12), reduce="sum")

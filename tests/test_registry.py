@@ -104,6 +104,28 @@ def test_cli_list_and_info(capsys):
     assert "no mechanism 'nope'" in capsys.readouterr().err
 
 
+def test_cli_warm_runs_each_named_mechanism_and_reports_failures(capsys, monkeypatch):
+    from workbench import compare, warm
+
+    calls = []
+    real_run = compare.run
+
+    def spy(name, params, q, k, v, **kw):
+        calls.append((name, q.shape, q.dtype))
+        return real_run(name, params, q, k, v, **kw)
+
+    monkeypatch.setattr(compare, "run", spy)
+    assert main(["warm", "local_global", "graph_rope", "--jobs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "local_global" in out and "graph_rope" in out and "error" not in out
+    assert calls == [("local_global", (64, 16), np.float32), ("graph_rope", (64, 16), np.float32)]
+    assert set(warm.warm(["local_global"])) == {"local_global"}
+    monkeypatch.setattr(compare, "run", lambda name, *a, **k: compare.RunResult(name=name, params={}, error="boom"))
+    assert main(["warm", "linear", "--jobs", "1"]) == 1
+    assert "error: boom" in capsys.readouterr().out
+    assert main(["warm", "nope"]) == 2
+
+
 def test_a_graph_given_to_a_mechanism_that_ignores_graphs_is_refused():
     x = np.zeros((3, 4), dtype=np.float32)
     with pytest.raises(ConfigurationError, match="graph"):

@@ -1,4 +1,4 @@
-"""Command line: ``workbench list`` and ``workbench info NAME`` (also ``python -m workbench``)."""
+"""Command line: ``workbench list|info NAME|matrix|warm`` (also ``python -m workbench``)."""
 from __future__ import annotations
 
 import argparse
@@ -44,6 +44,28 @@ def _info(name: str) -> str:
     return "\n".join(lines)
 
 
+def _warm(names: list[str], jobs: int = 0) -> int:
+    import os
+    import time
+
+    from workbench.warm import warm
+
+    for name in names:
+        registry[name]  # an unknown name fails here, before any compile
+    t0 = time.perf_counter()
+    failed = []
+
+    def report(name: str, seconds: float, error: str | None) -> None:
+        print(f"  {name:<24} {seconds:6.1f} s" + (f"  error: {error}" if error else ""), flush=True)
+        if error:
+            failed.append(name)
+
+    print("compiling and caching the Numba kernels (once per install) …", flush=True)
+    warm(names or None, jobs=jobs or os.cpu_count() or 1, progress=report)
+    print(f"done in {time.perf_counter() - t0:.0f} s", flush=True)
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="workbench", description="Attention Workbench mechanisms.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -51,12 +73,17 @@ def main(argv: list[str] | None = None) -> int:
     info = sub.add_parser("info", help="describe one mechanism and its parameters")
     info.add_argument("name")
     sub.add_parser("matrix", help="print the feature matrix (Markdown) that the README embeds")
+    warm = sub.add_parser("warm", help="compile and cache the Numba kernels of the mechanisms (once per install)")
+    warm.add_argument("names", nargs="*", help="mechanisms to warm (default: all)")
+    warm.add_argument("--jobs", type=int, default=0, help="processes (default: the number of cores)")
     args = parser.parse_args(argv)
     try:
         if args.command == "list":
             print(_list())
         elif args.command == "matrix":
             print(feature_matrix())
+        elif args.command == "warm":
+            return _warm(args.names, args.jobs)
         else:
             print(_info(args.name))
     except Exception as exc:  # a clear message, not a traceback

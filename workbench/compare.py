@@ -36,7 +36,7 @@ from workbench.errors import ConfigurationError, DataError, WorkbenchError
 
 __all__ = [
     "REFERENCE", "RunResult", "run", "diagnostics", "attended_keys", "mechanism_params", "tile_indices",
-    "tile_plan", "weights_tile", "bench_lengths", "report_for", "AppState",
+    "tile_plan", "weights_tile", "pool_weights", "bench_lengths", "report_for", "AppState",
 ]
 
 #: The mechanism every other is compared with.
@@ -338,6 +338,25 @@ def tile_indices(shape: tuple[int, int], rows=None, cols=None, out_shape=(800, 8
 
 
 _REDUCE = ("max", "sum", "mean")
+
+
+def pool_weights(w: np.ndarray, rows=None, cols=None, out_shape=(800, 800)) -> np.ndarray:
+    """Max-pool the region ``rows × cols`` of a dense ``(Lq, Lk)`` map to at most ``out_shape`` pixels.
+
+    Pixel ``(a, b)`` is ``max w[i, j]`` over query rows ``[R_a, R_{a+1})`` and key columns
+    ``[C_b, C_{b+1})``, with ``R_a = r0 + ⌊a (r1 − r0) / h⌋`` and ``C_b = c0 + ⌊b (c1 − c0) / w⌋``
+    (``h = min(out_h, r1 − r0)``, ``w = min(out_w, c1 − c0)``: never upsampled, no bin empty).
+    Unlike :func:`weights_tile`, rows are pooled too: a sharp weight of any query stays visible.
+    Returns float32 ``(h, w)``.
+    """
+    w = np.asarray(w)
+    if w.ndim != 2 or w.size == 0:
+        raise DataError(f"w: expected a non-empty (Lq, Lk) matrix, got shape {w.shape}")
+    row_starts, col_edges = tile_indices(w.shape, rows, cols, out_shape)
+    r0, r1 = _span("rows", rows, w.shape[0])
+    c0, c1 = int(col_edges[0]), int(col_edges[-1])
+    part = np.maximum.reduceat(w[r0:r1, c0:c1], row_starts - r0, axis=0)
+    return np.maximum.reduceat(part, col_edges[:-1] - c0, axis=1).astype(np.float32, copy=False)
 
 
 def _is_softmax_dot(mech) -> bool:

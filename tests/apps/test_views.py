@@ -24,7 +24,7 @@ from apps import export, url_state
 from apps.alerts import Messages, describe
 from apps.app import Dashboard
 from apps.background import Cancelled, Runner
-from apps.maps import TileView, _clamp_range, region_image
+from apps.maps import MapView, TileView, _clamp_range, region_image
 from apps.mechanism_panel import (MechanismPanel, current_params, diagnostics_rows, nondefault_params,
                                   parameter_names, parameter_widgets, run_rows)
 from apps.ordering import order_for
@@ -155,6 +155,48 @@ def test_a_parameter_change_reruns_only_that_panel_and_changes_its_map(dash):
     assert not np.allclose(sdp.map.weights, before)
     ent_before = -np.sum(before * np.log(np.where(before > 0, before, 1)), axis=1).mean()
     assert sdp.diagnostics["entropy_mean"] < ent_before  # a larger scale sharpens every row on average
+
+
+def test_a_parameter_change_streams_the_pooled_map_into_the_same_plot(dash):
+    sdp = dash.compare.panels[0]
+    pipe, element = sdp.map._pipe, sdp.map.element
+    sdp.instance.scale = 0.5
+    assert sdp.map._pipe is pipe and sdp.map.element is element  # same plot: only a new image travels
+    shown = pipe.data
+    tile = shown.dimension_values(2, flat=False)
+    h, w = tile.shape
+    assert h <= SMALL and w <= SMALL and shown.label == ""
+    rows, cols = sdp.map.last["rows"], sdp.map.last["cols"]
+    # the image is the max-pool of the new weights over the visible region, by the definition
+    ws = sdp.map.weights
+    for a in (0, h // 2, h - 1):
+        for b in (0, w - 1):
+            ra, rb = rows[0] + a * (rows[1] - rows[0]) // h, rows[0] + (a + 1) * (rows[1] - rows[0]) // h
+            ca, cb = cols[0] + b * (cols[1] - cols[0]) // w, cols[0] + (b + 1) * (cols[1] - cols[0]) // w
+            assert tile[h - 1 - a if shown.dimension_values("query", expanded=False)[0] > shown.dimension_values(
+                "query", expanded=False)[-1] else a, b] == pytest.approx(float(ws[ra:rb, ca:cb].max()))
+
+
+def test_a_dense_map_pools_the_region_in_view_and_drops_stale_tiles():
+    jobs = []
+    mv = MapView(submit=lambda work, done: jobs.append((work, done)), max_pixels=50)
+    w = np.zeros((400, 300), np.float32)
+    w[123, 45] = 1.0
+    mv.show(w, MapView.pooled(w, mv.plan(w.shape)))
+    assert jobs == [] and mv.last["rows"] == (0, 400) and mv.last["out_shape"] == (50, 50)
+    assert mv._pipe.data.dimension_values(2).max() == 1.0  # the sharp weight survives pooling
+    mv._range.event(x_range=(40.0, 60.0), y_range=(100.0, 140.0))  # a zoom: the region is pooled again
+    work, done = jobs.pop()
+    mv.show(w * 0.5)  # meanwhile new weights of the same shape arrive: their tile is requested
+    new_work, new_done = jobs.pop()
+    before = mv._pipe.data
+    done(work(None))  # the zoom's tile was computed from the old weights: never drawn
+    assert mv._pipe.data is before
+    new_done(new_work(None))
+    assert mv._pipe.data.dimension_values(2).max() == 0.5
+    assert mv.last["rows"] == (100, 141) and mv.last["cols"] == (40, 61)  # the zoom is kept
+    plan = mv.plan((10, 10))  # another shape: the whole map
+    assert plan[0] == (0, 10) and plan[1] == (0, 10)
 
 
 def test_a_run_error_shows_an_alert_and_keeps_the_previous_map(dash):
