@@ -157,6 +157,10 @@ class MechanismPanel:
                               css_class="wb-panel-tiles")
         self.tiles.pane.visible = False
         self.status = pn.pane.Str("", css_classes=["wb-run-status"], margin=(0, 5), stylesheets=[_WRAP])
+        # what the run decided or warns about (e.g. points outside a geometric mechanism's domain);
+        # always present, so a new note changes text only and never the page layout
+        self.notes = pn.pane.HTML("", css_classes=["wb-run-notes"], sizing_mode="stretch_width", margin=(0, 5),
+                                  styles={"color": "#9a5b00", "font-size": "12px"})
         self.diag = pn.pane.HTML("", stylesheets=[_CSS], sizing_mode="stretch_width", margin=(0, 5))
         self.entropy = pn.pane.HoloViews(None, height=110, sizing_mode="stretch_width", visible=False,
                                          linked_axes=False)
@@ -173,7 +177,8 @@ class MechanismPanel:
         self.export = export.plot_buttons(self.static_map, f"attention-map-{index + 1}", app.messages)
         self.view = pn.Column(
             pn.Row(self.mechanism, self.remove, sizing_mode="stretch_width"),
-            self.info, self.settings, self.map.pane, self.tiles.pane, self.status, self.export, self.diag, self.entropy,
+            self.info, self.settings, self.map.pane, self.tiles.pane, self.status, self.notes, self.export, self.diag,
+            self.entropy,
             sizing_mode="stretch_width", css_classes=["wb-panel", f"wb-panel-{index}"],
             styles={"border": "1px solid #ddd"}, margin=5,
         )
@@ -256,6 +261,7 @@ class MechanismPanel:
             how = f"lazy tiles (diagnostics on {qi.size:,} sampled queries)" if lazy else "weights"
             self.status.object = (f"#{self.run_count} · {m:,} × {lk:,} {how} · run {res.seconds:.3f} s · "
                                   f"shown {total:.3f} s after the change · {res.backend}")
+            self.notes.object = "<br>".join(f"⚠ {html.escape(n)}" for n in res.notes)
             self.app.panel_updated(self)
             is_reference = name == compare.REFERENCE and not nondefault_params(self.instance)
             self._diagnose(res, prep, reference_is_self=is_reference)

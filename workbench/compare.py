@@ -205,6 +205,7 @@ def run(name: str, params: Mapping | None, q, k, v, *, graph=None, query_index=N
                 rows = None
                 notes.append("ran on the selected queries alone (positions renumbered 0..n-1)")
         res.backend = _resolve_backend(mech, info, (q, k, v))
+        notes.extend(mech.input_notes(q, k))
         if warm:
             _warm_up(name, params, info, mech, q, v)
         out, graph, note, res.seconds = _call_with_graph(lambda kw: mech(q, k, v, **kw), info, k, graph, graph_kind,

@@ -199,6 +199,15 @@ def test_a_dense_map_pools_the_region_in_view_and_drops_stale_tiles():
     assert plan[0] == (0, 10) and plan[1] == (0, 10)
 
 
+def test_a_panel_warns_when_points_lie_outside_its_geometry_until_they_are_mapped_into_the_ball(dash):
+    sdp, hyp = dash.compare.panels
+    assert hyp.name == "hyperbolic" and "outside the Poincaré ball" in hyp.notes.object
+    assert sdp.notes.object == ""
+    dash.session.normalisation = "ball"
+    assert hyp.notes.object == "" and np.mean(np.diag(hyp.map.weights)) < 0.5
+    assert dash.current_state().normalisation == "ball"  # and so is the link
+
+
 def test_a_run_error_shows_an_alert_and_keeps_the_previous_map(dash):
     panel = dash.compare.panels[0]
     runs = panel.run_count

@@ -74,6 +74,7 @@ def test_clusters_are_separated():
     cent = np.stack([ds.x[ds.labels == c].mean(0) for c in range(6)])
     nearest = np.argmin(((ds.x[:, None] - cent[None]) ** 2).sum(-1), axis=1)
     assert np.mean(nearest == ds.labels) > 0.99
+    assert np.all(np.diff(ds.labels) >= 0)  # ordered by cluster: blocks on the diagonal of a map
 
 
 def test_sequence_has_local_structure():

@@ -28,6 +28,23 @@ def test_normalise(rng):
         normalise(x, "zscore")
 
 
+def test_normalise_into_the_ball(rng):
+    x = rng.standard_normal((30, 5)) * np.geomspace(0.1, 1e4, 30)[:, None]
+    x[7] = 0.0
+    b = normalise(x, "ball").astype(np.float64)
+    norms = [np.sqrt(sum(v * v for v in row)) for row in x]
+    s = float(np.median([n for n in norms if n > 0]))
+    for i in range(30):  # exp map at the origin of x / s: tanh(‖x‖/s) · x/‖x‖
+        want = np.tanh(norms[i] / s) * x[i] / norms[i] if norms[i] else np.zeros(5)
+        np.testing.assert_allclose(b[i], want, rtol=1e-5, atol=1e-6)
+    bn = np.linalg.norm(b, axis=1)
+    assert bn.max() < 1.0 and np.all(np.diff(bn[np.argsort(norms)]) >= -1e-6)  # inside, norm order kept
+    # PCA first, then the ball (PCA of ball points would leave it)
+    ds = transform(Dataset(x.astype(np.float32)), "ball", pca_dim=3)
+    assert ds.x.shape == (30, 3) and np.linalg.norm(ds.x, axis=1).max() < 1.0
+    assert ds.notes[-1] == "normalised: ball"
+
+
 @pytest.mark.parametrize("n, d", [(200, 5), (6, 9)])  # tall (eigh of the scatter) and wide (SVD)
 def test_pca_matches_the_covariance_eigenvectors(rng, n, d):
     x = rng.standard_normal((n, d)) @ np.diag(np.arange(d, 0, -1.0))

@@ -139,3 +139,22 @@ def test_bad_parameters():
         with pytest.raises(ConfigurationError) as e:
             workbench.make("hyperbolic", **bad)
         assert next(iter(bad)) in str(e.value)
+
+
+def test_points_outside_the_ball_are_noted_and_the_ball_normalisation_removes_the_note():
+    from workbench import compare
+    from workbench.data import load_demo, normalise
+
+    x = load_demo("clusters", n=60).x  # raw Gaussian clusters: norms ~ 20, far outside the unit ball
+    mech = workbench.make("hyperbolic", backend="numpy")
+    (note,) = mech.input_notes(x, x)
+    assert "outside the Poincaré ball" in note and "normalisation 'ball'" in note
+    w = mech.weights(x, x)
+    assert np.mean(np.diag(w)) > 0.99  # what the note warns about: each query attends to itself
+    xb = normalise(x, "ball")
+    assert mech.input_notes(xb, xb) == [] and workbench.make("hyperbolic", c=4.0).input_notes(xb, xb) != []
+    res = compare.run("hyperbolic", {"backend": "numpy"}, x, x, x)
+    assert any("outside the Poincaré ball" in n for n in res.notes)
+    wb = mech.weights(xb, xb)
+    assert np.mean(np.diag(wb)) < 0.5  # inside the ball the map is no longer the identity
+    assert workbench.make("scaled_dot_product").input_notes(x, x) == []

@@ -38,12 +38,15 @@ def _check_int(name: str, value, lo: int, hi: int | None = None) -> int:
 
 
 def clusters(n: int = 1200, d: int = 32, k: int = 6, seed: int = 0) -> Dataset:
-    """``k`` isotropic Gaussian clusters: centres ``~ N(0, 4²·I)``, points ``centre + N(0, I)``."""
+    """``k`` isotropic Gaussian clusters: centres ``~ N(0, 4²·I)``, points ``centre + N(0, I)``,
+    ordered by cluster (so an attention map in data order shows the clusters as diagonal blocks)."""
     n, d, k = _check_int("n", n, 2), _check_int("d", d, 2), _check_int("k", k, 1)
     rng = np.random.default_rng([_check_int("seed", seed, 0), 0xC1])
     centres = rng.normal(0.0, 4.0, size=(k, d))
     labels = np.arange(n) % k
     x = centres[labels] + rng.standard_normal((n, d))
+    order = np.argsort(labels, kind="stable")  # contiguous clusters, each in its drawing order
+    x, labels = x[order], labels[order]
     return Dataset(x.astype(np.float32), labels=labels, name="clusters", source=f"demo:clusters?seed={seed}")
 
 

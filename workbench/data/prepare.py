@@ -19,7 +19,7 @@ from workbench.errors import ConfigurationError, DataError
 __all__ = ["NORMALISATIONS", "QUERY_SELECTIONS", "GRAPH_KINDS", "normalise", "pca", "transform",
            "select_queries", "project_2d", "available_projections", "graph_for"]
 
-NORMALISATIONS = ("none", "l2", "standard")
+NORMALISATIONS = ("none", "l2", "standard", "ball")
 QUERY_SELECTIONS = ("all", "subset", "label")
 GRAPH_KINDS = ("knn", "hnsw")
 
@@ -42,7 +42,10 @@ def normalise(x, how: str = "none") -> np.ndarray:
     """Row or column normalisation of ``x (n, d)``, float32 out.
 
     ``"none"``: unchanged; ``"l2"``: ``x_i / ‖x_i‖`` (zero rows stay zero); ``"standard"``: per
-    column ``(x − mean) / std`` (population std; constant columns become 0).
+    column ``(x − mean) / std`` (population std; constant columns become 0); ``"ball"``: into the
+    unit Poincaré ball (the domain of the hyperbolic mechanisms at c = 1) by the exponential map at
+    the origin of the rows scaled by their median norm ``s``: ``x_i ↦ tanh(‖x_i‖/s)·x_i/‖x_i‖``
+    (the median row lands at radius tanh 1 ≈ 0.76; directions and the order of norms are kept).
     """
     _choice("how", how, NORMALISATIONS)
     a = validate_embeddings(x, "x")
@@ -52,6 +55,13 @@ def normalise(x, how: str = "none") -> np.ndarray:
     if how == "l2":
         nrm = np.linalg.norm(a64, axis=1, keepdims=True)
         out = np.divide(a64, nrm, out=np.zeros_like(a64), where=nrm > 0)
+    elif how == "ball":
+        nrm = np.linalg.norm(a64, axis=1, keepdims=True)
+        s = float(np.median(nrm[nrm > 0])) if np.any(nrm > 0) else 0.0
+        radius = np.tanh(nrm / s) if s > 0 else nrm
+        out = np.divide(a64 * radius, nrm, out=np.zeros_like(a64), where=nrm > 0)
+        # float32 rounds tanh(t) to 1 for t > 9: keep every row strictly inside the ball
+        out *= np.minimum(1.0, (1 - 1e-6) / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-300))
     else:
         mu, sd = a64.mean(axis=0), a64.std(axis=0)
         out = np.divide(a64 - mu, sd, out=np.zeros_like(a64), where=sd > 0)
@@ -95,14 +105,19 @@ def transform(ds: Dataset, normalisation: str = "none", pca_dim: int | None = No
 
     PCA to fewer than 2 dimensions is refused (attention needs vectors).
     """
-    x = normalise(ds.x, normalisation)
+    _choice("normalisation", normalisation, NORMALISATIONS)
+    ball = normalisation == "ball"  # mapped into the ball last: PCA of ball points leaves the ball
+    x = normalise(ds.x, "none" if ball else normalisation)
     notes = list(ds.notes)
-    if normalisation != "none":
+    if normalisation != "none" and not ball:
         notes.append(f"normalised: {normalisation}")
     if pca_dim is not None:
         pca_dim = _int("pca_dim", pca_dim, 2, ds.dim)
         x = pca(x, pca_dim)
         notes.append(f"PCA to {pca_dim} dimensions")
+    if ball:
+        x = normalise(x, "ball")
+        notes.append("normalised: ball")
     return ds.replace(x=x, notes=tuple(notes))
 
 

@@ -64,6 +64,11 @@ class Mechanism(param.Parameterized):
         w = self._run(self._weights, batch)
         return batch.restore(self._finite(w, "weights"))
 
+    def input_notes(self, q, k) -> list[str]:
+        """Warnings about inputs the mechanism accepts but reads in a way users may not expect
+        (e.g. points outside a geometric mechanism's domain); empty by default."""
+        return []
+
     def params(self) -> dict:
         """Current parameter values by name."""
         return {n: getattr(self, n) for n in self.param if n != "name"}

@@ -60,6 +60,18 @@ class Hyperbolic(Mechanism):
     max_iter = param.Integer(default=100, bounds=(0, None),
                              doc="Fréchet mean: at most this many Karcher iterations per query.")
 
+    def input_notes(self, q, k) -> list[str]:
+        """A note when ``q`` or ``k`` reach outside the ball ``‖x‖ < 1/√c``: such points are
+        projected onto its boundary, where all distances are huge and each query attends almost
+        only to its own point (the map looks like the identity)."""
+        radius = 1.0 / np.sqrt(self.c)
+        top = max(float(np.max(np.linalg.norm(np.asarray(a, np.float64), axis=-1), initial=0.0)) for a in (q, k))
+        if top < radius:
+            return []
+        return [f"inputs reach outside the Poincaré ball (max ‖x‖ = {top:.3g} ≥ 1/√c = {radius:.3g}): they are "
+                "projected onto its boundary, where every distance is large and a query attends to little "
+                "but itself; map them into the ball first (normalisation 'ball')"]
+
     def _kw(self, b):
         return dict(mask=b.mask, c=self.c, temperature=self.temperature, backend=self.backend)
 
