@@ -86,9 +86,15 @@ class Dashboard:
         self.inspect = InspectView(self)
         self.report = ReportView(self)
         self.bench = BenchView(self)
-        self.tabs = pn.Tabs(*((name, view.view) for name, view in zip(
-            TABS, (self.data, self.compare, self.inspect, self.report, self.bench))),
-            active=1, dynamic=False, sizing_mode="stretch_width", css_classes=["wb-tabs"])
+        # Only the Compare tab is drawn when the page opens; each other tab is put in place the
+        # first time it is shown and stays (Panel's own dynamic tabs detach hidden tabs, whose
+        # later updates then point their stylesheets at the CDN, unreachable offline).
+        self._tab_views = (self.data, self.compare, self.inspect, self.report, self.bench)
+        self._drawn = {TABS.index("Compare")}
+        self._tab_boxes = [pn.Column(*([view.view] if i in self._drawn else []), sizing_mode="stretch_width",
+                                     margin=0) for i, view in enumerate(self._tab_views)]
+        self.tabs = pn.Tabs(*zip(TABS, self._tab_boxes), active=TABS.index("Compare"), dynamic=False,
+                            sizing_mode="stretch_width", css_classes=["wb-tabs"])
         self.tabs.param.watch(self._tab_changed, "active")
         self.session.param.watch(lambda *_: self.state_changed(), list(Session.PREP_OPTIONS) + [
             "keys", "projection", "graph_kind", "graph_k", "selected"])
@@ -150,7 +156,11 @@ class Dashboard:
         return self.session.to_state(names, params)
 
     def _tab_changed(self, event) -> None:
-        """Inspect tiles and the report are computed only while their tab is shown."""
+        """A tab is drawn when first shown; Inspect tiles and the report are computed only while
+        their tab is shown."""
+        if event.new not in self._drawn:
+            self._drawn.add(event.new)
+            self._tab_boxes[event.new].objects = [self._tab_views[event.new].view]
         self.inspect.active = TABS[event.new] == "Inspect"
         self.report.active = TABS[event.new] == "Report"
         if self.inspect.active:
