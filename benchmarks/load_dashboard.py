@@ -86,6 +86,7 @@ async def _wait(page, selector: str, predicate, what: str, timeout: float = STEP
 async def _session(browser, url: str, i: int) -> dict:
     ctx = await browser.new_context(viewport={"width": 1400, "height": 1000})
     page = await ctx.new_page()
+    page.set_default_timeout(STEP_S * 1000)  # ten sessions on 2 cores: a first tab draw can take > 30 s
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
