@@ -156,11 +156,12 @@ class Dashboard:
         return self.session.to_state(names, params)
 
     def _tab_changed(self, event) -> None:
-        """A tab is drawn when first shown; Inspect tiles and the report are computed only while
-        their tab is shown."""
+        """A tab is drawn when first shown; map tiles (Compare, Inspect) and the report are
+        computed only while their tab is shown."""
         if event.new not in self._drawn:
             self._drawn.add(event.new)
             self._tab_boxes[event.new].objects = [self._tab_views[event.new].view]
+        self.compare.pause(TABS[event.new] != "Compare")
         self.inspect.active = TABS[event.new] == "Inspect"
         self.report.active = TABS[event.new] == "Report"
         if self.inspect.active:

@@ -30,6 +30,7 @@ class CompareView:
         self._ref_lock = threading.Lock()
         self._reference: tuple[int, object] | None = None
         self.panels: list[MechanismPanel] = []
+        self.paused = False  # True while the tab is hidden: the maps draw no tiles
         self.grid = pn.GridBox(ncols=2, sizing_mode="stretch_width")
         self.projection = ProjectionView(app)
         self.add_choice = pn.widgets.Select(label="add a panel", options=mechanism_names(), value=compare.REFERENCE,
@@ -57,12 +58,22 @@ class CompareView:
         self.session.param.watch(lambda *_: self.session.prepared and self.projection.set_data(self.session.prepared),
                                  "projection")
 
+    def pause(self, paused: bool) -> None:
+        """Hidden tab: the panels' maps compute no tiles until it is shown again (see
+        :meth:`apps.maps.TileView.pause`); runs and diagnostics go on."""
+        self.paused = bool(paused)
+        for panel in self.panels:
+            panel.map.pause(self.paused)
+            panel.tiles.pause(self.paused)
+
     # -- panels ------------------------------------------------------------------------------------
     def add_panel(self, name: str, params: dict, announce: bool = True) -> MechanismPanel | None:
         if len(self.panels) >= MAX_PANELS:
             self.app.messages.error(f"panels: at most {MAX_PANELS} mechanisms side by side; remove one first")
             return None
         panel = MechanismPanel(self.app, len(self.panels), name, params)
+        panel.map.pause(self.paused)
+        panel.tiles.pause(self.paused)
         self.panels.append(panel)
         self._layout()
         if self.session.prepared is not None:

@@ -98,6 +98,8 @@ class TileView:
         self._generation = 0
         self._label = title
         self._pipe = self._range = self._size = None
+        self.paused = False
+        self._pending = False
 
     def set_source(self, tile_fn: Callable, shape: tuple[int, int], title: str = "",
                    first: tuple | None = None) -> None:
@@ -180,16 +182,30 @@ class TileView:
         h = min(r1 - r0, int(height or self.max_pixels), self.max_pixels)
         return (r0, r1), (c0, c1), (max(h, 1), max(w, 1))
 
+    def pause(self, paused: bool) -> None:
+        """While paused (its tab hidden) the map computes nothing; the view it missed is drawn on
+        resuming. Hidden plots still report size changes when the page's layout moves, and a
+        sampled tile of an expensive mechanism costs seconds of CPU that the shown tab needs."""
+        self.paused = bool(paused)
+        if not self.paused and self._pending:
+            self._pending = False
+            self._request(*self._view(), reset=True)
+
     def _view_changed(self, **_):
         self._request(self._range.x_range, self._range.y_range)
 
     def _request(self, x_range, y_range, reset: bool = False) -> None:
         if self.tile_fn is None:
             return
+        if self.paused:
+            self._pending = True
+            return
         rows, cols, out_shape = self.region(x_range, y_range, self._size.width, self._size.height)
         key = (self._generation, rows, cols, out_shape)
-        if not reset and self.last.get("key") == key:
-            return
+        last = self.last.get("key")
+        if not reset and last is not None and last[:3] == key[:3] and all(
+                have >= want for have, want in zip(last[3], out_shape)):
+            return  # the same region already drawn at this resolution or finer (e.g. the plot shrank)
         fn, pipe, requested = self.tile_fn, self._pipe, time.perf_counter()
         label = self._label
 

@@ -566,3 +566,27 @@ def test_only_the_compare_tab_is_drawn_until_another_is_shown(dash):
     assert boxes[0].objects == [dash.data.view] and [len(b.objects) for b in boxes] == [1, 1, 0, 0, 0]
     dash.tabs.active = 3  # the Report: drawn, and computed because it is shown
     assert boxes[3].objects == [dash.report.view] and dash.report.active
+
+
+def test_a_hidden_map_computes_no_tile_until_shown_and_a_shrinking_plot_keeps_its_tile(dash):
+    jobs = []
+    tv = TileView(submit=lambda work, done: jobs.append((work, done)), max_pixels=500)
+    tv.pause(True)
+    tv.set_source(lambda rows, cols, out: np.ones(out), (10_000, 8_000))
+    assert jobs == [] and tv._pending  # hidden: nothing computed
+    tv.pause(False)
+    assert len(jobs) == 1  # shown again: the missed view is drawn
+    work, done = jobs.pop()
+    done(work(None))
+    assert tv.last["out_shape"] == (500, 500)
+    tv._size.event(width=300, height=200)  # the plot shrank (say, a scrollbar appeared)
+    assert jobs == []  # the tile already drawn is fine enough
+    tv._size.event(width=800, height=700)  # it grew past the tile: not here, max_pixels caps it
+    assert jobs == []
+    tv._range.event(x_range=(0.0, 100.0), y_range=(0.0, 50.0))  # a zoom is a new region
+    assert len(jobs) == 1
+    # the dashboard pauses the Compare panels while another tab is shown
+    dash.tabs.active = 2
+    assert all(p.map.paused and p.tiles.paused for p in dash.compare.panels)
+    dash.tabs.active = 1
+    assert not any(p.map.paused or p.tiles.paused for p in dash.compare.panels)
