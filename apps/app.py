@@ -163,6 +163,7 @@ class Dashboard:
             self._tab_boxes[event.new].objects = [self._tab_views[event.new].view]
         self.compare.pause(TABS[event.new] != "Compare")
         self.inspect.active = TABS[event.new] == "Inspect"
+        self.inspect.tiles.pause(not self.inspect.active)
         self.report.active = TABS[event.new] == "Report"
         if self.inspect.active:
             self.inspect.show_if_stale()

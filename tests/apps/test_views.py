@@ -587,6 +587,6 @@ def test_a_hidden_map_computes_no_tile_until_shown_and_a_shrinking_plot_keeps_it
     assert len(jobs) == 1
     # the dashboard pauses the Compare panels while another tab is shown
     dash.tabs.active = 2
-    assert all(p.map.paused and p.tiles.paused for p in dash.compare.panels)
+    assert all(p.map.paused and p.tiles.paused for p in dash.compare.panels) and not dash.inspect.tiles.paused
     dash.tabs.active = 1
-    assert not any(p.map.paused or p.tiles.paused for p in dash.compare.panels)
+    assert not any(p.map.paused or p.tiles.paused for p in dash.compare.panels) and dash.inspect.tiles.paused
