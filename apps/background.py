@@ -76,7 +76,6 @@ class Runner:
         # every plot of the page (measured 0.4 s in headless chromium on 2 cores) at each job.
         self.activity = pn.pane.HTML("idle", css_classes=["wb-activity"], margin=(8, 5), stylesheets=[_SPIN_CSS],
                                      styles={"color": "#777", "font-size": "12px"}, width=260, height=24)
-        self.busy = False
 
     def running(self, slot: str) -> bool:
         with self._lock:
@@ -164,7 +163,6 @@ class Runner:
     def _refresh_busy(self) -> None:
         with self._lock:
             slots = sorted({s.split("-")[0] for s in self._jobs})
-        self.busy = bool(slots)
         text = f"<span class='wb-spin'></span>working: {', '.join(slots)}" if slots else "idle"
         if self.activity.object != text:
             self.activity.object = text
