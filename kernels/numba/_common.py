@@ -39,8 +39,9 @@ _LOG2E = 1.4426950408889634
 def _exp2_parts(t):
     """``2^t = p · 2^n`` for float32 ``t``: ``n = round(t)``, ``p = 2^(t−n)`` by a degree-6
     polynomial on ``[−½, ½]`` (relative error < 2e-7), ``2^n`` returned as exponent bits.
-    ``t`` is clamped at −126 (the result is then at least 2^−126, not 0)."""
-    t = max(t, np.float32(-126.0))
+    ``t`` is clamped at −127, whose exponent bits are those of 0: ``2^t`` underflows to exactly 0
+    for ``t < −126.5`` (it would be subnormal, which fast math flushes anyway)."""
+    t = max(t, np.float32(-127.0))
     r = np.floor(t + np.float32(0.5))
     f = t - r
     p = np.float32(1.5353362e-4)

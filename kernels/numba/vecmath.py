@@ -57,12 +57,13 @@ def log2_row64(src, dst, ibuf):
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def exp2_row64(src, shift, dst, ibuf):
     """``dst[r] = 2^(src[r] − shift)`` (0 where ``src[r]`` is masked), returns ``Σ dst``: ``2^n`` as
-    exponent bits times a degree-13 polynomial for ``2^f``, ``|f| ≤ ½`` (exponent clamped at −1022).
+    exponent bits times a degree-13 polynomial for ``2^f``, ``|f| ≤ ½`` (exponent clamped at −1023,
+    whose bits are those of 0: exactly 0 for ``src[r] − shift < −1022.5``).
     ``dst`` may be ``src``; ``ibuf`` an int64 work row."""
     n = src.shape[0]
     pow2 = ibuf.view(np.float64)
     for r in range(n):
-        t = max(src[r] - shift, -1022.0)
+        t = max(src[r] - shift, -1023.0)
         k = np.floor(t + 0.5)
         f = t - k
         p = _EXP2_C[13]
@@ -95,7 +96,7 @@ def exp2_shifted_row64(src, shift, dst, ibuf):
     n = src.shape[0]
     pow2 = ibuf.view(np.float64)
     for r in range(n):
-        t = max(src[r] - shift[r], -1022.0)
+        t = max(src[r] - shift[r], -1023.0)
         k = np.floor(t + 0.5)
         f = t - k
         p = _EXP2_C[13]

@@ -348,14 +348,16 @@ def favor_linear(cfg: Config) -> bool:
     return cfg.name == "linear" and cfg.params.get("kernel", "favor+") == "favor+"
 
 
-def logit_slack(p: Problem) -> float:
+def logit_slack(cfg: Config, p: Problem) -> float:
     """Weight error that rounding the logits alone causes: ``4·eps·max_ij s·Σ_t |q_it k_jt|``.
 
     Two correct kernels round ``s·q·k`` differently (``(s·q)·k`` vs ``s·(q·k)``, other summation
     orders); a softmax weight moves by up to about twice the logit error. Negligible for unit
-    inputs, it dominates for the large-logit (× 30) float32 inputs.
+    inputs, it dominates for the large-logit (× 30) float32 inputs. ``s`` is the configuration's
+    logit multiplier: its ``scale`` (default ``1/√d``) over its ``temperature``.
     """
-    scale = 1.0 / np.sqrt(p.q.shape[-1])
+    scale = cfg.params.get("scale") or 1.0 / np.sqrt(p.q.shape[-1])
+    scale /= cfg.params.get("temperature") or 1.0
     bound = np.einsum("bid,bjd->bij", np.abs(p.q).astype(np.float64), np.abs(p.k).astype(np.float64)).max()
     return 4.0 * float(np.finfo(p.dtype).eps) * scale * float(bound)
 
@@ -389,7 +391,7 @@ def assert_backends_agree(cfg, p, conditioned=False, **over):
         den = favor_denominators(cfg, p)
         keep = ~(den < np.sqrt(np.finfo(p.dtype).tiny))
         expected, actual = np.where(keep[..., None], expected, 0), np.where(keep[..., None], actual, 0)
-    slack = logit_slack(p) if conditioned else 0.0
+    slack = logit_slack(cfg, p) if conditioned else 0.0
     vmax = max(1.0, float(np.abs(p.v).max()))
     np.testing.assert_allclose(actual, expected, rtol=0, atol=(OUT_TOL[p.dtype] + slack) * vmax,
                                err_msg=f"{cfg.id} numba vs numpy")
