@@ -72,9 +72,9 @@ def diffused_keys(k, L, times, integrator="expm", num_steps=5) -> np.ndarray:
     """``e^{−t_s L} K`` for each time: ``(Lk, d) → (S, Lk, d)`` float64."""
     if k.shape[0] > SMALL:
         return _ref.heat(L, np.asarray(k, np.float64), times, integrator, int(num_steps))
-    from kernels.numba._common import single_threaded_blas
+    from kernels.blas_threads import one_blas_thread
 
-    with single_threaded_blas():
+    with one_blas_thread("all"):
         return _ref.heat(L, np.asarray(k, np.float64), times, integrator, int(num_steps))
 
 

@@ -3,7 +3,8 @@
 The kernels parallelise over (batch, query block) with ``prange`` and call single-threaded
 BLAS (``np.dot``) inside each work item. OpenBLAS left multi-threaded while called from two
 threads at once runs several times slower, so every parallel kernel runs under
-:func:`single_threaded_blas`.
+:func:`single_threaded_blas` (which limits only the BLAS library Numba calls, see
+:mod:`kernels.blas_threads`).
 """
 from __future__ import annotations
 
@@ -18,10 +19,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numba
 import numpy as np
-import scipy.linalg.cython_blas  # noqa: F401  (load the BLAS Numba calls, so threadpoolctl sees it)
 from numba import njit, types
 from numba.extending import overload
-from threadpoolctl import ThreadpoolController
+
+from kernels.blas_threads import one_blas_thread
 
 #: Fast-math flags without ``nnan``/``ninf``: masked scores must compare exactly.
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
@@ -151,20 +152,11 @@ def rescale_accumulate(acc, alpha, pv):
             acc[r, c] = acc[r, c] * a + pv[r, c]
 
 
-_controller: ThreadpoolController | None = None
-
-
-@contextlib.contextmanager
 def single_threaded_blas():
-    """Limit BLAS to one thread while the parallel kernel runs (no-op with one Numba thread)."""
-    global _controller
+    """Numba's BLAS on one thread while a parallel kernel runs (no-op with one Numba thread)."""
     if numba.get_num_threads() == 1:
-        yield
-        return
-    if _controller is None:
-        _controller = ThreadpoolController()
-    with _controller.limit(limits=1, user_api="blas"):
-        yield
+        return contextlib.nullcontext()
+    return one_blas_thread("numba")
 
 
 def mask_arg(mask, dtype=np.bool_):

@@ -239,7 +239,7 @@ class DualSpace(Mechanism):
         if self.fusion != "dual" or self._backend(b) != "numba":
             out = np.matmul(self._weights64(b), b.v.astype(np.float64))
             return (out if w_o is None else out @ w_o.T).astype(b.q.dtype)
-        from kernels.numba._common import single_threaded_blas
+        from kernels.blas_threads import one_blas_thread
 
         B, lq, lk = b.q.shape[0], b.q.shape[1], b.k.shape[1]
         out = np.empty((B, lq, dv), dtype=b.q.dtype)
@@ -247,7 +247,7 @@ class DualSpace(Mechanism):
         # The projections between kernel launches run on one BLAS thread as well: multi-threaded
         # OpenBLAS workers left spinning slow the next parallel kernel down (measured 6× on a
         # loaded 2-core machine at (32, 12, 512, 64)).
-        with single_threaded_blas():
+        with one_blas_thread("all"):
             for s0 in range(0, B, step):
                 sl = slice(s0, min(B, s0 + step))
                 qe, ke, qh, kh = self._parts(b.q[sl], b.k[sl])

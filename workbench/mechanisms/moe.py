@@ -309,9 +309,9 @@ class MoE(Mechanism):
         machine). A no-op on the NumPy backend."""
         if kernels.resolve_backend(self.backend, (b.q, b.k), SUPPORT) != "numba":
             return contextlib.nullcontext()
-        from kernels.numba._common import single_threaded_blas
+        from kernels.blas_threads import one_blas_thread
 
-        return single_threaded_blas()
+        return one_blas_thread("all")
 
     def _forward(self, b):
         r = self._route(b)

@@ -280,21 +280,14 @@ class TopologyGated(Mechanism):
 #: run single-threaded: threads only add overhead to such small products (measured on 2 busy
 #: cores: a 512 × 64 × 512 product takes 0.6 ms on one thread, 11 ms on two).
 _SMALL_LK = 2048
-_controller = None
 
 
-@contextlib.contextmanager
 def _small_blas(lk: int):
-    global _controller
     if lk > _SMALL_LK:
-        yield
-        return
-    if _controller is None:
-        from threadpoolctl import ThreadpoolController
+        return contextlib.nullcontext()
+    from kernels.blas_threads import one_blas_thread
 
-        _controller = ThreadpoolController()
-    with _controller.limit(limits=1, user_api="blas"):
-        yield
+    return one_blas_thread("all")
 
 
 def _sparse(b: Batch, bi: int, rows, codes, allowed, s: float, width: int, want: str) -> np.ndarray:

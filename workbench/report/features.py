@@ -110,10 +110,10 @@ def key_structure(keys: np.ndarray, w) -> tuple[float, float, float]:
     if k.shape[1] == 1:
         pc = kc[:, 0]
     else:
-        from threadpoolctl import threadpool_limits
+        from kernels.blas_threads import one_blas_thread
 
         cov = kc.T @ kc
-        with threadpool_limits(1, user_api="blas"):  # a d × d problem: threads only add (much) overhead
+        with one_blas_thread("all"):  # a d × d problem: threads only add (much) overhead
             _, vec = np.linalg.eigh(cov)
         pc = kc @ vec[:, -1]
     pc_rough = dirichlet_ratio(pc, w, deg)
