@@ -381,3 +381,29 @@ def test_a_100k_by_100k_map_is_explored_tile_by_tile(app):
 
 def test_no_console_errors_along_the_way(app):
     assert app.errors == [], app.errors
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads CPU time from Linux /proc")
+def test_a_page_that_never_connects_leaves_the_server_idle(app, server):
+    """A page fetched but never opened (no websocket: a plain GET, a link preview, a tab closed at
+    once) gets a session whose first results arrive before any connection. Those results must wait
+    for the page, not spin: a HoloViews plot refreshed on an unconnected document reschedules itself
+    at every tick until Bokeh discards the session, which kept a core busy for 70 s here (sessions
+    live 60 s unused in this server). Checked as CPU seconds per wall second within 30 s, once
+    the session's first work is done (the spinning server stayed at 1.0)."""
+    assert server.answers()  # a GET only: Bokeh builds a session whose websocket never opens
+    deadline, busy = time.time() + 30, []
+    while time.time() < deadline:
+        c0, t0 = _cpu_seconds(server.proc.pid), time.perf_counter()
+        time.sleep(2.0)
+        busy.append(round((_cpu_seconds(server.proc.pid) - c0) / (time.perf_counter() - t0), 2))
+        if busy[-1] < 0.25:
+            break
+    TIMINGS["server_cpu_per_s_after_unconnected_session"] = busy
+    assert busy[-1] < 0.25, f"the server stays busy with no page active: {busy} CPU s per s"
