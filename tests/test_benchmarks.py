@@ -1,4 +1,5 @@
-"""Smoke test of the benchmark script: ``python -m benchmarks.core --quick`` runs and lists every mechanism.
+"""Smoke tests of the benchmark scripts: ``python -m benchmarks.core --quick`` runs and lists every
+mechanism; ``benchmarks.blas_threads`` runs both limiters.
 
 Needs no PyTorch: without it the torch rows and the ratios show "—".
 """
@@ -29,3 +30,12 @@ def test_quick_benchmark_runs_and_lists_every_mechanism():
             assert name in row_names, f"{name} missing from the benchmark table:\n{out}"
     assert "Targets:" in out
     assert "import workbench:" in out
+
+
+def test_blas_threads_benchmark_runs_both_limiters():
+    p = subprocess.run([sys.executable, "-m", "benchmarks.blas_threads", "--calls", "2", "--rounds", "1"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert p.returncode == 0, p.stderr[-2000:]
+    rows = [line for line in p.stdout.splitlines() if line.startswith("| ") and " ms | " in line]
+    assert [r.split("|")[1].strip() for r in rows] == ["threadpoolctl", "blas_threads"], p.stdout
+    assert "ratio threadpoolctl / blas_threads" in p.stdout
