@@ -24,6 +24,8 @@ def warm(names: Sequence[str] | None = None, *, jobs: int = 1,
     ``progress(name, seconds, error)`` is called after each; an error (a mechanism refusing the
     toy data) is reported, never raised.
     """
+    import kernels.numba  # noqa: F401  (drops a stale cache here, before the worker processes load it)
+
     names = list(names or list_mechanisms())
     seconds: dict[str, float] = {}
     if jobs > 1 and len(names) > 1:
