@@ -163,9 +163,14 @@ class TileView:
     def _image(self, first: tuple, label: str) -> hv.Image:
         tile, rows, cols = first
         tile = np.asarray(tile, dtype=np.float32)
-        self.last = {"key": (self._generation, tuple(rows), tuple(cols), tuple(tile.shape)), "rows": tuple(rows),
-                     "cols": tuple(cols), "out_shape": tuple(tile.shape), "compute_s": 0.0, "total_s": 0.0}
+        rows, cols = tuple(rows), tuple(cols)
+        self._record((self._generation, rows, cols, tuple(tile.shape)), tile.shape)
         return region_image(tile, rows, cols, label=label)
+
+    def _record(self, key: tuple, shape: tuple, compute_s: float = 0.0, total_s: float = 0.0) -> None:
+        """What the drawn tile covers (``key = (generation, rows, cols, requested shape)``)."""
+        self.last = {"key": key, "rows": key[1], "cols": key[2], "out_shape": tuple(shape),
+                     "compute_s": compute_s, "total_s": total_s}
 
     def select(self, query: int | None) -> None:
         """Move the selection line (no redraw when it is already there)."""
@@ -218,8 +223,7 @@ class TileView:
             if key[0] != self._generation:  # the map changed meanwhile: a stale tile is never drawn
                 return
             tile, seconds = result
-            self.last = {"key": key, "rows": rows, "cols": cols, "out_shape": tuple(np.shape(tile)),
-                         "compute_s": seconds, "total_s": time.perf_counter() - requested}
+            self._record(key, np.shape(tile), seconds, time.perf_counter() - requested)
             pipe.send(region_image(tile, rows, cols, label=label))
             self.status.object = (f"rows {rows[0]}–{rows[1]} × keys {cols[0]}–{cols[1]} of "
                                   f"{self.shape[0]:,} × {self.shape[1]:,}; tile {tile.shape[0]}×{tile.shape[1]} "

@@ -27,22 +27,13 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.browser import ARGS, CHROMIUM, TEXT_JS
+
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 DEMOS = ("tree", "sequence", "digits", "clusters")
 SWITCHES = (("linear", "local_global"), ("flash", "multi_head"), ("lorentz_cascade", "linear"),
             ("mixed_curvature", "flash"))
 STEP_S = 300.0
-
-_TEXT_JS = """els => els.map(e => {
-    const root = e.shadowRoot;
-    if (!root) return e.innerText || "";
-    return Array.from(root.children).filter(c => !["STYLE", "LINK", "SCRIPT"].includes(c.tagName))
-        .map(c => c.innerText || "").join("\\n").trim();
-})"""
-
 
 def _kib(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -69,7 +60,7 @@ def _free_port() -> int:
 
 
 async def _texts(page, selector: str) -> list[str]:
-    return await page.locator(selector).evaluate_all(_TEXT_JS)
+    return await page.locator(selector).evaluate_all(TEXT_JS)
 
 
 async def _wait(page, selector: str, predicate, what: str, timeout: float = STEP_S) -> list[str]:

@@ -94,7 +94,9 @@ def _exp_shifted_impl(src, shift, dst, scratch):
 
 def exp2_sub_accumulate(src, shift, dst, scratch, total):  # pragma: no cover - overloaded below
     """Element-wise ``dst[r] = 2^(src[r] − shift[r])`` (0 where ``src[r]`` is masked) and
-    ``total[r] += dst[r]``: one key's contribution to every query of a block."""
+    ``total[r] += dst[r]``: one key's contribution to every query of a block. float32: the
+    polynomial of :func:`_exp2_parts` (``scratch`` int32); float64 with an int64 ``scratch``: the
+    vectorised :func:`kernels.numba.vecmath.exp2_shifted_row64`; float64 otherwise: ``np.exp2``."""
     raise NotImplementedError
 
 
@@ -110,6 +112,16 @@ def _exp2_sub_accumulate_impl(src, shift, dst, scratch, total):
                 total[r] += x
 
         return impl32
+
+    if scratch.dtype == types.int64:
+        from kernels.numba.vecmath import exp2_shifted_row64  # vecmath imports this module
+
+        def impl64_rows(src, shift, dst, scratch, total):
+            exp2_shifted_row64(src, shift, dst, scratch)
+            for r in range(src.shape[0]):
+                total[r] += dst[r]
+
+        return impl64_rows
 
     def impl64(src, shift, dst, scratch, total):
         for r in range(src.shape[0]):

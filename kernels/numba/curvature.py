@@ -39,7 +39,6 @@ from kernels.numba._common import (
 )
 from kernels.numba.flash import query_block
 from kernels.numba.hyperbolic import _acosh_arg, _diff2_row, log2_row
-from kernels.numba.vecmath import exp2_shifted_row64
 
 
 @njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
@@ -268,8 +267,8 @@ def _mask_tile(st, allowed, masked):
 
 
 def softmax_tile(st, pt, m, m_new, alpha, ell, ibuf, fbuf):  # pragma: no cover - replaced by the overload
-    """:func:`online_softmax_block` (float32: its vectorised ``2^x``); float64: the same update with
-    :func:`kernels.numba.vecmath.exp2_shifted_row64` (``fbuf``, a float64 row, as its int64 scratch)."""
+    """:func:`online_softmax_block` with the scratch row of its vectorised ``2^x``: ``ibuf`` (int32)
+    for float32 scores, ``fbuf`` (a float64 row) seen as int64 for float64 scores."""
     raise NotImplementedError
 
 
@@ -282,23 +281,7 @@ def _softmax_tile_impl(st, pt, m, m_new, alpha, ell, ibuf, fbuf):
         return impl32
 
     def impl64(st, pt, m, m_new, alpha, ell, ibuf, fbuf):
-        nq = m.shape[0]
-        for r in range(nq):
-            m_new[r] = m[r]
-        for c in range(st.shape[0]):
-            row = st[c]
-            for r in range(nq):
-                m_new[r] = max(m_new[r], row[r])
-        for r in range(nq):
-            alpha[r] = np.exp2(m[r] - m_new[r])
-            ell[r] *= alpha[r]
-            m[r] = m_new[r]
-        scratch = fbuf.view(np.int64)
-        for c in range(st.shape[0]):
-            prow = pt[c]
-            exp2_shifted_row64(st[c], m, prow, scratch)
-            for r in range(nq):
-                ell[r] += prow[r]
+        online_softmax_block(st, pt, m, m_new, alpha, ell, fbuf.view(np.int64))
 
     return impl64
 

@@ -55,32 +55,38 @@ def log2_row64(src, dst, ibuf):
 
 
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+def _exp2_split(t):
+    """``2^t = p · 2^k`` for float64 ``t``: ``k = round(t)`` as exponent bits (``t`` clamped at −1023,
+    whose bits are those of 0: exactly 0 for ``t < −1022.5``), ``p = 2^(t−k)``, ``|t−k| ≤ ½``, by
+    a degree-13 polynomial."""
+    t = max(t, -1023.0)
+    k = np.floor(t + 0.5)
+    f = t - k
+    p = _EXP2_C[13]
+    p = p * f + _EXP2_C[12]
+    p = p * f + _EXP2_C[11]
+    p = p * f + _EXP2_C[10]
+    p = p * f + _EXP2_C[9]
+    p = p * f + _EXP2_C[8]
+    p = p * f + _EXP2_C[7]
+    p = p * f + _EXP2_C[6]
+    p = p * f + _EXP2_C[5]
+    p = p * f + _EXP2_C[4]
+    p = p * f + _EXP2_C[3]
+    p = p * f + _EXP2_C[2]
+    p = p * f + _EXP2_C[1]
+    p = p * f + _EXP2_C[0]
+    return p, (np.int64(k) + 1023) << 52
+
+
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def exp2_row64(src, shift, dst, ibuf):
-    """``dst[r] = 2^(src[r] − shift)`` (0 where ``src[r]`` is masked), returns ``Σ dst``: ``2^n`` as
-    exponent bits times a degree-13 polynomial for ``2^f``, ``|f| ≤ ½`` (exponent clamped at −1023,
-    whose bits are those of 0: exactly 0 for ``src[r] − shift < −1022.5``).
-    ``dst`` may be ``src``; ``ibuf`` an int64 work row."""
+    """``dst[r] = 2^(src[r] − shift)`` (0 where ``src[r]`` is masked), returns ``Σ dst``
+    (:func:`_exp2_split` per element, vectorisable). ``dst`` may be ``src``; ``ibuf`` an int64 work row."""
     n = src.shape[0]
     pow2 = ibuf.view(np.float64)
     for r in range(n):
-        t = max(src[r] - shift, -1023.0)
-        k = np.floor(t + 0.5)
-        f = t - k
-        p = _EXP2_C[13]
-        p = p * f + _EXP2_C[12]
-        p = p * f + _EXP2_C[11]
-        p = p * f + _EXP2_C[10]
-        p = p * f + _EXP2_C[9]
-        p = p * f + _EXP2_C[8]
-        p = p * f + _EXP2_C[7]
-        p = p * f + _EXP2_C[6]
-        p = p * f + _EXP2_C[5]
-        p = p * f + _EXP2_C[4]
-        p = p * f + _EXP2_C[3]
-        p = p * f + _EXP2_C[2]
-        p = p * f + _EXP2_C[1]
-        p = p * f + _EXP2_C[0]
-        ibuf[r] = (np.int64(k) + 1023) << 52
+        p, ibuf[r] = _exp2_split(src[r] - shift)
         dst[r] = p if src[r] > MASKED_BELOW else 0.0  # src[r] is read before dst[r] (may alias) is written
     total = 0.0
     for r in range(n):
@@ -96,24 +102,7 @@ def exp2_shifted_row64(src, shift, dst, ibuf):
     n = src.shape[0]
     pow2 = ibuf.view(np.float64)
     for r in range(n):
-        t = max(src[r] - shift[r], -1023.0)
-        k = np.floor(t + 0.5)
-        f = t - k
-        p = _EXP2_C[13]
-        p = p * f + _EXP2_C[12]
-        p = p * f + _EXP2_C[11]
-        p = p * f + _EXP2_C[10]
-        p = p * f + _EXP2_C[9]
-        p = p * f + _EXP2_C[8]
-        p = p * f + _EXP2_C[7]
-        p = p * f + _EXP2_C[6]
-        p = p * f + _EXP2_C[5]
-        p = p * f + _EXP2_C[4]
-        p = p * f + _EXP2_C[3]
-        p = p * f + _EXP2_C[2]
-        p = p * f + _EXP2_C[1]
-        p = p * f + _EXP2_C[0]
-        ibuf[r] = (np.int64(k) + 1023) << 52
+        p, ibuf[r] = _exp2_split(src[r] - shift[r])
         dst[r] = p if src[r] > MASKED_BELOW else 0.0
     for r in range(n):
         dst[r] = dst[r] * pow2[r]

@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks import browser
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 DOCS = ROOT / "docs"
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM = Path(browser.CHROMIUM)
 
 if not CHROMIUM.exists():
     reason = f"{CHROMIUM} is missing: install Debian's chromium (make test does it as root)"
@@ -111,17 +111,9 @@ def context(tmp_path_factory):
     with sync_api.sync_playwright() as p:
         ctx = p.chromium.launch_persistent_context(
             str(tmp_path_factory.mktemp("chromium-profile")), executable_path=str(CHROMIUM), headless=True,
-            args=ARGS, viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+            args=browser.ARGS, viewport={"width": 1400, "height": 1000}, accept_downloads=True)
         yield ctx
         ctx.close()
-
-
-_TEXT_JS = """els => els.map(e => {
-    const root = e.shadowRoot;
-    if (!root) return e.innerText || "";
-    return Array.from(root.children).filter(c => !["STYLE", "LINK", "SCRIPT"].includes(c.tagName))
-        .map(c => c.innerText || "").join("\\n").trim();
-})"""
 
 
 #: Listens to every Bokeh data source holding an image (attention maps): each change is timed.
@@ -161,7 +153,7 @@ class Page:
 
     def texts(self, selector: str) -> list[str]:
         """Visible text of each match, looking inside its shadow root (Panel renders there)."""
-        return self.page.locator(selector).evaluate_all(_TEXT_JS)
+        return self.page.locator(selector).evaluate_all(browser.TEXT_JS)
 
     def wait_text(self, selector: str, predicate, timeout: float = STEP_S, what: str = "") -> list[str]:
         deadline = time.perf_counter() + timeout
