@@ -63,8 +63,7 @@ class CompareView:
         :meth:`apps.maps.TileView.pause`); runs and diagnostics go on."""
         self.paused = bool(paused)
         for panel in self.panels:
-            panel.map.pause(self.paused)
-            panel.tiles.pause(self.paused)
+            panel.pause(self.paused)
 
     # -- panels ------------------------------------------------------------------------------------
     def add_panel(self, name: str, params: dict, announce: bool = True) -> MechanismPanel | None:
@@ -72,8 +71,7 @@ class CompareView:
             self.app.messages.error(f"panels: at most {MAX_PANELS} mechanisms side by side; remove one first")
             return None
         panel = MechanismPanel(self.app, len(self.panels), name, params)
-        panel.map.pause(self.paused)
-        panel.tiles.pause(self.paused)
+        panel.pause(self.paused)
         self.panels.append(panel)
         self._layout()
         if self.session.prepared is not None:

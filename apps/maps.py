@@ -197,7 +197,7 @@ class TileView:
             self._request(*self._view(), reset=True)
 
     def _view_changed(self, **_):
-        self._request(self._range.x_range, self._range.y_range)
+        self._request(*self._view())
 
     def _request(self, x_range, y_range, reset: bool = False) -> None:
         if self.tile_fn is None:

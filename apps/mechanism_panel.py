@@ -332,6 +332,11 @@ class MechanismPanel:
         else:
             self.entropy.visible = False
 
+    def pause(self, paused: bool) -> None:
+        """Its maps (dense and lazy) compute no tiles while paused (see :meth:`apps.maps.TileView.pause`)."""
+        self.map.pause(paused)
+        self.tiles.pause(paused)
+
     def _submit_tile(self, work: Callable, done: Callable) -> None:
         self.app.runner.submit(f"tile-{id(self)}", work, done,
                                lambda exc: self.app.messages.error(exc, f"panel {self.index + 1} tile"))

@@ -63,19 +63,8 @@ def _exp2_split(t):
     k = np.floor(t + 0.5)
     f = t - k
     p = _EXP2_C[13]
-    p = p * f + _EXP2_C[12]
-    p = p * f + _EXP2_C[11]
-    p = p * f + _EXP2_C[10]
-    p = p * f + _EXP2_C[9]
-    p = p * f + _EXP2_C[8]
-    p = p * f + _EXP2_C[7]
-    p = p * f + _EXP2_C[6]
-    p = p * f + _EXP2_C[5]
-    p = p * f + _EXP2_C[4]
-    p = p * f + _EXP2_C[3]
-    p = p * f + _EXP2_C[2]
-    p = p * f + _EXP2_C[1]
-    p = p * f + _EXP2_C[0]
+    for i in range(12, -1, -1):  # Horner; a constant trip count, unrolled by LLVM
+        p = p * f + _EXP2_C[i]
     return p, (np.int64(k) + 1023) << 52
 
 
