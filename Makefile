@@ -64,7 +64,7 @@ test: $(VENV)/.stamp-test $(VENV)/.stamp-warm chromium
 	$(BIN)/python -m pytest
 
 serve: $(VENV)/.stamp-app $(VENV)/.stamp-warm
-	WORKBENCH_MAX_UPLOAD_MB=$(MAX_UPLOAD_MB) $(BIN)/panel serve apps/dashboard.py \
+	WORKBENCH_MAX_UPLOAD_MB=$(MAX_UPLOAD_MB) $(BIN)/panel serve apps/dashboard.py --setup apps/preload.py \
 		--address $(ADDRESS) --port $(PORT) --allow-websocket-origin='$(ORIGIN)' \
 		--unused-session-lifetime $(SESSION_WAIT_MS)
 

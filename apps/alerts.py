@@ -41,7 +41,7 @@ class Messages(param.Parameterized):
     def __init__(self, **params):
         super().__init__(**params)
         self.panel = pn.Column(sizing_mode="stretch_width", margin=0, css_classes=["wb-messages"])
-        self.history: list[tuple[str, str]] = []
+        self.history: list[tuple[str, str, str | None]] = []
 
     def error(self, exc: BaseException | str, where: str = "") -> str:
         text = describe(exc, where)
@@ -49,22 +49,26 @@ class Messages(param.Parameterized):
         self._show(text, "danger")
         return text
 
-    def info(self, text: str) -> None:
-        self._show(text, "info")
+    def info(self, text: str, topic: str | None = None) -> None:
+        self._show(text, "info", topic)
 
-    def success(self, text: str) -> None:
-        self._show(text, "success")
+    def success(self, text: str, topic: str | None = None) -> None:
+        """A success message; one with a ``topic`` (e.g. ``"data"``, the banner of the loaded data)
+        replaces the previous message of that topic instead of stacking above it."""
+        self._show(text, "success", topic)
 
     def clear(self) -> None:
         self.history.clear()
         self.last_error = ""
         self.panel.objects = []
 
-    def _show(self, text: str, kind: str) -> None:
-        self.history.insert(0, (kind, text))
+    def _show(self, text: str, kind: str, topic: str | None = None) -> None:
+        if topic is not None:
+            self.history = [h for h in self.history if h[2] != topic]
+        self.history.insert(0, (kind, text, topic))
         del self.history[self.keep:]
         alerts = []
-        for k, t in self.history:
+        for k, t, _ in self.history:
             alert = pn.pane.Alert(html.escape(t), alert_type=k, sizing_mode="stretch_width",
                                   margin=(2, 5), css_classes=[f"wb-alert-{k}"])
             alerts.append(alert)

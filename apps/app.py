@@ -81,7 +81,8 @@ class Dashboard:
         self.session.apply_state(state)
         if demo_size is not None:
             self.session.demo_size = demo_size
-        self.compare = CompareView(self, list(state.mechanisms), [dict(p) for p in state.params])
+        self.compare = CompareView(self, list(state.mechanisms), [dict(p) for p in state.params],
+                                   list(state.calibrate))
         self.data = DataView(self)
         self.inspect = InspectView(self)
         self.report = ReportView(self)
@@ -130,13 +131,14 @@ class Dashboard:
         self.compare.panel_updated(panel)
 
     def compare_pair(self, mechanism: str, params: dict) -> None:
-        """Compare ``mechanism`` (with ``params``) and scaled dot-product, and show them."""
+        """Compare ``mechanism`` with exactly ``params`` (the recommendation, calibrated) beside
+        scaled dot-product at its defaults (uncalibrated: what users get without the workbench)."""
         try:
             workbench.make(mechanism, **params)
         except Exception as exc:
             self.messages.error(exc, f"recommended parameters for {mechanism}")
             params = {}
-        self.compare.set_mechanisms([(mechanism, params), ("scaled_dot_product", {})])
+        self.compare.set_mechanisms([(mechanism, params, False), ("scaled_dot_product", {}, False)])
         self.tabs.active = TABS.index("Compare")
 
     def state_changed(self) -> None:
@@ -153,7 +155,7 @@ class Dashboard:
 
     def current_state(self):
         names, params = self.compare.mechanisms()
-        return self.session.to_state(names, params)
+        return self.session.to_state(names, params, self.compare.calibrated())
 
     def _tab_changed(self, event) -> None:
         """A tab is drawn when first shown; map tiles (Compare, Inspect) and the report are

@@ -56,6 +56,11 @@ class Job:
     def cancelled(self) -> bool:
         return self._event.is_set()
 
+    @property
+    def event(self) -> threading.Event:
+        """Set when the job is cancelled (for library calls that take a ``cancel`` event)."""
+        return self._event
+
     def cancel(self) -> None:
         self._event.set()
 

@@ -7,6 +7,7 @@ the projection. The diagnostics of every panel download as CSV.
 """
 from __future__ import annotations
 
+import html
 import threading
 
 import numpy as np
@@ -19,12 +20,28 @@ from apps.mechanism_panel import MechanismPanel, diagnostics_rows, mechanism_nam
 from apps.projection import ProjectionView
 
 MIN_PANELS, MAX_PANELS = 2, 4
+#: Keys listed for the selected query.
+TOP_LISTED = 8
+
+
+def selection_markdown(prep, q: int, row_index, label: str, mechanism: str, row: np.ndarray) -> str:
+    """The selected query (its text) and the keys it attends to most, each with its weight and text."""
+    head = f"**Selected query {q}**{label} — data row {row_index}"
+    qt = prep.query_text(q)
+    if qt:
+        head += f": {html.escape(qt[:160])}"
+    top = compare.attended_keys(row, top=TOP_LISTED)
+    items = []
+    for rank, j in enumerate(top, 1):
+        kt = prep.key_text(int(j))
+        items.append(f"{rank}. key {int(j)} · **{row[j]:.3f}**" + (f" — {html.escape(kt[:140])}" if kt else ""))
+    return head + f"  \n{html.escape(mechanism)} attends most to:\n\n" + "\n".join(items)
 
 
 class CompareView:
     """The Compare tab; ``app`` is the :class:`~apps.app.Dashboard`."""
 
-    def __init__(self, app, mechanisms: list[str], params: list[dict]):
+    def __init__(self, app, mechanisms: list[str], params: list[dict], calibrate: list | None = None):
         self.app = app
         self.session = app.session
         self._ref_lock = threading.Lock()
@@ -42,9 +59,13 @@ class CompareView:
                                           css_classes=["wb-selection"], sizing_mode="stretch_width")
         self.csv = export.csv_button(self.diagnostics_table, "diagnostics.csv", "diagnostics CSV",
                                      app.messages)
-        for name, p in zip(mechanisms, params):
-            self.add_panel(name, p, announce=False)
-        panel_tools = pn.Row(self.add_choice, self.add, self.csv, sizing_mode="stretch_width")
+        self.search = pn.widgets.TextInput(label="find a query", placeholder="find a query by its text…", width=260,
+                                           css_classes=["wb-search"])
+        self.search.param.watch(lambda e: self.find(e.new), "value")
+        flags = list(calibrate) if calibrate is not None else [None] * len(mechanisms)
+        for name, p, c in zip(mechanisms, params, flags + [None] * (len(mechanisms) - len(flags))):
+            self.add_panel(name, p, announce=False, calibrate=c)
+        panel_tools = pn.Row(self.add_choice, self.add, self.csv, self.search, sizing_mode="stretch_width")
         proj_tools = export.plot_buttons(self.projection.static, "projection", app.messages)
         self.view = pn.Column(
             panel_tools, self.selection,
@@ -66,11 +87,12 @@ class CompareView:
             panel.pause(self.paused)
 
     # -- panels ------------------------------------------------------------------------------------
-    def add_panel(self, name: str, params: dict, announce: bool = True) -> MechanismPanel | None:
+    def add_panel(self, name: str, params: dict, announce: bool = True,
+                  calibrate: bool | None = None) -> MechanismPanel | None:
         if len(self.panels) >= MAX_PANELS:
             self.app.messages.error(f"panels: at most {MAX_PANELS} mechanisms side by side; remove one first")
             return None
-        panel = MechanismPanel(self.app, len(self.panels), name, params)
+        panel = MechanismPanel(self.app, len(self.panels), name, params, calibrate)
         panel.pause(self.paused)
         self.panels.append(panel)
         self._layout()
@@ -91,11 +113,13 @@ class CompareView:
         self._layout()
         self.app.state_changed()
 
-    def set_mechanisms(self, pairs: list[tuple[str, dict]]) -> None:
-        """Replace the panels by ``[(name, params), …]`` (2–4 of them)."""
+    def set_mechanisms(self, pairs: list[tuple]) -> None:
+        """Replace the panels by ``[(name, params), …]`` or ``[(name, params, calibrate), …]`` (2–4 of
+        them); ``calibrate`` None fits the temperature unless ``params`` set it."""
         self.panels = []
-        for name, p in pairs[:MAX_PANELS]:
-            self.add_panel(name, p, announce=False)
+        for entry in pairs[:MAX_PANELS]:
+            name, p, c = (*entry, None)[:3]
+            self.add_panel(name, p, announce=False, calibrate=c)
         self.app.state_changed()
 
     def _layout(self) -> None:
@@ -103,6 +127,25 @@ class CompareView:
 
     def mechanisms(self) -> tuple[list[str], list[dict]]:
         return [p.name for p in self.panels], [nondefault_params(p.instance) for p in self.panels]
+
+    def calibrated(self) -> list[bool]:
+        """Whether each panel fits its temperature to the loaded keys."""
+        return [bool(p.auto_calibrate) for p in self.panels]
+
+    def find(self, text: str) -> None:
+        """Select the first query whose text contains ``text`` (the search box)."""
+        prep = self.session.prepared
+        if not text or prep is None:
+            return
+        if prep.query_texts is None:
+            self.app.messages.error("find a query: this data set has no texts to search (load one with a text "
+                                    "column, e.g. texts in an .npz or a string column in a CSV)")
+            return
+        row = prep.find_query(text)
+        if row is None:
+            self.selection.object = f"No query text contains “{html.escape(text)}”."
+            return
+        self.app.select_query(row)
 
     # -- data -------------------------------------------------------------------------------------------
     def set_data(self, prep) -> None:
@@ -152,10 +195,7 @@ class CompareView:
         def done(row):
             self.projection.highlight(own, row)
             if row is not None:
-                top = compare.attended_keys(row, top=5)
-                keys = ", ".join(f"{int(j)} ({row[j]:.3f})" for j in top)
-                self.selection.object = (f"**Selected query {q}**{label} — data row {row_index}; "
-                                         f"{lead.name} attends most to keys {keys}")
+                self.selection.object = selection_markdown(prep, q, row_index, label, lead.name, row)
 
         self.app.runner.submit("highlight", work, done, lambda exc: self.app.messages.error(exc, "selection"))
 

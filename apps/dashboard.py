@@ -1,6 +1,8 @@
 """Attention Workbench dashboard — ``panel serve apps/dashboard.py`` (or ``make serve``).
 
-Opens on a built-in demo (the URL's ``data=``, default ``clusters``); see :mod:`apps.app`.
+Opens on a built-in data set (the URL's ``data=``, default the real text set ``scipy_api``); see
+:mod:`apps.app`. ``make serve`` also passes ``--setup apps/preload.py`` (kernels loaded before the
+first page).
 """
 import sys
 from pathlib import Path

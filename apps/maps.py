@@ -33,6 +33,10 @@ LOD = {"factor": 10, "interval": 100, "threshold": 2000, "timeout": 60}
 KDIMS = ["key", "query"]
 VDIM = "weight"
 CMAP = "viridis"
+#: Colours on a log scale from this weight up: over thousands of keys a query's weights span
+#: orders of magnitude (its own key 0.3, its neighbours 0.01, the rest 1e-5), and a linear scale
+#: shows the largest alone; weights below (and exact zeros) take the lowest colour.
+LOG_FLOOR = 1e-4
 
 
 def region_image(tile: np.ndarray, rows: tuple[int, int], cols: tuple[int, int], *, label: str = "") -> hv.Image:
@@ -56,7 +60,8 @@ def empty_image(label: str = "") -> hv.Image:
 def _style(el, *, height: int, width: int | None, title: str, responsive: bool):
     opts = dict(cmap=CMAP, colorbar=True, invert_yaxis=True, tools=["hover", "tap"],
                 active_tools=["wheel_zoom"], default_tools=["pan", "wheel_zoom", "box_zoom", "reset", "save"],
-                height=height, title=title, cnorm="linear", clim=(0, None), nodata=None, lod=LOD,
+                height=height, title=title, cnorm="log", clim=(LOG_FLOOR, None), nodata=None, lod=LOD,
+                clipping_colors={"min": "#440154", "NaN": (0, 0, 0, 0)}, clabel="weight (log)",
                 hover_tooltips=[("query", "$y{0}"), ("key", "$x{0}"), ("weight", "@image{0.0000}")])
     if responsive:
         opts["responsive"] = True
@@ -286,9 +291,9 @@ class MapView(TileView):
 
     def __init__(self, *, submit: Callable, title: str = "", height: int = 320,
                  on_tap: Callable[[int, int], None] | None = None, max_pixels: int = 600,
-                 css_class: str = "wb-dense-map"):
+                 css_class: str = "wb-dense-map", on_hover: Callable[[int, int], None] | None = None):
         super().__init__(submit=submit, title=title, height=height, on_tap=on_tap, max_pixels=max_pixels,
-                         css_class=css_class)
+                         css_class=css_class, on_hover=on_hover)
         self.weights: np.ndarray | None = None
 
     @staticmethod

@@ -137,9 +137,15 @@ class MechanismPanel:
     """A compare panel; ``app`` provides ``session``, ``runner``, ``messages``, ``reference(prep)``,
     ``select_query(q)``, ``remove_panel(panel)`` and ``state_changed()``."""
 
-    def __init__(self, app, index: int, name: str, params: dict | None = None):
+    def __init__(self, app, index: int, name: str, params: dict | None = None, calibrate: bool | None = None):
         self.app = app
         self.index = index
+        # calibration: fit the temperature (and any domain parameter) to the loaded keys before a run
+        self.auto_calibrate = True
+        self.calibration = None  # the last workbench.calibration.Calibration applied
+        self._calibrated_for: tuple | None = None  # (data version, mechanism) of that calibration
+        self._fitted: set = set()  # the parameters the last calibration set
+        self._applying = False  # True while calibrated values are written into the widgets
         self.run_count = 0
         self.result = None
         self.diagnostics: dict = {}
@@ -152,9 +158,10 @@ class MechanismPanel:
         self.remove.on_click(lambda *_: app.remove_panel(self))
         self.info = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 5), css_classes=["wb-mech-info"])
         self.widgets_box = pn.Column(sizing_mode="stretch_width", margin=0)
-        self.map = MapView(submit=self._submit_tile, title="", height=300, on_tap=lambda q, k: app.select_query(q))
+        self.map = MapView(submit=self._submit_tile, title="", height=300, on_tap=lambda q, k: app.select_query(q),
+                           on_hover=self._hovered)
         self.tiles = TileView(submit=self._submit_tile, height=300, on_tap=lambda q, k: app.select_query(q),
-                              css_class="wb-panel-tiles")
+                              css_class="wb-panel-tiles", on_hover=self._hovered)
         self.tiles.pane.visible = False
         self.status = pn.pane.Str("", css_classes=["wb-run-status"], margin=(0, 5), stylesheets=[_WRAP])
         # what the run decided or warns about (e.g. points outside a geometric mechanism's domain);
@@ -164,10 +171,20 @@ class MechanismPanel:
         self.diag = pn.pane.HTML("", stylesheets=[_CSS], sizing_mode="stretch_width", margin=(0, 5))
         self.entropy = pn.pane.HoloViews(None, height=110, sizing_mode="stretch_width", visible=False,
                                          linked_axes=False)
+        self.calib_info = pn.pane.HTML("", css_classes=["wb-calibration"], sizing_mode="stretch_width",
+                                       margin=(0, 5), styles={"font-size": "12px", "color": "#33691e"})
+        self.recalibrate = pn.widgets.Button(label="recalibrate", width=100, height=28, margin=(0, 5),
+                                             description="Fit the temperature again to the loaded keys "
+                                                         "(mean normalised entropy 0.5)",
+                                             css_classes=["wb-recalibrate"])
+        self.recalibrate.on_click(lambda *_: self.calibrate_again())
+        self.hover = pn.pane.HTML("", css_classes=["wb-map-hover"], sizing_mode="stretch_width", margin=(0, 5),
+                                  styles={"font-size": "12px", "min-height": "1.5em"})
         self._entropy_pipe: streams.Pipe | None = None
         self.instance: param.Parameterized | None = None
         self._pending_params: dict = {}
-        self._set_mechanism(name, params or {})
+        self._pending_calibrate: bool | None = None
+        self._set_mechanism(name, params or {}, calibrate)
         self.mechanism.param.watch(self._mechanism_chosen, "value")
         self.show_params = pn.widgets.Toggle(label="parameters ▾", value=False, sizing_mode="stretch_width",
                                              css_classes=["wb-params-toggle"], margin=(0, 5))
@@ -177,7 +194,8 @@ class MechanismPanel:
         self.export = export.plot_buttons(self.static_map, f"attention-map-{index + 1}", app.messages)
         self.view = pn.Column(
             pn.Row(self.mechanism, self.remove, sizing_mode="stretch_width"),
-            self.info, self.settings, self.map.pane, self.tiles.pane, self.status, self.notes, self.export, self.diag,
+            self.info, pn.Row(self.calib_info, self.recalibrate, sizing_mode="stretch_width"), self.settings,
+            self.map.pane, self.tiles.pane, self.hover, self.status, self.notes, self.export, self.diag,
             self.entropy,
             sizing_mode="stretch_width", css_classes=["wb-panel", f"wb-panel-{index}"],
             styles={"border": "1px solid #ddd"}, margin=5,
@@ -191,25 +209,34 @@ class MechanismPanel:
     def params(self) -> dict:
         return current_params(self.instance)
 
-    def set_mechanism(self, name: str, params: dict | None = None) -> None:
-        """Switch this panel to mechanism ``name`` with ``params`` (as if chosen in the menu)."""
+    def set_mechanism(self, name: str, params: dict | None = None, calibrate: bool | None = None) -> None:
+        """Switch this panel to mechanism ``name`` with ``params`` (as if chosen in the menu).
+
+        ``calibrate``: fit the temperature to the loaded keys (None: unless ``params`` set it)."""
         if name == self.mechanism.value:
-            self._set_mechanism(name, dict(params or {}))
+            self._set_mechanism(name, dict(params or {}), calibrate)
             return
         self._pending_params = dict(params or {})
+        self._pending_calibrate = calibrate
         self.mechanism.value = name
 
     def _mechanism_chosen(self, event) -> None:
         params, self._pending_params = self._pending_params, {}
-        self._set_mechanism(event.new, params)
+        calibrate, self._pending_calibrate = self._pending_calibrate, None
+        self._set_mechanism(event.new, params, calibrate)
 
-    def _set_mechanism(self, name: str, params: dict) -> None:
+    def _set_mechanism(self, name: str, params: dict, calibrate: bool | None = None) -> None:
         try:
             instance = workbench.make(name, **params)
         except Exception as exc:
             self.app.messages.error(exc, f"panel {self.index + 1} ({name})")
             instance = workbench.make(name)
         self.instance = instance
+        which = type(instance).temperature_parameter()
+        # a link or a caller that sets the temperature gets exactly that; otherwise it is fitted
+        self.auto_calibrate = (which is not None and which not in params) if calibrate is None else bool(calibrate)
+        self.calibration, self._calibrated_for, self._fitted = None, None, set()
+        self._show_calibration()
         info = workbench.registry[name]
         graph = " · needs a graph (k from the Data tab)" if info.needs_graph else ""
         self.info.object = f"**{html.escape(info.summary)}**  \n`{html.escape(info.formula)}`{graph}"
@@ -218,9 +245,72 @@ class MechanismPanel:
         self.app.state_changed()
         self.recompute()
 
-    def _param_changed(self, *_):
+    def _param_changed(self, *events):
+        if self._applying:
+            return
+        fitted = self._fitted | {type(self.instance).temperature_parameter()}
+        if self.auto_calibrate and any(e.name in fitted for e in events):
+            self.auto_calibrate = False  # a value set by hand is kept until "recalibrate"
+            self._show_calibration(edited=True)
         self.app.state_changed()
         self.recompute()
+
+    # -- calibration -------------------------------------------------------------------------------
+    def calibrate_again(self) -> None:
+        """Fit the temperature to the loaded keys again (the "recalibrate" button)."""
+        self.auto_calibrate = True
+        self._calibrated_for = None
+        self.recompute()
+
+    def _needs_calibration(self, prep) -> bool:
+        return (self.auto_calibrate and type(self.instance).temperature_parameter() is not None
+                and self._calibrated_for != (prep.version, self.name))
+
+    def _show_calibration(self, edited: bool = False) -> None:
+        cal = self.calibration
+        which = type(self.instance).temperature_parameter() if self.instance is not None else None
+        if which is None:
+            text = "no temperature to calibrate"
+        elif edited:
+            text = f"{which} set by hand (not calibrated)"
+        elif cal is not None and self.auto_calibrate:
+            text = "calibrated: " + html.escape(cal.describe())
+        elif self.auto_calibrate:
+            text = "calibrates to the loaded keys…"
+        else:
+            value = getattr(self.instance, which)
+            text = f"not calibrated: {which} = {'default' if value is None else f'{value:.4g}'}"
+        self.calib_info.object = text
+        self.recalibrate.visible = which is not None
+
+    def _apply_calibration(self, cal, prep) -> None:
+        """Write the calibrated values into the instance (and so its widgets) without a re-run."""
+        changes = {k: v for k, v in cal.params.items() if k in self.instance.param and k != "backend"}
+        which = type(self.instance).temperature_parameter()
+        if which is not None and which not in changes:  # fitted value equal to the default
+            changes[which] = self.instance.param[which].default
+        self._applying = True
+        try:
+            self.instance.param.update(**changes)
+        finally:
+            self._applying = False
+        self.calibration = cal
+        self._fitted = set(changes)
+        self._calibrated_for = (prep.version, self.name)
+        self._show_calibration()
+        self.app.state_changed()
+
+    def _hovered(self, q: int, k: int) -> None:
+        """The texts (or indices) of the query and key under the pointer, and the weight there."""
+        prep = self.prepared
+        if prep is None:
+            return
+        view = self.tiles if self.lazy else self.map
+        w = view.value_at(q, k)
+        qt, kt = prep.query_text(q), prep.key_text(k)
+        weight = "" if w is None else f" · weight {w:.4f}"
+        self.hover.object = (f"<b>query {q}</b> {html.escape(qt[:90])} → <b>key {k}</b> {html.escape(kt[:90])}"
+                             f"{weight}")
 
     # -- computing -------------------------------------------------------------------------------------
     def set_data(self, prep: Prepared) -> None:
@@ -234,29 +324,43 @@ class MechanismPanel:
         name, params = self.name, self.params()
         session = self.app.session
         gk, gkind = session.graph_k, session.graph_kind
+        graph = prep.graph if gkind == "auto" else None  # the data's own graph, where it brought one
         qi = run_rows(prep)
         m, lk = prep.shape
         lazy = m * lk > compare.MAX_DENSE
         requested = time.perf_counter()
         plan = None if lazy else self.map.plan(prep.shape)
+        calibrate = self._needs_calibration(prep)
+        keep = {n: v for n, v in params.items()
+                if n not in self._fitted | {type(self.instance).temperature_parameter()}}
 
         def work(job):
-            res = compare.run(name, params, prep.q, prep.k, prep.v, query_index=qi, graph_kind=gkind, graph_k=gk)
+            cal = None
+            run_params = params
+            if calibrate:
+                mech = workbench.calibrate(name, prep.k, graph_k=gk, **keep)
+                cal = mech.calibration
+                run_params = {**params, **{k: v for k, v in current_params(mech).items() if k in params}}
+                job.check()
+            res = compare.run(name, run_params, prep.q, prep.k, prep.v, query_index=qi, graph_kind=gkind,
+                              graph_k=gk, preferred_graph=graph)
             # the map's screen-sized image is pooled here, off the event loop
             first = None
             if plan is not None and res.weights is not None and res.weights.shape == tuple(prep.shape):
                 first = MapView.pooled(res.weights, plan)
-            return res, first
+            return res, first, cal, run_params
 
         def done(out):
-            res, first = out
+            res, first, cal, run_params = out
+            if cal is not None:
+                self._apply_calibration(cal, prep)
             if res.error is not None:
                 self.status.object = f"error: {res.error}"
                 self.app.messages.error(res.error, f"panel {self.index + 1} ({name})")
                 return
             self.result = res
             self.run_count += 1
-            self._show_map(res, prep, name, params, gkind, gk, lazy, first)  # the map first, diagnostics next
+            self._show_map(res, prep, name, run_params, gkind, gk, lazy, first)  # the map first, diagnostics next
             total = time.perf_counter() - requested
             how = f"lazy tiles (diagnostics on {qi.size:,} sampled queries)" if lazy else "weights"
             self.status.object = (f"#{self.run_count} · {m:,} × {lk:,} {how} · run {res.seconds:.3f} s · "
@@ -266,7 +370,7 @@ class MechanismPanel:
             is_reference = name == compare.REFERENCE and not nondefault_params(self.instance)
             self._diagnose(res, prep, reference_is_self=is_reference)
 
-        self.status.object = "computing…"
+        self.status.object = "calibrating and computing…" if calibrate else "computing…"
         self.app.runner.submit(f"panel-{id(self)}", work, done,
                                lambda exc: self._failed(exc, name))
 

@@ -34,8 +34,10 @@ class Prepared:
 
     ``q (Lq, d)`` every row of the query set (positions matter for causal mechanisms), ``k (Lk, d)``
     and ``v (Lk, dv)`` the key/value set, ``query_index (m,)`` the rows shown in the maps (map row
-    ``i`` is query ``query_index[i]``), labels and texts per map row and per key. ``version``
-    increases with every new preparation so views can drop stale results.
+    ``i`` is query ``query_index[i]``), labels and texts per map row and per key; ``graph`` the
+    graph that came with the data (a :class:`workbench.graph.Graph` over the keys, when queries and
+    keys are one set), else None. ``version`` increases with every new preparation so views can
+    drop stale results.
     """
 
     q: np.ndarray
@@ -50,6 +52,27 @@ class Prepared:
     notes: tuple = ()
     version: int = 0
     keys_dataset: object = field(default=None, repr=False)
+    query_texts: list | None = None
+    graph: object = field(default=None, repr=False)
+
+    def query_text(self, row: int) -> str:
+        """The text of map row ``row`` ("" without texts)."""
+        return "" if self.query_texts is None or not 0 <= row < len(self.query_texts) else self.query_texts[row]
+
+    def key_text(self, key: int) -> str:
+        """The text of key ``key`` ("" without texts)."""
+        return "" if self.key_texts is None or not 0 <= key < len(self.key_texts) else self.key_texts[key]
+
+    def find_query(self, text: str) -> int | None:
+        """The first map row whose text contains ``text`` (case-insensitive; whole words first), or None."""
+        needle = " ".join(str(text).split()).lower()
+        if not needle or self.query_texts is None:
+            return None
+        lowered = [t.lower() for t in self.query_texts]
+        exact = [i for i, t in enumerate(lowered) if t.startswith(needle)]
+        if exact:
+            return exact[0]
+        return next((i for i, t in enumerate(lowered) if needle in t), None)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -79,10 +102,17 @@ def prepare(dataset, keys_dataset, *, queries: str = "all", n_queries: int = 200
     qi = wdata.select_queries(ds, queries, n=n_queries, label=label, seed=seed)
     notes = tuple(ds.notes) + (() if keys_dataset is None else tuple(f"keys: {n}" for n in kds.notes))
     name = ds.name if keys_dataset is None else f"{ds.name} → keys {kds.name}"
+    graph = None
+    if keys_dataset is None and ds.edge_index is not None:
+        from workbench.graph import Graph
+
+        graph = Graph(ds.n, ds.edge_index)
+        notes += (f"graph: {ds.edge_index.shape[1]:,} edges came with the data (used by graph mechanisms)",)
     return Prepared(q=ds.x, k=kds.x, v=kds.x, query_index=qi,
                     query_labels=None if ds.labels is None else ds.labels[qi],
                     key_labels=kds.labels, key_texts=kds.texts, same_set=keys_dataset is None,
-                    name=name, notes=notes, version=version, keys_dataset=kds)
+                    name=name, notes=notes, version=version, keys_dataset=kds,
+                    query_texts=None if ds.texts is None else [ds.texts[i] for i in qi], graph=graph)
 
 
 class Session(param.Parameterized):
@@ -217,7 +247,8 @@ class Session(param.Parameterized):
             self.selected = None
             self._publish(prep)
             notes = "; ".join(ds.notes) if getattr(ds, "notes", ()) else ""
-            self.messages.success(f"loaded {where}: {ds.n:,} × {ds.dim}" + (f" ({notes})" if notes else ""))
+            self.messages.success(f"loaded {where}: {ds.n:,} × {ds.dim}" + (f" ({notes})" if notes else ""),
+                                  topic="data")
 
         self.runner.submit(slot, work, done, lambda exc: self.messages.error(exc, where))
 
@@ -287,7 +318,7 @@ class Session(param.Parameterized):
                 self.messages.error(exc, "view update")
 
     # -- URL state ----------------------------------------------------------------------------------
-    def to_state(self, mechanisms: list, params: list) -> AppState:
+    def to_state(self, mechanisms: list, params: list, calibrate: list | None = None) -> AppState:
         """The :class:`AppState` of this session and the compare panels' mechanisms/parameters."""
         dataset = self.dataset.source.removeprefix("demo:").split("?")[0].split(" ")[0] if self.dataset else self.demo
         keys = self.keys if self.keys in wdata.DEMOS else "same"
@@ -295,7 +326,8 @@ class Session(param.Parameterized):
                         mechanisms=list(mechanisms), params=[dict(p) for p in params], queries=self.queries,
                         n_queries=self.n_queries, label=self.label or None, normalisation=self.normalisation,
                         pca_dim=self.pca_dim, projection=self.projection, graph_kind=self.graph_kind,
-                        graph_k=self.graph_k, seed=self.seed, selected=self.selected)
+                        graph_k=self.graph_k, seed=self.seed, selected=self.selected,
+                        calibrate=list(calibrate) if calibrate is not None else [])
 
     def apply_state(self, state: AppState) -> None:
         """Set the options from a (validated) :class:`AppState` without re-preparing per field."""

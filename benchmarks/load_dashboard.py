@@ -141,8 +141,8 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     with open(log_path, "w") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "panel", "serve", "apps/dashboard.py", "--address", "127.0.0.1", "--port",
-             str(port), "--allow-websocket-origin", f"127.0.0.1:{port}",
+            [sys.executable, "-m", "panel", "serve", "apps/dashboard.py", "--setup", "apps/preload.py",
+             "--address", "127.0.0.1", "--port", str(port), "--allow-websocket-origin", f"127.0.0.1:{port}",
              "--unused-session-lifetime", "60000"],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         try:

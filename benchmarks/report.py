@@ -44,6 +44,7 @@ def _stages(keys: np.ndarray) -> list[str]:
     from workbench.report.persistence import h0_persistence
     from workbench.topology import coherence_scores
     from workbench.transport import sliced_wasserstein_distance
+    from workbench.calibration import calibrate
 
     k64 = keys.astype(np.float64)
     out = []
@@ -60,8 +61,9 @@ def _stages(keys: np.ndarray) -> list[str]:
     w = stage("knn_affinity(k=8)", lambda: knn_affinity(k64, 8))
     stage("diffusion_energy", lambda: diffusion_energy(k64 @ k64.mean(0)[:, None], w))
     stage("sliced_wasserstein(64)", lambda: sliced_wasserstein_distance(k64.mean(0)[None], k64))
-    stage("features (gromov, structure, entropy)", lambda: (F.gromov_delta(k64), F.key_structure(k64, w),
-                                                            F.self_attention_entropy(k64)))
+    stage("features (gromov, structure, norm share)", lambda: (F.gromov_delta(k64), F.key_structure(k64, w),
+                                                               F.norm_share(k64)))
+    stage("calibrate(scaled_dot_product)", lambda: calibrate("scaled_dot_product", k64))
     return out
 
 

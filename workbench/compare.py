@@ -31,6 +31,8 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from workbench.autograph import GRAPH_CHOICES  # re-exported: the dashboard's graph choices
+from workbench.autograph import call_with_graph as _call_with_graph
 from workbench.data.demos import DEFAULT_DEMO
 from workbench.errors import ConfigurationError, DataError, WorkbenchError
 
@@ -107,47 +109,6 @@ def _resolve_backend(mech, info, arrays) -> str:
         raise ConfigurationError(f"backend: {exc}") from None
 
 
-GRAPH_CHOICES = ("auto", "knn", "hnsw")
-
-
-def _auto_graph(x, graph_kind: str, graph_k: int, seed: int):
-    """A graph on the rows of ``x`` for a mechanism that needs one; ``k`` capped at ``n − 1``."""
-    from workbench.data.prepare import graph_for
-
-    k = max(1, min(int(graph_k), x.shape[0] - 1))
-    return graph_for(x, graph_kind, k, seed=seed), f"graph: {graph_kind} on the keys, k={k}"
-
-
-def _call_with_graph(fn, info, keys, graph, graph_kind: str, graph_k: int, seed: int):
-    """``fn(kw)`` with ``kw = {"graph": g}`` for a mechanism that needs a graph, else ``{}``.
-
-    Returns ``(result, graph, note, seconds)``: ``note`` is None unless a graph was built here,
-    ``seconds`` times the successful call alone (not the graph). With ``graph_kind="auto"`` the
-    graph is the exact kNN graph, or the HNSW graph when the mechanism refuses a kNN graph (one
-    that reads HNSW levels); ``"knn"`` / ``"hnsw"`` force one kind.
-    """
-    def timed(kw):
-        t0 = time.perf_counter()
-        out = fn(kw)
-        return out, time.perf_counter() - t0
-
-    if graph is not None or not info.needs_graph:
-        out, sec = timed({} if graph is None else {"graph": graph})
-        return out, graph, None, sec
-    if graph_kind not in GRAPH_CHOICES:
-        raise ConfigurationError(f"graph_kind: expected one of {GRAPH_CHOICES}, got {graph_kind!r}")
-    kinds = ("knn", "hnsw") if graph_kind == "auto" else (graph_kind,)
-    for i, kind in enumerate(kinds):
-        g, note = _auto_graph(keys, kind, graph_k, seed)
-        try:
-            out, sec = timed({"graph": g})
-            return out, g, note, sec
-        except ConfigurationError:
-            if i == len(kinds) - 1:
-                raise
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
 _WARM: set = set()
 _WARM_LOCK = threading.Lock()
 
@@ -172,12 +133,14 @@ def _warm_up(name: str, params: dict, info, mech, q, v) -> None:
 
 def run(name: str, params: Mapping | None, q, k, v, *, graph=None, query_index=None,
         graph_kind: str = "auto", graph_k: int = 8, graph_seed: int = 0, want_weights: bool = True,
-        warm: bool = True) -> RunResult:
+        warm: bool = True, preferred_graph=None) -> RunResult:
     """Run mechanism ``name`` with ``params`` on ``q (Lq, d), k (Lk, d), v (Lk, dv)``.
 
     Mechanisms that need a graph get :func:`workbench.data.prepare.graph_for` of the keys
     (``graph_kind`` "auto" | "knn" | "hnsw", see :func:`_call_with_graph`; ``graph_k``; nodes are
-    keys, so they need ``Lq == Lk``) unless ``graph`` is given. ``query_index`` selects the rows
+    keys, so they need ``Lq == Lk``) unless ``graph`` is given; ``preferred_graph`` (e.g. the graph
+    that came with the data) is tried first and replaced by a built one where the mechanism refuses
+    it. ``query_index`` selects the rows
     reported (queries keep their positions ``0..Lq−1``, which matters for causal, windowed and
     graph mechanisms): the mechanism runs on every query when ``Lq·Lk ≤ MAX_DENSE`` (and always
     for graph mechanisms) and on the selected queries alone otherwise (noted). Weights are
@@ -209,7 +172,7 @@ def run(name: str, params: Mapping | None, q, k, v, *, graph=None, query_index=N
         if warm:
             _warm_up(name, params, info, mech, q, v)
         out, graph, note, res.seconds = _call_with_graph(lambda kw: mech(q, k, v, **kw), info, k, graph, graph_kind,
-                                                         graph_k, graph_seed)
+                                                         graph_k, graph_seed, prefer=preferred_graph)
         if note:
             notes.append(note)
         kw = {} if graph is None else {"graph": graph}
@@ -690,9 +653,12 @@ class AppState:
     graph_k: int = 8
     seed: int = 0
     selected: int | None = None
+    calibrate: list = field(default_factory=list)
 
     def __post_init__(self):
         self.mechanisms, self.params = _clean_mechanisms(self.mechanisms, self.params)
+        flags = [bool(c) for c in (self.calibrate if isinstance(self.calibrate, (list, tuple)) else [])]
+        self.calibrate = (flags + [True] * len(self.mechanisms))[:len(self.mechanisms)]
 
     # URL keys, one per field
     _KEYS = {"dataset": "data", "keys": "keys", "queries": "q", "n_queries": "nq", "label": "label",
@@ -708,6 +674,8 @@ class AppState:
             if val is not None:
                 out[key] = str(val)
         out["m"] = ",".join(self.mechanisms)
+        if not all(self.calibrate):
+            out["cal"] = "".join("1" if c else "0" for c in self.calibrate)
         reg = _registry()
         for i, (name, p) in enumerate(zip(self.mechanisms, self.params)):
             objs = reg[name].parameters
@@ -768,6 +736,9 @@ class AppState:
                     p = {}
                 params.append(p if isinstance(p, dict) else {})
         kw["mechanisms"], kw["params"] = names, params
+        raw_cal = q.get("cal")
+        if raw_cal:
+            kw["calibrate"] = [ch != "0" for ch in raw_cal[:4]]
         try:
             return cls(**kw)
         except Exception:  # pragma: no cover - every field was checked; belt and braces

@@ -1,7 +1,8 @@
 """The dashboard in a real browser: Playwright driving Debian's chromium against ``panel serve``.
 
 One server and one page for the module (the steps build on each other, in file order): the page
-loads without console errors and shows the demo maps; selecting a query links the views;
+loads without console errors and shows the real text set's calibrated maps; selecting a query
+links the views and lists the texts, hovering a map shows them;
 uploading a valid ``.npy`` updates the maps; a parameter change redraws the map; three bad files
 give three messages and the server keeps answering; the report shows a recommendation; export
 gives a PNG; a 100,000 × 100,000 map is explored tile by tile. Screenshots go to
@@ -64,7 +65,8 @@ class Server:
         self.log = open(self.log_path, "w")
         self.started = time.perf_counter()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "panel", "serve", "apps/dashboard.py", "--address", "127.0.0.1",
+            [sys.executable, "-m", "panel", "serve", "apps/dashboard.py", "--setup", "apps/preload.py",
+             "--address", "127.0.0.1",
              "--port", str(self.port), "--allow-websocket-origin", f"127.0.0.1:{self.port}",
              "--unused-session-lifetime", "60000"],
             cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
@@ -226,12 +228,16 @@ def _colours(png: bytes) -> int:
 # -- the steps ----------------------------------------------------------------------------------------
 
 def test_page_loads_with_the_demo_maps_and_no_console_errors(app, server):
+    """The real text set (1,294 sentence embeddings), both panels calibrated to it."""
     statuses = app.wait_text(".wb-run-status", lambda t: len(t) == 2 and all(s.startswith("#1") for s in t),
-                             LOAD_S, "both demo maps")
+                             LOAD_S, "both calibrated maps")
     TIMINGS["app_start_to_first_map_s"] = round(time.perf_counter() - server.started, 2)
-    TIMINGS["page_open_to_first_map_s"] = round(time.perf_counter() - app.opened, 2)
+    TIMINGS["page_open_to_first_calibrated_map_s"] = round(time.perf_counter() - app.opened, 2)
     TIMINGS["load_average_at_first_map"] = os.getloadavg()
-    assert all("1,200 × 1,200" in s for s in statuses), statuses
+    assert all("1,294 × 1,294" in s for s in statuses), statuses
+    calibrations = app.texts(".wb-calibration")
+    assert len(calibrations) == 2 and all("calibrated:" in c and "target 0.5" in c for c in calibrations), \
+        calibrations
     time.sleep(1.0)  # let the rasterised images paint
     for i in range(2):
         assert _colours(app.map_png(i)) > 20, "the map looks blank"
@@ -245,7 +251,12 @@ def test_selecting_a_query_links_the_maps_and_the_projection(app):
     box = fig.bounding_box()
     app.page.mouse.click(box["x"] + box["width"] * 0.35, box["y"] + box["height"] * 0.3)
     text = app.wait_text(".wb-selection", lambda t: t and "Selected query" in t[0], STEP_S, "the selection")[0]
-    assert "attends most to keys" in text
+    assert "attends most to" in text and "scipy." in text  # the query and its keys, by their texts
+    # hovering a map cell names the query and the key by their texts
+    app.page.mouse.move(box["x"] + box["width"] * 0.62, box["y"] + box["height"] * 0.6)
+    hover = app.wait_text(".wb-map-hover", lambda t: any("scipy." in s and "weight" in s for s in t), STEP_S,
+                          "the hover texts")
+    assert any("→" in s for s in hover)
     time.sleep(1.0)
     app.shot("02-selected-query")
     app.page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=False)
@@ -322,11 +333,13 @@ def test_three_bad_files_show_three_messages_and_the_server_still_answers(app, t
     assert after == before  # the previous data stay loaded
 
 
-def test_the_report_shows_a_recommendation(app):
+def test_the_report_shows_a_recommendation_and_its_evidence(app):
     app.tab("Report")
     text = app.wait_text(".wb-recommendation", lambda t: t and "Recommendation:" in t[0], STEP_S, "the report")[0]
-    assert "Rule that fired" in text
+    assert "Rule that fired" in text and "calibrated" in text
     assert app.page.locator(".wb-report-metrics td").count() >= 5
+    board = app.wait_text(".wb-leaderboard", lambda t: t and "recommended" in t[0], LOAD_S, "the leaderboard")[0]
+    assert "raw" in board and "Standard" in board
     app.shot("06-report")
 
 

@@ -31,10 +31,12 @@ from apps.ordering import order_for
 from apps.projection import TOP_KEYS
 from apps.session import Session, prepare
 
-SMALL = 240  # points of the demo the tests load (the default demo has 1,200)
+SMALL = 240  # points of the clusters demo most tests load (the real default set has 1,294)
 #: The default panels on the NumPy reference backend: these tests are about the views, and a cold
-#: Numba cache would otherwise compile kernels here (the kernels have their own tests).
-REFERENCE_BACKEND = AppState(params=[{"backend": "numpy"}, {"backend": "numpy"}])
+#: Numba cache would otherwise compile kernels here (the kernels have their own tests). The tests
+#: of the real default data set (sentence embeddings) are at the end.
+REFERENCE_BACKEND = AppState(dataset="clusters", params=[{"backend": "numpy"}, {"backend": "numpy"}],
+                             calibrate=[False, False])
 
 
 @pytest.fixture
@@ -124,6 +126,7 @@ def test_opens_on_the_demo_with_maps_and_diagnostics(shared):
     prep = dash.session.prepared
     assert prep is not None and prep.shape == (SMALL, SMALL)
     assert [p.name for p in dash.compare.panels] == AppState().mechanisms
+    assert not any(dash.compare.calibrated())  # these panels keep their defaults (REFERENCE_BACKEND)
     for panel in dash.compare.panels:
         assert panel.map.weights is not None and panel.map.weights.shape == (SMALL, SMALL)
         np.testing.assert_allclose(panel.map.weights.sum(axis=1), 1.0, atol=1e-4)
@@ -463,7 +466,7 @@ def test_exports_are_real_files(shared):
 def test_url_state_round_trips_and_reproduces_the_view():
     state = AppState(dataset="tree", mechanisms=["linear", "scaled_dot_product"],
                      params=[{"num_features": 64, "backend": "numpy"}, {"backend": "numpy"}], normalisation="l2",
-                     graph_k=5, selected=3)
+                     graph_k=5, selected=3, calibrate=[False, False])
 
     class FakeLocation:
         search = url_state.query_string(state)
@@ -590,3 +593,110 @@ def test_a_hidden_map_computes_no_tile_until_shown_and_a_shrinking_plot_keeps_it
     assert all(p.map.paused and p.tiles.paused for p in dash.compare.panels) and not dash.inspect.tiles.paused
     dash.tabs.active = 1
     assert not any(p.map.paused or p.tiles.paused for p in dash.compare.panels) and dash.inspect.tiles.paused
+
+
+# -- the real default data set: calibrated panels, texts, the evidence ---------------------------------
+
+@pytest.fixture(scope="module")
+def real() -> Dashboard:
+    """The dashboard as a new user gets it: the shipped sentence embeddings, default panels."""
+    return Dashboard(sync=True)
+
+
+def test_opens_on_real_text_embeddings_with_calibrated_meaningful_maps(real):
+    from workbench.entropy import normalised_entropy
+
+    prep = real.session.prepared
+    assert real.session.dataset.name == "scipy_api" and prep.shape == (1294, 1294)
+    assert prep.query_texts is not None and prep.graph is not None  # texts and the See Also graph
+    assert real.compare.calibrated() == [True, True]
+    for panel in real.compare.panels:
+        cal = panel.calibration
+        assert cal is not None and cal.target == 0.5
+        assert "calibrated:" in panel.calib_info.object and "T =" in panel.calib_info.object
+        ent = float(np.mean(normalised_entropy(panel.map.weights)))
+        assert 0.4 <= ent <= 0.6, (panel.name, ent)  # not the flat map of the defaults (0.9999)
+    sdp, hyp = real.compare.panels
+    assert sdp.instance.scale == pytest.approx(cal_scale := sdp.calibration.value) and cal_scale > 1
+    assert hyp.notes.object == ""  # calibrated hyperbolic holds the unit vectors inside its ball
+    state = real.current_state()  # the link carries the fitted values
+    assert state.params[0]["scale"] == pytest.approx(cal_scale) and state.dataset == "scipy_api"
+
+
+def test_hand_edit_keeps_the_value_and_recalibrate_fits_again():
+    d = Dashboard(sync=True)
+    sdp = d.compare.panels[0]
+    fitted = sdp.instance.scale
+    sdp.widgets_box.objects[0]._widgets["scale"].value = 2.0
+    assert not sdp.auto_calibrate and sdp.instance.scale == 2.0 and "by hand" in sdp.calib_info.object
+    assert d.current_state().calibrate[0] is False
+    d.session.reprepare()  # new data version: a hand-set value stays
+    assert sdp.instance.scale == 2.0
+    sdp.calibrate_again()
+    assert sdp.auto_calibrate and sdp.instance.scale == pytest.approx(fitted)
+
+
+def test_hover_and_selection_show_the_texts(real):
+    sdp = real.compare.panels[0]
+    sdp._hovered(3, 10)
+    prep = real.session.prepared
+    assert prep.query_text(3)[:40] in sdp.hover.object and prep.key_text(10)[:40] in sdp.hover.object
+    assert "weight" in sdp.hover.object
+    real.select_query(5)
+    text = real.compare.selection.object
+    assert prep.query_text(5)[:30] in text
+    row = sdp.map.weights[5]
+    top = compare.attended_keys(row, top=3)
+    for j in top:
+        assert f"key {int(j)} · **{row[j]:.3f}**" in text and prep.key_text(int(j))[:30] in text
+
+
+def test_the_search_box_selects_a_query_by_its_text(real):
+    prep = real.session.prepared
+    want = next(i for i, t in enumerate(prep.query_texts) if t.startswith("scipy.linalg.expm "))
+    real.compare.search.value = "scipy.linalg.expm "
+    assert real.session.selected == want
+    real.compare.search.value = "no such docstring anywhere"
+    assert "No query text contains" in real.compare.selection.object
+
+
+def test_one_banner_for_the_current_data():
+    d = Dashboard(sync=True, state=REFERENCE_BACKEND, demo_size=SMALL)
+    d.session.load_demo("digits")
+    d.session.load_demo("scipy_api")
+    banners = [t for k, t in _alerts(d) if k == "success"]
+    assert len(banners) == 1 and "scipy_api" in banners[0]
+
+
+def test_compare_recommended_puts_it_beside_default_scaled_dot_product():
+    d = Dashboard(sync=True)
+    d.report.active = True
+    d.report.compute()
+    rec = d.report.report.recommendation
+    d.report._compare_recommended()
+    a, b = d.compare.panels
+    assert (a.name, b.name) == (rec.mechanism, "scaled_dot_product")
+    assert not a.auto_calibrate and not b.auto_calibrate
+    assert nondefault_params(b.instance) == {}  # the default, never the recommendation beside itself
+    for k, v in rec.params.items():
+        assert getattr(a.instance, k) == pytest.approx(v)
+    assert d.current_state().calibrate == [False, False]
+
+
+def test_report_of_real_embeddings_tells_the_truth_and_shows_its_evidence():
+    d = Dashboard(sync=True)
+    d.report.active = True
+    d.report.compute()
+    r = d.report.report
+    ent = r.metric("attention_entropy")
+    assert ent.value > 0.99 and ent.status == "CRITICAL"  # uniform attention is not healthy
+    assert r.health_score < 0.85
+    rec = r.recommendation
+    m = workbench.make(rec.mechanism, **rec.params)  # the recommendation, reproduced
+    assert m.current_temperature(384) == pytest.approx(rec.suggested_temperature if rec.mechanism ==
+                                                       "scaled_dot_product" else m.current_temperature(384))
+    ev = d.report.evaluation
+    assert ev is not None and ev.measure == "knn_accuracy" and ev.recommended == rec.choice
+    assert len([row for row in ev.rows if row["score"] is not None]) == 5  # raw + four candidates
+    assert "★ recommended" in d.report.eval_table.object
+    assert d.report.leaderboard.object is not None and "best by evaluation" in d.report.eval_status.object

@@ -333,3 +333,24 @@ def test_labels_that_do_not_match_the_rows(tmp_path, x):
     np.savez(tmp_path / "m.npz", x=x, labels=np.arange(5))
     msg = _error(tmp_path / "m.npz")
     assert msg.startswith("m.npz: labels: expected 12")
+
+
+def test_npz_edge_index_is_a_graph_over_the_rows(tmp_path):
+    from workbench.data import load_embeddings
+
+    x = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    p = tmp_path / "g.npz"
+    np.savez(p, x=x, edge_index=np.array([[0, 1, 4], [1, 0, 2]]))
+    ds = load_embeddings(p)
+    np.testing.assert_array_equal(ds.edge_index, [[0, 1, 4], [1, 0, 2]])
+    assert any("graph" in n for n in ds.notes)
+    sub = ds.subset([4, 2, 0])  # edges between kept rows, renumbered
+    np.testing.assert_array_equal(sub.edge_index, [[0], [1]])
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x=x, edge_index=np.array([[0, 7], [1, 0]]))
+    with pytest.raises(DataError, match=r"bad.npz: edge_index: node indices must lie in \[0, 5\)"):
+        load_embeddings(bad)
+    bad2 = tmp_path / "bad2.npz"
+    np.savez(bad2, x=x, edge_index=np.zeros((3, 2), np.int64))
+    with pytest.raises(DataError, match=r"edge_index: expected shape \(2, E\)"):
+        load_embeddings(bad2)

@@ -82,24 +82,30 @@ def test_key_structure_separates_noise_from_structure(rng):
     assert rough == pytest.approx(F.dirichlet_ratio(iso, knn_affinity(iso, 8), np.asarray(knn_affinity(iso, 8).sum(1))))
 
 
-def test_entropy_rows():
-    w = np.array([[0.6, 0.3, 0.1], [1.0, 0.0, 0.0], [1 - 1e-12, 1e-12, 0.0]])
-    want = [-(0.6 * math.log(0.6) + 0.3 * math.log(0.3) + 0.1 * math.log(0.1)), 0.0,
-            -(1 - 1e-12) * math.log(1 - 1e-12)]  # terms w ≤ 1e-10 are cut off (upstream)
-    np.testing.assert_allclose(F.entropy_rows(w), want, rtol=1e-12, atol=1e-15)
-
-
-def test_self_attention_entropy_and_temperature(rng):
+def test_temperature_for_logits(rng):
     k = rng.standard_normal((30, 4))
-    logits = k @ k.T / 2.0  # all 30 keys as queries (queries ≥ n)
-    h = []
-    for row in logits:
-        p = np.exp(row - row.max())
-        p /= p.sum()
-        h.append(-np.sum(p * np.log(p)) / math.log(30))
-    assert F.self_attention_entropy(k, queries=100) == pytest.approx(np.mean(h), rel=1e-10)
-    t = F.temperature_for_logits(logits, 0.3)
-    assert F._softmax_entropy_ratio(logits, t) == pytest.approx(0.3, abs=1e-6)
-    assert F.temperature_for_entropy(k, 0.3, queries=100) == pytest.approx(t, rel=1e-9)
+    logits = k @ k.T / 2.0
+
+    def ratio(t):  # the mean normalised entropy of softmax(logits / t), written out
+        h = []
+        for row in logits / t:
+            p = np.exp(row - row.max())
+            p /= p.sum()
+            h.append(-np.sum(p * np.log(p)) / math.log(30))
+        return np.mean(h)
+
+    for target in (0.3, 0.5, 0.8):
+        t = F.temperature_for_logits(logits, target)
+        assert ratio(t) == pytest.approx(target, abs=1e-6)
     assert F.temperature_for_logits(np.zeros((2, 5)), 0.5) is None  # tied logits: out of reach
-    assert F.self_attention_entropy(k[:1]) == 1.0 and F.temperature_for_entropy(k[:1]) is None
+
+
+def test_norm_share_against_its_definition(rng):
+    x = rng.standard_normal((50, 6)) * rng.uniform(0.5, 3.0, size=(50, 1))  # lengths vary
+    q = x[np.sort(np.random.default_rng(1).choice(50, size=50, replace=False))]
+    half = 0.5 * (x ** 2).sum(1)
+    want = np.mean([np.var(half) / np.var(x @ qi) for qi in q])
+    assert F.norm_share(x, queries=64, seed=1) == pytest.approx(want, rel=1e-10)
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    assert F.norm_share(unit) == pytest.approx(0.0, abs=1e-12)  # unit-norm keys: lengths carry nothing
+    assert F.norm_share(3.0 * x) == pytest.approx(F.norm_share(x), rel=1e-10)  # scale-free

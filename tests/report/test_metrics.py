@@ -1,6 +1,7 @@
 """Metric values: status agrees with direction, the smooth score, both profiles' numbers (MECHANISMS §2.18)."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -10,11 +11,16 @@ from hypothesis import strategies as st
 
 from workbench.errors import ConfigurationError
 from workbench.report import HIGHER_IS_WORSE, LOWER_IS_WORSE, METRIC_NAMES, MetricSpec, MetricValue, profile_specs
+from workbench.report.metrics import TWO_SIDED
+
+
+def _flat(v):
+    return tuple(v) if isinstance(v, tuple) else (v,)
 
 
 def spec_grid(spec):
     lo, hi = spec.healthy
-    pts = {lo, hi, spec.warning, spec.critical, 0.0}
+    pts = {lo, hi, *_flat(spec.warning), *_flat(spec.critical), 0.0}
     span = max(abs(x) for x in pts) + 1.0
     return np.unique(np.concatenate([np.linspace(-span, 2 * span, 301), list(pts),
                                      [p + e for p in pts for e in (-1e-9, 1e-9)]]))
@@ -45,8 +51,13 @@ def test_status_agrees_with_direction(profile, name):
     spec = profile_specs(profile, n_keys=100)[name]
     for v in spec_grid(spec):
         m = spec.evaluate(v)
-        worse = (lambda a, b: a > b) if spec.direction == HIGHER_IS_WORSE else (lambda a, b: a < b)
-        want = "CRITICAL" if worse(v, spec.critical) else ("WARNING" if worse(v, spec.warning) else "OK")
+        if spec.direction == TWO_SIDED:  # past either end
+            def past(x, pair):
+                return x < pair[0] or x > pair[1]
+            want = "CRITICAL" if past(v, spec.critical) else ("WARNING" if past(v, spec.warning) else "OK")
+        else:
+            worse = (lambda a, b: a > b) if spec.direction == HIGHER_IS_WORSE else (lambda a, b: a < b)
+            want = "CRITICAL" if worse(v, spec.critical) else ("WARNING" if worse(v, spec.warning) else "OK")
         assert m.status == want, (name, v)
         assert m.is_critical == (want == "CRITICAL") and m.is_warning == (want == "WARNING")
         lo, hi = spec.healthy
@@ -62,7 +73,20 @@ def test_healthy_inputs_are_not_critical(profile):
     top = 1.0 if profile == "default" else math.log(100)
     assert specs["attention_entropy"].evaluate(0.9 * top).status == "OK"
     assert specs["topology_coherence"].evaluate(0.05).status == "CRITICAL"
-    assert specs["attention_entropy"].evaluate(0.05).status == "CRITICAL"
+    if profile == "compat":
+        assert specs["attention_entropy"].evaluate(0.05).status == "CRITICAL"
+
+
+def test_entropy_is_two_sided_in_the_default_profile():
+    """Near one-hot and near-uniform attention are both warnings; perfectly uniform is critical
+    (scaled dot-product at its default scale on unit-norm embeddings: 'healthy' no more)."""
+    spec = profile_specs("default", n_keys=2429)["attention_entropy"]
+    status = {v: spec.evaluate(v).status for v in (0.01, 0.05, 0.1, 0.5, 0.9, 0.95, 0.9999)}
+    assert status == {0.01: "CRITICAL", 0.05: "WARNING", 0.1: "OK", 0.5: "OK", 0.9: "OK", 0.95: "WARNING",
+                      0.9999: "CRITICAL"}
+    assert spec.evaluate(0.5).score == 1.0 and spec.evaluate(0.9999).score == 0.0
+    assert spec.evaluate(0.94).score == pytest.approx((0.98 - 0.94) / (0.98 - 0.9))
+    assert spec.evaluate(0.06).score == pytest.approx((0.06 - 0.02) / (0.1 - 0.02))
 
 
 # -- the smooth score ------------------------------------------------------------------------------------
@@ -71,6 +95,14 @@ def test_healthy_inputs_are_not_critical(profile):
 @pytest.mark.parametrize("name", METRIC_NAMES)
 def test_score_is_one_when_healthy_zero_past_critical_linear_between(profile, name):
     spec = profile_specs(profile, n_keys=100)[name]
+    if spec.direction == TWO_SIDED:  # each side as a one-sided metric
+        (bl, bh), (cl, ch) = spec.bad_bound, spec.critical
+        for b, c in ((bl, cl), (bh, ch)):
+            assert spec.evaluate(b).score == 1.0
+            assert spec.evaluate(c).score == pytest.approx(0.0, abs=1e-12)
+            assert spec.evaluate(b + 0.25 * (c - b)).score == pytest.approx(0.75)
+            assert spec.evaluate(c + (c - b)).score == 0.0
+        return
     b, c = spec.bad_bound, spec.critical
     assert spec.evaluate(b).score == 1.0
     assert spec.evaluate(c).score == pytest.approx(0.0, abs=1e-12)
@@ -89,6 +121,13 @@ def test_score_is_monotone_and_lipschitz(profile, name):
     grid = spec_grid(spec)
     s = np.array([spec.evaluate(v).score for v in grid])
     assert np.all((s >= 0) & (s <= 1))
+    if spec.direction == TWO_SIDED:  # rises to the healthy band, falls after it
+        mid = 0.5 * sum(spec.healthy)
+        up, down = s[grid <= mid], s[grid >= mid]
+        assert np.all(np.diff(up) >= -1e-12) and np.all(np.diff(down) <= 1e-12)
+        slope = max(1.0 / abs(c - b) for b, c in zip(spec.bad_bound, spec.critical))
+        assert np.all(np.abs(np.diff(s)) <= slope * np.diff(grid) + 1e-9)
+        return
     step = np.diff(s) if spec.direction == HIGHER_IS_WORSE else -np.diff(s)
     assert np.all(step <= 1e-12)  # never better as the value gets worse
     slope = 1.0 / abs(spec.critical - spec.bad_bound)
@@ -110,7 +149,7 @@ DEFAULT = {  # README's intended thresholds, scale-free (MECHANISMS §2.18), H0 
     "topology_coherence": (LOWER_IS_WORSE, (0.5, 1.0), 0.3, 0.1),
     "ib_kl": (HIGHER_IS_WORSE, (0, 0.2), 0.5, 1.0),
     "diffusion_energy": (HIGHER_IS_WORSE, (0, 1.0), 2.0, 5.0),
-    "attention_entropy": (LOWER_IS_WORSE, (0.5, 1.0), 0.5, 0.1),
+    "attention_entropy": (TWO_SIDED, (0.1, 0.9), (0.1, 0.9), (0.02, 0.98)),
     "h0_persistence": (HIGHER_IS_WORSE, (0, 1.5), 2.0, 5.0),
 }
 COMPAT = {  # upstream's table
@@ -155,6 +194,15 @@ def test_round_trip_of_a_metric():
     d = m.to_dict()
     assert d["status"] == "WARNING" and d["direction"] == HIGHER_IS_WORSE
     assert MetricValue.from_dict(d) == m
+    e = profile_specs("default")["attention_entropy"].evaluate(0.95)
+    assert MetricValue.from_dict(json.loads(json.dumps(e.to_dict()))) == e
+
+
+def test_bad_two_sided_specs():
+    with pytest.raises(ConfigurationError, match="pair"):
+        MetricSpec("x", TWO_SIDED, (0.1, 0.9), 0.1, 0.02)
+    with pytest.raises(ConfigurationError, match="two-sided"):
+        MetricSpec("x", TWO_SIDED, (0.1, 0.9), (0.1, 0.9), (0.2, 0.98))
 
 
 # -- any thresholds: score in [0, 1], monotone, status consistent (hypothesis) -----------------------

@@ -13,7 +13,7 @@ import numpy as np
 
 from workbench.errors import DataError
 
-__all__ = ["Dataset", "validate_embeddings", "labels_or_texts", "check_pair"]
+__all__ = ["Dataset", "validate_embeddings", "validate_edge_index", "labels_or_texts", "check_pair"]
 
 #: How many offending rows a message lists before "…".
 _SHOW = 5
@@ -78,6 +78,21 @@ def validate_embeddings(a, name: str = "x", *, line_of: Callable[[int], int] | N
     return x
 
 
+def validate_edge_index(a, n: int, name: str = "edge_index") -> np.ndarray:
+    """``a`` as a read-only int64 ``(2, E)`` array of node indices in ``[0, n)``, or a :class:`DataError`."""
+    e = np.asarray(a)
+    if e.ndim != 2 or e.shape[0] != 2:
+        raise DataError(f"{name}: expected shape (2, E) (PyG's source row and target row), got {e.shape}")
+    if e.size and e.dtype.kind not in "iu":
+        raise DataError(f"{name}: expected integer node indices, got dtype {e.dtype}")
+    e = np.array(e, dtype=np.int64)
+    if e.size and (e.min() < 0 or e.max() >= n):
+        bad = int(e.min()) if e.min() < 0 else int(e.max())
+        raise DataError(f"{name}: node indices must lie in [0, {n}) (one node per row), got {bad}")
+    e.setflags(write=False)
+    return e
+
+
 def labels_or_texts(values: Sequence, n: int) -> tuple[np.ndarray | None, list | None]:
     """Split one column of per-row strings into categorical ``labels`` or free ``texts``.
 
@@ -100,7 +115,10 @@ class Dataset:
     * ``labels (n,)`` class of each row (ints or strings) or None — for colouring and query selection;
     * ``texts`` list of ``n`` strings (a word or a sentence per row) or None — for hover;
     * ``name`` a short display name; ``source`` where it came from (a path, ``"upload"``, ``"demo:…"``);
-    * ``notes`` what the loader decided on the user's behalf (header detected, label column chosen…).
+    * ``notes`` what the loader decided on the user's behalf (header detected, label column chosen…);
+    * ``edge_index (2, E)`` int64 or None — a graph that came with the data (PyG convention: edge
+      ``j → i`` is column ``[j, i]``; e.g. the citation links of the rows), used by graph mechanisms
+      instead of a kNN graph.
     """
 
     x: np.ndarray
@@ -109,6 +127,7 @@ class Dataset:
     name: str = "data"
     source: str = ""
     notes: tuple = field(default_factory=tuple)
+    edge_index: np.ndarray | None = None
 
     def __post_init__(self):
         x = validate_embeddings(self.x, self.name)
@@ -127,6 +146,8 @@ class Dataset:
                 raise DataError(f"texts: expected {n} texts (one per row of x), got {len(texts)}")
             object.__setattr__(self, "texts", texts)
         object.__setattr__(self, "notes", tuple(self.notes))
+        if self.edge_index is not None:
+            object.__setattr__(self, "edge_index", validate_edge_index(self.edge_index, n))
 
     @property
     def n(self) -> int:
@@ -146,8 +167,14 @@ class Dataset:
         if idx.dtype == bool:
             idx = np.flatnonzero(idx)
         idx = idx.astype(np.int64)
+        edges = None
+        if self.edge_index is not None:  # the edges between kept rows, renumbered
+            new = np.full(self.n, -1, np.int64)
+            new[idx] = np.arange(idx.size)
+            e = new[self.edge_index]
+            edges = e[:, (e >= 0).all(axis=0)]
         return replace(self, x=self.x[idx], labels=None if self.labels is None else self.labels[idx],
-                       texts=None if self.texts is None else [self.texts[i] for i in idx])
+                       texts=None if self.texts is None else [self.texts[i] for i in idx], edge_index=edges)
 
 
 def _shape_of(a, name: str) -> tuple:

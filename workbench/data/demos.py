@@ -1,4 +1,18 @@
-"""Built-in demo data sets, generated (or read from a package) with no download.
+"""Built-in data sets: real embeddings shipped with the package, and generated demos; no download.
+
+Real (read from ``workbench/data/real/``, built offline by :mod:`workbench.data.build_demos`,
+whose ``PROVENANCE.json`` records the package versions and the command):
+
+* ``"scipy_api"`` — all-MiniLM-L6-v2 sentence embeddings (384-d, unit norm) of the docstrings of
+  SciPy's public functions and classes: 1,294 rows, labels = subpackage (16: ``linalg``,
+  ``stats``, ``signal``…), texts = ``"scipy.linalg.expm — Compute the matrix exponential…"``, and
+  a real graph: ``edge_index`` = the docstrings' *See Also* links (2,558 directed edges). Rows
+  are grouped by subpackage, as the documentation is. The dashboard opens on it.
+* ``"python_stdlib"`` — the same model on the docstrings of the standard library's functions,
+  classes and methods (Python 3.11): 2,122 rows, labels = the Library Reference chapter of the
+  module (22: ``networking``, ``concurrency``, ``text``…), texts as above.
+
+Generated (every one depends only on ``seed``; same seed, same data) or read from scikit-learn:
 
 * ``"clusters"`` — Gaussian clusters: ``n = 1200`` points in ``d = 32``, 6 clusters, labels = cluster;
 * ``"tree"`` — a hierarchy in the Poincaré ball: a complete tree (branching 4, depth 5, 1365
@@ -16,17 +30,22 @@ Every generated set depends only on ``seed`` (same seed, same data).
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
 from workbench.data.dataset import Dataset
 from workbench.errors import DataError
 
-__all__ = ["DEMOS", "DEFAULT_DEMO", "load_demo"]
+__all__ = ["DEMOS", "DEFAULT_DEMO", "REAL_SETS", "load_demo"]
 
 #: Demo names; the first is the dashboard's default.
-DEMOS = ("clusters", "tree", "sequence", "digits")
+DEMOS = ("scipy_api", "python_stdlib", "digits", "clusters", "tree", "sequence")
 DEFAULT_DEMO = DEMOS[0]
+#: The data sets of real embeddings shipped as files (the rest are generated or from scikit-learn).
+REAL_SETS = ("scipy_api", "python_stdlib")
+#: Where they live (package data).
+REAL_DIR = Path(__file__).resolve().parent / "real"
 
 
 def _check_int(name: str, value, lo: int, hi: int | None = None) -> int:
@@ -137,14 +156,36 @@ def digits(seed: int = 0) -> Dataset:
     return Dataset(x.copy(), labels=y.copy(), name="digits", source="demo:digits (scikit-learn load_digits)")
 
 
-_BUILDERS = {"clusters": clusters, "tree": tree, "sequence": sequence, "digits": digits}
+@lru_cache(maxsize=len(REAL_SETS))
+def _real(name: str) -> Dataset:
+    from workbench.data.loaders import load_embeddings
+
+    path = REAL_DIR / f"{name}.npz"
+    if not path.is_file():
+        raise DataError(f"name: the shipped data set {name!r} is missing ({path}); rebuild it with "
+                        "python -m workbench.data.build_demos")
+    ds = load_embeddings(path, max_bytes=64 << 20)  # the same validated path as a user's file
+    return ds.replace(name=name, source=f"demo:{name}", notes=())
+
+
+def _real_builder(name: str):
+    def build(seed: int = 0) -> Dataset:
+        """A shipped set of real embeddings; ``seed`` is unused (real data)."""
+        ds = _real(name)
+        return ds.replace(x=ds.x.copy())  # callers may write into x
+
+    return build
+
+
+_BUILDERS = {"clusters": clusters, "tree": tree, "sequence": sequence, "digits": digits,
+             **{name: _real_builder(name) for name in REAL_SETS}}
 
 
 def load_demo(name: str = DEFAULT_DEMO, *, seed: int = 0, n: int | None = None) -> Dataset:
     """The demo data set ``name`` (one of :data:`DEMOS`) for ``seed``.
 
     ``n`` sets the number of points of ``"clusters"`` and ``"sequence"`` (e.g. 100,000 for a
-    large map); the tree's size follows its depth and the digits are fixed, so ``n`` must be
+    large map); the tree's size follows its depth and the real sets are fixed, so ``n`` must be
     None for them.
     """
     if name not in _BUILDERS:

@@ -6,7 +6,8 @@ Formats, by extension (case-insensitive):
   object array, is refused: pickles are never loaded);
 * ``.npz`` — the array named ``x``/``X``/``embeddings``/``embedding``/``emb``/``vectors``/``data``,
   else the first numeric 2-D member; optional ``labels``/``label``/``y``/``target(s)`` and
-  ``texts``/``words``/``tokens``/``names`` members;
+  ``texts``/``words``/``tokens``/``names`` members, and an ``edge_index`` member ``(2, E)`` for a
+  graph over the rows (PyG convention, e.g. citation links);
 * ``.csv`` / ``.tsv`` — numeric columns, with or without a header row (detected: a header is a
   first row with text where the second row has numbers); one optional label/text column: the
   ``label_column`` argument (name or 0-based index), else a column named ``label``/``labels``/
@@ -56,6 +57,8 @@ FORMATS = {
 _X_NAMES = ("x", "X", "embeddings", "embedding", "emb", "vectors", "data")
 _LABEL_NAMES = ("labels", "label", "y", "targets", "target", "classes", "class")
 _TEXT_NAMES = ("texts", "text", "words", "word", "tokens", "names")
+#: Member of ``.npz`` / ``.safetensors`` files holding a graph over the rows (PyG ``(2, E)``).
+_EDGE_NAME = "edge_index"
 _NPY_MAGIC = b"\x93NUMPY"
 
 
@@ -111,7 +114,9 @@ def load_embeddings(source, *, filename: str | None = None, max_bytes: int | Non
     fmt = FORMATS[ext]
     reader = _READERS[fmt]
     try:
-        x, labels, texts, notes, line_of = reader(data, name, limit=limit, label_column=label_column)
+        got = reader(data, name, limit=limit, label_column=label_column)
+        x, labels, texts, notes, line_of = got[:5]
+        edges = got[5] if len(got) > 5 else None  # the array formats may carry a graph
     except DataError:
         raise
     except MemoryError:
@@ -121,8 +126,9 @@ def load_embeddings(source, *, filename: str | None = None, max_bytes: int | Non
                         f"{_short(exc)})") from None
     x = validate_embeddings(x, name, line_of=line_of)
     try:
-        return Dataset(x, labels=labels, texts=texts, name=Path(name).stem, source=where, notes=tuple(notes))
-    except DataError as exc:  # labels or texts that do not match the rows
+        return Dataset(x, labels=labels, texts=texts, name=Path(name).stem, source=where, notes=tuple(notes),
+                       edge_index=edges)
+    except DataError as exc:  # labels, texts or edges that do not match the rows
         raise DataError(f"{name}: {exc}") from None
 
 
@@ -189,11 +195,11 @@ def _read_npy(data, name, *, limit, label_column):
 
 
 def _pick(members: dict, name: str, fmt: str):
-    """Choose ``(x, labels, texts, notes)`` among named arrays: ``members`` maps a name to
-    ``(shape, dtype, get)`` where ``get()`` returns the array (loaded only when chosen)."""
+    """Choose ``(x, labels, texts, notes, edge_index)`` among named arrays: ``members`` maps a name
+    to ``(shape, dtype, get)`` where ``get()`` returns the array (loaded only when chosen)."""
     notes = []
     meta = {k: (shape, dtype) for k, (shape, dtype, _) in members.items()}
-    side = _LABEL_NAMES + _TEXT_NAMES
+    side = _LABEL_NAMES + _TEXT_NAMES + (_EDGE_NAME,)
     xkey = next((k for k in _X_NAMES if k in members), None)
     if xkey is None:
         numeric2d = [k for k, (s, dt) in meta.items() if len(s) == 2 and dt.kind in "biuf" and k not in side]
@@ -223,7 +229,11 @@ def _pick(members: dict, name: str, fmt: str):
         t = members[tkey][2]()
         texts = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in t.reshape(-1).tolist()]
         notes.append(f"texts from array {tkey!r}")
-    return x, labels, texts, notes
+    edges = None
+    if _EDGE_NAME in members and _EDGE_NAME != xkey:
+        edges = members[_EDGE_NAME][2]()
+        notes.append(f"graph from array {_EDGE_NAME!r} ({edges.shape[-1] if edges.ndim == 2 else '?'} edges)")
+    return x, labels, texts, notes, edges
 
 
 def _read_npz(data, name, *, limit, label_column):
@@ -250,8 +260,8 @@ def _read_npz(data, name, *, limit, label_column):
             shape, dtype = _npy_header(stream, name, f"array {key!r}")
             stream.seek(0)
             members[key] = (shape, dtype, lambda s=stream, k=key: _load_npy_stream(s, name, f"array {k!r}"))
-        x, labels, texts, notes = _pick(members, name, "npz")
-    return x, labels, texts, notes, None
+        x, labels, texts, notes, edges = _pick(members, name, "npz")
+    return x, labels, texts, notes, None, edges
 
 
 def _read_safetensors(data, name, *, limit, label_column):
@@ -269,8 +279,8 @@ def _read_safetensors(data, name, *, limit, label_column):
     if not arrays:
         raise DataError(f"{name}: zero rows: the safetensors file holds no tensors")
     members = {k: (a.shape, a.dtype, lambda a=a: a) for k, a in arrays.items()}
-    x, labels, texts, notes = _pick(members, name, "safetensors")
-    return x, labels, texts, notes, None
+    x, labels, texts, notes, edges = _pick(members, name, "safetensors")
+    return x, labels, texts, notes, None, edges
 
 
 # -- tables (CSV, TSV, Parquet) -------------------------------------------------------------------

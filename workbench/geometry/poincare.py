@@ -477,8 +477,32 @@ def frechet_mean(points, weights=None, c=1.0, tol=None, max_iter=100):
     return _project(m.astype(dt), _curvature(c, dt), e)
 
 
+#: Fraction of the ball's radius at which :func:`fit_curvature` puts the farthest point.
+FIT_FRACTION = 0.95
+
+
+def fit_curvature(points, c: float = 1.0, fraction: float = FIT_FRACTION) -> tuple[float, str]:
+    """``(c', rule)``: a curvature whose ball holds ``points (..., d)`` strictly inside.
+
+    ``c`` is kept when every point lies within ``(1 − 1e-3)/√c`` (data already in the ball, e.g. a
+    hyperbolic embedding); otherwise ``c' = (fraction / max‖x‖)²``, which puts the farthest point
+    at ``fraction`` (0.95) of the radius ``1/√c'`` — unit-norm embeddings then sit on the sphere
+    of radius 0.95·R, never on the boundary. ``rule`` says which in words.
+    """
+    a = np.asarray(points, dtype=np.float64)
+    top = float(np.sqrt(np.max(np.einsum("...i,...i->...", a, a), initial=0.0)))
+    radius = 1.0 / np.sqrt(float(c))
+    if top < (1.0 - 1e-3) * radius:
+        return float(c), f"inputs inside the ball (max ‖x‖ = {top:.3g} < 1/√c = {radius:.3g}): c = {c:g} kept"
+    if top == 0.0:  # pragma: no cover - a zero point is always inside
+        return float(c), ""
+    new = (fraction / top) ** 2
+    return new, (f"c = ({fraction}/max ‖x‖)² = {new:.4g}: the ball of radius {1 / np.sqrt(new):.4g} holds the "
+                 f"farthest input (‖x‖ = {top:.4g}) at {fraction} of its radius")
+
+
 __all__ = [
-    "eps", "project", "conformal_factor", "mobius_add", "mobius_scalar", "exp_map", "log_map",
+    "fit_curvature", "FIT_FRACTION", "eps", "project", "conformal_factor", "mobius_add", "mobius_scalar", "exp_map", "log_map",
     "distance", "pairwise_distance", "frechet_mean", "einstein_midpoint", "to_klein", "from_klein",
     "MIN_NORM",
 ]

@@ -30,6 +30,13 @@ class Mechanism(param.Parameterized):
     accepts_graph: bool = False
     backends: dict = {"numpy": None, "numba": None, "cupy": _NO_GPU}
     registry_name: str = ""
+    #: True where a row's weights depend on the query's position (windows, sequence order): such
+    #: mechanisms are calibrated on a contiguous block of keys rather than a random sample.
+    position_dependent: bool = False
+    #: True where each row of weights is one softmax over per-key scores; False for mixtures
+    #: (heads or experts averaged) and random-feature estimates, whose entropy over many keys a
+    #: key sample misjudges (calibration then checks it on a few queries against all keys).
+    softmax_rows: bool = True
 
     backend = param.Selector(
         default="auto", objects=list(kernels.BACKENDS),
@@ -89,7 +96,53 @@ class Mechanism(param.Parameterized):
 
     def _scale(self, d: int) -> float:
         s = getattr(self, "scale", None)
-        return 1.0 / np.sqrt(d) if s is None else float(s)
+        return self.default_scale(d) if s is None else float(s)
+
+    # -- temperature: one convention for every family ---------------------------------------------
+    @classmethod
+    def temperature_parameter(cls) -> str | None:
+        """The parameter that sets the temperature ``T``: ``"temperature"`` where the mechanism
+        declares one (its logits are a score divided by ``T``), else ``"scale"`` (logits
+        ``s·q·k`` with ``s = s₀/T``, ``s₀`` = :meth:`default_scale`), else None. ``T = 1`` is every
+        mechanism's default; :func:`workbench.calibrate` fits ``T``."""
+        names = cls.param
+        if "temperature" in names:
+            return "temperature"
+        if "scale" in names:
+            return "scale"
+        return None
+
+    def default_scale(self, d: int) -> float:
+        """``s₀ = 1/√d`` for key width ``d`` (per head where the mechanism splits heads)."""
+        return 1.0 / np.sqrt(d)
+
+    def current_temperature(self, d: int) -> float | None:
+        """The current ``T`` for key width ``d`` (see :meth:`temperature_parameter`)."""
+        which = self.temperature_parameter()
+        if which == "temperature":
+            return float(getattr(self, "temperature"))
+        if which == "scale":
+            return float(self.default_scale(d) / self._scale(d))
+        return None
+
+    def temperature_params(self, t: float, d: int) -> dict:
+        """The parameter values that give temperature ``t`` at key width ``d`` (``{}`` if none)."""
+        which = self.temperature_parameter()
+        if which == "temperature":
+            return {"temperature": float(t)}
+        if which == "scale":
+            return {"scale": float(self.default_scale(d) / t)}
+        return {}
+
+    def calibration_params(self, keys: np.ndarray, target: float) -> tuple[dict, str]:
+        """Parameters :func:`workbench.calibrate` sets before fitting the temperature, and the rule in words.
+
+        ``keys (n, d)`` the calibration sample, ``target`` the entropy to reach. Euclidean
+        mechanisms accept any vector: ``({}, "")``. Geometric ones bring the keys into their
+        domain (a curvature whose ball contains them), so that calibrated geometric attention
+        never sees points projected onto a boundary; others make the target reachable.
+        """
+        return {}, ""
 
     # -- helpers -------------------------------------------------------------------------------
     def _check_graph_arg(self, graph) -> None:

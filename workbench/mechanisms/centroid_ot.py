@@ -38,6 +38,7 @@ class CentroidOT(Mechanism):
     """
 
     family = "theory"
+    softmax_rows = False
     theory = "optimal transport"
     formula = "W = π ρᵀ,  π_ic ∝ b_c exp(−(s/2)‖q_i − μ_c‖²/T) (or Sinkhorn),  out = π (ρᵀ V)"
     time_complexity = "O(Lk·M·d·iters + (Lq + Lk)·M·(d + dv)) per distinct mask row"
@@ -65,6 +66,18 @@ class CentroidOT(Mechanism):
         default=100, bounds=(1, None),
         doc="plan='query_set': at most this many log-domain Sinkhorn iterations (rows are renormalised).")
     seed = P.seed()
+
+    def calibration_params(self, keys, target):
+        """Enough centroids for the target: at ``T → 0`` a query keeps one cluster, of about ``n/M``
+        keys, so the normalised entropy cannot fall below ``1 − ln M/ln n``; ``M ≥ 2·n^(1−target)``
+        puts that floor below the target (never fewer than the current ``num_centroids``)."""
+        n = int(np.shape(keys)[0])
+        need = int(np.ceil(2.0 * n ** (1.0 - float(target))))
+        m = min(max(self.num_centroids, need), n)
+        if m == self.num_centroids:
+            return {}, ""
+        return {"num_centroids": m}, (f"num_centroids = {m} = ⌈2·n^(1−target)⌉ (n = {n} keys): a query's cluster "
+                                      f"is small enough for entropy {target}")
 
     def clusters(self, k):
         """``(centroids (M', d) float64, labels (n,))`` of one key set ``k (n, d)``, independent of key order."""

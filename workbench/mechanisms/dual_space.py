@@ -98,6 +98,15 @@ class DualSpace(Mechanism):
         return b.restore(e), b.restore(h)
 
     # -- maths ------------------------------------------------------------------------------------
+    def calibration_params(self, keys, target):
+        """The curvature whose ball holds the keys' hyperbolic branch ``W_H k`` (``fit_curvature``)."""
+        from workbench.geometry.poincare import fit_curvature
+
+        k = np.asarray(keys, dtype=np.float64)
+        kh = k @ self.projection_weights(k.shape[-1])["W_H"].T if self.projections else k
+        c, rule = fit_curvature(kh, self.c)
+        return ({} if c == self.c else {"c": c}), (f"hyperbolic branch: {rule}" if rule else "")
+
     def projection_weights(self, d: int) -> dict:
         """The seeded ``W_E, W_H, W_O (d × d)`` (float64), entries ``U(−1/√d, 1/√d)``."""
         rng = np.random.default_rng([self.seed, 0x647561])

@@ -32,7 +32,8 @@ class EdgeFeatured(GraphMechanism):
     With a graph (``Lq == Lk == N``) only edges attend, self-loops added (PyG; their edge
     features are the mean of the node's incoming ones) and edge features taken from
     ``graph.edge_attr``; without one every allowed pair attends with zero edge features.
-    ``weights`` are the mean over heads. Do better than upstream: real GATv2, self-loops,
+    ``weights`` are the mean over heads; ``temperature`` ``T`` divides every score (``α = softmax_j
+    e_ij/T``, ``T = 1`` as PyG), the knob :func:`workbench.calibrate` fits. Do better than upstream: real GATv2, self-loops,
     a graph-level API (:meth:`propagate`), an all-masked row gives 0, not uniform weights.
     Paper: Veličković et al., *Graph Attention Networks*, 2018; Brody et al., *How Attentive are
     Graph Attention Networks?*, 2022; edge features as in Gong & Cheng 2019.
@@ -55,6 +56,9 @@ class EdgeFeatured(GraphMechanism):
         default=True, doc="With a graph: replace self-loops by one loop per node (as PyG's GATConv).")
     edge_dim = param.Integer(default=None, allow_None=True, bounds=(0, None),
                              doc="Edge feature width De; None takes it from the graph's edge_attr (0 if none).")
+    temperature = param.Number(
+        default=1.0, bounds=(0, None), inclusive_bounds=(False, True),
+        doc="Temperature T dividing every score e_ij before the softmax (1 = GAT/PyG; set by calibration).")
     head_dim = param.Integer(default=None, allow_None=True, bounds=(1, None),
                              doc="Per-head width C of the projections; None means dv / num_heads (must divide).")
     seed = P.seed()
@@ -114,7 +118,10 @@ class EdgeFeatured(GraphMechanism):
 
         zq, zk = proj(q, p["W_q"]), proj(k, p["W"])
         zv = proj(v, p["W_v"]) if v is not None else np.zeros((k.shape[0], H, 1), q.dtype)
-        att = (p["a_q"], p["a_k"], p["a_e"]) if self.variant == "gatv1" else p["a"]
+        # e_ij/T: both scores are linear in the attention vectors (LeakyReLU is positively
+        # homogeneous), so dividing them by T divides every score by T
+        t = self.temperature
+        att = (p["a_q"] / t, p["a_k"] / t, p["a_e"] / t) if self.variant == "gatv1" else p["a"] / t
         out, w = kgraph.gat_attention(zq, zk, zv, edges.src, edges.indptr,
                                       edge_attr=edges.attr if de else None, w_edge=p["W_e"] if de else None,
                                       att=att, variant=self.variant, negative_slope=self.negative_slope,

@@ -43,6 +43,7 @@ class FusedMixedCurvature(Mechanism):
     """
 
     family = "geometric"
+    softmax_rows = False
     theory = "mixed-curvature geometry"
     formula = "softmax((w_E·s⟨q_E,k_E⟩ − w_H·d_H(q_H,k_H) − w_S·d_S(q_S,k_S))/T) V"
     time_complexity = "O(Lq·Lk·d)"
@@ -86,6 +87,17 @@ class FusedMixedCurvature(Mechanism):
             raise ConfigurationError(
                 f"num_heads: expected a divisor of the value dimension dv={b.v.shape[-1]}, got {nh}")
         component_dims(b.dim // nh, self.euclidean_dim, self.hyperbolic_dim)
+
+    def calibration_params(self, keys, target):
+        """The curvature whose ball holds the keys' hyperbolic block, over every head (``fit_curvature``)."""
+        from workbench.geometry.poincare import fit_curvature
+
+        k = self._heads(np.asarray(keys)[None])
+        e, h, _ = component_dims(k.shape[-1], self.euclidean_dim, self.hyperbolic_dim)
+        if not h:
+            return {}, ""
+        c, rule = fit_curvature(k[..., e:e + h], self.hyperbolic_curvature)
+        return ({} if c == self.hyperbolic_curvature else {"hyperbolic_curvature": c}), f"hyperbolic block: {rule}"
 
     def _heads(self, x):
         """``(B, L, n) → (B·H, L, n/H)``."""

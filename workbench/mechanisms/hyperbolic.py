@@ -72,6 +72,11 @@ class Hyperbolic(Mechanism):
                 "projected onto its boundary, where every distance is large and a query attends to little "
                 "but itself; map them into the ball first (normalisation 'ball')"]
 
+    def calibration_params(self, keys, target):
+        """The curvature whose ball holds the keys (:func:`~workbench.geometry.poincare.fit_curvature`)."""
+        c, rule = _P.fit_curvature(keys, self.c)
+        return ({} if c == self.c else {"c": c}), rule
+
     def _kw(self, b):
         return dict(mask=b.mask, c=self.c, temperature=self.temperature, backend=self.backend)
 

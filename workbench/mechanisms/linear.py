@@ -25,6 +25,7 @@ class Linear(Mechanism):
     """
 
     family = "core"
+    softmax_rows = False
     formula = "φ(Q)(φ(K)ᵀV) / φ(Q)(φ(K)ᵀ1),  E[φ(q)·φ(k)] = exp(s q·k)"
     time_complexity = "O((Lq+Lk)·m·(d+dv))"
     memory_complexity = "O((Lq+Lk)·m + m·dv)"

@@ -23,6 +23,7 @@ class LocalGlobal(Mechanism):
     """
 
     family = "core"
+    position_dependent = True
     formula = "softmax over {|i−j| ≤ w/2} ∪ {j < g} ∪ {i < g} of s·q_i·k_j"
     time_complexity = "O(L·(w+g)·d + g·L·d)"
     memory_complexity = "O(L·dv)"

@@ -47,6 +47,7 @@ class LorentzCascade(Mechanism):
     """
 
     family = "geometric"
+    softmax_rows = False
     theory = "hyperbolic geometry"
     formula = "out = Σ_h β_h log₀^{c_h}(centroid_L(softmax(−d_{c_h}(q,k)/T), exp₀^{c_h}(V)))"
     time_complexity = "O(H·Lq·Lk·(d + dv)); top-k: O(Lq·Lk·d + H·Lq·k·dv)"

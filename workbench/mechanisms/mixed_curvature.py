@@ -40,6 +40,7 @@ class MixedCurvature(Mechanism):
     """
 
     family = "geometric"
+    softmax_rows = False
     theory = "hyperbolic geometry"
     formula = "w = (1−α)·softmax(⟨q_E,k_E⟩/T) + α·softmax(−d_c(q_H,k_H)/T); out = [w V_E | midpoint_w(V_H)]"
     time_complexity = "O(Lq·Lk·d)"
@@ -70,6 +71,14 @@ class MixedCurvature(Mechanism):
         if self.value_euclidean_dim is None:
             return e if dv == d else (dv * e) // d
         return split_dims(dv, self.value_euclidean_dim, "value_euclidean_dim")
+
+    def calibration_params(self, keys, target):
+        """The curvature whose ball holds the keys' hyperbolic block (``fit_curvature``)."""
+        from workbench.geometry.poincare import fit_curvature
+
+        e = self._dims(keys.shape[-1])
+        c, rule = fit_curvature(keys[..., e:], self.c)
+        return ({} if c == self.c else {"c": c}), (f"hyperbolic block: {rule}" if rule else "")
 
     def _check(self, b):
         e = self._dims(b.dim)

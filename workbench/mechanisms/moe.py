@@ -118,6 +118,7 @@ class MoE(Mechanism):
     """
 
     family = "routing"
+    softmax_rows = False
     formula = "Σ_{e∈topk(softmax(Gq_i))} g_ie · Expert_e(q_i, K, V)"
     time_complexity = "O(Lq·E·d + Σ_e cost_e(routed queries))"
     memory_complexity = "O(Lq·E + max_e memory_e)"

@@ -22,6 +22,7 @@ class MultiHead(Mechanism):
     """
 
     family = "core"
+    softmax_rows = False
     formula = "concat_i softmax(s·Q_i K_iᵀ) V_i · W_o,  s = 1/√(d/h)"
     time_complexity = "O(Lq·Lk·d)"
     memory_complexity = "O(h·Lq·Lk) weights; O(Lq·dv) output (Numba kernel: tiled)"
@@ -35,6 +36,10 @@ class MultiHead(Mechanism):
     causal_offset = P.causal_offset()
     scale = P.scale()
     seed = P.seed()
+
+    def default_scale(self, d: int) -> float:
+        """``1/√(d/h)``: the scale of one head of width ``d/h``."""
+        return 1.0 / np.sqrt(max(d // self.num_heads, 1))
 
     def _check(self, b):
         h = self.num_heads
@@ -72,7 +77,7 @@ class MultiHead(Mechanism):
         if b.mask is not None:  # (Bm, Lq, Lk) -> one copy per head
             m = b.mask
             mask = np.repeat(m, h, axis=0) if m.shape[0] > 1 else m
-        scale = 1.0 / np.sqrt(q.shape[-1] // h) if self.scale is None else float(self.scale)
+        scale = self._scale(q.shape[-1])
         args = dict(mask=mask, scale=scale, causal=self.causal, causal_offset=self.causal_offset, backend=self.backend)
         return self._split(q), self._split(k), (self._split(v) if with_values else None), args, w
 

@@ -10,7 +10,9 @@ Public API (stable): :func:`analyze_keys` ``(K, *, profile="default", k=8, seed=
 :func:`build_report` ``(q, K, weights=None, ib_mean=None, ib_logvar=None, profile="default", ...)``,
 :class:`Report` (``metrics``, ``health_score``, ``recommendation``, ``to_dict()``, ``to_json()``),
 :class:`MetricValue` (``name value direction status score healthy warning critical``),
-:class:`Recommendation` (``choice mechanism rule numbers temperature_advice explanation``).
+:class:`Recommendation` (``choice mechanism rule numbers temperature_advice explanation params calibration``),
+:func:`evaluate` ``(keys, labels=None, *, mechanisms=None, sample=2000, …) -> Evaluation`` (the
+candidates, calibrated, run and scored: the evidence behind the recommendation).
 Modules: :mod:`~workbench.report.metrics` (thresholds, status, score),
 :mod:`~workbench.report.profiles` (default and compat numbers), :mod:`~workbench.report.persistence`
 (H0), :mod:`~workbench.report.features` and :mod:`~workbench.report.recommend` (the decision),
@@ -21,9 +23,10 @@ Modules: :mod:`~workbench.report.metrics` (thresholds, status, score),
 from __future__ import annotations
 
 from workbench.report.build import analyze_keys, build_report
+from workbench.report.evaluate import Evaluation, evaluate
 from workbench.report.metrics import HIGHER_IS_WORSE, LOWER_IS_WORSE, MetricSpec, MetricValue
 from workbench.report.profiles import METRIC_NAMES, PROFILES, profile_specs
 from workbench.report.records import CHOICES, Recommendation, Report
 
-__all__ = ["analyze_keys", "build_report", "Report", "Recommendation", "MetricValue", "MetricSpec",
+__all__ = ["analyze_keys", "build_report", "evaluate", "Evaluation", "Report", "Recommendation", "MetricValue", "MetricSpec",
            "HIGHER_IS_WORSE", "LOWER_IS_WORSE", "METRIC_NAMES", "PROFILES", "CHOICES", "profile_specs"]

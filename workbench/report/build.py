@@ -20,9 +20,12 @@ Raw values (upstream's report fields, MECHANISMS §2.18), for queries ``Q (Lq, d
    positive kNN distance (so the value does not depend on the keys' scale) and divided by ``‖X − X̄‖²``
    (logits centred per query: softmax ignores a shift, the energy too); compat: ``σ = 1``, raw.
    (Upstream used the dense graph; the kNN graph keeps its largest weights.)
-6. Attention entropy: ``−Σ_{w > 1e-10} w ln w`` of the given ``weights``, or of scaled dot-product
-   weights ``softmax(Q Kᵀ/√d)`` when none are given (upstream assumed the maximum ``ln n``),
-   averaged over queries. Default: divided by ``ln n`` (1 for ``n = 1``); compat: nats.
+6. Attention entropy: ``−Σ w ln w`` (:func:`workbench.entropy.row_entropy`) of the given
+   ``weights``, or of scaled dot-product weights ``softmax(Q Kᵀ/√d)`` at the default scale when
+   none are given (upstream assumed the maximum ``ln n``), averaged over queries. For
+   :func:`analyze_keys` the queries are up to 64 sampled keys (self-attention: how the keys
+   attend each other, not how their centroid does). Default: divided by ``ln n`` (1 for
+   ``n = 1``), two-sided (near one-hot and near uniform are both warnings); compat: nats.
 
 Recommendation features and rules: :mod:`workbench.report.features`,
 :mod:`workbench.report.recommend`. One exact kNN graph (:func:`workbench.graph.knn_graph`, with
@@ -206,10 +209,22 @@ def _energy(qs, k64, k: int, gk, compat: bool):
 
 def _entropy(qs, k64, w) -> tuple[float, float]:
     """(mean entropy in nats, as a fraction of ln n) of the given or scaled dot-product weights."""
+    from workbench.entropy import row_entropy
+
     n = k64.shape[0]
     wq = w if w is not None else _sdpa_weights(qs, k64)
-    ent = float(np.mean(F.entropy_rows(wq)))
+    ent = float(np.mean(row_entropy(wq)))
     return ent, (ent / math.log(n) if n > 1 else 1.0)
+
+
+#: Keys sampled as queries for the entropy of self-attention in :func:`analyze_keys`.
+SELF_QUERIES = 64
+
+
+def _self_queries(k64: np.ndarray, seed: int) -> np.ndarray:
+    n = k64.shape[0]
+    idx = np.random.default_rng(seed).choice(n, size=min(SELF_QUERIES, n), replace=False)
+    return k64[np.sort(idx)]
 
 
 def _features(k64, gk, wmat, seed: int) -> dict:
@@ -219,9 +234,13 @@ def _features(k64, gk, wmat, seed: int) -> dict:
         rough, pc_rough, contrast = F.key_structure(k64, wmat)
     else:
         loc, win, gap90, rough, pc_rough, contrast = 0.0, 1, 0, 0.0, 0.0, 1.0
+    from workbench.report.recommend import _sparse_params
+
+    window = _sparse_params(gap90, n)["window"]
     return {"sequence_locality": loc, "locality_window": win, "index_gap_p90": gap90,
-            "gromov_delta": F.gromov_delta(k64, seed=seed), "key_roughness": rough, "pc_roughness": pc_rough,
-            "structure_contrast": contrast}
+            "window_fraction": window / n if n else 1.0,
+            "gromov_delta": F.gromov_delta(k64, seed=seed), "norm_share": F.norm_share(k64, seed=seed),
+            "key_roughness": rough, "pc_roughness": pc_rough, "structure_contrast": contrast}
 
 
 def _build(q, K, weights, ib_mean, ib_logvar, profile, k, seed, num_projections, persistence, exact_max,
@@ -244,14 +263,15 @@ def _build(q, K, weights, ib_mean, ib_logvar, profile, k, seed, num_projections,
     ph, h0_ratio = _persistence(k64, g, persistence, exact_max)
     ib_total, ib_per_dim = _ib_kl(*ib) if ib is not None else (None, None)
     energy, energy_raw, wmat, sigma = _energy(qs, k64, k, gk, compat)
-    ent, ratio = _entropy(qs, k64, w)
+    ent, ratio = _entropy(_self_queries(k64, seed) if advice_from_keys else qs, k64, w)
 
     values = {"ot_mean_distance": ot_raw, "topology_coherence": coherence, "h0_death_sum": ph.total,
               **({"ib_kl": ib_total} if ib is not None else {}), "diffusion_energy": energy_raw,
               "attention_entropy": ent}
     settings = {"k": k, "seed": seed, "num_projections": num_projections, "graph_k": kbig,
                 "affinity_sigma": 1.0 if compat else sigma, "persistence_method": ph.method,
-                "entropy_from": "weights" if w is not None else "scaled_dot_product"}
+                "entropy_from": "weights" if w is not None else (
+                    "scaled_dot_product self-attention of sampled keys" if advice_from_keys else "scaled_dot_product")}
 
     specs = profile_specs(profile, n)
     raw = {"ot_distance": ot, "topology_coherence": coherence,
@@ -262,19 +282,17 @@ def _build(q, K, weights, ib_mean, ib_logvar, profile, k, seed, num_projections,
 
     feats = {"n_keys": n, **{f"coherence_{m}": v for m, v in parts.items()}, "h0_ratio": h0_ratio,
              "h0_bridges": ph.bridges, **_features(k64, gk, wmat, seed)}
+    ent_ratio = ratio
     if advice_from_keys:
-        ent_ratio = F.self_attention_entropy(k64, seed=seed)
         source = "self-attention over these keys (sampled keys as queries)"
     else:
-        ent_ratio = ratio
         source = "the queries' attention" if w is None else "the given attention weights"
     feats["entropy_ratio_for_advice"] = ent_ratio
     suggested = None
-    if n >= 2 and not (0.2 <= ent_ratio <= 0.9):
-        suggested = (F.temperature_for_entropy(k64, 0.5, seed=seed) if advice_from_keys
-                     else F.temperature_for_logits(qs @ k64.T / math.sqrt(d), 0.5))
+    if n >= 2 and not advice_from_keys and not (0.1 <= ent_ratio <= 0.9):
+        suggested = F.temperature_for_logits(qs @ k64.T / math.sqrt(d), 0.5)
     rec = recommend(feats, k64, k=k, seed=seed, entropy_ratio=ent_ratio, suggested_temperature=suggested,
-                    entropy_source=source)
+                    entropy_source=source, calibrate_from_keys=advice_from_keys)
     return Report(metrics, health, rec, profile, n, d, qs.shape[0], values, feats, settings)
 
 

@@ -14,6 +14,8 @@ Each feature is scale-free (unchanged when the keys are scaled) and cheap on 10,
   0.2–0.4 for Euclidean clouds. (Khrulkov et al., *Hyperbolic Image Embeddings*, 2020.)
   Concentration of distances makes high-dimensional isotropic clouds near-stars — trivially
   tree-like — so the Geometric rule also asks for multi-scale H0 persistence.
+* :func:`norm_share` — the share of the dot-product logits' spread over the keys that their
+  lengths explain (0 for unit-norm embeddings).
 * :func:`dirichlet_ratio` — ``½Σ_ij w_ij‖x_i − x_j‖² / Σ_i d_i‖x_i − x̄‖²`` (``d`` the degrees,
   ``x̄`` the degree-weighted mean): the random-walk Rayleigh quotient, in ``[0, 2]``, 0 for a
   signal constant on neighbourhoods and about 1 for a signal unrelated to the graph.
@@ -26,9 +28,9 @@ Each feature is scale-free (unchanged when the keys are scaled) and cheap on 10,
     ``key_roughness``: ≈ 1 when no direction is smoother than any other (isotropic noise), ≪ 1
     when the leading direction of variance varies smoothly over the graph (clusters, a
     manifold) — a smooth structure for diffusion to follow.
-* :func:`self_attention_entropy` — mean normalised entropy ``H(w_i)/ln n`` of scaled
-  dot-product attention from sampled keys as queries, and :func:`temperature_for_entropy` the
-  logit temperature that brings it to a target.
+* :func:`temperature_for_logits` — the logit temperature that brings the mean normalised
+  entropy of given logits to a target (temperatures of mechanisms over keys:
+  :func:`workbench.calibrate`).
 
 The Gaussian kNN affinity and the energy come from :mod:`workbench.diffusion`
 (``knn_affinity``, ``diffusion_energy``).
@@ -37,8 +39,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["sequence_locality", "gromov_delta", "dirichlet_ratio", "key_structure", "self_attention_entropy",
-           "temperature_for_entropy", "temperature_for_logits", "entropy_rows"]
+__all__ = ["sequence_locality", "gromov_delta", "norm_share", "dirichlet_ratio", "key_structure",
+           "temperature_for_logits"]
 
 
 def sequence_locality(src: np.ndarray, dst: np.ndarray, n: int) -> tuple[float, int, int]:
@@ -76,6 +78,28 @@ def gromov_delta(x: np.ndarray, samples: int = 20000, seed: int = 1, max_points:
                           dist[q[:, 0], q[:, 2]] + dist[q[:, 1], q[:, 3]],
                           dist[q[:, 0], q[:, 3]] + dist[q[:, 1], q[:, 2]]], axis=1), axis=1)
     return float(2 * np.max((s[:, 2] - s[:, 1]) / 2) / diam)
+
+
+def norm_share(x: np.ndarray, queries: int = 64, seed: int = 1) -> float:
+    """Share of the dot-product logits' spread that the keys' lengths explain: ``mean_q var_j(‖k_j‖²/2) / var_j(q·k_j)``.
+
+    ``q·k = (‖q‖² + ‖k‖² − ‖q − k‖²)/2``: over the keys ``j`` a query sees, the logit varies with
+    the distance ``‖q − k_j‖`` and with the key's length ``‖k_j‖²/2``. The ratio is 0 for
+    unit-norm embeddings (lengths carry nothing) and large when lengths vary as much as the
+    dot products do — then dot-product attention ranks keys by length as much as by position,
+    which a distance-based softmax (Geometric) does not. Up to ``queries`` sampled keys as
+    queries; scale-free; 0 when every dot product is tied.
+    """
+    a = np.asarray(x, dtype=np.float64)
+    n = a.shape[0]
+    if n < 2:
+        return 0.0
+    rng = np.random.default_rng(seed)
+    q = a[rng.choice(n, size=min(int(queries), n), replace=False)]
+    half_sq = 0.5 * np.einsum("ij,ij->i", a, a)
+    spread = np.var(q @ a.T, axis=1)
+    ok = spread > 0
+    return float(np.mean(np.var(half_sq) / spread[ok])) if ok.any() else 0.0
 
 
 def dirichlet_ratio(x: np.ndarray, w, degrees: np.ndarray) -> float:
@@ -121,13 +145,6 @@ def key_structure(keys: np.ndarray, w) -> tuple[float, float, float]:
     return rough, pc_rough, contrast
 
 
-def entropy_rows(w: np.ndarray) -> np.ndarray:
-    """``−Σ_{w_j > 1e-10} w_j ln w_j`` of each row of ``w (..., n)`` (upstream's cut-off), ≥ 0."""
-    w = np.asarray(w, dtype=np.float64)
-    safe = np.where(w > 1e-10, w, 1.0)
-    return np.maximum(-np.sum(np.where(w > 1e-10, w * np.log(safe), 0.0), axis=-1), 0.0)
-
-
 def _softmax_entropy_ratio(logits: np.ndarray, t: float) -> float:
     z = logits / t
     z = z - z.max(axis=1, keepdims=True)
@@ -138,47 +155,16 @@ def _softmax_entropy_ratio(logits: np.ndarray, t: float) -> float:
     return float(np.mean(h) / np.log(logits.shape[1]))
 
 
-def _self_logits(keys: np.ndarray, queries: int, seed: int) -> np.ndarray:
-    k = np.asarray(keys, dtype=np.float64)
-    n = k.shape[0]
-    rng = np.random.default_rng(seed)
-    idx = rng.choice(n, size=min(int(queries), n), replace=False)
-    return (k[idx] @ k.T) / np.sqrt(k.shape[1])
-
-
-def self_attention_entropy(keys: np.ndarray, queries: int = 64, seed: int = 1) -> float:
-    """Mean ``H(softmax(k_i·K/√d))/ln n`` over up to ``queries`` sampled keys ``k_i`` (1.0 for ``n = 1``)."""
-    if keys.shape[0] < 2:
-        return 1.0
-    return _softmax_entropy_ratio(_self_logits(keys, queries, seed), 1.0)
-
-
 def temperature_for_logits(logits: np.ndarray, target: float = 0.5) -> float | None:
     """Temperature ``T`` such that the rows of ``softmax(logits/T)`` have mean normalised entropy ``target``.
 
-    ``logits (m, n)``, ``n ≥ 2``. Bisection on ``log T`` in ``[1e-4, 1e4]`` (the entropy grows
-    with ``T``) to a relative precision of about 1e-7; None when no ``T`` in that range reaches the
-    target (e.g. logits all but equal, or exactly tied).
+    ``logits (m, n)``, ``n ≥ 2``. :func:`workbench.calibration.solve_temperature` on ``T`` in
+    ``[1e-4, 1e4]`` to a relative precision of about 1e-7; None when no ``T`` in that range
+    reaches the target (e.g. logits all but equal, or exactly tied).
     """
+    from workbench.calibration import solve_temperature
+
     logits = np.asarray(logits, dtype=np.float64)
-    lo, hi = np.log(1e-4), np.log(1e4)
-    if _softmax_entropy_ratio(logits, np.exp(lo)) > target or _softmax_entropy_ratio(logits, np.exp(hi)) < target:
-        return None
-    for _ in range(30):  # the bracket is 18.4 wide in log T: 30 halvings leave 2e-8
-        mid = 0.5 * (lo + hi)
-        if _softmax_entropy_ratio(logits, np.exp(mid)) < target:
-            lo = mid
-        else:
-            hi = mid
-    return float(np.exp(0.5 * (lo + hi)))
-
-
-def temperature_for_entropy(keys: np.ndarray, target: float = 0.5, queries: int = 64,
-                            seed: int = 1) -> float | None:
-    """:func:`temperature_for_logits` of self-attention ``k_i·K/√d`` from up to ``queries`` sampled keys.
-
-    None for fewer than 2 keys.
-    """
-    if keys.shape[0] < 2:
-        return None
-    return temperature_for_logits(_self_logits(keys, queries, seed), target)
+    t, reached, notes = solve_temperature(lambda t: _softmax_entropy_ratio(logits, t), target, 1.0, (1e-4, 1e4),
+                                          xtol=1e-7)
+    return None if notes else t

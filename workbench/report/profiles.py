@@ -10,13 +10,15 @@ metric                 direction        value                                   
 ``h0_persistence``     higher is worse  ``mean(deaths) / median(deaths)`` (H0, > 0 only)  0 – 1.5     > 2      > 5
 ``ib_kl``              higher is worse  ``KL(N(μ, e^{lv}) ‖ N(0, I)) / d`` (nats per dim)  0 – 0.2     > 0.5    > 1
 ``diffusion_energy``   higher is worse  ``½Σ w_ij (x_i − x_j)² / ‖x − x̄‖²``                0 – 1       > 2      > 5
-``attention_entropy``  lower is worse   ``H(w) / ln n`` (1 for ``n = 1``)                 0.5 – 1     < 0.5    < 0.1
+``attention_entropy``  two-sided        ``H(w) / ln n`` (1 for ``n = 1``)                 0.1 – 0.9   ∉ ±      ∉ ±
 =====================  ===============  ================================================  ==========  =======  ========
 
 The README gives no H0 numbers; ours make a single-scale cloud (ratio ≈ 1) healthy and a
 hierarchy whose merges span several scales (ratio ≥ 2) a warning. The README's entropy range
-"1.0 – 4.0" is in nats and cannot be a ratio; as a ratio the healthy range starts at the
-warning threshold 0.5. Where a healthy range reaches past the warning threshold (OT: healthy
+"1.0 – 4.0" is in nats and cannot be a ratio. As a ratio the entropy is **two-sided**: attention
+that is near one-hot (``< 0.1``) or near uniform (``> 0.9``) carries little information, a
+warning; below 0.02 or above 0.98 it is critical (uniform attention — what scaled dot-product
+gives unit-norm embeddings at ``s = 1/√d`` — averages every key alike). Where a healthy range reaches past the warning threshold (OT: healthy
 to 0.5, warning above 0.3) the warning threshold wins for the status and the score (see
 :mod:`workbench.report.metrics`).
 
@@ -32,7 +34,7 @@ from __future__ import annotations
 import math
 
 from workbench.errors import ConfigurationError
-from workbench.report.metrics import HIGHER_IS_WORSE, LOWER_IS_WORSE, MetricSpec
+from workbench.report.metrics import HIGHER_IS_WORSE, LOWER_IS_WORSE, TWO_SIDED, MetricSpec
 
 __all__ = ["METRIC_NAMES", "PROFILES", "DIRECTION_OF", "UPSTREAM_NAMES", "profile_specs", "check_profile"]
 
@@ -45,9 +47,11 @@ UPSTREAM_NAMES = {"OTDistance": "ot_distance", "TopologyCoherence": "topology_co
                   "DiffusionEnergy": "diffusion_energy", "AttentionEntropy": "attention_entropy",
                   "H0Persistence": "h0_persistence"}
 _DIRECTIONS = {"ot_distance": HIGHER_IS_WORSE, "topology_coherence": LOWER_IS_WORSE, "ib_kl": HIGHER_IS_WORSE,
-               "diffusion_energy": HIGHER_IS_WORSE, "attention_entropy": LOWER_IS_WORSE,
+               "diffusion_energy": HIGHER_IS_WORSE, "attention_entropy": TWO_SIDED,
                "h0_persistence": HIGHER_IS_WORSE}
-#: Direction of every metric, by our name and by upstream's.
+#: compat keeps upstream's one-sided entropy in nats
+_COMPAT_DIRECTIONS = {**_DIRECTIONS, "attention_entropy": LOWER_IS_WORSE}
+#: Direction of every metric in the default profile, by our name and by upstream's.
 DIRECTION_OF = {**_DIRECTIONS, **{up: _DIRECTIONS[ours] for up, ours in UPSTREAM_NAMES.items()}}
 
 _DEFAULT = {
@@ -59,7 +63,8 @@ _DEFAULT = {
     "diffusion_energy": ((0.0, 1.0), 2.0, 5.0,
                          "Dirichlet energy of the (centred) logits on the Gaussian kNN key graph divided by "
                          "their squared norm"),
-    "attention_entropy": ((0.5, 1.0), 0.5, 0.1, "attention entropy as a fraction of its maximum ln n"),
+    "attention_entropy": ((0.1, 0.9), (0.1, 0.9), (0.02, 0.98),
+                          "attention entropy as a fraction of its maximum ln n (0 one-hot, 1 uniform)"),
     "h0_persistence": ((0.0, 1.5), 2.0, 5.0,
                        "H0 total persistence in units of the median death: mean/median of the n-1 deaths"),
 }
@@ -86,11 +91,12 @@ def profile_specs(profile: str = "default", n_keys: int = 1) -> dict[str, Metric
 
     (Only compat's entropy range depends on ``n_keys``: ``0 – max(ln n, 1)``.)
     """
-    table = _DEFAULT if check_profile(profile) == "default" else _COMPAT
+    default = check_profile(profile) == "default"
+    table, directions = (_DEFAULT, _DIRECTIONS) if default else (_COMPAT, _COMPAT_DIRECTIONS)
     out = {}
     for name in METRIC_NAMES:
         healthy, w, c, desc = table[name]
         if healthy is None:
             healthy = (0.0, max(math.log(max(int(n_keys), 1)), 1.0))
-        out[name] = MetricSpec(name, _DIRECTIONS[name], healthy, w, c, desc)
+        out[name] = MetricSpec(name, directions[name], healthy, w, c, desc)
     return out

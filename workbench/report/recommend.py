@@ -13,9 +13,8 @@ measured property of the keys that the recommended mechanism exploits — see
    so the order-aware part of it — locality — is what decides.)
 3. **Geometric** (``hyperbolic``) if ``gromov_delta ≤ 0.15`` **and** ``h0_ratio ≥ 2``: the
    distances are close to a tree metric *and* the H0 merges span several scales (a hierarchy,
-   not a star-shaped cloud whose distances are all alike). Parameters: curvature ``c = 1`` when
-   the keys lie in the unit ball, else ``c = (0.95/max‖k‖)²`` (the keys fit in the ball);
-   temperature = the median hyperbolic distance from a key to its ``k``-th neighbour.
+   not a star-shaped cloud whose distances are all alike). Parameters: calibrated (curvature
+   ``c = 1`` when the keys lie in the unit ball, else ``c = (0.95/max‖k‖)²``, then the temperature).
 4. **Diffusion** (``diffusion``) if ``key_roughness ≥ 0.25`` **and** ``structure_contrast ≤ 0.5``:
    a large share of the keys' variance changes between graph neighbours (the logits are rough
    over the key graph), while the leading direction of variance is smooth over the same graph
@@ -34,15 +33,22 @@ random order vs 0.89–1.0 for sequences; δ 0.06–0.10 for trees vs 0.18–0.3
 cases; H0 ratio 3.3–4.2 for trees vs 1.00–1.04; roughness 0.39–0.70 for noisy clusters vs ≤ 0.13
 for trees and sequences; contrast 0.07–0.38 for noisy clusters vs ≥ 0.79 for isotropic clouds.
 
-Temperature advice (upstream's ratio thresholds): with ``r`` the normalised attention entropy
-``H/ln n``, ``r < 0.2`` → increase the temperature (attention nearly one-hot), ``r > 0.9`` →
-decrease it (nearly uniform), else keep it; ``suggested_temperature`` brings ``r`` to 0.5.
+Every recommendation is **calibrated** (:func:`workbench.calibrate`, target 0.5): the rule's
+structural parameters (window, graph, diffusion time) are kept and the temperature (and any
+domain parameter) is fitted to the keys, so ``workbench.make(rec.mechanism, **rec.params)`` is
+the recommended configuration, ready for unit-norm embeddings as for any other data.
+
+Temperature advice: with ``r`` the normalised entropy ``H/ln n`` of scaled dot-product attention
+at its default scale, ``r < 0.1`` → increase the temperature (attention nearly one-hot),
+``r > 0.9`` → decrease it (nearly uniform), else keep it; ``suggested_temperature`` brings ``r``
+to 0.5 (the calibrated ``T`` of scaled dot-product for a key set).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from workbench.report.records import Recommendation
+from workbench.report.rules import decide
 
 __all__ = ["THRESHOLDS", "recommend", "temperature_advice", "mechanism_for"]
 
@@ -50,11 +56,14 @@ __all__ = ["THRESHOLDS", "recommend", "temperature_advice", "mechanism_for"]
 THRESHOLDS = {
     "min_keys": 8,
     "sparse_locality": 0.5,
+    "sparse_window_fraction": 0.25,
     "geometric_delta": 0.15,
     "geometric_h0_ratio": 2.0,
+    "geometric_sphere_share": 0.001,
+    "geometric_norm_share": 0.3,
     "diffusion_roughness": 0.25,
     "diffusion_contrast": 0.5,
-    "entropy_low": 0.2,
+    "entropy_low": 0.1,
     "entropy_high": 0.9,
 }
 
@@ -86,23 +95,8 @@ def temperature_advice(ratio: float, suggested: float | None, source: str, n_key
     if ratio > THRESHOLDS["entropy_high"]:
         return (f"decrease the temperature: {source} is nearly uniform (entropy {ratio:.2f} of its maximum "
                 f"> {THRESHOLDS['entropy_high']}){t}")
-    return f"keep the temperature: {source} has entropy {ratio:.2f} of its maximum (within [0.2, 0.9])"
-
-
-def _hyperbolic_params(keys: np.ndarray, k: int, seed: int) -> dict:
-    from workbench.geometry import poincare as P
-
-    a = np.asarray(keys, dtype=np.float64)
-    rmax = float(np.linalg.norm(a, axis=1).max())
-    c = 1.0 if rmax < 1.0 else (0.95 / rmax) ** 2
-    n = a.shape[0]
-    rng = np.random.default_rng(seed)
-    idx = rng.choice(n, size=min(64, n), replace=False)
-    d = P.pairwise_distance(a[idx], a, c=c)
-    kk = min(k, n - 1)
-    kth = np.partition(d, kk, axis=1)[:, kk]  # column 0 of the sorted row is the key itself
-    t = float(np.median(kth))
-    return {"c": c, "temperature": t if t > 0 else 1.0}
+    return (f"keep the temperature: {source} has entropy {ratio:.2f} of its maximum (within "
+            f"[{THRESHOLDS['entropy_low']}, {THRESHOLDS['entropy_high']}])")
 
 
 def _diffusion_params(pc_roughness: float, k: int, n: int) -> dict:
@@ -115,52 +109,88 @@ def _sparse_params(gap_p90: int, n: int) -> dict:
     return {"window": int(min(max(8, 2 * gap_p90 + 1), max(n, 1))), "num_global_tokens": 2}
 
 
+def _calibrated(mechanism: str, keys: np.ndarray, params: dict, seed: int):
+    """``calibrate(mechanism, keys, **params)`` (target 0.5), or None for fewer than 2 keys."""
+    from workbench.calibration import calibrate
+
+    if keys.shape[0] < 2:
+        return None
+    return calibrate(mechanism, keys, sample_seed=seed, **params)
+
+
 def recommend(f: dict, keys: np.ndarray, *, k: int, seed: int, entropy_ratio: float,
-              suggested_temperature: float | None, entropy_source: str) -> Recommendation:
-    """Apply the rules to the features ``f`` (see :func:`workbench.report.build.build_report`)."""
+              suggested_temperature: float | None, entropy_source: str,
+              calibrate_from_keys: bool = True) -> Recommendation:
+    """Apply the rules to the features ``f`` (see :func:`workbench.report.build.build_report`).
+
+    The chosen mechanism is calibrated on ``keys``; with ``calibrate_from_keys`` and a
+    normalised entropy outside ``[0.1, 0.9]`` the temperature advice quotes the calibrated ``T``
+    of scaled dot-product.
+    """
     th = THRESHOLDS
     numbers = {**f, "thresholds": th, "entropy_ratio": entropy_ratio}
     n = int(f["n_keys"])
-    advice = temperature_advice(entropy_ratio, suggested_temperature, entropy_source, n)
     params: dict = {}
+    choice, fired = decide(f, th)
     if n < th["min_keys"]:
-        choice = "Standard"
         rule = f"n_keys = {n} < {th['min_keys']}: too few keys to measure structure"
         why = "There are too few keys to measure any structure, so plain scaled dot-product attention is kept."
-    elif f["sequence_locality"] >= th["sparse_locality"]:
-        choice = "Sparse"
-        rule = (f"sequence_locality = {f['sequence_locality']:.3f} >= {th['sparse_locality']}: kNN neighbours "
-                f"are sequence neighbours (|i - j| <= {f['locality_window']})")
+    elif fired is not None and fired.name == "sequence":
+        rule = (f"sequence_locality = {f['sequence_locality']:.3f} >= {th['sparse_locality']:.3g} and window_fraction = "
+                f"{f['window_fraction']:.3f} <= {th['sparse_window_fraction']:.3g}: kNN neighbours are sequence "
+                f"neighbours (|i - j| <= {f['locality_window']}) within a window much shorter than the sequence")
         params = _sparse_params(int(f["index_gap_p90"]), n)
         why = (f"{100 * f['sequence_locality']:.0f}% of the keys' nearest neighbours lie within "
-               f"{f['locality_window']} positions of them in the sequence, so a sliding window of "
+               f"{f['locality_window']} positions of them in the sequence (the row order), so a sliding window of "
                f"{params['window']} keys sees the relevant keys; global attention also mixes in far positions "
-               f"that happen to score high.")
-    elif f["gromov_delta"] <= th["geometric_delta"] and f["h0_ratio"] >= th["geometric_h0_ratio"]:
-        choice = "Geometric"
-        rule = (f"gromov_delta = {f['gromov_delta']:.3f} <= {th['geometric_delta']} and h0_ratio = "
-                f"{f['h0_ratio']:.2f} >= {th['geometric_h0_ratio']}: tree-like, multi-scale distances")
-        params = _hyperbolic_params(keys, k, seed)
+               f"that happen to score high. (If the rows are sorted by class, the order itself carries the "
+               f"class: shuffle them to judge the embeddings alone.)")
+    elif fired is not None and fired.name == "hierarchy":
+        rule = (f"gromov_delta = {f['gromov_delta']:.3f} <= {th['geometric_delta']:.3g} and h0_ratio = "
+                f"{f['h0_ratio']:.2f} >= {th['geometric_h0_ratio']:.3g}: tree-like, multi-scale distances")
         why = (f"The key distances are close to a tree metric (relative Gromov delta {f['gromov_delta']:.3f}) "
                f"and their H0 merges span several scales (mean/median death {f['h0_ratio']:.1f}): a hierarchy, "
                f"which hyperbolic space embeds with low distortion and Euclidean dot products do not.")
-    elif f["key_roughness"] >= th["diffusion_roughness"] and f["structure_contrast"] <= th["diffusion_contrast"]:
-        choice = "Diffusion"
-        rule = (f"key_roughness = {f['key_roughness']:.3f} >= {th['diffusion_roughness']} and structure_contrast = "
-                f"{f['structure_contrast']:.3f} <= {th['diffusion_contrast']}: noisy keys on a smooth structure")
+    elif fired is not None and fired.name == "sphere":
+        rule = (f"norm_share = {f['norm_share']:.2g} <= {th['geometric_sphere_share']:.3g}: the keys lie on a sphere "
+                f"(their lengths are all alike)")
+        why = ("The keys all have about the same length (unit-norm embeddings), so only their directions differ. "
+               "Hyperbolic attention, calibrated so its ball holds them at 0.95 of its radius, scores a key by "
+               "exp(−d/T) with d growing like ln(1 − cos θ): weights fall as a power of (1 − cos θ), sharper near "
+               "the query and with a longer tail than the exponential of cos θ that dot products give.")
+    elif fired is not None and fired.name == "norms":
+        rule = (f"norm_share = {f['norm_share']:.3f} >= {th['geometric_norm_share']:.3g}: key lengths drive the "
+                f"dot products")
+        why = (f"The keys' lengths explain a large share ({f['norm_share']:.2f}) of how much the dot-product logits "
+               f"vary, so dot-product attention favours long keys rather than near ones; a distance-based softmax "
+               f"(hyperbolic attention, calibrated so its ball holds the keys) compares positions only.")
+    elif fired is not None and fired.name == "noisy structure":
+        rule = (f"key_roughness = {f['key_roughness']:.3f} >= {th['diffusion_roughness']:.3g} and structure_contrast "
+                f"= {f['structure_contrast']:.3f} <= {th['diffusion_contrast']:.3g}: noisy keys on a smooth structure")
         params = _diffusion_params(f["pc_roughness"], k, n)
         why = (f"The keys vary a lot between kNN-graph neighbours (roughness {f['key_roughness']:.2f}, where 1 is a "
                f"signal unrelated to the graph), yet their leading direction is smooth on the same graph (contrast "
                f"{f['structure_contrast']:.2f}): noisy keys around a cluster/manifold structure. Diffusing the logits "
                f"over the key graph (t = {params['diffusion_time']:.2f}) averages out the noise along the structure.")
     else:
-        choice = "Standard"
-        rule = ("no rule fired: no sequence locality, no tree-like multi-scale distances, no noisy structure "
-                f"(locality {f['sequence_locality']:.2f}, delta {f['gromov_delta']:.2f}, h0_ratio {f['h0_ratio']:.2f}, "
-                f"roughness {f['key_roughness']:.2f}, contrast {f['structure_contrast']:.2f})")
-        why = ("The keys show no structure a specialised mechanism would exploit, so plain scaled dot-product "
-               "attention is the right choice.")
+        rule = ("no rule fired: no sequence locality, no tree-like multi-scale distances, no length-driven logits, "
+                f"no noisy structure (locality {f['sequence_locality']:.2f}, delta {f['gromov_delta']:.2f}, h0_ratio "
+                f"{f['h0_ratio']:.2f}, norm_share {f['norm_share']:.2f}, roughness {f['key_roughness']:.2f}, "
+                f"contrast {f['structure_contrast']:.2f})")
+        why = ("The keys show no structure a specialised mechanism would exploit, so scaled dot-product attention "
+               "(calibrated) is the right choice.")
     mechanism, notes = mechanism_for(choice)
     if mechanism != _MECHANISM[choice]:
         params = {}
-    return Recommendation(choice, mechanism, rule, numbers, advice, why, params, suggested_temperature, notes)
+    cal = _calibrated(mechanism, keys, params, seed)
+    calibration = ""
+    if cal is not None:
+        params = dict(cal.calibration.params)
+        calibration = cal.calibration.describe()
+        notes = tuple(notes) + tuple(cal.calibration.notes)
+    if calibrate_from_keys and n >= 2 and not (th["entropy_low"] <= entropy_ratio <= th["entropy_high"]):
+        std = cal if mechanism == "scaled_dot_product" else _calibrated("scaled_dot_product", keys, {}, seed)
+        suggested_temperature = std.calibration.temperature
+    advice = temperature_advice(entropy_ratio, suggested_temperature, entropy_source, n)
+    return Recommendation(choice, mechanism, rule, numbers, advice, why, params, suggested_temperature, notes,
+                          calibration)

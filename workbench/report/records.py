@@ -51,7 +51,8 @@ class Recommendation:
     rules looked at (features, thresholds); ``temperature_advice`` one sentence;
     ``suggested_temperature`` the logit temperature that brings the normalised attention entropy
     to 0.5 (None when not computed); ``explanation`` the reasoning in plain words; ``notes``
-    caveats (e.g. a fallback mechanism).
+    caveats (e.g. a fallback mechanism); ``calibration`` how ``params`` were fitted to the keys
+    (:meth:`workbench.calibration.Calibration.describe`).
     """
 
     choice: str
@@ -63,6 +64,7 @@ class Recommendation:
     params: dict = field(default_factory=dict)
     suggested_temperature: float | None = None
     notes: tuple = ()
+    calibration: str = ""
 
     def __post_init__(self):
         if self.choice not in CHOICES:
@@ -83,7 +85,7 @@ class Recommendation:
         try:
             return cls(d["choice"], d["mechanism"], d["rule"], d.get("numbers", {}), d.get("temperature_advice", ""),
                        d.get("explanation", ""), d.get("params", {}), d.get("suggested_temperature"),
-                       tuple(d.get("notes", ())))
+                       tuple(d.get("notes", ())), d.get("calibration", ""))
         except KeyError as exc:
             raise ConfigurationError(f"recommendation: missing entry {exc.args[0]!r} in {sorted(d)}") from None
 

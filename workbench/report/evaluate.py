@@ -1,0 +1,239 @@
+"""Evidence for the recommendation: every candidate mechanism, calibrated, run and scored on the keys.
+
+:func:`evaluate` runs each candidate as self-attention over a sample of the keys (``q = k = v``,
+the setting of :mod:`workbench.report.downstream`), each calibrated on that sample
+(:func:`workbench.calibrate`, target 0.5), and scores its output:
+
+* **with labels** — leave-one-out ``k``-NN label accuracy of the outputs
+  (:func:`~workbench.report.downstream.knn_label_accuracy`, ``k = 5``): does attention keep the
+  classes apart?
+* **without labels** — *denoising neighbour recall*: the keys are perturbed by isotropic Gaussian
+  noise whose expected norm is the median distance from a key to its nearest neighbour, each
+  mechanism attends over the noisy keys, and the score is the mean fraction of each key's
+  ``k`` nearest neighbours among the *clean* keys (held out: the mechanism never sees them) that
+  are among its ``k`` nearest neighbours in the output. Attention that averages each key with
+  its true neighbours recovers them; attention that averages with unrelated keys does not.
+
+Candidates (default): the report's four choices — ``scaled_dot_product`` (Standard),
+``local_global`` (Sparse, the rule's window), ``hyperbolic`` (Geometric) and ``diffusion``
+(Diffusion, the rule's graph and time) — each with the structural parameters the report's rules
+would give it, then calibrated. ``raw`` scores the (noisy) keys themselves, for reference.
+The sample is evenly strided rows (``sample`` of them), which keeps the row order's structure
+(sequences) and every part of the data.
+
+:class:`Evaluation` holds the table, the recommended and the best candidate, and the regret:
+the best score minus the recommended one's (0 when the recommendation is the best).
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from workbench.errors import ConfigurationError, ShapeError, WorkbenchError
+
+__all__ = ["Evaluation", "evaluate", "candidates", "denoising_recall", "strided_sample"]
+
+#: The default sample size (keys scored per candidate).
+DEFAULT_SAMPLE = 2000
+
+
+def strided_sample(n: int, size: int) -> np.ndarray:
+    """``min(size, n)`` evenly spaced row indices of ``0..n−1`` (all rows when ``n ≤ size``)."""
+    if n <= size:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, size).round().astype(np.int64))
+
+
+def _neighbours(x: np.ndarray, k: int) -> np.ndarray:
+    from workbench.graph import knn_graph
+
+    n = x.shape[0]
+    g = knn_graph(np.asarray(x, dtype=np.float64), k)
+    return np.asarray(g.src).reshape(n, k)
+
+
+def denoising_recall(z, clean, k: int = 10) -> float:
+    """Mean over rows of ``|kNN_z(i) ∩ kNN_clean(i)| / k`` (Euclidean, self excluded)."""
+    z, clean = np.asarray(z), np.asarray(clean)
+    if z.shape[0] != clean.shape[0]:
+        raise ShapeError(f"z: expected {clean.shape[0]} rows (one per clean key), got {z.shape[0]}")
+    kk = min(int(k), z.shape[0] - 1)
+    a, b = _neighbours(z, kk), _neighbours(clean, kk)
+    hits = (a[:, :, None] == b[:, None, :]).any(axis=2).sum(axis=1)
+    return float(np.mean(hits / kk))
+
+
+def candidates(report) -> list[tuple[str, str, dict]]:
+    """``[(choice, mechanism, structural params), …]`` of the report's four choices for its keys."""
+    from workbench.report.recommend import _MECHANISM, _diffusion_params, _sparse_params, mechanism_for
+
+    f = report.features
+    n = int(f.get("n_keys", report.n_keys))
+    k = int(report.settings.get("k", 8))
+    structure = {
+        "Standard": {},
+        "Sparse": _sparse_params(int(f.get("index_gap_p90", 0)), n),
+        "Geometric": {},
+        "Diffusion": _diffusion_params(float(f.get("pc_roughness", 0.0)), k, n),
+    }
+    out = []
+    for choice in ("Standard", "Sparse", "Geometric", "Diffusion"):
+        name, notes = mechanism_for(choice)
+        if name == _MECHANISM[choice]:
+            out.append((choice, name, structure[choice]))
+    return out
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The scored candidates (see the module docstring).
+
+    ``rows``: one dict per candidate — ``choice``, ``mechanism``, ``params`` (calibrated, as
+    ``make`` takes them), ``temperature``, ``entropy`` (calibrated, mean ``H/ln n``), ``score``,
+    ``seconds``, ``error`` — plus a ``raw`` row (the keys themselves); ``measure``
+    ("knn_accuracy" | "denoising_recall"); ``recommended`` the report's choice; ``best`` the
+    highest-scoring candidate's choice; ``regret`` best score − recommended score; ``sample``
+    rows scored out of ``n_keys``; ``cancelled`` when stopped early.
+    """
+
+    rows: list
+    measure: str
+    recommended: str | None
+    best: str | None
+    regret: float | None
+    sample: int
+    n_keys: int
+    cancelled: bool = False
+    notes: tuple = field(default_factory=tuple)
+
+    def score_of(self, choice: str) -> float | None:
+        for r in self.rows:
+            if r["choice"] == choice:
+                return r["score"]
+        return None
+
+    def table(self) -> list[dict]:
+        """The rows, best first, each with ``recommended`` and ``best`` flags (for display)."""
+        ranked = sorted(self.rows, key=lambda r: -(r["score"] if r["score"] is not None else -math.inf))
+        return [{**r, "recommended": r["choice"] == self.recommended, "best": r["choice"] == self.best}
+                for r in ranked]
+
+    def to_dict(self) -> dict:
+        from workbench.report.records import plain
+
+        return plain({"rows": self.rows, "measure": self.measure, "recommended": self.recommended,
+                      "best": self.best, "regret": self.regret, "sample": self.sample, "n_keys": self.n_keys,
+                      "cancelled": self.cancelled, "notes": list(self.notes)})
+
+
+def _check_labels(labels, n: int):
+    if labels is None:
+        return None
+    y = np.asarray(labels)
+    if y.shape != (n,):
+        raise ShapeError(f"labels: expected shape ({n},) (one per key), got {y.shape}")
+    return y
+
+
+def evaluate(keys, labels=None, *, mechanisms=None, sample: int = DEFAULT_SAMPLE, k: int | None = None,
+             target_entropy: float = 0.5, report=None, seed: int = 0,
+             progress: Callable[[int, int], None] | None = None,
+             cancel: threading.Event | None = None) -> Evaluation:
+    """Run each candidate mechanism, calibrated, on a sample of ``keys (n, d)`` and score it.
+
+    ``labels (n,)`` (optional) select the measure (see the module docstring); ``mechanisms``:
+    None for the report's four choices, or a list of registry names and ``(name, params)``
+    pairs (each scored under its own name); ``sample`` rows (100–20,000) evenly strided;
+    ``k`` neighbours of the score (5 with labels, 10 without); ``target_entropy`` of the
+    calibration; ``report`` the :func:`~workbench.report.analyze_keys` report of the keys (its
+    recommendation is marked, its features give the candidates' structure; computed on the sample
+    when None); ``seed`` of the noise and samples; ``progress(i, total)`` after each candidate;
+    ``cancel`` stops between candidates (the rows so far are returned, ``cancelled`` set).
+    """
+    from workbench.report.downstream import knn_label_accuracy
+    from workbench.report.persistence import points
+
+    x = points(keys, "keys")
+    n = x.shape[0]
+    if n < 10:
+        raise ShapeError(f"keys: evaluation needs at least 10 keys, got {n}")
+    y = _check_labels(labels, n)
+    if isinstance(sample, bool) or not isinstance(sample, (int, np.integer)) or not 100 <= sample <= 20_000:
+        raise ConfigurationError(f"sample: expected an integer in [100, 20000], got {sample!r}")
+    idx = strided_sample(n, int(sample))
+    xs = x[idx]
+    ys = None if y is None else y[idx]
+    kk = (5 if ys is not None else 10) if k is None else int(k)
+    if not 1 <= kk < xs.shape[0]:
+        raise ConfigurationError(f"k: expected an integer in [1, {xs.shape[0] - 1}], got {k!r}")
+    rng = np.random.default_rng(seed)
+    if ys is None:  # the keys the mechanisms see are noisy; the clean ones are held out
+        nn = _neighbours(xs, 1)
+        med = float(np.median(np.linalg.norm(xs - xs[nn[:, 0]], axis=1)))
+        noise = rng.standard_normal(xs.shape) * (med / math.sqrt(xs.shape[1]))
+        seen = (xs + noise).astype(xs.dtype)
+        score_of = lambda z: denoising_recall(z, xs, kk)  # noqa: E731
+        measure = "denoising_recall"
+    else:
+        seen = xs
+        score_of = lambda z: knn_label_accuracy(z, ys, kk)  # noqa: E731
+        measure = "knn_accuracy"
+    if report is None:
+        from workbench.report import analyze_keys
+
+        report = analyze_keys(seen)
+    if mechanisms is None:
+        cands = candidates(report)
+    else:
+        cands = []
+        for m in mechanisms:
+            name, params = (m, {}) if isinstance(m, str) else (m[0], dict(m[1]))
+            cands.append((name, name, params))
+    rows = [{"choice": "raw", "mechanism": "(the keys themselves)", "params": {}, "temperature": None,
+             "entropy": None, "score": score_of(seen), "seconds": 0.0, "error": None}]
+    cancelled = False
+    for i, (choice, name, structure) in enumerate(cands):
+        if cancel is not None and cancel.is_set():
+            cancelled = True
+            break
+        row = {"choice": choice, "mechanism": name, "params": dict(structure), "temperature": None, "entropy": None,
+               "score": None, "seconds": None, "error": None}
+        t0 = time.perf_counter()
+        try:
+            row.update(_run_candidate(name, structure, seen, target_entropy, seed))
+            row["score"] = score_of(row.pop("output"))
+        except WorkbenchError as exc:
+            row["error"] = str(exc)
+        except MemoryError:
+            row["error"] = f"{name}: out of memory on {seen.shape[0]} keys"
+        row["seconds"] = time.perf_counter() - t0
+        rows.append(row)
+        if progress is not None:
+            progress(i + 1, len(cands))
+    scored = [r for r in rows[1:] if r["score"] is not None]
+    best = max(scored, key=lambda r: r["score"])["choice"] if scored else None
+    rec = report.recommendation.choice if mechanisms is None else None
+    regret = None
+    if rec is not None and best is not None:
+        rec_score = next((r["score"] for r in scored if r["choice"] == rec), None)
+        regret = None if rec_score is None else max(0.0, max(r["score"] for r in scored) - rec_score)
+    return Evaluation(rows, measure, rec, best, regret, int(idx.size), n, cancelled)
+
+
+def _run_candidate(name: str, structure: dict, x: np.ndarray, target: float, seed: int) -> dict:
+    """Calibrate ``name`` on ``x`` (with ``structure``) and run it as self-attention, with its graph."""
+    from workbench.autograph import call_with_graph
+    from workbench.calibration import calibrate
+    from workbench.registry import registry
+
+    mech = calibrate(name, x, target_entropy=target, sample_seed=seed, **structure)
+    info = registry[name]
+    out, _, _, _ = call_with_graph(lambda kw: mech(x, x, x, **kw), info, x, None, "auto", 8, seed)
+    cal = mech.calibration
+    return {"params": dict(cal.params), "temperature": cal.temperature, "entropy": cal.entropy,
+            "output": np.asarray(out)}
