@@ -15,6 +15,7 @@ import panel as pn
 from workbench import compare
 
 from apps import export
+from apps.task_controls import TaskControls
 
 
 def default_lengths(n_keys: int, start: int = 128, most: int = 16384) -> list[int]:
@@ -64,18 +65,13 @@ class BenchView:
         self.lengths = pn.widgets.LiteralInput(label="lengths L", type=list, value=[128, 256, 512, 1024], width=320,
                                                css_classes=["wb-bench-lengths"])
         self.repeats = pn.widgets.IntInput(label="repeats", value=3, start=1, end=50, width=90)
-        self.run = pn.widgets.Button(label="Run benchmark", color="primary", width=140, margin=(23, 5, 5, 5),
-                                     css_classes=["wb-bench-run"])
-        self.cancel = pn.widgets.Button(label="Cancel", color="danger", width=90, disabled=True,
-                                        margin=(23, 5, 5, 5), css_classes=["wb-bench-cancel"])
-        self.progress = pn.indicators.Progress(label="progress", value=0, max=100, sizing_mode="stretch_width",
-                                               visible=False, css_classes=["wb-bench-progress"])
-        self.status = pn.pane.Str("", css_classes=["wb-bench-status"])
+        self.task = TaskControls(app, "bench", "Run benchmark", "wb-bench", what="bench")
+        self.run, self.cancel, self.progress, self.status = (self.task.run, self.task.cancel, self.task.progress,
+                                                             self.task.status)
         self.plots = pn.pane.HoloViews(None, sizing_mode="stretch_width", min_height=380, linked_axes=False)
         self.table = pn.pane.DataFrame(None, sizing_mode="stretch_width", index=False, float_format="{:.4g}".format,
                                        css_classes=["wb-bench-table"], max_height=320)
         self.run.on_click(lambda *_: self.start())
-        self.cancel.on_click(lambda *_: self.stop())
         self.view = pn.Column(
             pn.Row(self.mechanisms), pn.Row(self.lengths, self.repeats, self.run, self.cancel),
             self.progress, self.status, self.plots,
@@ -106,9 +102,6 @@ class BenchView:
         lengths, repeats, d = list(self.lengths.value or []), int(self.repeats.value), int(prep.k.shape[1])
         gk = self.session.graph_k
         total = len(names) * max(len(lengths), 1)
-        self.progress.value, self.progress.visible = 0, True
-        self.run.disabled, self.cancel.disabled = True, False
-        self.status.object = f"running {len(names)} mechanism(s) × {len(lengths)} lengths, d = {d}…"
 
         def work(job):
             event = threading.Event()
@@ -129,35 +122,16 @@ class BenchView:
             return rows
 
         def done(rows):
-            self._finish()
             self.rows = rows
             self.table.object = _frame(self.table_rows())
             self.plots.object = bench_plots(rows)
             errors = [r for r in rows if r.get("error")]
-            self.status.object = f"done: {len(rows)} measurements" + (f", {len(errors)} with errors" if errors else "")
+            return f"done: {len(rows)} measurements" + (f", {len(errors)} with errors" if errors else "")
 
-        def on_progress(fraction, text):
-            self.progress.value = int(round(100 * fraction))
-            self.status.object = f"running… {text}"
-
-        def failed(exc):
-            self._finish()
-            self.status.object = "failed (see the message above)"
-            self.app.messages.error(exc, "bench")
-
-        def cancelled():
-            self._finish()
-            self.status.object = "cancelled"
-
-        self.app.runner.submit("bench", work, done, failed, on_progress=on_progress, cancelled=cancelled)
+        self.task.start(work, done, f"running {len(names)} mechanism(s) × {len(lengths)} lengths, d = {d}…")
 
     def stop(self) -> None:
-        if self.app.runner.cancel("bench"):
-            self.status.object = "cancelling… (stops after the current call)"
-
-    def _finish(self) -> None:
-        self.run.disabled, self.cancel.disabled = False, True
-        self.progress.visible = False
+        self.task.stop()
 
 
 def _frame(rows):

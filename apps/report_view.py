@@ -20,6 +20,7 @@ import panel as pn
 from workbench import compare
 
 from apps import export
+from apps.task_controls import TaskControls
 
 STATUS_COLOURS = {"OK": "#2e7d32", "WARNING": "#f9a825", "CRITICAL": "#c62828"}
 
@@ -150,13 +151,9 @@ class ReportView:
                                                 color="success", disabled=True, css_classes=["wb-compare-rec"])
         self.compare_button.on_click(self._compare_recommended)
         self.evaluation = None
-        self.eval_status = pn.pane.Str("", css_classes=["wb-eval-status"])
-        self.eval_progress = pn.indicators.Progress(value=0, max=100, sizing_mode="stretch_width", visible=False,
-                                                    css_classes=["wb-eval-progress"])
-        self.eval_run = pn.widgets.Button(label="evaluate again", width=130, css_classes=["wb-eval-run"])
-        self.eval_run.on_click(lambda *_: self.evaluate())
-        self.eval_cancel = pn.widgets.Button(label="cancel", width=80, disabled=True, css_classes=["wb-eval-cancel"])
-        self.eval_cancel.on_click(lambda *_: self.app.runner.cancel("evaluate"))
+        self.eval_task = TaskControls(app, "evaluate", "Evaluate again", "wb-eval", what="evaluation")
+        self.eval_status, self.eval_progress = self.eval_task.status, self.eval_task.progress
+        self.eval_task.run.on_click(lambda *_: self.evaluate())
         self.leaderboard = pn.pane.HoloViews(None, sizing_mode="stretch_width", min_height=260, linked_axes=False,
                                              css_classes=["wb-leaderboard-plot"])
         self.eval_table = pn.pane.HTML("", stylesheets=[_CSS], sizing_mode="stretch_width",
@@ -170,7 +167,7 @@ class ReportView:
             pn.Row(pn.Column("### Metrics", self.metrics), self.gauge),
             self.recommendation, self.compare_button,
             "### Evidence: the candidates, calibrated and scored on these data",
-            pn.Row(self.eval_run, self.eval_cancel, self.eval_status), self.eval_progress,
+            pn.Row(self.eval_task.run, self.eval_task.cancel, self.eval_status), self.eval_progress,
             pn.Row(self.leaderboard, self.eval_table, sizing_mode="stretch_width"), sizing_mode="stretch_width",
         )
         self.active = False  # computed when the tab is shown (a large key set takes a while)
@@ -230,9 +227,6 @@ class ReportView:
         kds = prep.keys_dataset
         keys = kds.x if kds is not None else prep.k
         labels = kds.labels if kds is not None else prep.key_labels
-        self.eval_progress.value, self.eval_progress.visible = 0, True
-        self.eval_cancel.disabled, self.eval_run.disabled = False, True
-        self.eval_status.object = "evaluating the candidates…"
 
         def work(job):
             from workbench.report import evaluate
@@ -241,33 +235,15 @@ class ReportView:
                             progress=lambda i, n: job.progress(i / n, f"{i}/{n} candidates"))
 
         def done(ev):
-            self._eval_finished()
             self.evaluation = ev
             self.leaderboard.object = leaderboard_plot(ev)
             self.eval_table.object = leaderboard_html(ev)
             best = next((r for r in ev.table() if r["best"]), None)
-            self.eval_status.object = ("cancelled: partial results" if ev.cancelled else
-                                       f"best by evaluation: {best['choice']} ({best['mechanism']})" if best else
-                                       "no candidate could be scored")
+            return ("cancelled: partial results" if ev.cancelled else
+                    f"best by evaluation: {best['choice']} ({best['mechanism']})" if best else
+                    "no candidate could be scored")
 
-        def progress(fraction, text):
-            self.eval_progress.value = int(round(100 * fraction))
-            self.eval_status.object = f"evaluating… {text}"
-
-        def failed(exc):
-            self._eval_finished()
-            self.eval_status.object = "evaluation failed (see the message above)"
-            self.app.messages.error(exc, "evaluation")
-
-        def cancelled():
-            self._eval_finished()
-            self.eval_status.object = "evaluation cancelled"
-
-        self.app.runner.submit("evaluate", work, done, failed, on_progress=progress, cancelled=cancelled)
-
-    def _eval_finished(self) -> None:
-        self.eval_progress.visible = False
-        self.eval_cancel.disabled, self.eval_run.disabled = True, False
+        self.eval_task.start(work, done, "evaluating the candidates…")
 
     def _compare_recommended(self, *_):
         if self.report is None:

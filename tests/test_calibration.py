@@ -158,6 +158,9 @@ def test_bad_input_names_the_argument(text):
         calibrate("scaled_dot_product", text, queries=0)
     with pytest.raises(ConfigurationError, match="max_keys"):
         calibrate("scaled_dot_product", text, max_keys=10**9)
+    big = np.ones((100_000, 2), np.float32)
+    with pytest.raises(ConfigurationError, match="queries, max_keys"):
+        calibrate("scaled_dot_product", big, queries=100_000, max_keys=100_000)
     with pytest.raises(ConfigurationError, match="no mechanism 'nope'"):
         calibrate("nope", text)
     with pytest.raises(ConfigurationError, match="name_or_mechanism"):

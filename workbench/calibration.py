@@ -68,6 +68,8 @@ _XTOL = 1e-3  # in ln T: 0.1 % of T
 DENSE_SAMPLE = 512
 #: Queries of the exact refinement (mechanisms whose rows are not one softmax, past ``max_keys``).
 EXACT_ROWS = 64
+#: Most ``queries × keys`` weights one evaluation of the sample may hold (512 MiB in float64).
+MAX_SAMPLE_WEIGHTS = 1 << 26
 
 
 @dataclass(frozen=True)
@@ -318,7 +320,7 @@ def calibrate(name_or_mechanism, keys, *, target_entropy: float = DEFAULT_TARGET
     ``name_or_mechanism`` a registered name (built with ``params``) or a
     :class:`~workbench.Mechanism` (its parameters, overridden by ``params``); ``keys (n, d)``,
     ``n ≥ 2``; ``target_entropy`` in ``[0.01, 0.99]``; ``queries`` (1–100,000) and ``max_keys``
-    (2–1,000,000) bound the sample (graph and windowed mechanisms, whose sample attends densely,
+    (2–1,000,000; at most 2^26 weights together) bound the sample (graph and windowed mechanisms, whose sample attends densely,
     use at most 512 keys); ``graph_k`` neighbours of a graph mechanism's sample graph;
     ``sample_seed`` draws the sample (``seed``, like every other keyword, is the mechanism's). Returns a new mechanism with ``.calibration``
     (:class:`Calibration`). See the module docstring for the convention, the sample and the
@@ -347,6 +349,9 @@ def calibrate(name_or_mechanism, keys, *, target_entropy: float = DEFAULT_TARGET
     k = np.ascontiguousarray(points(keys, "keys"))  # finite real (n, d), float32 or float64 kept
     if k.shape[0] < 2:
         raise ConfigurationError(f"keys: calibration needs at least 2 keys, got shape {k.shape}")
+    if queries * min(k.shape[0], max_keys) > MAX_SAMPLE_WEIGHTS:
+        raise ConfigurationError(f"queries, max_keys: {queries} queries × {min(k.shape[0], max_keys):,} keys exceed "
+                                 f"{MAX_SAMPLE_WEIGHTS:,} weights per evaluation; lower one of them")
     mech = _mechanism(name_or_mechanism, params)
     name = type(mech).registry_name
     info = registry[name]

@@ -38,8 +38,10 @@ from workbench.errors import ConfigurationError, ShapeError, WorkbenchError
 
 __all__ = ["Evaluation", "evaluate", "candidates", "denoising_recall", "strided_sample"]
 
-#: The default sample size (keys scored per candidate).
+#: The default sample size (keys scored per candidate), and the most allowed (every candidate runs
+#: self-attention over the sample: 10,000² pairs is already tens of seconds for some).
 DEFAULT_SAMPLE = 2000
+MAX_SAMPLE = 10_000
 
 
 def strided_sample(n: int, size: int) -> np.ndarray:
@@ -148,7 +150,7 @@ def evaluate(keys, labels=None, *, mechanisms=None, sample: int = DEFAULT_SAMPLE
 
     ``labels (n,)`` (optional) select the measure (see the module docstring); ``mechanisms``:
     None for the report's four choices, or a list of registry names and ``(name, params)``
-    pairs (each scored under its own name); ``sample`` rows (100–20,000) evenly strided;
+    pairs (each scored under its own name); ``sample`` rows (100–10,000) evenly strided;
     ``k`` neighbours of the score (5 with labels, 10 without); ``target_entropy`` of the
     calibration; ``report`` the :func:`~workbench.report.analyze_keys` report of the keys (its
     recommendation is marked, its features give the candidates' structure; computed on the sample
@@ -163,8 +165,8 @@ def evaluate(keys, labels=None, *, mechanisms=None, sample: int = DEFAULT_SAMPLE
     if n < 10:
         raise ShapeError(f"keys: evaluation needs at least 10 keys, got {n}")
     y = _check_labels(labels, n)
-    if isinstance(sample, bool) or not isinstance(sample, (int, np.integer)) or not 100 <= sample <= 20_000:
-        raise ConfigurationError(f"sample: expected an integer in [100, 20000], got {sample!r}")
+    if isinstance(sample, bool) or not isinstance(sample, (int, np.integer)) or not 100 <= sample <= MAX_SAMPLE:
+        raise ConfigurationError(f"sample: expected an integer in [100, {MAX_SAMPLE}], got {sample!r}")
     idx = strided_sample(n, int(sample))
     xs = x[idx]
     ys = None if y is None else y[idx]

@@ -48,7 +48,7 @@ from __future__ import annotations
 import numpy as np
 
 from workbench.report.records import Recommendation
-from workbench.report.rules import decide
+from workbench.report.rules import RULES, decide
 
 __all__ = ["THRESHOLDS", "recommend", "temperature_advice", "mechanism_for"]
 
@@ -109,6 +109,33 @@ def _sparse_params(gap_p90: int, n: int) -> dict:
     return {"window": int(min(max(8, 2 * gap_p90 + 1), max(n, 1))), "num_global_tokens": 2}
 
 
+_WHY = {  # each rule's reasoning in plain words, with the numbers of the keys at hand
+    "sequence": lambda f, p: (
+        f"{100 * f['sequence_locality']:.0f}% of the keys' nearest neighbours lie within {f['locality_window']} "
+        f"positions of them in the sequence (the row order), so a sliding window of {p['window']} keys sees the "
+        f"relevant keys; global attention also mixes in far positions that happen to score high. (If the rows are "
+        f"sorted by class, the order itself carries the class: shuffle them to judge the embeddings alone.)"),
+    "hierarchy": lambda f, p: (
+        f"The key distances are close to a tree metric (relative Gromov delta {f['gromov_delta']:.3f}) and their H0 "
+        f"merges span several scales (mean/median death {f['h0_ratio']:.1f}): a hierarchy, which hyperbolic space "
+        f"embeds with low distortion and Euclidean dot products do not."),
+    "sphere": lambda f, p: (
+        "The keys all have about the same length (unit-norm embeddings), so only their directions differ. "
+        "Hyperbolic attention, calibrated so its ball holds them at 0.95 of its radius, scores a key by exp(−d/T) "
+        "with d growing like ln(1 − cos θ): weights fall as a power of (1 − cos θ), sharper near the query and with "
+        "a longer tail than the exponential of cos θ that dot products give."),
+    "norms": lambda f, p: (
+        f"The keys' lengths explain a large share ({f['norm_share']:.2f}) of how much the dot-product logits vary, "
+        f"so dot-product attention favours long keys rather than near ones; a distance-based softmax (hyperbolic "
+        f"attention, calibrated so its ball holds the keys) compares positions only."),
+    "noisy structure": lambda f, p: (
+        f"The keys vary a lot between kNN-graph neighbours (roughness {f['key_roughness']:.2f}, where 1 is a signal "
+        f"unrelated to the graph), yet their leading direction is smooth on the same graph (contrast "
+        f"{f['structure_contrast']:.2f}): noisy keys around a cluster/manifold structure. Diffusing the logits over "
+        f"the key graph (t = {p['diffusion_time']:.2f}) averages out the noise along the structure."),
+}
+
+
 def _calibrated(mechanism: str, keys: np.ndarray, params: dict, seed: int):
     """``calibrate(mechanism, keys, **params)`` (target 0.5), or None for fewer than 2 keys."""
     from workbench.calibration import calibrate
@@ -135,50 +162,20 @@ def recommend(f: dict, keys: np.ndarray, *, k: int, seed: int, entropy_ratio: fl
     if n < th["min_keys"]:
         rule = f"n_keys = {n} < {th['min_keys']}: too few keys to measure structure"
         why = "There are too few keys to measure any structure, so plain scaled dot-product attention is kept."
-    elif fired is not None and fired.name == "sequence":
-        rule = (f"sequence_locality = {f['sequence_locality']:.3f} >= {th['sparse_locality']:.3g} and window_fraction = "
-                f"{f['window_fraction']:.3f} <= {th['sparse_window_fraction']:.3g}: kNN neighbours are sequence "
-                f"neighbours (|i - j| <= {f['locality_window']}) within a window much shorter than the sequence")
-        params = _sparse_params(int(f["index_gap_p90"]), n)
-        why = (f"{100 * f['sequence_locality']:.0f}% of the keys' nearest neighbours lie within "
-               f"{f['locality_window']} positions of them in the sequence (the row order), so a sliding window of "
-               f"{params['window']} keys sees the relevant keys; global attention also mixes in far positions "
-               f"that happen to score high. (If the rows are sorted by class, the order itself carries the "
-               f"class: shuffle them to judge the embeddings alone.)")
-    elif fired is not None and fired.name == "hierarchy":
-        rule = (f"gromov_delta = {f['gromov_delta']:.3f} <= {th['geometric_delta']:.3g} and h0_ratio = "
-                f"{f['h0_ratio']:.2f} >= {th['geometric_h0_ratio']:.3g}: tree-like, multi-scale distances")
-        why = (f"The key distances are close to a tree metric (relative Gromov delta {f['gromov_delta']:.3f}) "
-               f"and their H0 merges span several scales (mean/median death {f['h0_ratio']:.1f}): a hierarchy, "
-               f"which hyperbolic space embeds with low distortion and Euclidean dot products do not.")
-    elif fired is not None and fired.name == "sphere":
-        rule = (f"norm_share = {f['norm_share']:.2g} <= {th['geometric_sphere_share']:.3g}: the keys lie on a sphere "
-                f"(their lengths are all alike)")
-        why = ("The keys all have about the same length (unit-norm embeddings), so only their directions differ. "
-               "Hyperbolic attention, calibrated so its ball holds them at 0.95 of its radius, scores a key by "
-               "exp(−d/T) with d growing like ln(1 − cos θ): weights fall as a power of (1 − cos θ), sharper near "
-               "the query and with a longer tail than the exponential of cos θ that dot products give.")
-    elif fired is not None and fired.name == "norms":
-        rule = (f"norm_share = {f['norm_share']:.3f} >= {th['geometric_norm_share']:.3g}: key lengths drive the "
-                f"dot products")
-        why = (f"The keys' lengths explain a large share ({f['norm_share']:.2f}) of how much the dot-product logits "
-               f"vary, so dot-product attention favours long keys rather than near ones; a distance-based softmax "
-               f"(hyperbolic attention, calibrated so its ball holds the keys) compares positions only.")
-    elif fired is not None and fired.name == "noisy structure":
-        rule = (f"key_roughness = {f['key_roughness']:.3f} >= {th['diffusion_roughness']:.3g} and structure_contrast "
-                f"= {f['structure_contrast']:.3f} <= {th['diffusion_contrast']:.3g}: noisy keys on a smooth structure")
-        params = _diffusion_params(f["pc_roughness"], k, n)
-        why = (f"The keys vary a lot between kNN-graph neighbours (roughness {f['key_roughness']:.2f}, where 1 is a "
-               f"signal unrelated to the graph), yet their leading direction is smooth on the same graph (contrast "
-               f"{f['structure_contrast']:.2f}): noisy keys around a cluster/manifold structure. Diffusing the logits "
-               f"over the key graph (t = {params['diffusion_time']:.2f}) averages out the noise along the structure.")
-    else:
-        rule = ("no rule fired: no sequence locality, no tree-like multi-scale distances, no length-driven logits, "
-                f"no noisy structure (locality {f['sequence_locality']:.2f}, delta {f['gromov_delta']:.2f}, h0_ratio "
-                f"{f['h0_ratio']:.2f}, norm_share {f['norm_share']:.2f}, roughness {f['key_roughness']:.2f}, "
-                f"contrast {f['structure_contrast']:.2f})")
+    elif fired is None:
+        rule = "no rule fired: " + "; ".join(
+            f"{r.choice} ({r.name}) needs {' and '.join(f'{f} {op} {th[t]:.3g}' for f, op, t in r.conditions)}"
+            for r in RULES) + " — " + ", ".join(f"{f} = {f_:.3g}" for f, f_ in (
+                (name, float(f[name])) for name in dict.fromkeys(c[0] for r in RULES for c in r.conditions)))
         why = ("The keys show no structure a specialised mechanism would exploit, so scaled dot-product attention "
                "(calibrated) is the right choice.")
+    else:
+        rule = fired.describe(f, th)
+        if fired.name == "sequence":
+            params = _sparse_params(int(f["index_gap_p90"]), n)
+        elif fired.name == "noisy structure":
+            params = _diffusion_params(f["pc_roughness"], k, n)
+        why = _WHY[fired.name](f, params)
     mechanism, notes = mechanism_for(choice)
     if mechanism != _MECHANISM[choice]:
         params = {}

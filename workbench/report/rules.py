@@ -26,22 +26,34 @@ __all__ = ["RULES", "Rule", "decide", "regret", "fit_thresholds", "leave_one_out
 
 @dataclass(frozen=True)
 class Rule:
-    """One rule: ``choice`` when every ``(feature, op, threshold)`` condition holds; ``name`` for the report."""
+    """One rule: ``choice`` when every ``(feature, op, threshold)`` condition holds; ``name`` for the
+    report, ``meaning`` what the conditions say about the keys."""
 
     name: str
     choice: str
     conditions: tuple
+    meaning: str = ""
+
+    def describe(self, features: dict, thresholds: dict) -> str:
+        """``"feature = value op threshold and …: meaning"`` with the numbers of these keys."""
+        parts = [f"{f} = {float(features[f]):.3g} {op} {float(thresholds[t]):.3g}" for f, op, t in self.conditions]
+        return " and ".join(parts) + (f": {self.meaning}" if self.meaning else "")
 
 
 RULES = (
     Rule("sequence", "Sparse", (("sequence_locality", ">=", "sparse_locality"),
-                                ("window_fraction", "<=", "sparse_window_fraction"))),
+                                ("window_fraction", "<=", "sparse_window_fraction")),
+         "kNN neighbours are sequence neighbours, within a window much shorter than the sequence"),
     Rule("hierarchy", "Geometric", (("gromov_delta", "<=", "geometric_delta"),
-                                    ("h0_ratio", ">=", "geometric_h0_ratio"))),
-    Rule("sphere", "Geometric", (("norm_share", "<=", "geometric_sphere_share"),)),
-    Rule("norms", "Geometric", (("norm_share", ">=", "geometric_norm_share"),)),
+                                    ("h0_ratio", ">=", "geometric_h0_ratio")),
+         "tree-like, multi-scale distances"),
+    Rule("sphere", "Geometric", (("norm_share", "<=", "geometric_sphere_share"),),
+         "the keys lie on a sphere (their lengths are all alike)"),
+    Rule("norms", "Geometric", (("norm_share", ">=", "geometric_norm_share"),),
+         "key lengths drive the dot products"),
     Rule("noisy structure", "Diffusion", (("key_roughness", ">=", "diffusion_roughness"),
-                                          ("structure_contrast", "<=", "diffusion_contrast"))),
+                                          ("structure_contrast", "<=", "diffusion_contrast")),
+         "noisy keys on a smooth structure"),
 )
 
 #: The thresholds the rules read (the ones :func:`fit_thresholds` fits).
