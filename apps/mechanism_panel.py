@@ -22,6 +22,7 @@ import param
 
 import workbench
 from workbench import compare
+from workbench.errors import WorkbenchError
 
 from apps import export
 from apps.maps import MapView, TileView
@@ -335,12 +336,16 @@ class MechanismPanel:
                 if n not in self._fitted | {type(self.instance).temperature_parameter()}}
 
         def work(job):
-            cal = None
+            cal, failure = None, None
             run_params = params
             if calibrate:
-                mech = workbench.calibrate(name, prep.k, graph_k=gk, **keep)
-                cal = mech.calibration
-                run_params = {**params, **{k: v for k, v in current_params(mech).items() if k in params}}
+                try:
+                    mech = workbench.calibrate(name, prep.k, graph_k=gk, **keep)
+                except WorkbenchError as exc:  # the run goes on with the current values, and says why
+                    failure = str(exc)
+                else:
+                    cal = mech.calibration
+                    run_params = {**params, **{k: v for k, v in current_params(mech).items() if k in params}}
                 job.check()
             res = compare.run(name, run_params, prep.q, prep.k, prep.v, query_index=qi, graph_kind=gkind,
                               graph_k=gk, preferred_graph=graph)
@@ -348,12 +353,15 @@ class MechanismPanel:
             first = None
             if plan is not None and res.weights is not None and res.weights.shape == tuple(prep.shape):
                 first = MapView.pooled(res.weights, plan)
-            return res, first, cal, run_params
+            return res, first, cal, run_params, failure
 
         def done(out):
-            res, first, cal, run_params = out
+            res, first, cal, run_params, failure = out
             if cal is not None:
                 self._apply_calibration(cal, prep)
+            elif failure is not None:
+                self._calibrated_for = (prep.version, self.name)  # not retried until the data change
+                self.calib_info.object = f"not calibrated: {html.escape(failure)}"
             if res.error is not None:
                 self.status.object = f"error: {res.error}"
                 self.app.messages.error(res.error, f"panel {self.index + 1} ({name})")

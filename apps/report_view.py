@@ -62,8 +62,9 @@ def recommendation_markdown(report) -> str:
     lines = [f"### Recommendation: {html.escape(rec.choice)} → `{html.escape(rec.mechanism)}`",
              f"**Rule that fired:** {html.escape(rec.rule)}"]
     if rec.params:
-        lines.append("**Parameters (calibrated):** `workbench.make(" + html.escape(repr(rec.mechanism)) + ", "
-                     + html.escape(", ".join(f"{k}={_value(v)}" for k, v in rec.params.items())) + ")`")
+        # a code span: Markdown shows it verbatim (escaping it here would show the entities)
+        args = ", ".join([repr(rec.mechanism)] + [f"{k}={_value(v)}" for k, v in rec.params.items()])
+        lines.append(f"**Parameters (calibrated):** `workbench.make({args.replace('`', '')})`")
     if rec.calibration:
         lines.append(f"**Calibration:** {html.escape(rec.calibration)}")
     if rec.temperature_advice:
@@ -80,8 +81,15 @@ def recommendation_markdown(report) -> str:
     return "\n\n".join(lines)
 
 
-MEASURES = {"knn_accuracy": "leave-one-out 5-NN label accuracy of the outputs",
-            "denoising_recall": "recall of each key's clean 10 nearest neighbours from the output on noisy keys"}
+MEASURES = {"knn_accuracy": "5-NN label accuracy of the outputs",
+            "denoising_recall": "denoising neighbour recall (no labels)"}
+#: What each measure is, in a sentence (below the table).
+MEASURE_DOCS = {"knn_accuracy": "Score: leave-one-out 5-nearest-neighbour label accuracy of each candidate's "
+                                "self-attention outputs.",
+                "denoising_recall": "Score (the data have no labels): the keys get Gaussian noise as large as the "
+                                    "distance to their nearest neighbour; each candidate attends over the noisy "
+                                    "keys; the score is the share of each key's 10 clean nearest neighbours found "
+                                    "among its output's 10 nearest."}
 
 
 def leaderboard_plot(ev) -> hv.Overlay:
@@ -116,8 +124,9 @@ def leaderboard_html(ev) -> str:
                     f"<td class='num'>{(r['seconds'] or 0):.1f}</td><td>{html.escape(mark)}</td></tr>")
     regret = "" if ev.regret is None else f" Regret of the recommendation: {ev.regret:.3f}."
     return (head + "".join(rows) + "</table>"
-            + f"<p style='font-size:12px;color:#555'>{ev.sample:,} of {ev.n_keys:,} keys (evenly strided), each "
-              f"candidate calibrated to entropy 0.5; the raw keys score the dashed line.{regret}</p>")
+            + f"<p style='font-size:12px;color:#555'>{html.escape(MEASURE_DOCS.get(ev.measure, ''))} "
+              f"{ev.sample:,} of {ev.n_keys:,} keys (evenly strided), each candidate calibrated to entropy 0.5; "
+              f"the raw keys score the dashed line.{regret}</p>")
 
 
 _CSS = """

@@ -64,7 +64,8 @@ class Prepared:
         return "" if self.key_texts is None or not 0 <= key < len(self.key_texts) else self.key_texts[key]
 
     def find_query(self, text: str) -> int | None:
-        """The first map row whose text contains ``text`` (case-insensitive; whole words first), or None."""
+        """The first map row whose text starts with ``text``, else the first that contains it
+        (case-insensitive, spaces collapsed), or None."""
         needle = " ".join(str(text).split()).lower()
         if not needle or self.query_texts is None:
             return None

@@ -140,3 +140,22 @@ def test_membership_is_a_plain_question():
     assert "scaled_dot_product" in workbench.registry
     assert "no_such_mechanism" not in workbench.registry
     assert 3 not in workbench.registry
+
+
+def test_cli_calibrates_a_shipped_set_and_a_file(capsys, tmp_path):
+    import json
+
+    import numpy as np
+
+    assert main(["calibrate", "scaled_dot_product", "scipy_api"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("scaled_dot_product on scipy_api (1,294 × 384): scale = ") and "target 0.5" in out[0]
+    params = json.loads(out[-1])
+    assert set(params) == {"scale"} and params["scale"] > 1
+    x = np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32)
+    path = tmp_path / "x.npy"
+    np.save(path, x)
+    assert main(["calibrate", "hyperbolic", str(path), "--target", "0.3"]) == 0
+    assert "target 0.3" in capsys.readouterr().out
+    assert main(["calibrate", "hyperbolic", str(tmp_path / "missing.npy")]) == 2
+    assert "no such file" in capsys.readouterr().err

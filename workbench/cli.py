@@ -1,4 +1,4 @@
-"""Command line: ``workbench list|info NAME|matrix|warm`` (also ``python -m workbench``)."""
+"""Command line: ``workbench list|info NAME|matrix|warm|calibrate NAME FILE`` (also ``python -m workbench``)."""
 from __future__ import annotations
 
 import argparse
@@ -66,6 +66,23 @@ def _warm(names: list[str], jobs: int = 0) -> int:
     return 1 if failed else 0
 
 
+def _calibrate(name: str, source: str, target: float) -> str:
+    """Calibrate ``name`` on the embeddings of a file or a shipped data set; the record as text and JSON."""
+    import json
+    from pathlib import Path
+
+    from workbench.calibration import calibrate
+    from workbench.data import DEMOS, load_demo, load_embeddings
+    from workbench.report.records import plain
+
+    ds = load_demo(source) if source in DEMOS and not Path(source).exists() else load_embeddings(source)
+    cal = calibrate(name, ds.x, target_entropy=target).calibration
+    lines = [f"{name} on {ds.name} ({ds.n:,} × {ds.dim}): {cal.describe()}",
+             *(f"  note: {n}" for n in cal.notes),
+             json.dumps(plain(cal.params), sort_keys=True)]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="workbench", description="Attention Workbench mechanisms.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -76,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     warm = sub.add_parser("warm", help="compile and cache the Numba kernels of the mechanisms (once per install)")
     warm.add_argument("names", nargs="*", help="mechanisms to warm (default: all)")
     warm.add_argument("--jobs", type=int, default=0, help="processes (default: the number of cores)")
+    cal = sub.add_parser("calibrate", help="fit a mechanism's temperature to embeddings; print its parameters")
+    cal.add_argument("name")
+    cal.add_argument("source", help="an embeddings file (.npy, .npz, .csv, …) or a shipped data set's name")
+    cal.add_argument("--target", type=float, default=0.5, help="mean H/ln n of self-attention (default 0.5)")
     args = parser.parse_args(argv)
     try:
         if args.command == "list":
@@ -84,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             print(feature_matrix())
         elif args.command == "warm":
             return _warm(args.names, args.jobs)
+        elif args.command == "calibrate":
+            print(_calibrate(args.name, args.source, args.target))
         else:
             print(_info(args.name))
     except Exception as exc:  # a clear message, not a traceback

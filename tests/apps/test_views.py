@@ -700,3 +700,13 @@ def test_report_of_real_embeddings_tells_the_truth_and_shows_its_evidence():
     assert len([row for row in ev.rows if row["score"] is not None]) == 5  # raw + four candidates
     assert "★ recommended" in d.report.eval_table.object
     assert d.report.leaderboard.object is not None and "best by evaluation" in d.report.eval_status.object
+
+
+def test_a_calibration_that_cannot_run_leaves_the_panel_working_and_says_why():
+    d = Dashboard(sync=True, state=AppState(dataset="clusters", params=[{"backend": "numpy"}, {"backend": "numpy"}]),
+                  demo_size=SMALL)
+    d.session.load_bytes(_npy(np.ones((1, 16), np.float32)), "one.npy")  # a single key: nothing to calibrate
+    sdp = d.compare.panels[0]
+    assert d.session.prepared.shape == (1, 1)
+    assert "not calibrated" in sdp.calib_info.object and "at least 2 keys" in sdp.calib_info.object
+    assert sdp.map.weights is not None and sdp.map.weights.shape == (1, 1)
