@@ -107,6 +107,34 @@ def euler_steps(dt: float, num_steps: int, h_max: float) -> int:
     return max(int(num_steps), int(np.ceil(dt / h_max - 1e-12)) if np.isfinite(h_max) else 0)
 
 
+#: Most matrix-vector products one diffusion may take (explicit Euler steps, or ``t·‖L‖_1`` for
+#: ``expm_multiply``, whose cost grows like it): past this a call would run for minutes.
+MAX_PRODUCTS = 100_000
+
+
+def check_cost(L, times, integrator: str, num_steps: int, h_max: float) -> None:
+    """Refuse, before any work, a diffusion that would need more than :data:`MAX_PRODUCTS` products."""
+    from kernels.dispatch import BackendError
+
+    t = float(np.max(times, initial=0.0))
+    if integrator == "euler":
+        steps, prev = 0, 0.0
+        for s in np.sort(np.asarray(times, np.float64)):
+            steps += euler_steps(float(s) - prev, num_steps, h_max) if s > prev else 0
+            prev = float(s)
+        if steps > MAX_PRODUCTS:
+            raise BackendError(f"diffusion_time: t = {t:g} needs {steps:,} explicit Euler steps on this graph "
+                               f"(num_steps = {num_steps}, stable step {h_max:.3g}); at most {MAX_PRODUCTS:,}: lower "
+                               "diffusion_time or num_steps")
+    else:
+        import scipy.sparse as sp
+
+        norm1 = float(abs(L).sum(axis=0).max()) if sp.issparse(L) else float(np.abs(L).sum(axis=0).max())
+        if t * norm1 > MAX_PRODUCTS:
+            raise BackendError(f"diffusion_time: t·‖L‖₁ = {t * norm1:.3g} exceeds {MAX_PRODUCTS:,} (expm_multiply's "
+                               "cost grows with it); lower diffusion_time")
+
+
 def heat(L, x, times, integrator: str = "expm", num_steps: int = 5) -> np.ndarray:
     """``x(t_s) = e^{−t_s L} x`` for each time: ``L (n, n), x (n, c), times (S,) → (S, n, c)`` float64.
 
@@ -123,6 +151,7 @@ def heat(L, x, times, integrator: str = "expm", num_steps: int = 5) -> np.ndarra
     out = np.empty((times.size,) + x.shape)
     cur, prev = x, 0.0
     h_max = stable_step(L) if integrator == "euler" else np.inf
+    check_cost(L, times, integrator, num_steps, h_max)
     for s in np.argsort(times, kind="stable"):
         dt = float(times[s]) - prev
         if dt > 0:

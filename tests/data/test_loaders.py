@@ -90,7 +90,11 @@ def test_csv_numeric_label_column_by_name_and_by_argument(tmp_path, x):
     assert ds.x.shape == (12, 5)
     np.testing.assert_array_equal(ds.labels, y)
     ds2 = load_embeddings(tmp_path / "e.csv", label_column="f0")
-    assert ds2.x.shape == (12, 5) and ds2.texts is not None or ds2.labels is not None
+    # the named column becomes the labels; the other five (f1..f4 and "label") the vectors
+    assert ds2.x.shape == (12, 5) and ds2.texts is None
+    np.testing.assert_allclose(ds2.labels, x[:, 0].astype(float), rtol=1e-7)
+    np.testing.assert_allclose(ds2.x, np.column_stack([x[:, 1:], y]), rtol=1e-7)
+    assert "column 'f0' read as labels" in ds2.notes
     with pytest.raises(DataError, match="label_column"):
         load_embeddings(tmp_path / "e.csv", label_column="nope")
 
@@ -354,3 +358,87 @@ def test_npz_edge_index_is_a_graph_over_the_rows(tmp_path):
     np.savez(bad2, x=x, edge_index=np.zeros((3, 2), np.int64))
     with pytest.raises(DataError, match=r"edge_index: expected shape \(2, E\)"):
         load_embeddings(bad2)
+
+
+# -- hostile files: the decoded size is bounded before decoding ---------------------------------------
+
+def _npy_bytes(a) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, a, allow_pickle=False)
+    return buf.getvalue()
+
+
+def _traced_peak(fn) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_an_npy_header_that_declares_a_huge_array_is_refused_before_allocation():
+    header = np.lib.format.header_data_from_array_1_0(np.zeros((4, 4), np.float32))
+    header["shape"] = (100_000_000, 4)
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, header)
+    buf.write(np.zeros(16, np.float32).tobytes())
+    limit = 10 << 20
+    peak = _traced_peak(lambda: pytest.raises(DataError, load_embeddings, buf.getvalue(), filename="h.npy",
+                                              max_bytes=limit))
+    with pytest.raises(DataError, match=r"h.npy: too large: the file declares shape \(100000000, 4\)"):
+        load_embeddings(buf.getvalue(), filename="h.npy", max_bytes=limit)
+    assert peak < 2 * limit
+
+
+def test_an_npz_member_that_lies_about_its_size_is_refused_within_the_limit():
+    """A zip whose directory declares a few bytes for a member that inflates to 60 MB."""
+    import struct
+    import zipfile
+
+    big = _npy_bytes(np.zeros((60 << 20) // 4, np.float32).reshape(-1, 16))
+    raw = io.BytesIO()
+    with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("x.npy", big)
+    data = bytearray(raw.getvalue())
+    # rewrite the uncompressed size in the local header and the central directory to 1,000 bytes
+    for sig, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+        at = data.find(sig)
+        data[at + offset:at + offset + 4] = struct.pack("<I", 1000)
+    limit = 10 << 20
+    peak = _traced_peak(lambda: pytest.raises(DataError, load_embeddings, bytes(data), filename="bomb.npz",
+                                              max_bytes=limit))
+    with pytest.raises(DataError, match="bomb.npz: (too large|corrupt)"):
+        load_embeddings(bytes(data), filename="bomb.npz", max_bytes=limit)
+    assert peak < 2 * limit + len(data)
+
+
+def test_an_npz_member_that_inflates_past_the_limit_is_refused_while_reading():
+    raw = io.BytesIO()
+    np.savez_compressed(raw, x=np.zeros((1 << 20, 8), np.float32))  # 32 MiB of zeros, ~32 KiB on disk
+    limit = 4 << 20
+    with pytest.raises(DataError, match="too large"):
+        load_embeddings(raw.getvalue(), filename="z.npz", max_bytes=limit)
+    peak = _traced_peak(lambda: pytest.raises(DataError, load_embeddings, raw.getvalue(), filename="z.npz",
+                                              max_bytes=limit))
+    assert peak < 2 * limit
+
+
+def test_a_parquet_file_that_decodes_far_past_its_size_is_refused_from_its_metadata():
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    n = 10_000_000  # one repeated row: run-length encoding keeps the file tiny
+    table = pa.table({"a": pa.array(np.zeros(n)), "b": pa.array(np.ones(n))})
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    data = buf.getvalue()
+    assert len(data) < 1 << 20
+    limit = 20 << 20
+    with pytest.raises(DataError, match=r"too large: about .* once decoded \(10,000,000 rows\)"):
+        load_embeddings(data, filename="rle.parquet", max_bytes=limit)
+    peak = _traced_peak(lambda: pytest.raises(DataError, load_embeddings, data, filename="rle.parquet",
+                                              max_bytes=limit))
+    assert peak < 2 * limit

@@ -228,3 +228,47 @@ def test_array_curvature_broadcasts_over_leading_dims():
     d = P.distance(x, y, c=c)
     for i in range(3):
         assert d[i] == pytest.approx(float(P.distance(x[i], y[i], c=c[i])), rel=1e-12)
+
+
+# -- exp_map from a base point travels the whole length (the closed form along a diameter) -----------
+
+def _on_diameter(s, u, c):
+    """The point at signed hyperbolic distance ``s`` from the origin along the unit vector ``u``."""
+    return np.tanh(np.sqrt(c) * s / 2) / np.sqrt(c) * u
+
+
+@pytest.mark.parametrize("c", (0.5, 1.0, 2.0))
+@pytest.mark.parametrize("start, length", [(6.0, -13.0), (12.0, -24.0), (-11.0, 20.0), (3.0, 5.0), (0.0, 11.0)])
+def test_exp_map_along_a_diameter_matches_the_closed_form(c, start, length):
+    """Along a geodesic through the origin distances add: exp_p(v) with v along the diameter and
+    Riemannian length |L| = λ_p‖v‖ lands at signed distance s_p + L. (It used to stop at 12.2/√c
+    from p whatever L: the intermediate point was projected before the Möbius addition.)"""
+    u = np.array([0.6, 0.0, -0.8])
+    p = _on_diameter(start / np.sqrt(c), u, c)  # distances in units of 1/√c stay representable
+    lam = 2 / (1 - c * p @ p)
+    v = np.sign(length) * (abs(length) / np.sqrt(c)) / lam * u
+    y = P.exp_map(v, p, c=c)
+    want = _on_diameter((start + length) / np.sqrt(c), u, c)
+    # the limit of float64 itself: the intermediate point tanh(|L|/2)/√c lies 2e^{-|L|} from the
+    # boundary, known to 2^-53, so the endpoint's distance is known to about 2^-53·e^{|L|}
+    tol = 4 * 2.0 ** -53 * np.exp(abs(length)) + 1e-10
+    np.testing.assert_allclose(y, want, rtol=0, atol=tol)
+    assert float(P.distance(p, y, c=c)) == pytest.approx(abs(length) / np.sqrt(c), abs=tol / np.sqrt(c))
+    np.testing.assert_allclose(P.log_map(y, p, c=c), v, rtol=tol, atol=1e-12)
+
+
+def test_exp_map_inward_step_longer_than_the_margin_reach():
+    """The issue's case: p at distance 6, an inward tangent of Riemannian length 13."""
+    rng = np.random.default_rng(0)
+    u = rng.standard_normal(5)
+    u /= np.linalg.norm(u)
+    p = np.tanh(3.0) * u
+    lam = 2 / (1 - p @ p)
+    side = rng.standard_normal(5)
+    side -= (side @ u) * u  # orthogonal to the diameter through p
+    w = -u + 0.01 * side / np.linalg.norm(side)  # inward, a little off the diameter (ends ~8 from 0)
+    w /= np.linalg.norm(w)
+    v = 13.0 / lam * w
+    y = P.exp_map(v, p)
+    assert float(P.distance(p, y)) == pytest.approx(13.0, rel=1e-9)
+    np.testing.assert_allclose(P.log_map(y, p), v, rtol=1e-7, atol=1e-12)

@@ -45,7 +45,7 @@ def test_weights_and_output_match_definition(rng, backend, p):
 def test_many_projections_estimate_the_scaled_euclidean_distance(rng):
     """For ``p = 2``, ``SW_2(δ_q, δ_k)² = mean_θ (θ·(q − k))² → ‖q − k‖²/d``."""
     q, k = rng.standard_normal((3, 8)), rng.standard_normal((5, 8))
-    mech = workbench.make("sliced_wasserstein", num_projections=20000, temperature=1.0, backend="numpy")
+    mech = workbench.make("sliced_wasserstein", num_projections=4096, temperature=1.0, backend="numpy")  # the bound
     w = mech.weights(q, k)
     D = np.linalg.norm(q[:, None] - k[None], axis=-1) / np.sqrt(8)
     expected = np.exp(-D) / np.exp(-D).sum(-1, keepdims=True)

@@ -33,6 +33,7 @@ import io
 import os
 import re
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -156,8 +157,10 @@ def _is_pickle(head: bytes) -> bool:
     return (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5) or head[:1] in (b"(", b"]", b"}")
 
 
-def _npy_header(f, name: str, what: str):
-    """``(shape, dtype)`` of the .npy stream ``f`` (positioned at its start), refusing pickles."""
+def _npy_header(f, name: str, what: str, limit: int | None = None):
+    """``(shape, dtype)`` of the .npy stream ``f`` (positioned at its start), refusing pickles and,
+    with ``limit``, arrays whose header declares more bytes than that (NumPy allocates the declared
+    shape before it reads a byte of data)."""
     head = f.read(len(_NPY_MAGIC))
     if head != _NPY_MAGIC:
         if _is_pickle(head):
@@ -174,12 +177,16 @@ def _npy_header(f, name: str, what: str):
     if dtype.hasobject:
         raise DataError(f"{name}: pickle: {what} holds Python objects (dtype {dtype}), stored as a pickle; "
                         "pickles are never loaded (save a numeric array)")
+    declared = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if limit is not None and declared > limit:
+        raise DataError(f"{name}: too large: {what} declares shape {shape} of {dtype} ({_mib(declared)}), over the "
+                        f"upload limit of {_mib(limit)} (set {ENV_MAX_UPLOAD_MB} to raise it)")
     return shape, dtype
 
 
-def _load_npy_stream(f, name: str, what: str) -> np.ndarray:
+def _load_npy_stream(f, name: str, what: str, limit: int | None = None) -> np.ndarray:
     start = f.tell()
-    shape, dtype = _npy_header(f, name, what)
+    shape, dtype = _npy_header(f, name, what, limit)
     f.seek(start)
     try:
         return np.load(f, allow_pickle=False)
@@ -190,7 +197,7 @@ def _load_npy_stream(f, name: str, what: str) -> np.ndarray:
 
 def _read_npy(data, name, *, limit, label_column):
     with _open(data) as f:
-        x = _load_npy_stream(f, name, "the file")
+        x = _load_npy_stream(f, name, "the file", limit)
     return x, None, None, [], None
 
 
@@ -236,6 +243,31 @@ def _pick(members: dict, name: str, fmt: str):
     return x, labels, texts, notes, edges
 
 
+#: Bytes read from a zip member at a time (the running count is checked between reads).
+_CHUNK = 1 << 20
+
+
+def _read_member(zf, info, name: str, budget: int) -> io.BytesIO:
+    """The decompressed bytes of one ``.npz`` member, read in chunks and refused as soon as they pass
+    ``budget``: the sizes a zip declares are not trusted."""
+    key = info.filename[:-4]
+    buf = io.BytesIO()
+    try:
+        with zf.open(info) as f:
+            while True:
+                chunk = f.read(_CHUNK)
+                if not chunk:
+                    break
+                buf.write(chunk)
+                if buf.tell() > budget:
+                    raise DataError(f"{name}: too large: array {key!r} decompresses past the upload limit "
+                                    f"(more than {_mib(budget)} left of it; set {ENV_MAX_UPLOAD_MB} to raise it)")
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{name}: corrupt: member {key!r} cannot be read ({_short(exc)})") from None
+    buf.seek(0)
+    return buf
+
+
 def _read_npz(data, name, *, limit, label_column):
     try:
         zf = zipfile.ZipFile(_open(data))
@@ -244,22 +276,19 @@ def _read_npz(data, name, *, limit, label_column):
     with zf:
         infos = [i for i in zf.infolist() if i.filename.endswith(".npy")]
         total = sum(i.file_size for i in zf.infolist())
-        if total > limit:
+        if total > limit:  # what the archive declares (checked again while reading: it may lie)
             raise DataError(f"{name}: too large: {_mib(total)} uncompressed exceeds the upload limit of {_mib(limit)} "
                             f"(set {ENV_MAX_UPLOAD_MB} to raise it)")
         if not infos:
             raise DataError(f"{name}: zero rows: the .npz archive holds no arrays")
-        members = {}
+        members, used = {}, 0
         for info in infos:
             key = info.filename[:-4]
-            try:
-                with zf.open(info) as f:
-                    stream = io.BytesIO(f.read())
-            except (zipfile.BadZipFile, OSError, EOFError) as exc:
-                raise DataError(f"{name}: corrupt: member {key!r} cannot be read ({_short(exc)})") from None
-            shape, dtype = _npy_header(stream, name, f"array {key!r}")
+            stream = _read_member(zf, info, name, limit - used)
+            used += stream.getbuffer().nbytes
+            shape, dtype = _npy_header(stream, name, f"array {key!r}", limit)
             stream.seek(0)
-            members[key] = (shape, dtype, lambda s=stream, k=key: _load_npy_stream(s, name, f"array {k!r}"))
+            members[key] = (shape, dtype, lambda s=stream, k=key: _load_npy_stream(s, name, f"array {k!r}", limit))
         x, labels, texts, notes, edges = _pick(members, name, "npz")
     return x, labels, texts, notes, None, edges
 
@@ -371,6 +400,31 @@ def _read_tsv(data, name, **kw):
     return _read_delimited(data, name, delimiter="\t", **kw)
 
 
+#: Bytes per value of Parquet's fixed-width physical types once decoded.
+_PARQUET_WIDTH = {"BOOLEAN": 1, "INT32": 4, "INT64": 8, "INT96": 12, "FLOAT": 4, "DOUBLE": 8}
+#: Bytes counted per string or binary value beyond its encoded size (Arrow's offsets, and room for
+#: dictionary-encoded values, which decode to one copy each).
+_PARQUET_BYTES_PER_STRING = 64
+
+
+def _parquet_decoded_bytes(meta) -> int:
+    """An upper estimate of the memory a Parquet file takes once decoded, from its metadata alone:
+    per column chunk, values × width for fixed-width types, and for strings the larger of their
+    uncompressed size and 64 bytes a value. The encoded sizes the file reports are no bound: run-
+    length and dictionary encodings store 80 million equal values in a few hundred kilobytes."""
+    total = 0
+    for i in range(meta.num_row_groups):
+        group = meta.row_group(i)
+        for j in range(group.num_columns):
+            col = group.column(j)
+            width = _PARQUET_WIDTH.get(col.physical_type)
+            if width is not None:
+                total += col.num_values * width
+            else:
+                total += max(col.total_uncompressed_size, col.num_values * _PARQUET_BYTES_PER_STRING)
+    return total
+
+
 def _read_parquet(data, name, *, limit, label_column):
     import pyarrow.parquet as pq
 
@@ -378,11 +432,10 @@ def _read_parquet(data, name, *, limit, label_column):
         pf = pq.ParquetFile(_open(data))
     except Exception as exc:
         raise DataError(f"{name}: corrupt: not a valid Parquet file ({_short(exc)})") from None
-    meta = pf.metadata
-    total = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    total = _parquet_decoded_bytes(pf.metadata)
     if total > limit:
-        raise DataError(f"{name}: too large: {_mib(total)} uncompressed exceeds the upload limit of {_mib(limit)} "
-                        f"(set {ENV_MAX_UPLOAD_MB} to raise it)")
+        raise DataError(f"{name}: too large: about {_mib(total)} once decoded ({pf.metadata.num_rows:,} rows) exceeds "
+                        f"the upload limit of {_mib(limit)} (set {ENV_MAX_UPLOAD_MB} to raise it)")
     table = pf.read()
     if table.num_rows == 0:
         raise DataError(f"{name}: zero rows: the Parquet file has columns {table.column_names} but no rows")

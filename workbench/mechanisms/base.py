@@ -1,6 +1,8 @@
 """The mechanism base class: parameters declared once with ``param``, called like SDPA."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import param
 
@@ -49,14 +51,34 @@ class Mechanism(param.Parameterized):
         if unknown:
             known = sorted(n for n in self.param if n != "name")
             raise ConfigurationError(f"{type(self).__name__}: unknown parameter(s) {unknown}; known: {known}")
+        for name, value in params.items():
+            self._check_number(name, value)
         try:
             super().__init__(**params)
         except (ValueError, TypeError) as exc:
             raise ConfigurationError(f"{type(self).__name__}: {exc}") from None
 
+    @classmethod
+    def _check_number(cls, name: str, value) -> None:
+        """Numbers are numbers: no booleans (``True`` is not 1 head), nothing infinite or NaN."""
+        p = cls.param[name] if name in cls.param else None
+        if not isinstance(p, param.Number) or value is None:
+            return
+        if isinstance(value, (bool, np.bool_)):
+            raise ConfigurationError(f"{name}: expected a number, got the boolean {value!r}")
+        if isinstance(value, (int, float, np.integer, np.floating)) and not math.isfinite(float(value)):
+            raise ConfigurationError(f"{name}: expected a finite number, got {value!r}")
+
+    def _check_numbers(self) -> None:
+        """:meth:`_check_number` of every current value (parameters may be set after construction)."""
+        for name in self.param:
+            if name != "name":
+                self._check_number(name, getattr(self, name))
+
     # -- public API -------------------------------------------------------------------------
     def __call__(self, q, k, v, *, mask=None, graph=None):
         """Attend: ``q (..., Lq, d), k (..., Lk, d), v (..., Lk, dv) → (..., Lq, dv)``."""
+        self._check_numbers()
         self._check_graph_arg(graph)
         batch = prepare(q, k, v, mask, graph=graph)
         self._check(batch)
@@ -65,6 +87,7 @@ class Mechanism(param.Parameterized):
 
     def weights(self, q, k, *, mask=None, graph=None):
         """Attention weights ``(..., Lq, Lk)``; rows sum to 1 over allowed keys (0 if none)."""
+        self._check_numbers()
         self._check_graph_arg(graph)
         batch = prepare(q, k, None, mask, need_v=False, graph=graph)
         self._check(batch)
@@ -145,10 +168,15 @@ class Mechanism(param.Parameterized):
         return {}, ""
 
     # -- helpers -------------------------------------------------------------------------------
+    def uses_graph(self) -> bool:
+        """Whether this configuration reads ``graph=`` (a mode may ignore it: then it is refused)."""
+        return bool(self.accepts_graph)
+
     def _check_graph_arg(self, graph) -> None:
-        if graph is not None and not self.accepts_graph:
+        if graph is not None and not self.uses_graph():
+            mode = "" if not self.accepts_graph else " in this configuration"
             raise ConfigurationError(
-                f"graph: {type(self).__name__} does not use a graph (got {type(graph).__name__}); "
+                f"graph: {type(self).__name__} does not use a graph{mode} (got {type(graph).__name__}); "
                 f"graph mechanisms: {', '.join(self._graph_mechanisms())}")
 
     @staticmethod

@@ -46,10 +46,10 @@ class CentroidOT(Mechanism):
     backends = dict(SUPPORT)
 
     num_centroids = param.Integer(
-        default=16, bounds=(1, None),
+        default=16, bounds=(1, 65_536),
         doc="Number M of k-means centroids (min(M, number of allowed keys) are used).")
     kmeans_iterations = param.Integer(
-        default=10, bounds=(0, None),
+        default=10, bounds=(0, 1000),
         doc="At most this many Lloyd iterations after the k-means++ seeding (stops early on convergence).")
     temperature = param.Number(
         default=1.0, bounds=(0, None), inclusive_bounds=(False, True),
@@ -63,7 +63,7 @@ class CentroidOT(Mechanism):
         default="soft", objects=list(SPREADS),
         doc="How a centroid's mass goes to its keys: 'soft' responsibilities or 'hard' (1/|cluster|).")
     sinkhorn_iterations = param.Integer(
-        default=100, bounds=(1, None),
+        default=100, bounds=(1, 10_000),
         doc="plan='query_set': at most this many log-domain Sinkhorn iterations (rows are renormalised).")
     seed = P.seed()
 

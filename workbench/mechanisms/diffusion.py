@@ -57,7 +57,7 @@ class Diffusion(Mechanism):
     backends = dict(SUPPORT)
 
     diffusion_time = param.Number(
-        default=1.0, bounds=(0, None),
+        default=1.0, bounds=(0, 1e4),
         doc="Diffusion time t >= 0 of the heat equation dx/dt = -Lx on the key graph (0: no diffusion).")
     laplacian = param.Selector(
         default="random_walk", objects=list(LAPLACIANS),
@@ -66,7 +66,7 @@ class Diffusion(Mechanism):
         default="knn", objects=list(GRAPHS),
         doc="Key graph: 'knn' (symmetrised k-nearest-neighbour graph, sparse) or 'dense' (all pairs).")
     k = param.Integer(
-        default=16, bounds=(1, None),
+        default=16, bounds=(1, 1024),
         doc="Neighbours per key of the 'knn' graph (min(k, number of keys - 1) are used).")
     sigma = param.Number(
         default=None, allow_None=True, bounds=(0, None), inclusive_bounds=(False, True),
@@ -76,10 +76,10 @@ class Diffusion(Mechanism):
         doc="'expm': exact exp(-tL) by scipy's expm_multiply; 'euler': num_steps explicit Euler steps, "
             "sub-stepped to the provably stable step 1/max(diag L) where needed.")
     num_steps = param.Integer(
-        default=5, bounds=(1, None),
+        default=5, bounds=(1, 10_000),
         doc="Explicit-Euler steps per diffusion interval (integrator='euler'; more are taken if stability needs them).")
     scales = param.Integer(
-        default=1, bounds=(1, None),
+        default=1, bounds=(1, 64),
         doc="Number S of diffusion times t_s = s t / S (s = 1..S) combined by 'multiscale'.")
     multiscale = param.Selector(
         default="mean", objects=list(MULTISCALE),

@@ -62,7 +62,7 @@ class DualSpace(Mechanism):
                                     doc="Weight α_E of the Euclidean dot-product term of the logit.")
     hyperbolic_weight = param.Number(default=0.5, bounds=(0, None),
                                      doc="Weight α_H of the (negative) Poincaré distance term of the logit.")
-    c = param.Number(default=1.0, bounds=(0, None), inclusive_bounds=(False, True),
+    c = param.Number(default=1.0, bounds=(0, 1e12), inclusive_bounds=(False, True),
                      doc="Curvature magnitude c > 0: the Poincaré ball of radius 1/sqrt(c).")
     temperature = param.Number(default=1.0, bounds=(0, None), inclusive_bounds=(False, True),
                                doc="Softmax temperature T > 0; lower is sharper.")
@@ -84,6 +84,10 @@ class DualSpace(Mechanism):
     def __init__(self, **params):
         super().__init__(**params)
         self._check_fusion_weights()
+
+    def uses_graph(self) -> bool:
+        """Only the three-way fusion reads ``graph=``; ``fusion='dual'`` refuses one."""
+        return self.fusion == "graph_latent_cross"
 
     def _check_fusion_weights(self):
         fw = self.fusion_weights

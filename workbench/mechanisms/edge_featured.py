@@ -44,7 +44,7 @@ class EdgeFeatured(GraphMechanism):
     time_complexity = "O(E·H·C·(d + De)) with E edges (dense: E = Lq·Lk)"
     memory_complexity = "O(E·H) weights + O(N·H·C) projections"
 
-    num_heads = param.Integer(default=4, bounds=(1, None), doc="Number of attention heads H.")
+    num_heads = param.Integer(default=4, bounds=(1, 256), doc="Number of attention heads H.")
     variant = param.Selector(
         default="gatv2", objects=["gatv2", "gatv1"],
         doc="Score function: 'gatv2' = aᵀ LeakyReLU(W_q q_i + W k_j + W_e ε) (dynamic attention), "
@@ -54,12 +54,12 @@ class EdgeFeatured(GraphMechanism):
                                   doc="Slope of the LeakyReLU for negative inputs (0 gives a ReLU).")
     add_self_loops = param.Boolean(
         default=True, doc="With a graph: replace self-loops by one loop per node (as PyG's GATConv).")
-    edge_dim = param.Integer(default=None, allow_None=True, bounds=(0, None),
+    edge_dim = param.Integer(default=None, allow_None=True, bounds=(0, 4096),
                              doc="Edge feature width De; None takes it from the graph's edge_attr (0 if none).")
     temperature = param.Number(
         default=1.0, bounds=(0, None), inclusive_bounds=(False, True),
         doc="Temperature T dividing every score e_ij before the softmax (1 = GAT/PyG; set by calibration).")
-    head_dim = param.Integer(default=None, allow_None=True, bounds=(1, None),
+    head_dim = param.Integer(default=None, allow_None=True, bounds=(1, 4096),
                              doc="Per-head width C of the projections; None means dv / num_heads (must divide).")
     seed = P.seed()
 

@@ -25,9 +25,9 @@ class Flash(Mechanism):
     time_complexity = "O(Lq·Lk·d)"
     memory_complexity = "O(Lq·dv + threads·block_size·query_block_size)"
 
-    block_size = param.Integer(default=128, bounds=(1, None), doc="Keys per block (the tile width).")
+    block_size = param.Integer(default=128, bounds=(1, 65_536), doc="Keys per block (the tile width).")
     query_block_size = param.Integer(
-        default=512, bounds=(1, None),
+        default=512, bounds=(1, 65_536),
         doc="Queries per block (one parallel work item); the Numba kernel uses smaller blocks when "
             "there would be fewer than two per thread.")
     causal = P.causal()
@@ -42,6 +42,7 @@ class Flash(Mechanism):
         """As every mechanism; with ``return_lse=True`` returns ``(out, lse (..., Lq))``."""
         if not return_lse:
             return super().__call__(q, k, v, mask=mask, graph=graph)
+        self._check_numbers()
         self._check_graph_arg(graph)
         b = prepare(q, k, v, mask)
         out, lse = self._run(lambda b: kernels.flash_attention(b.q, b.k, b.v, **self._kernel_args(b)), b)

@@ -54,9 +54,9 @@ class FusedMixedCurvature(Mechanism):
     hyperbolic_dim = param.Integer(default=None, allow_None=True, bounds=(0, None),
                                    doc="Width H of the hyperbolic block (per head); None means ⌊d_head/4⌋; "
                                        "the rest is spherical.")
-    hyperbolic_curvature = param.Number(default=1.0, bounds=(0, None), inclusive_bounds=(False, True),
+    hyperbolic_curvature = param.Number(default=1.0, bounds=(0, 1e12), inclusive_bounds=(False, True),
                                         doc="Curvature magnitude c_h > 0 of the hyperbolic block (Poincaré ball).")
-    spherical_curvature = param.Number(default=1.0, bounds=(0, None), inclusive_bounds=(False, True),
+    spherical_curvature = param.Number(default=1.0, bounds=(0, 1e12), inclusive_bounds=(False, True),
                                        doc="Curvature c_s > 0 of the spherical block (sphere of radius 1/√c_s).")
     weight_e = param.Number(default=0.5, bounds=(0, None), doc="Weight w_E >= 0 of the Euclidean logit.")
     weight_h = param.Number(default=0.35, bounds=(0, None), doc="Weight w_H >= 0 of the hyperbolic distance.")
@@ -64,7 +64,7 @@ class FusedMixedCurvature(Mechanism):
     temperature = param.Number(default=1.0, bounds=(0, None), inclusive_bounds=(False, True),
                                doc="Softmax temperature T dividing the fused logit.")
     scale = P.scale()
-    num_heads = param.Integer(default=1, bounds=(1, None),
+    num_heads = param.Integer(default=1, bounds=(1, 256),
                               doc="Number of heads; d and dv must divide by it; outputs are concatenated.")
     per_head_variation = param.Number(default=0.0, bounds=(0, None),
                                       doc="Spread v of the component weights across heads (0 = same weights).")

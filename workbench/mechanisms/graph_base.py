@@ -64,6 +64,7 @@ class GraphMechanism(Mechanism):
     # -- public API ----------------------------------------------------------------------------
     def __call__(self, q, k, v, *, mask=None, graph: Graph | None = None):
         """``q (..., N, d), k (..., N, d), v (..., N, dv) → (..., N, out)``, restricted to ``graph``."""
+        self._check_numbers()
         if graph is None:
             return super().__call__(q, k, v, mask=mask)
         b = prepare(q, k, v, mask)
@@ -74,6 +75,7 @@ class GraphMechanism(Mechanism):
 
     def weights(self, q, k, *, mask=None, graph: Graph | None = None):
         """Dense weights ``(..., Lq, Lk)`` (mean over heads); for small graphs."""
+        self._check_numbers()
         if graph is None:
             return super().weights(q, k, mask=mask)
         b = prepare(q, k, None, mask, need_v=False)
@@ -88,6 +90,7 @@ class GraphMechanism(Mechanism):
         (plus self-loops where the mechanism adds them). With ``return_attention_weights`` also
         ``(edge_index_used (2, E'), α (E', H))`` with the edges sorted by destination.
         """
+        self._check_numbers()
         xa = np.asarray(x)
         if xa.ndim != 2:
             raise ShapeError(f"x: expected node features of shape (N, F), got {xa.shape}")

@@ -49,7 +49,7 @@ class HNSWLocalGlobal(Mechanism):
         default=0.5, class_=(float, int, str),
         doc="Share g of the global (hub) attention: a number in [0, 1] (0 = local only, 1 = global "
             "only) or 'learned' for g_i = sigmoid(w . q_i / sqrt(d)) with a seeded w.")
-    global_layer = param.Integer(default=1, bounds=(1, None),
+    global_layer = param.Integer(default=1, bounds=(1, 64),
                                  doc="Nodes with HNSW level >= global_layer are the global hubs.")
     add_self_loops = param.Boolean(default=True, doc="Every node is in its own local set (as GAT).")
     scale = P.scale()

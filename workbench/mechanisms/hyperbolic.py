@@ -46,7 +46,7 @@ class Hyperbolic(Mechanism):
         "cupy": "no CuPy kernel yet: the GPU kernels arrive with their own issue",
     }
 
-    c = param.Number(default=1.0, bounds=(0, None), inclusive_bounds=(False, True),
+    c = param.Number(default=1.0, bounds=(0, 1e12), inclusive_bounds=(False, True),
                      doc="Curvature magnitude c > 0: the ball of radius 1/sqrt(c), curvature -c.")
     temperature = param.Number(default=1.0, bounds=(0, None), inclusive_bounds=(False, True),
                                doc="Softmax temperature T in softmax(-d_c(q, k)/T); T -> 0 picks the nearest key.")
@@ -57,7 +57,7 @@ class Hyperbolic(Mechanism):
     tol = param.Number(default=None, allow_None=True, bounds=(0, None),
                        doc="Fréchet mean: stop when the Riemannian gradient norm is below tol "
                            "(None: 1e-6/sqrt(c) in float32, 1e-11/sqrt(c) in float64).")
-    max_iter = param.Integer(default=100, bounds=(0, None),
+    max_iter = param.Integer(default=100, bounds=(0, 10_000),
                              doc="Fréchet mean: at most this many Karcher iterations per query.")
 
     def input_notes(self, q, k) -> list[str]:

@@ -30,7 +30,7 @@ class Linear(Mechanism):
     time_complexity = "O((Lq+Lk)·m·(d+dv))"
     memory_complexity = "O((Lq+Lk)·m + m·dv)"
 
-    num_features = param.Integer(default=256, bounds=(1, None), doc="Number of random features m.")
+    num_features = param.Integer(default=256, bounds=(1, 16_384), doc="Number of random features m.")
     kernel = param.Selector(default="favor+", objects=list(FEATURE_KERNELS),
                             doc="Feature map: 'favor+' (positive random features for softmax), 'relu' or 'elu+1'.")
     orthogonal = param.Boolean(default=True, doc="Draw the random features as orthogonal blocks (lower variance).")

@@ -53,7 +53,7 @@ class LorentzCascade(Mechanism):
     time_complexity = "O(H·Lq·Lk·(d + dv)); top-k: O(Lq·Lk·d + H·Lq·k·dv)"
     memory_complexity = "O(H·Lq·dv + threads·block²) forward (Numba); O(Lq·Lk) weights and NumPy"
 
-    num_heads = param.Integer(default=4, bounds=(1, None),
+    num_heads = param.Integer(default=4, bounds=(1, 64),
                               doc="Number of heads H, one per curvature in curvature_range (log-spaced).")
     curvature_range = param.NumericTuple(
         default=(0.1, 2.0), length=2,

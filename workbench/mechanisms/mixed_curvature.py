@@ -52,7 +52,7 @@ class MixedCurvature(Mechanism):
     value_euclidean_dim = param.Integer(
         default=None, allow_None=True, bounds=(0, None),
         doc="Width of the Euclidean block of v; None means E when dv = d, else ⌊dv·E/d⌋.")
-    c = param.Number(default=1.0, bounds=(0, None), inclusive_bounds=(False, True),
+    c = param.Number(default=1.0, bounds=(0, 1e12), inclusive_bounds=(False, True),
                      doc="Curvature magnitude c > 0 of the hyperbolic block (ball of radius 1/√c).")
     mixing_weight = param.Number(default=0.5, bounds=(0.0, 1.0),
                                  doc="Weight α of the hyperbolic softmax; 1 − α goes to the Euclidean one.")

@@ -134,7 +134,7 @@ class MoE(Mechanism):
         default={},
         doc="Parameters per expert registry name, e.g. {'linear': {'num_features': 64}}; merged over "
             "the defaults {'edge_featured': {'num_heads': 1}} (one head keeps the output width dv).")
-    top_k = param.Integer(default=2, bounds=(1, None),
+    top_k = param.Integer(default=2, bounds=(1, 64),
                           doc="Experts per query k (at most the number of experts; larger is clamped).")
     capacity_factor = param.Number(
         default=1.25, allow_None=True, bounds=(0, None), inclusive_bounds=(False, True),
@@ -157,6 +157,10 @@ class MoE(Mechanism):
         self._experts()  # validate now
 
     # -- configuration ----------------------------------------------------------------------------
+    def uses_graph(self) -> bool:
+        """``graph=`` goes to the experts that use one; with none of them, it is refused."""
+        return any(m.uses_graph() for m in self._experts())
+
     def expert_names(self) -> tuple:
         """The experts in use (the default roster restricted to registered names)."""
         names = list(self.experts)
@@ -226,7 +230,7 @@ class MoE(Mechanism):
         except kernels.BackendError as exc:
             raise ConfigurationError(f"backend: {exc}") from None
         experts = self._experts()
-        if b.graph is not None and not any(getattr(m, "accepts_graph", False) for m in experts):
+        if b.graph is not None and not any(m.uses_graph() for m in experts):
             raise ConfigurationError(
                 f"graph: none of the experts {list(self.expert_names())} uses a graph; add a graph expert "
                 f"({', '.join(self._graph_mechanisms())}) or call without graph=")
@@ -286,7 +290,7 @@ class MoE(Mechanism):
             for bi in range(B):
                 rows = np.nonzero(use[bi])[0]
                 idx[bi, :rows.size] = rows
-            if b.graph is not None and getattr(expert, "accepts_graph", False):
+            if b.graph is not None and expert.uses_graph():
                 res = np.take_along_axis(run(expert, b.q, mask, b.graph), idx[..., None], axis=1)
             else:
                 qe = np.take_along_axis(b.q, idx[..., None], axis=1)

@@ -27,7 +27,7 @@ class MultiHead(Mechanism):
     time_complexity = "O(Lq·Lk·d)"
     memory_complexity = "O(h·Lq·Lk) weights; O(Lq·dv) output (Numba kernel: tiled)"
 
-    num_heads = param.Integer(default=8, bounds=(1, None), doc="Number of heads h; d and dv must be divisible by h.")
+    num_heads = param.Integer(default=8, bounds=(1, 4096), doc="Number of heads h; d and dv must be divisible by h.")
     projections = param.Boolean(
         default=False,
         doc="Apply seeded random W_q, W_k, W_v, W_o (entries N(0, 1/d)); off reproduces the seed system.",
@@ -98,6 +98,7 @@ class MultiHead(Mechanism):
         """Weights of every head, ``(..., h, Lq, Lk)``."""
         from workbench.inputs import prepare
 
+        self._check_numbers()
         b = prepare(q, k, None, mask, need_v=False)
         self._check(b)
         qh, kh, _, args, _ = self._heads(b, False)

@@ -89,7 +89,7 @@ class SlicedWasserstein(Mechanism):
     backends = dict(SUPPORT)
 
     num_projections = param.Integer(
-        default=32, bounds=(1, None),
+        default=32, bounds=(1, 4096),
         doc="Number P of random unit directions (normalised Gaussians) the distances are averaged over.")
     num_candidates = param.Integer(
         default=None, allow_None=True, bounds=(1, None),

@@ -77,7 +77,7 @@ class TopologyGated(Mechanism):
     memory_complexity = "O(Lk·k + chunk·Lk) (Stable rows on Numba: flash tiles)"
     backends = {"numpy": None, "numba": None, "cupy": _NO_GPU}
 
-    k_neighbors = param.Integer(default=8, bounds=(1, None),
+    k_neighbors = param.Integer(default=8, bounds=(1, 1024),
                                 doc="Neighbours per key in the kNN graph of the coherence metrics (min(k, n-1)).")
     metrics = param.ListSelector(
         default=list(_T.DEFAULT_METRICS), objects=list(_T.METRICS),
@@ -101,7 +101,7 @@ class TopologyGated(Mechanism):
     persistent = param.Boolean(
         default=False,
         doc="Keep each batch element's policy between calls (a stream); off: every call starts fresh.")
-    history_size = param.Integer(default=1024, bounds=(1, None),
+    history_size = param.Integer(default=1024, bounds=(1, 1_000_000),
                                  doc="Decisions kept in each policy's history for plotting (upstream keeps 16).")
 
     def __init__(self, **params):
