@@ -24,17 +24,21 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 
-# One stamp per extra set, rebuilt when pyproject.toml changes.
-$(VENV)/.stamp-test: pyproject.toml | $(BIN)/python
-	$(PIP) install -e ".[test]"
+# One stamp per extra set, rebuilt when pyproject.toml or the pins change. pyproject.toml declares
+# compatible ranges (the library installs beside other packages); constraints.txt holds the exact
+# versions this repository is tested with, and every install here uses them.
+PINS := -c constraints.txt
+
+$(VENV)/.stamp-test: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) install $(PINS) -e ".[test]"
 	touch $@
 
-$(VENV)/.stamp-app: pyproject.toml | $(BIN)/python
-	$(PIP) install -e ".[app]"
+$(VENV)/.stamp-app: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) install $(PINS) -e ".[app]"
 	touch $@
 
-$(VENV)/.stamp-bench: pyproject.toml | $(BIN)/python
-	$(PIP) install -e ".[bench]"
+$(VENV)/.stamp-bench: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) install $(PINS) -e ".[bench]"
 	touch $@
 
 # Numba compiles each kernel at its first call (1–25 s each, about 75 s for all on 2 cores). Do it

@@ -12,30 +12,55 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _pins_from_pyproject() -> dict[str, str]:
+def _requirements() -> list:
+    from packaging.requirements import Requirement
+
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     specs = list(project["dependencies"])
     for extra in project["optional-dependencies"].values():
         specs += extra
-    pins = {}
-    for spec in specs:
-        m = re.fullmatch(r"([A-Za-z0-9_.\-]+)==([0-9][A-Za-z0-9.+]*)", spec.strip())
-        assert m, f"pyproject.toml: dependency {spec!r} is not pinned with =="
-        pins[m.group(1).lower()] = m.group(2)
-    return pins
+    return [Requirement(s) for s in specs]
 
 
-def _pins_from_environment() -> dict[str, str]:
+def _pins(path: Path, pattern: str) -> dict[str, str]:
     pins = {}
-    for line in (ROOT / "environment.yml").read_text().splitlines():
-        m = re.match(r"\s*-\s+([A-Za-z0-9_.\-]+)==([0-9][A-Za-z0-9.+]*)\s*$", line)
+    for line in path.read_text().splitlines():
+        m = re.match(pattern, line)
         if m:
             pins[m.group(1).lower()] = m.group(2)
     return pins
 
 
-def test_environment_yml_mirrors_pyproject():
-    assert _pins_from_pyproject() == _pins_from_environment()
+def _pins_from_constraints() -> dict[str, str]:
+    return _pins(ROOT / "constraints.txt", r"([A-Za-z0-9_.\-]+)==([0-9][A-Za-z0-9.+]*)\s*$")
+
+
+def _pins_from_environment() -> dict[str, str]:
+    return _pins(ROOT / "environment.yml", r"\s*-\s+([A-Za-z0-9_.\-]+)==([0-9][A-Za-z0-9.+]*)\s*$")
+
+
+def test_pyproject_declares_compatible_ranges_that_the_pins_satisfy():
+    """The library installs beside other packages (ranges, never ==); the tested versions are
+    pinned in constraints.txt (which make installs) and lie inside those ranges."""
+    pins = _pins_from_constraints()
+    for req in _requirements():
+        ops = {s.operator for s in req.specifier}
+        assert ops and "==" not in ops and "<" in ops, f"pyproject.toml: {req} is not a bounded range"
+        name = req.name.lower()
+        assert name in pins, f"constraints.txt: no pin for {name}"
+        assert req.specifier.contains(pins[name], prereleases=True), f"{name}=={pins[name]} is outside {req}"
+    assert set(pins) == {r.name.lower() for r in _requirements()}, "constraints.txt pins a package nothing needs"
+
+
+def test_environment_yml_mirrors_the_pins():
+    assert _pins_from_environment() == _pins_from_constraints()
+
+
+def test_make_installs_with_the_pins():
+    makefile = (ROOT / "Makefile").read_text()
+    installs = [line for line in makefile.splitlines() if "install" in line and "-e " in line]
+    assert installs and all("$(PINS)" in line for line in installs)
+    assert "PINS := -c constraints.txt" in makefile
 
 
 def test_import_workbench_is_light():
