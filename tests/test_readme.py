@@ -22,3 +22,18 @@ def test_quick_start_runs():
     text = README.read_text()
     code = text.split("## Quick start")[1].split("```python")[1].split("```")[0]
     exec(compile(code, "README quick start", "exec"), {})
+
+
+def test_docstrings_cite_only_documents_in_the_repository():
+    """No citation of the upstream specification (not in the repository); every link to
+    docs/upstream.md names a section that exists."""
+    import re
+
+    root = README.parent
+    anchors = set(re.findall(r'<a id="([a-z0-9-]+)"></a>', (root / "docs" / "upstream.md").read_text()))
+    cited = set()
+    for path in [*root.glob("workbench/**/*.py"), *root.glob("kernels/**/*.py"), *root.glob("apps/*.py")]:
+        text = path.read_text()
+        assert not re.search(r"MECHANISMS §|spec §", text), f"{path}: cites a specification outside the repository"
+        cited |= set(re.findall(r"docs/upstream\.md#([a-z0-9-]+)", text))
+    assert cited and cited <= anchors, f"links to missing sections: {sorted(cited - anchors)}"

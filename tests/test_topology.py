@@ -177,7 +177,7 @@ S, C, F = T.Mode.STABLE, T.Mode.CAUTIOUS, T.Mode.FREEZE
 
 
 def reference_mode(mode, c, stable=0.7, freeze=0.3, h=0.05):
-    """The transition table of MECHANISMS §2.14, written independently."""
+    """The transition table of the gating policy (docs/upstream.md#topology), written independently."""
     raw = S if c >= stable else F if c <= freeze else C
     table = {(S, C): c < stable - h, (C, S): c > stable + h, (C, F): c < freeze - h, (F, C): c > freeze + h}
     if (mode, raw) in table:

@@ -200,7 +200,7 @@ class VariationalBottleneck:
     come from ``seed``; the noise of training step ``t`` from ``(seed, t)``, so a forward pass is a
     pure function of ``(x, step)`` and a training run is reproducible (pass ``noise=`` to use your
     own ε). β follows :func:`beta_schedule` (``schedule``, ``warmup_steps``, ``beta_start``);
-    upstream has no annealing inside the bottleneck (MECHANISMS §2.16). The parameters are plain
+    upstream has no annealing inside the bottleneck (docs/upstream.md#bottleneck). The parameters are plain
     arrays (``W_mu, b_mu, W_logvar, b_logvar``) that :meth:`gradients` differentiates, so the layer
     can be trained (e.g. ``layer.W_mu -= lr * grads["W_mu"]``).
     Alemi et al., *Deep Variational Information Bottleneck*, 2017.
@@ -354,7 +354,7 @@ def compress_attention(weights, beta: float, *, mask=None) -> CompressedAttentio
     (stationarity of the Lagrangian: ``(1+β)(ln r + 1) − ln w + const = 0``), ``u`` uniform over
     the allowed keys: ``β = 0`` keeps ``w``, ``β → ∞`` gives ``u`` restricted to the support of
     ``w``. The result reports the rate and the distortion of the compressed rows (upstream reports
-    only ``KL(w ‖ u)`` of the input, MECHANISMS §2.16); upstream's temperature ``T ≥ 1`` is
+    only ``KL(w ‖ u)`` of the input, docs/upstream.md#bottleneck); upstream's temperature ``T ≥ 1`` is
     ``β = T − 1`` (``T < 1`` sharpens, which no ``β ≥ 0`` trade-off does).
     ``weights (..., n)`` rows summing to 1 (or all-zero rows: nothing to attend, kept at 0);
     ``mask`` boolean, broadcastable, True = allowed (masked keys must carry weight 0; default:

@@ -6,7 +6,7 @@ curvature ``−c_h``) and a spherical block (the rest).
 
 * :class:`TangentSpaceMapper` maps the H and S blocks to the tangent space at the origin and back,
   with the standard maps at any curvature (``exp_0 ∘ log_0 = id`` for every ``c``; upstream's
-  origin fast path is twice its general path, spec §2.13).
+  origin fast path is twice its general path, docs/upstream.md#mixed-curvature).
 * :class:`ComponentQuantizer` quantises each block with its own symmetric absmax scale (8-bit E,
   5-bit H and S by default): ``scale = max|x_c|/L_b``, ``L_b = 2^{b−1} − 1``,
   ``code = round_half_away(x/scale)`` in ``[−L_b, L_b]``; the round-trip error is at most

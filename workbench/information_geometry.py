@@ -255,7 +255,7 @@ def natural_gradient(logits, grad, *, method: str = "exact", damping: float = 0.
     alike changes no probability; the gradient of any loss of ``softmax(θ)`` is already sum-zero),
     so the result is the minimum-norm solution and sums to 0. Methods:
 
-    * ``"exact"``: closed form. ``λ = 0``: ``F⁺ g = Π(Π g / p)`` (MECHANISMS §2.15: ``g/p`` solves
+    * ``"exact"``: closed form. ``λ = 0``: ``F⁺ g = Π(Π g / p)`` (docs/upstream.md#information-geometry: ``g/p`` solves
       ``F x = g`` for sum-zero ``g``; removing the mean gives the minimum-norm solution), restricted
       to the support where some ``p_i`` underflow to 0. ``λ > 0``: Sherman–Morrison on
       ``diag(p + λ) − p pᵀ``.
@@ -264,7 +264,7 @@ def natural_gradient(logits, grad, *, method: str = "exact", damping: float = 0.
       :class:`NumericalError` (use ``damping > 0`` or ``"exact"`` for very peaked ``p``).
     * ``"diagonal"``: the diagonal approximation ``x_i = (Π g)_i / (max(p_i(1 − p_i), eps) + λ)``,
       projected onto the sum-zero vectors; ``eps`` keeps saturated classes finite. (Upstream's
-      "diagonal" ``Π(g/p)`` is in fact the exact solution, §5.22; this is the usual diagonal
+      "diagonal" ``Π(g/p)`` is in fact the exact solution; this is the usual diagonal
       Fisher of the ML literature.)
 
     ``logits (..., n)``, ``grad (..., n)`` broadcast → ``(..., n)``. Note that ``F⁺`` is large

@@ -23,7 +23,7 @@ when the keys come in a meaningful order (tokens of a sequence) and they change 
 permuted; ``disagreement``, ``similarity_variance`` and ``spectral_gap`` do not depend on the order.
 
 :class:`AttentionPolicy` turns coherence into a mode, Stable / Cautious / Freeze, with hysteresis
-and a refresh period (MECHANISMS §2.14), and keeps a history for plotting.
+and a refresh period (docs/upstream.md#topology), and keeps a history for plotting.
 Paper (topological gating as in the seed crate): no single paper; the spectral gap is Fiedler,
 *Algebraic connectivity of graphs*, 1973, and Chung, *Spectral Graph Theory*, 1997.
 """
@@ -332,7 +332,7 @@ def _integer(name, value, lo) -> int:
 
 
 class AttentionPolicy:
-    """Three-mode attention policy with hysteresis and a coherence refresh period (MECHANISMS §2.14).
+    """Three-mode attention policy with hysteresis and a coherence refresh period (docs/upstream.md#topology).
 
     Raw mode of a coherence ``c``: Stable if ``c ≥ stable_threshold``, Freeze if
     ``c ≤ freeze_threshold``, else Cautious. Hysteresis ``h`` against the current mode:
@@ -345,7 +345,7 @@ class AttentionPolicy:
     Token bookkeeping (:meth:`step`): the coherence is refreshed when the policy is stale (new
     or :meth:`mark_stale`) or ``update_period`` tokens have passed since the last refresh, so it
     is recomputed on tokens 0, P, 2P, … — every ``update_period`` tokens (upstream refreshes every
-    ``update_period + 1`` calls, MECHANISMS §5.19). A token whose window is empty (``None``
+    ``update_period + 1`` calls, docs/upstream.md#topology). A token whose window is empty (``None``
     coherence) changes nothing and the refresh stays due.
 
     Attention width: Stable ``base``, Cautious ``max(1, ⌊base·cautious_width_factor⌋)``, Freeze 0;

@@ -1,4 +1,4 @@
-"""Metric values: status agrees with direction, the smooth score, both profiles' numbers (MECHANISMS §2.18)."""
+"""Metric values: status agrees with direction, the smooth score, both profiles' numbers (docs/upstream.md#report)."""
 from __future__ import annotations
 
 import json
@@ -144,7 +144,7 @@ def test_warning_inside_the_healthy_range_wins():
 
 # -- the numbers of both profiles ---------------------------------------------------------------------
 
-DEFAULT = {  # README's intended thresholds, scale-free (MECHANISMS §2.18), H0 ours
+DEFAULT = {  # README's intended thresholds, scale-free (docs/upstream.md#report), H0 ours
     "ot_distance": (HIGHER_IS_WORSE, (0, 0.5), 0.3, 0.7),
     "topology_coherence": (LOWER_IS_WORSE, (0.5, 1.0), 0.3, 0.1),
     "ib_kl": (HIGHER_IS_WORSE, (0, 0.2), 0.5, 1.0),

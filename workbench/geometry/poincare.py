@@ -13,7 +13,7 @@ Formulas (Ganea, Bécigneul & Hofmann, *Hyperbolic Neural Networks*, 2018):
 * ``r ⊗ x = tanh(r·artanh(√c‖x‖))·x/(√c‖x‖)``,
 * ``exp_p(v) = p ⊕ tanh(√c λ_p‖v‖/2)·v/(√c‖v‖)``,
   ``log_p(y) = (2/(√c λ_p))·artanh(√c‖w‖)·w/‖w‖`` with ``w = (−p) ⊕ y`` (the standard pair:
-  ``exp_p(log_p(y)) = y``; upstream's maps use half the conformal factor, see MECHANISMS §5.7),
+  ``exp_p(log_p(y)) = y``; upstream's maps use half the conformal factor, see docs/upstream.md#geometry),
 * ``d_c(x, y) = (1/√c)·arcosh(1 + 2c‖x − y‖²/((1 − c‖x‖²)(1 − c‖y‖²)))``, evaluated as
   ``log1p(δ + √δ·√(δ + 2))/√c`` so that it stays accurate for near points (``d(x, x) = 0``).
 """

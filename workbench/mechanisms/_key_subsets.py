@@ -2,7 +2,7 @@
 
 A boolean mask means "query i may attend key j". Mechanisms that build something from the key set
 (the diffusion graph, the k-means centroids) build it from the keys a query may attend, as
-upstream's key filtering does (MECHANISMS §0.1): masked keys neither get weight nor shape the
+upstream's key filtering does (docs/upstream.md#masks): masked keys neither get weight nor shape the
 structure. Queries with the same allowed set share one structure.
 """
 from __future__ import annotations

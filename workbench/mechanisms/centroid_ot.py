@@ -31,7 +31,7 @@ class CentroidOT(Mechanism):
     share one clustering, so the cost grows with the number of distinct mask rows). The keys are
     put in lexicographic order before clustering, so the result does not depend on key order.
     Shapes ``(..., Lq, d), (..., Lk, d), (..., Lk, dv) → (..., Lq, dv)``.
-    Do better than upstream (MECHANISMS §2.12, §5.10): Sinkhorn / entropic OT actually used, cluster
+    Do better than upstream (docs/upstream.md#optimal-transport): Sinkhorn / entropic OT actually used, cluster
     masses used, no mass lost to empty clusters, assignments after the last centroid update,
     k-means++ seeding. Papers: Cuturi, *Sinkhorn Distances*, 2013; Sander et al., *Sinkformers*, 2022;
     Vyas, Katharopoulos & Fleuret, *Fast Transformers with Clustered Attention*, 2020.

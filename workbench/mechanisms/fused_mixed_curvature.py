@@ -34,7 +34,7 @@ class FusedMixedCurvature(Mechanism):
     ``weights()`` is the mean over heads. ``quantize=True`` scores 8/5/5-bit quantised q and k
     (:class:`~workbench.curvature.ComponentQuantizer`).
 
-    Do better than upstream (spec §2.13): true multi-head (upstream reaches only head 0), the
+    Do better than upstream (docs/upstream.md#mixed-curvature): true multi-head (upstream reaches only head 0), the
     Euclidean block scaled by ``s = 1/√E`` (upstream: none, so E dominates), geodesic distances for H
     and S (upstream: tangent dot product and cosine), curvature of S as a parameter. Reductions:
     ``weights (1, 0, 0)`` with ``T = 1`` (or ``scale = 1``, ``T = √E``) is scaled dot-product

@@ -32,7 +32,7 @@ class HNSWLocalGlobal(Mechanism):
     Needs ``graph=`` with per-node ``layer`` (e.g. ``workbench.graph.hnsw_graph``) and
     ``Lq == Lk == N``. Shapes ``(..., N, d), (..., N, d), (..., N, dv) → (..., N, dv)``.
     Local part over the edge list, global part dense over the hubs: ``O(E·d + N·H·d)``.
-    Research note *Alternative attention mechanisms for GNN latent space* §4.1 (layer 0 = local,
+    HNSW read as local and global structure (docs/upstream.md#graph; layer 0 = local,
     higher layers = global, learned gating); Malkov & Yashunin, *HNSW*, 2018; Beltagy et al.,
     *Longformer*, 2020.
     """

@@ -27,7 +27,7 @@ class Hyperbolic(Mechanism):
     ``"mobius"`` the Möbius sum ``⊕_j (W_ij ⊗ v_j)`` (the research note's formula, order-dependent,
     for comparison). The output lies in the ball; a row with no allowed key gives the origin.
     Shapes ``(..., Lq, d), (..., Lk, d), (..., Lk, dv) → (..., Lq, dv)``.
-    Do better than upstream (MECHANISMS §2.9, §5.7, §5.26): the standard exp/log pair
+    Do better than upstream (docs/upstream.md#hyperbolic): the standard exp/log pair
     (``exp_p∘log_p = id``), the Karcher iteration with step 1 (halved where it would not descend)
     instead of a fixed step 0.1, a float32-safe boundary margin, and weights that project too.
     Papers: Ganea, Bécigneul & Hofmann, *Hyperbolic Neural Networks*, 2018; Gulcehre et al.,

@@ -32,7 +32,7 @@ class LorentzCascade(Mechanism):
     ``weights()`` returns ``Σ_h β_h W_h``. With ``top_k > 0`` each query keeps the ``top_k`` allowed
     keys of largest head-0 score (lowest curvature; ties broken by key order) and attends only to them.
 
-    Fixes of upstream (spec §2.10, §5 item 8): upstream's horosphere score ``−(B(k_j) − B(q))/T``
+    Fixes of upstream (docs/upstream.md#lorentz): upstream's horosphere score ``−(B(k_j) − B(q))/T``
     does not depend on the query (the query term cancels in the softmax), so both scores here are
     query dependent; upstream's "Einstein midpoint" is not on the manifold (here: the Lorentzian
     centroid) and its heads are averaged off the manifold (here: in the tangent space at the

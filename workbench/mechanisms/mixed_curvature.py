@@ -27,11 +27,11 @@ class MixedCurvature(Mechanism):
     ``w = (1−α)·softmax(⟨q_E,k_E⟩/T) + α·softmax(−d_c(π q_H, π k_H)/T)`` over allowed keys (both
     masked, so masked keys get exactly 0 and each row sums to 1); ``out = concat(Σ_j w_j v_{j,E},
     M_w(π v_{j,H}))`` with ``M`` the weighted Einstein midpoint (Klein model, closed form) or the
-    weighted Fréchet mean (Karcher iteration with the standard exp/log maps, the spec's "Do better").
+    weighted Fréchet mean (Karcher iteration with the standard exp/log maps).
     ``π`` projects into the ball of curvature ``−c`` (values with a margin of at least 1e-7: a mean of
     points on the margin is ill-conditioned in ball coordinates); ``d_c`` is the Poincaré distance
     (Numba kernel). Fixes of upstream: one masked softmax (exact zeros, no uniform fallback), the
-    standard exp/log maps in the Fréchet mean (spec §5 item 7), errors for impossible splits.
+    standard exp/log maps in the Fréchet mean, errors for impossible splits (docs/upstream.md#mixed-curvature).
     The Euclidean logits carry no ``1/√d`` (as upstream): ``T = √E`` and ``α = 0`` give scaled
     dot-product attention on the E block. A row with no allowed key gives weights 0 and output 0.
     Shapes ``(..., Lq, d), (..., Lk, d), (..., Lk, dv) → (..., Lq, dv)``; ``q``/``k`` split at

@@ -73,7 +73,7 @@ class SlicedWasserstein(Mechanism):
     Two-stage form (``num_candidates = C``): per query only the ``C`` allowed keys of largest raw
     ``⟨q, k⟩`` (ties to the smaller index) are scored, the others get weight 0.
     Shapes ``(..., Lq, d), (..., Lk, d), (..., Lk, dv) → (..., Lq, dv)``.
-    Do better than upstream (MECHANISMS §2.12, §5.9): directions uniform on the sphere, exact ``p``
+    Do better than upstream (docs/upstream.md#optimal-transport): directions uniform on the sphere, exact ``p``
     (not snapped to 1 or 2), sorted projections actually used (quantile-wise distances between
     clouds), one cache reused across calls. Defaults: 32 projections (upstream 8) and the full
     path (upstream's default ``num_candidates = 48`` gives the two-stage form above 48 keys).

@@ -66,7 +66,7 @@ class TopologyGated(Mechanism):
     equivariance. Backends: ``numba`` runs the kNN top-k and the Stable rows (flash tiles) in Numba,
     ``numpy`` the references; Cautious and Freeze rows gather their few keys in NumPy either way.
     Shapes ``(..., Lq, d), (..., Lk, d), (..., Lk, dv) → (..., Lq, dv)``.
-    Paper: the seed crate's topology-gated attention (MECHANISMS §2.14); Fiedler 1973 for
+    Paper: the seed crate's topology-gated attention (docs/upstream.md#topology); Fiedler 1973 for
     ``spectral_gap``.
     """
 

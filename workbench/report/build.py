@@ -1,6 +1,6 @@
 """Building the report: :func:`build_report` (queries and keys) and :func:`analyze_keys` (keys only).
 
-Raw values (upstream's report fields, MECHANISMS §2.18), for queries ``Q (Lq, d)`` and keys
+Raw values (upstream's report fields, docs/upstream.md#report), for queries ``Q (Lq, d)`` and keys
 ``K (n, d)``, logits ``X = K Qᵀ (n, Lq)`` (raw dot products, as upstream):
 
 1. OT distance: ``SW_p(Q, K)``, the sliced Wasserstein distance between the query and key point
@@ -61,7 +61,7 @@ def _seed(seed) -> int:
         raise ConfigurationError(f"seed: expected an integer >= 1, got {seed!r}")
     if seed == 0:
         raise ConfigurationError("seed: 0 is forbidden (upstream's xorshift generator is stuck at 0 and makes "
-                                 "every OT projection zero, MECHANISMS §2.18); use a seed >= 1")
+                                 "every OT projection zero); use a seed >= 1")
     return int(seed)
 
 
@@ -320,7 +320,7 @@ def analyze_keys(K, *, profile: str = "default", k: int = 8, seed: int = 1, num_
     """The report of a key set alone: :func:`build_report` with the key centroid as the query.
 
     ``q = mean_j k_j``; attention entropy from its scaled dot-product weights; no IB KL
-    (MECHANISMS §2.18 "Do better"). Temperature advice comes from self-attention over the keys
+    (docs/upstream.md#report). Temperature advice comes from self-attention over the keys
     (up to 64 sampled keys as queries), since the centroid's weights say little about how
     the keys attend each other. ``K (n, d)``, ``n ≥ 1``.
     """

@@ -11,7 +11,7 @@ the one-sided rules below: the low side as lower-is-worse, the high side as high
 * ``is_warning``: past ``w`` but not critical;
 * ``status``: "CRITICAL", "WARNING", else "OK" (upstream compared every metric as
   higher-is-worse, so coherence and entropy were "CRITICAL" for almost every input,
-  MECHANISMS §2.18);
+  docs/upstream.md#report);
 * ``is_healthy``: ``lo ≤ v ≤ hi`` (upstream's definition);
 * ``normalized = clip((v − lo)/(hi − lo), 0, 1)`` (0.5 when ``hi ≤ lo``; upstream's definition);
 * ``score`` ∈ [0, 1], continuous and monotone in ``v``: 1 while ``v`` is on the good side of the

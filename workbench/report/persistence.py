@@ -4,7 +4,7 @@ In the Vietoris–Rips filtration of ``x (n, d)`` every point is born at 0 and t
 merge when the shortest edge between them appears, so the finite H0 deaths are exactly the
 edge lengths of a Euclidean minimum spanning tree (Kruskal's merge lengths). All ``n − 1`` of
 them are finite; the essential class (the one component that never dies) has no finite death,
-so none is dropped (upstream drops the largest, MECHANISMS §2.18 item 3 and §5.5).
+so none is dropped (upstream drops the largest, docs/upstream.md#report).
 
 * ``method="exact"``: the MST of the complete graph, from the dense ``n × n`` distance matrix
   (``O(n²d)`` time, ``O(n²)`` memory).

@@ -1,6 +1,6 @@
 """Threshold profiles of the report: the scale-free default and upstream's numbers (``"compat"``).
 
-**default** (the seed README's intended thresholds, on scale-free values, MECHANISMS §2.18):
+**default** (the seed README's intended thresholds, on scale-free values, docs/upstream.md#report):
 
 =====================  ===============  ================================================  ==========  =======  ========
 metric                 direction        value                                             healthy     warning  critical

@@ -1,6 +1,6 @@
 """The recommendation: Standard, Sparse, Geometric or Diffusion attention, plus temperature advice.
 
-The first rule that fires wins (MECHANISMS §2.18 "Do better", refined so that each rule is a
+The first rule that fires wins (docs/upstream.md#report, refined so that each rule is a
 measured property of the keys that the recommended mechanism exploits — see
 :mod:`workbench.report.features` for every feature):
 

@@ -3,7 +3,7 @@
 A builder records a choice of attention and its options; ``build()`` validates them and returns an
 :class:`Attention`, a thin callable around the mechanism ``workbench.make(name, **params)`` made
 with exactly those values (``Attention.mechanism``). The seed system's builder ignored every option
-and always built scaled dot-product attention (MECHANISMS §3.1); here each option either reaches
+and always built scaled dot-product attention (docs/upstream.md#sdk); here each option either reaches
 the mechanism or is refused with a :class:`~workbench.errors.ConfigurationError`.
 
 | builder                        | mechanism            | parameters                                     |

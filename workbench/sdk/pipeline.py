@@ -2,7 +2,7 @@
 
 ``AttentionPipeline().add_norm("layer").add_attention(attn).add_dropout(0.1).add_residual()``
 records the stages; ``run(q, K, V)`` executes them on a running array ``x`` that starts as the
-query (the seed system's ``run`` returned the query unchanged, MECHANISMS §3.1):
+query (the seed system's ``run`` returned the query unchanged, docs/upstream.md#sdk):
 
 * attention: ``x ← attn(x, K, V, mask)`` (an :class:`~workbench.sdk.builders.Attention`, any
   registered mechanism, or any callable ``(q, k, v, mask=...)``);

@@ -2,7 +2,7 @@
 
 Every preset gives an :class:`~workbench.sdk.builders.AttentionBuilder` with the values below (the
 seed system's presets other than Bert and Gpt all built plain scaled dot-product attention,
-MECHANISMS §3.1). Values marked *chosen* exist nowhere upstream and are ours:
+docs/upstream.md#sdk). Values marked *chosen* exist nowhere upstream and are ours:
 
 | preset              | mechanism      | values                                                              |
 |---------------------|----------------|---------------------------------------------------------------------|

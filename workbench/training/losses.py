@@ -3,7 +3,7 @@
 Every loss has the seed system's interface ``compute(anchor, positive, negatives) -> loss`` and
 ``compute_with_gradients(...) -> (loss, ∂loss/∂anchor)``, plus :meth:`Loss.gradients` for the
 gradients with respect to all three inputs. ``compute`` and ``compute_with_gradients`` run the
-same code, so they always agree (MECHANISMS §2.19, §5.27).
+same code, so they always agree (docs/upstream.md#training).
 
 Shapes: ``anchor (..., d)``, ``positive (..., d)`` (same shape), ``negatives (..., N, d)`` (same
 leading shape). Leading dimensions are a batch of independent examples. Computation is in
@@ -167,7 +167,7 @@ class LocalContrastiveLoss(Loss):
     ``(..., N, d)`` Jacobian, row ``j`` = ``∂ℓ_j/∂a``). Gradient of an active term (``ℓ_j > 0``):
     ``∂ℓ_j/∂a = (a − p)/‖a − p‖ − (a − n_j)/‖a − n_j‖`` (a term whose distance is exactly 0 has
     subgradient 0; so has an inactive term, including the kink ``ℓ_j = 0``).
-    Do better than upstream (MECHANISMS §5.27): ``"mean"`` divides loss *and* gradient by the same
+    Do better than upstream (docs/upstream.md#training): ``"mean"`` divides loss *and* gradient by the same
     count (all negatives, as PyTorch's ``TripletMarginLoss``), so the gradient is the gradient of
     the loss; ``"none"`` returns every ``ℓ_j`` instead of ``ℓ_0``. ``N = 0`` gives 0.
     Paper: Schroff et al., *FaceNet*, 2015 (triplet loss); Hadsell et al., 2006.

@@ -149,7 +149,7 @@ class Adam(Optimizer):
 
     ``g' = g + λθ``; ``t ← t+1``; ``m ← β₁m + (1−β₁)g'``; ``v ← β₂v + (1−β₂)g'²``;
     ``θ ← θ − lr·m̂/(√v̂ + ε)`` with ``m̂ = m/(1−β₁ᵗ)``, ``v̂ = v/(1−β₂ᵗ)``.
-    Defaults ``β = (0.9, 0.999), ε = 1e-8, λ = 0``. Do better than upstream (§5.27): the decay
+    Defaults ``β = (0.9, 0.999), ε = 1e-8, λ = 0``. Do better than upstream (docs/upstream.md#training): the decay
     enters the gradient (L2, as ``torch.optim.Adam``), not after the adaptive step.
     Paper: Kingma & Ba, *Adam: A Method for Stochastic Optimization*, 2015.
     """

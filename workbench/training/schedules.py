@@ -181,7 +181,7 @@ class TemperatureAnnealing:
     drops, ``T₀ + (T₁ − T₀)·min(1, ⌊step/size⌋/n)`` (``size`` defaults to ``max(1, ⌊S/10⌋)``).
     Increasing schedules (``T₁ > T₀``) work the same way. Temperatures must be ``> 0`` (``T₁ = 0``
     is allowed except for the exponential decay).
-    Do better than upstream (§5.27): exponential with ``T₁ = 0`` is refused instead of giving NaN,
+    Do better than upstream (docs/upstream.md#training): exponential with ``T₁ = 0`` is refused instead of giving NaN,
     and the step decay with ``S < size`` drops once at ``S`` instead of dividing by zero.
     """
 
