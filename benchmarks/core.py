@@ -28,7 +28,6 @@ import datetime as _dt
 import gc
 import importlib.util
 import json
-import math
 import os
 import platform
 import statistics

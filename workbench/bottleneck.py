@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from workbench import checks as C
 from workbench.errors import ConfigurationError, DataError, NumericalError, ShapeError
 from workbench.information_geometry import _broadcast, _out_dtype, _vectors, as_distribution
 
@@ -48,9 +49,7 @@ def _real(name: str, value, lo=None, *, lo_open=False) -> float:
 
 
 def _integer(name: str, value, lo: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ConfigurationError(f"{name}: expected an integer >= {lo}, got {value!r}")
-    return int(value)
+    return C.integer(name, value, minimum=lo)
 
 
 # -- KL divergences ------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from workbench import checks as C
 from workbench.errors import ConfigurationError, NumericalError, WorkbenchError
 from workbench.entropy import mean_ratio, replicated_entropy, row_entropy, support
 
@@ -113,9 +114,7 @@ class Calibration:
 
 
 def _int(name: str, v, lo: int, hi: int) -> int:
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or not lo <= v <= hi:
-        raise ConfigurationError(f"{name}: expected an integer in [{lo}, {hi}], got {v!r}")
-    return int(v)
+    return C.integer(name, v, minimum=lo, maximum=hi)
 
 
 def _mechanism(name_or_mechanism, params: dict):

@@ -22,6 +22,7 @@ from functools import cached_property
 
 import numpy as np
 
+from workbench import checks as C
 from workbench.errors import ConfigurationError, NumericalError, ShapeError
 
 COMPONENTS = ("euclidean", "hyperbolic", "spherical")
@@ -56,10 +57,7 @@ def component_dims(d: int, euclidean_dim=None, hyperbolic_dim=None) -> tuple[int
 
 
 def _positive(name, value):
-    v = float(value)
-    if not (np.isfinite(v) and v > 0):
-        raise ConfigurationError(f"{name}: expected a finite curvature > 0, got {value!r}")
-    return v
+    return C.positive(name, value)
 
 
 class TangentSpaceMapper:

@@ -37,6 +37,7 @@ from typing import Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 
+from workbench import checks as C
 from workbench.errors import ConfigurationError, DataError, NumericalError, ShapeError
 from workbench.inputs import _as_float
 
@@ -326,9 +327,7 @@ def _number(name, value, lo=None, hi=None, *, lo_open=False) -> float:
 
 
 def _integer(name, value, lo) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ConfigurationError(f"{name}: expected an integer >= {lo}, got {value!r}")
-    return int(value)
+    return C.integer(name, value, minimum=lo)
 
 
 class AttentionPolicy:

@@ -11,14 +11,14 @@ the report's OT distance.
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 
 import numpy as np
 
 from kernels.reference import sinkhorn as _sk
 from kernels.reference import sliced_wasserstein as _sw
-from workbench.errors import ConfigurationError, DataError, NumericalError, ShapeError
+from workbench import checks as C
+from workbench.errors import ConfigurationError, DataError, ShapeError
 
 __all__ = ["random_directions", "sliced_wasserstein_distance", "sinkhorn", "kmeans"]
 
@@ -26,39 +26,15 @@ __all__ = ["random_directions", "sliced_wasserstein_distance", "sinkhorn", "kmea
 # -- validation -----------------------------------------------------------------------------------
 
 def _array(name: str, x, min_ndim: int, what: str) -> np.ndarray:
-    try:
-        a = np.asarray(x)
-    except ValueError as exc:
-        raise ShapeError(f"{name}: expected a rectangular array, got a ragged sequence ({exc})") from None
-    if a.dtype == object or a.dtype.kind not in "biuf":
-        raise ShapeError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
-    if a.ndim < min_ndim:
-        raise ShapeError(f"{name}: expected shape {what}, got shape {a.shape}")
-    a = a.astype(np.float64 if a.dtype == np.float64 else np.float32, copy=False)
-    if not np.isfinite(a).all():
-        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
-        raise NumericalError(f"{name}: expected finite values, got {a[bad]} at index {bad}")
-    return a
+    return C.float_array(name, x, min_ndim=min_ndim, shape=what)
 
 
 def _int(name: str, value, low: int, high: int | None = None) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise ConfigurationError(f"{name}: expected an integer, got {value!r}")
-    v = int(value)
-    if v < low or (high is not None and v > high):
-        rng = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ConfigurationError(f"{name}: expected an integer {rng}, got {v}")
-    return v
+    return C.integer(name, value, minimum=low, maximum=high)
 
 
 def _positive(name: str, value, allow_zero: bool = False) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"{name}: expected a number, got {value!r}") from None
-    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
-        raise ConfigurationError(f"{name}: expected a finite number {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-    return v
+    return C.real(name, value, low=0.0, low_open=not allow_zero)
 
 
 def _power(p) -> float:

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench.data.dataset import Dataset
+from workbench import checks as C
 from workbench.errors import DataError
 
 __all__ = ["DEMOS", "DEFAULT_DEMO", "REAL_SETS", "load_demo"]
@@ -49,11 +50,7 @@ REAL_DIR = Path(__file__).resolve().parent / "real"
 
 
 def _check_int(name: str, value, lo: int, hi: int | None = None) -> int:
-    ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-    if not ok or value < lo or (hi is not None and value > hi):
-        rng = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
-        raise DataError(f"{name}: expected an integer {rng}, got {value!r}")
-    return int(value)
+    return C.integer(name, value, minimum=lo, maximum=hi, error=DataError)
 
 
 def clusters(n: int = 1200, d: int = 32, k: int = 6, seed: int = 0) -> Dataset:

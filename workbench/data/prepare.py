@@ -14,6 +14,7 @@ from collections import OrderedDict
 import numpy as np
 
 from workbench.data.dataset import Dataset, validate_embeddings
+from workbench import checks as C
 from workbench.errors import ConfigurationError, DataError
 
 __all__ = ["NORMALISATIONS", "QUERY_SELECTIONS", "GRAPH_KINDS", "normalise", "pca", "transform",
@@ -31,11 +32,7 @@ def _choice(name: str, value, allowed) -> str:
 
 
 def _int(name: str, value, lo: int, hi: int | None = None) -> int:
-    ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-    if not ok or value < lo or (hi is not None and value > hi):
-        rng = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
-        raise ConfigurationError(f"{name}: expected an integer {rng}, got {value!r}")
-    return int(value)
+    return C.integer(name, value, minimum=lo, maximum=hi)
 
 
 def normalise(x, how: str = "none") -> np.ndarray:

@@ -7,7 +7,7 @@ import numpy as np
 import param
 
 import kernels
-from workbench.errors import ConfigurationError, NumericalError, ShapeError
+from workbench.errors import ConfigurationError, NumericalError
 from workbench.inputs import Batch, all_finite, prepare
 
 _NO_GPU = "no CuPy kernel yet: the GPU kernels arrive with their own issue"

@@ -8,8 +8,9 @@ import param
 
 from kernels.sliced_wasserstein import SUPPORT, directions, features, quantile_grid, sorted_projections
 from kernels.sliced_wasserstein import sw_attention, sw_weights
-from workbench.errors import NumericalError, ShapeError
-from workbench.inputs import all_finite, prepare
+from workbench import checks as C
+from workbench.errors import ShapeError
+from workbench.inputs import prepare
 from workbench.mechanisms import params as P
 from workbench.mechanisms.base import Mechanism
 from workbench.registry import register
@@ -40,21 +41,10 @@ class KeyCache:
 
 
 def _cloud(name: str, x, what: str) -> np.ndarray:
-    try:
-        a = np.asarray(x)
-    except ValueError as exc:
-        raise ShapeError(f"{name}: expected a rectangular array, got a ragged sequence ({exc})") from None
-    if a.dtype == object or a.dtype.kind not in "biuf":
-        raise ShapeError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
-    if a.ndim < 3:
-        raise ShapeError(f"{name}: expected point clouds of shape {what}, got shape {a.shape}")
+    a = C.float_array(name, x, min_ndim=3, shape=f"{what} (point clouds)")
     if 0 in a.shape[-3:]:
         raise ShapeError(f"{name}: expected at least one cloud of at least one point of dimension >= 1, "
                          f"got shape {a.shape}")
-    a = a.astype(np.float64 if a.dtype == np.float64 else np.float32, copy=False)
-    if not all_finite(a):
-        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
-        raise NumericalError(f"{name}: expected finite values, got {a[bad]} at index {bad}")
     return a
 
 

@@ -37,6 +37,7 @@ import math
 
 import numpy as np
 
+from workbench import checks as C
 from workbench.errors import ConfigurationError, DataError, NumericalError, ShapeError
 from workbench.report import features as F
 from workbench.report.persistence import h0_persistence, points
@@ -51,9 +52,7 @@ _GRAPH_K = 10
 
 
 def _int(name: str, v, lo: int) -> int:
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < lo:
-        raise ConfigurationError(f"{name}: expected an integer >= {lo}, got {v!r}")
-    return int(v)
+    return C.integer(name, v, minimum=lo)
 
 
 def _seed(seed) -> int:

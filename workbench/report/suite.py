@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from workbench import checks as C
 from workbench.errors import ConfigurationError
 
 __all__ = ["SuiteCase", "tree_keys", "sequence_keys", "noisy_cluster_keys", "isotropic_keys", "suite"]
@@ -48,15 +49,11 @@ class SuiteCase:
 
 
 def _int(name, v, lo):
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < lo:
-        raise ConfigurationError(f"{name}: expected an integer >= {lo}, got {v!r}")
-    return int(v)
+    return C.integer(name, v, minimum=lo)
 
 
 def _pos(name, v):
-    if not (isinstance(v, (int, float, np.integer, np.floating)) and np.isfinite(v) and v > 0):
-        raise ConfigurationError(f"{name}: expected a finite number > 0, got {v!r}")
-    return float(v)
+    return C.positive(name, v)
 
 
 def _unit(x):

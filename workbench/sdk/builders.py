@@ -28,6 +28,7 @@ import numbers
 
 import numpy as np
 
+from workbench import checks as C
 from workbench.errors import ConfigurationError
 from workbench.sdk.attention import NATIVE_CAUSAL_KINDS, WEIGHT_DROPOUT_KINDS, Attention
 
@@ -54,9 +55,7 @@ DEFAULT_CAPACITY = 1.25
 
 
 def _int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < minimum:
-        raise ConfigurationError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return int(value)
+    return C.integer(name, value, minimum=minimum)
 
 
 def _real(name: str, value, low: float, high: float, *, low_open=False, high_open=False) -> float:

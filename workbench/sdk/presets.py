@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 
+from workbench import checks as C
 from workbench.errors import ConfigurationError
 from workbench.sdk.builders import AttentionBuilder
 
@@ -91,9 +92,7 @@ PRESET_VALUES = {
 
 
 def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"{name}: expected an integer >= 1, got {value!r}")
-    return value
+    return C.integer(name, value, minimum=1)
 
 
 # -- selection rules (the SDK guide's) ----------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from workbench.errors import NumericalError, ShapeError
-from workbench.training import _checks as C
+from workbench import checks as C
 
 #: Norms below this are floored in the cosine similarity (the seed system's guard).
 NORM_FLOOR = 1e-8

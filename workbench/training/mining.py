@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from workbench.errors import ConfigurationError, ShapeError
-from workbench.training import _checks as C
+from workbench import checks as C
 
 STRATEGIES = ("random", "hard", "semi_hard", "distance_weighted", "similarity_weighted")
 

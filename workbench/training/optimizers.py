@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from workbench.errors import ConfigurationError, NumericalError, ShapeError
-from workbench.training import _checks as C
+from workbench import checks as C
 
 
 def _as_list(x) -> list:

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 
 from workbench.errors import ConfigurationError
-from workbench.training import _checks as C
+from workbench import checks as C
 
 
 class WarmupCosineSchedule:

@@ -1,5 +1,12 @@
-"""Argument checks shared by the training utilities: every failure is a ``workbench.errors`` error
-that names the argument, what was received and what was expected."""
+"""Argument checks for every public function, in one place: each failure is a ``workbench.errors``
+error that names the argument, what was received and what was expected.
+
+* :func:`float_array` — a finite real array (float64 kept, everything else float32), ragged,
+  non-numeric, complex, too few dimensions and NaN/inf each refused by name;
+* :func:`integer` — an integer within bounds (booleans are not integers);
+* :func:`real`, :func:`positive`, :func:`non_negative` — a finite number within bounds;
+* :func:`choice`, :func:`seed`, :func:`result_dtype`.
+"""
 from __future__ import annotations
 
 import math
@@ -10,18 +17,22 @@ import numpy as np
 from workbench.errors import ConfigurationError, NumericalError, ShapeError
 
 
-def float_array(name: str, x, *, min_ndim: int = 1) -> np.ndarray:
-    """``x`` as a finite float32/float64 array (float64 kept, everything else float32)."""
+def float_array(name: str, x, *, min_ndim: int = 1, shape: str | None = None) -> np.ndarray:
+    """``x`` as a finite float32/float64 array (float64 kept, everything else float32).
+
+    ``shape`` names the expected shape in the message when ``x`` has fewer than ``min_ndim`` dimensions.
+    """
     try:
         a = np.asarray(x)
     except ValueError as exc:  # ragged nested sequences
         raise ShapeError(f"{name}: expected a rectangular array, got a ragged sequence ({exc})") from None
     if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
-        raise ShapeError(f"{name}: expected a numeric array, got dtype {a.dtype}")
+        raise ShapeError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
     if np.iscomplexobj(a):
-        raise ShapeError(f"{name}: expected a real array, got dtype {a.dtype}")
+        raise ShapeError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
     if a.ndim < min_ndim:
-        raise ShapeError(f"{name}: expected at least {min_ndim} dimension(s), got shape {a.shape}")
+        want = f"shape {shape}" if shape else f"at least {min_ndim} dimension(s)"
+        raise ShapeError(f"{name}: expected {want}, got shape {a.shape}")
     a = a.astype(np.float64 if a.dtype == np.float64 else np.float32, copy=False)
     if not np.isfinite(a).all():
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
@@ -37,7 +48,7 @@ def result_dtype(*arrays: np.ndarray):
 def real(name: str, value, *, low: float | None = None, high: float | None = None,
          low_open: bool = False, high_open: bool = False) -> float:
     """A finite real number within the given bounds."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise ConfigurationError(f"{name}: expected a real number, got {value!r}")
     v = float(value)
     ok = math.isfinite(v)
@@ -61,12 +72,19 @@ def non_negative(name: str, value) -> float:
     return real(name, value, low=0.0)
 
 
-def integer(name: str, value, *, minimum: int = 0) -> int:
-    """An integer ``>= minimum`` (bools refused)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ConfigurationError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    if int(value) < minimum:
-        raise ConfigurationError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+def integer(name: str, value, *, minimum: int | None = 0, maximum: int | None = None,
+            error: type = ConfigurationError) -> int:
+    """An integer in ``[minimum, maximum]`` (either end may be None); booleans are refused.
+
+    ``error`` is the class raised (:class:`~workbench.errors.DataError` for data-set arguments).
+    """
+    if minimum is not None and maximum is not None:
+        want = f"in [{minimum}, {maximum}]"
+    else:
+        want = f">= {minimum}" if minimum is not None else (f"<= {maximum}" if maximum is not None else "")
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral)
+            or (minimum is not None and value < minimum) or (maximum is not None and value > maximum)):
+        raise error(f"{name}: expected an integer {want}".rstrip() + f", got {value!r}")
     return int(value)
 
 
