@@ -29,18 +29,7 @@ COMPONENTS = ("euclidean", "hyperbolic", "spherical")
 
 
 def _as_vectors(x, name="x") -> np.ndarray:
-    try:
-        a = np.asarray(x)
-    except ValueError as exc:
-        raise ShapeError(f"{name}: expected a rectangular array, got a ragged sequence ({exc})") from None
-    if a.dtype.kind not in "biuf":
-        raise ShapeError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
-    if a.ndim < 1:
-        raise ShapeError(f"{name}: expected shape (..., d), got shape {a.shape}")
-    a = a.astype(np.float64 if a.dtype == np.float64 else np.float32, copy=False)
-    if not np.isfinite(a).all():
-        raise NumericalError(f"{name}: expected finite values")
-    return a
+    return C.float_array(name, x, min_ndim=1, shape="(..., d)")
 
 
 def component_dims(d: int, euclidean_dim=None, hyperbolic_dim=None) -> tuple[int, int, int]:

@@ -20,6 +20,7 @@ import numbers
 import numpy as np
 
 from kernels.reference import diffusion as _ref
+from workbench import checks as C
 from workbench.errors import ConfigurationError, DataError, NumericalError, ShapeError
 
 __all__ = ["LAPLACIANS", "INTEGRATORS", "gaussian_affinity", "knn_affinity", "laplacian", "heat_diffuse",
@@ -36,18 +37,10 @@ def _issparse(w) -> bool:
 
 
 def _points(x, name="x") -> np.ndarray:
-    try:
-        a = np.asarray(x)
-    except ValueError as exc:
-        raise ShapeError(f"{name}: expected a rectangular array, got a ragged sequence ({exc})") from None
-    if a.dtype == object or a.dtype.kind not in "biuf":
-        raise ShapeError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
+    a = C.float_array(name, x, min_ndim=0)
     if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] == 0:
         raise ShapeError(f"{name}: expected points of shape (n, d) with n, d >= 1, got shape {a.shape}")
-    a = a.astype(np.float64)
-    if not np.isfinite(a).all():
-        raise NumericalError(f"{name}: expected finite values, got NaN or infinity")
-    return a
+    return a.astype(np.float64)
 
 
 def _sigma(sigma, distances) -> float:
