@@ -74,7 +74,7 @@ class Dashboard:
         if state is None:
             state = url_state.state_from_location(self.location) if self.location is not None else None
         if state is None:
-            from workbench.compare import AppState
+            from apps.url_state import AppState
 
             state = AppState()
         self.initial_state = state

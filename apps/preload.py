@@ -17,7 +17,7 @@ if _ROOT not in sys.path:  # run as a script by `panel serve --setup`
 def preload() -> None:
     import workbench
     from workbench import compare
-    from workbench.compare import AppState
+    from apps.url_state import AppState
     from workbench.data import load_demo
 
     x = load_demo(AppState().dataset).x[:256]

@@ -18,7 +18,7 @@ import param
 
 from workbench import data as wdata
 from workbench import compare
-from workbench.compare import AppState
+from apps.url_state import AppState
 
 from apps.alerts import Messages
 from apps.background import Job, Runner

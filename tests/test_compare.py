@@ -1,4 +1,4 @@
-"""The dashboard's view-model: runs, diagnostics, lazy tiles, length benchmark, report wrapper, URL state."""
+"""The dashboard's view-model: runs, diagnostics, lazy tiles, length benchmark, report wrapper."""
 from __future__ import annotations
 
 import sys
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import workbench
 from workbench import compare as C
-from workbench.compare import AppState, diagnostics, run, tile_indices, tile_plan, weights_tile
+from workbench.compare import diagnostics, run, tile_indices, tile_plan, weights_tile
 from workbench.errors import ConfigurationError
 
 
@@ -322,44 +322,3 @@ def test_report_for_wraps_analyze_keys(monkeypatch, rng):
     monkeypatch.setitem(sys.modules, "workbench.report", None)  # "not installed"
     msg = C.report_for(x)
     assert isinstance(msg, str) and "not available" in msg
-
-
-# -- app state ---------------------------------------------------------------------------------------
-
-def test_app_state_round_trip():
-    s = AppState(dataset="tree", keys="clusters", mechanisms=["hyperbolic", "scaled_dot_product", "hyperbolic"],
-                 params=[{"c": 0.5, "temperature": 2.0}, {"causal": True}, {"aggregation": "einstein"}],
-                 queries="label", label="2", normalisation="l2", pca_dim=8, graph_kind="hnsw", graph_k=12, seed=3,
-                 selected=17, n_queries=50, projection="pca")
-    q = s.to_query()
-    assert all(isinstance(k, str) and isinstance(v, str) for k, v in q.items())
-    assert AppState.from_query(q) == s
-    # web servers hand over lists of bytes
-    assert AppState.from_query({k: [v.encode()] for k, v in q.items()}) == s
-    assert AppState.from_query(AppState().to_query()) == AppState()
-
-
-def test_app_state_from_garbage_falls_back_to_defaults():
-    d = AppState()
-    g = AppState.from_query({
-        "data": "../../etc/passwd", "keys": "x", "m": "nope,,hyperbolic", "p0": "{not json", "p1": '{"c": "big"}',
-        "nq": "many", "pca": "-4", "norm": "l3", "k": "1e9", "seed": "-1", "sel": "x", "q": "some", "graph": "ring",
-    })
-    assert g.dataset == d.dataset and g.keys == "same" and g.n_queries == d.n_queries and g.pca_dim is None
-    assert g.normalisation == "none" and g.graph_k == 8 and g.seed == 0 and g.selected is None
-    assert g.mechanisms[0] == "hyperbolic" and g.params[0] == {} and 2 <= len(g.mechanisms) <= 4
-    five = AppState.from_query({"m": "flash,flash,linear,hyperbolic,scaled_dot_product"})
-    assert len(five.mechanisms) == 4
-    mixed = AppState.from_query({"m": "hyperbolic,flash", "p0": '{"c": 0.25, "tol": "x", "zzz": 1}'})
-    assert mixed.params[0] == {"c": 0.25}
-    assert AppState.from_query(None) == d and AppState.from_query("junk") == d
-
-
-@settings(max_examples=25, deadline=None)
-@given(st.dictionaries(st.sampled_from(["data", "m", "p0", "p1", "nq", "pca", "k", "sel", "q", "label", "zz"]),
-                       st.one_of(st.text(max_size=30), st.binary(max_size=10),
-                                 st.lists(st.text(max_size=5), max_size=2))))
-def test_app_state_never_raises(query):
-    s = AppState.from_query(query)
-    assert 2 <= len(s.mechanisms) <= 4 and len(s.params) == len(s.mechanisms)
-    assert AppState.from_query(s.to_query()) == s

@@ -10,8 +10,9 @@ that any front end can draw; nothing imports Panel or HoloViews.
   lazily: for softmax dot-product attention exactly normalised over *all* keys with a per-row
   log-sum-exp, never materialising ``Lq × Lk``;
 * :func:`bench_lengths` — time and memory against sequence length, with progress and cancel;
-* :func:`report_for` — the unified report of a data set (:mod:`workbench.report`);
-* :class:`AppState` — the dashboard's state ⇄ URL query parameters, robust to garbage.
+* :func:`report_for` — the unified report of a data set (:mod:`workbench.report`).
+
+The dashboard's URL state lives with the dashboard (:mod:`apps.url_state`).
 
 Apps build a mechanism's parameter widgets from :func:`mechanism_params` (the ``param``
 objects of its class, as ``workbench.registry[name].parameters``).
@@ -26,19 +27,20 @@ import threading
 import time
 import tracemalloc
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+import kernels.tiles as _tiles
+from kernels import BackendError
 from workbench.autograph import GRAPH_CHOICES  # re-exported: the dashboard's graph choices
 from workbench.autograph import call_with_graph as _call_with_graph
-from workbench.data.demos import DEFAULT_DEMO
 from workbench.errors import ConfigurationError, DataError, WorkbenchError
 
 __all__ = [
     "REFERENCE", "RunResult", "run", "diagnostics", "attended_keys", "mechanism_params", "tile_indices",
-    "tile_plan", "weights_tile", "pool_weights", "bench_lengths", "report_for", "AppState",
+    "tile_plan", "weights_tile", "pool_weights", "bench_lengths", "report_for", "GRAPH_CHOICES",
 ]
 
 #: The mechanism every other is compared with.
@@ -210,13 +212,6 @@ def attended_keys(weights_row, top: int = 10) -> np.ndarray:
     return order[:top]
 
 
-def _row_entropy(w: np.ndarray) -> np.ndarray:
-    w = np.asarray(w, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(w > 0, w * np.log(np.where(w > 0, w, 1.0)), 0.0)
-    return -terms.sum(axis=1)
-
-
 def _topk_sets(w: np.ndarray, k: int) -> np.ndarray:
     return np.argpartition(-np.asarray(w, dtype=np.float64), k - 1, axis=1)[:, :k]
 
@@ -243,7 +238,9 @@ def diagnostics(result: RunResult, reference: RunResult | None, *, top_k: int = 
     w = result.weights
     if w is not None:
         w = np.asarray(w)
-        ent = _row_entropy(w)
+        from workbench.entropy import row_entropy
+
+        ent = row_entropy(w)
         d["entropy"] = ent
         d["entropy_mean"] = float(ent.mean())
         d["entropy_max"] = float(math.log(w.shape[1]))
@@ -318,9 +315,7 @@ def pool_weights(w: np.ndarray, rows=None, cols=None, out_shape=(800, 800)) -> n
         raise DataError(f"w: expected a non-empty (Lq, Lk) matrix, got shape {w.shape}")
     row_starts, col_edges = tile_indices(w.shape, rows, cols, out_shape)
     r0, r1 = _span("rows", rows, w.shape[0])
-    c0, c1 = int(col_edges[0]), int(col_edges[-1])
-    part = np.maximum.reduceat(w[r0:r1, c0:c1], row_starts - r0, axis=0)
-    return np.maximum.reduceat(part, col_edges[:-1] - c0, axis=1).astype(np.float32, copy=False)
+    return _tiles.max_pool(w, row_starts, r1, col_edges)
 
 
 def _is_softmax_dot(mech) -> bool:
@@ -369,89 +364,6 @@ def _digest(a: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def _pool(w_rows: np.ndarray, edges: np.ndarray, reduce: str) -> np.ndarray:
-    """Pool the columns ``[edges[b], edges[b+1])`` of ``w_rows`` (all ``Lk`` columns)."""
-    part = w_rows[:, edges[0]:edges[-1]]
-    starts = edges[:-1] - edges[0]
-    if reduce == "max":
-        return np.maximum.reduceat(part, starts, axis=1)
-    s = np.add.reduceat(part.astype(np.float64), starts, axis=1)
-    if reduce == "mean":
-        s /= np.diff(edges)[None, :]
-    return s
-
-
-def _lse_tile(mech, q, k, ridx, edges, reduce) -> np.ndarray:
-    """Exact softmax-dot-product tile: ``lse_i`` over all allowed keys by the flash kernel, then
-    the visible scores block by block, ``w = exp(s − lse)``, pooled per column bin."""
-    import kernels
-
-    d = q.shape[1]
-    scale = mech._scale(d)
-    dtype = np.float64 if (q.dtype == np.float64 and k.dtype == np.float64) else np.float32
-    qs = np.ascontiguousarray(q[ridx], dtype=dtype)
-    kk = np.ascontiguousarray(k, dtype=dtype)
-    lk = kk.shape[0]
-    causal, offset = bool(mech.causal), int(mech.causal_offset)
-    limit = ridx + offset  # causal: query ridx[i] may attend keys j <= limit[i]
-    h, w = len(ridx), len(edges) - 1
-    mask = None
-    kmax = lk
-    if causal:  # only keys up to the last sampled query's limit matter; the mask handles the rest
-        kmax = int(min(lk, max(limit[-1] + 1, 0)))
-        if kmax == 0:
-            return np.zeros((h, w))
-        mask = (np.arange(kmax)[None, :] <= limit[:, None])[None]
-    zeros_v = np.zeros((1, kmax, 1), dtype)
-    # read-only q, k, v (as the mechanisms' validated inputs are) and a writeable mask (as the
-    # kernel's no-mask placeholder is): Numba types the write flag, so this reuses the kernel
-    # compiled and cached for ordinary calls instead of compiling another specialisation
-    args = [_readonly(a) for a in (qs[None], kk[None, :kmax], zeros_v)]
-    try:
-        _, lse = kernels.flash_attention(*args, mask=mask, scale=scale, backend=mech.backend)
-    except kernels.BackendError as exc:
-        raise ConfigurationError(f"backend: {exc}") from None
-    lse = lse[0].astype(np.float64)
-    c0, c1 = int(edges[0]), int(edges[-1])
-    finite = np.isfinite(lse)
-    out = np.full((h, w), -np.inf, dtype) if reduce == "max" else np.zeros((h, w))
-    qsc = qs * dtype(scale)
-    lse_t = np.where(finite, lse, 0.0).astype(dtype)[:, None]
-    block = max(256, (1 << 22) // max(h, 1))  # ~4M scores (16 MiB in float32) per block
-    for j0 in range(c0, c1, block):
-        j1 = min(c1, j0 + block)
-        if causal and j0 > limit[-1]:
-            break  # every sampled query is masked from here on (rows are sorted)
-        s = qsc @ kk[j0:j1].T  # (h, j1 - j0), BLAS
-        if causal:  # rows are sorted, so only those with j0 <= limit < j1 - 1 need a partial mask
-            s[limit < j0] = -np.inf
-            for r in np.flatnonzero((limit >= j0) & (limit < j1 - 1)):
-                s[r, limit[r] - j0 + 1:] = -np.inf
-        lo = int(np.searchsorted(edges, j0, side="right")) - 1
-        hi = int(np.searchsorted(edges, j1, side="left"))
-        starts = np.maximum(edges[lo:hi], j0) - j0
-        if reduce == "max":
-            np.maximum(out[:, lo:hi], np.maximum.reduceat(s, starts, axis=1), out=out[:, lo:hi])
-        else:
-            p = np.exp(s - lse_t)  # exp(-inf) = 0 for masked keys
-            p[~finite] = 0.0
-            out[:, lo:hi] += np.add.reduceat(p.astype(np.float64), starts, axis=1)
-    if reduce == "max":
-        out = out.astype(np.float64)
-        with np.errstate(invalid="ignore", over="ignore"):
-            out = np.where(finite[:, None] & np.isfinite(out), np.exp(out - lse[:, None]), 0.0)
-        out = np.minimum(out, 1.0)
-    elif reduce == "mean":
-        out /= np.diff(edges)[None, :]
-    return out
-
-
-def _readonly(a: np.ndarray) -> np.ndarray:
-    view = a.view()
-    view.setflags(write=False)
-    return view
-
-
 def _dense_weights(name, params, mech, q, k, graph):
     key = (name, json.dumps(params, sort_keys=True, default=repr), _digest(q), _digest(k), id(graph))
     with _DENSE_LOCK:
@@ -495,7 +407,11 @@ def weights_tile(name: str, params: Mapping | None, q, k, *, rows=None, cols=Non
     lq, lk = q.shape[0], k.shape[0]
     ridx, edges = tile_indices((lq, lk), rows, cols, out_shape)
     if _is_softmax_dot(mech):
-        return _lse_tile(mech, q, k, ridx, edges, reduce)
+        try:
+            return _tiles.softmax_tile(q, k, ridx, edges, scale=mech.logit_scale(q.shape[1]), causal=bool(mech.causal),
+                                       causal_offset=int(mech.causal_offset), reduce=reduce, backend=mech.backend)
+        except BackendError as exc:
+            raise ConfigurationError(f"backend: {exc}") from None
     plan = tile_plan(name, params, lq, lk)
     if plan["method"] == "refused":
         raise ConfigurationError(f"{name}: cannot draw this map: {plan['note']}")
@@ -503,9 +419,10 @@ def weights_tile(name: str, params: Mapping | None, q, k, *, rows=None, cols=Non
         w, _, _, _ = _call_with_graph(lambda kw: _dense_weights(name, params, mech, q, k, kw.get("graph")), info, k,
                                    graph, graph_kind, graph_k, 0)
         w = w[ridx]
-        return _pool(np.asarray(w, dtype=np.float64), edges, reduce)
+        return _tiles.pool_columns(np.asarray(w, dtype=np.float64), edges, reduce)
     chunk = max(1, MAX_DENSE // lk)  # sampled rows per call: at most MAX_DENSE weights at a time
-    return np.concatenate([_pool(np.asarray(mech.weights(q[ridx[i:i + chunk]], k), dtype=np.float64), edges, reduce)
+    return np.concatenate([_tiles.pool_columns(np.asarray(mech.weights(q[ridx[i:i + chunk]], k), dtype=np.float64),
+                                               edges, reduce)
                            for i in range(0, len(ridx), chunk)])
 
 
@@ -611,209 +528,3 @@ def report_for(ds, *, profile: str = "default", k: int = 8, seed: int = 1):
         return analyze_keys(x, profile=profile, k=k, seed=seed)
     except WorkbenchError as exc:
         return f"report: {exc}"
-
-
-# -- app state ⇄ URL -------------------------------------------------------------------------------------
-
-_DEFAULT_MECHANISMS = ("scaled_dot_product", "hyperbolic", "flash", "linear")
-
-
-def _default_mechanisms() -> list:
-    return list(_DEFAULT_MECHANISMS[:2])
-
-
-def _default_params() -> list:
-    return [{}, {}]
-
-
-@dataclass
-class AppState:
-    """What a dashboard link reproduces: data, mechanisms and their parameters, data options.
-
-    ``dataset`` a demo name (uploads cannot travel in a link: an unknown name falls back to the
-    default demo); ``keys`` ``"same"`` or a demo name for keys/values from another set;
-    ``mechanisms`` 2–4 registered names (repeats allowed, e.g. two temperatures) with
-    ``params`` aligned (one dict per panel; invalid entries and default values are dropped); ``queries``
-    ``"all" | "subset" | "label"`` with ``n_queries`` / ``label``; ``normalisation``; ``pca_dim``
-    (None: no PCA); ``projection``; ``graph_kind`` and ``graph_k`` for graph mechanisms;
-    ``seed``; ``selected`` the query selected in the maps (None: none).
-    """
-
-    dataset: str = DEFAULT_DEMO
-    keys: str = "same"
-    mechanisms: list = field(default_factory=_default_mechanisms)
-    params: list = field(default_factory=_default_params)
-    queries: str = "all"
-    n_queries: int = 200
-    label: str | None = None
-    normalisation: str = "none"
-    pca_dim: int | None = None
-    projection: str = "pca"
-    graph_kind: str = "auto"
-    graph_k: int = 8
-    seed: int = 0
-    selected: int | None = None
-    calibrate: list = field(default_factory=list)
-
-    def __post_init__(self):
-        self.mechanisms, self.params = _clean_mechanisms(self.mechanisms, self.params)
-        flags = [bool(c) for c in (self.calibrate if isinstance(self.calibrate, (list, tuple)) else [])]
-        self.calibrate = (flags + [True] * len(self.mechanisms))[:len(self.mechanisms)]
-
-    # URL keys, one per field
-    _KEYS = {"dataset": "data", "keys": "keys", "queries": "q", "n_queries": "nq", "label": "label",
-             "normalisation": "norm", "pca_dim": "pca", "projection": "proj", "graph_kind": "graph",
-             "graph_k": "k", "seed": "seed", "selected": "sel"}
-
-    def to_query(self) -> dict[str, str]:
-        """URL query parameters (all strings): ``data``, ``m`` (comma-separated mechanisms),
-        ``p0``…``p3`` (JSON of the non-default parameters of each panel), and the options."""
-        out: dict[str, str] = {}
-        for f, key in self._KEYS.items():
-            val = getattr(self, f)
-            if val is not None:
-                out[key] = str(val)
-        out["m"] = ",".join(self.mechanisms)
-        if not all(self.calibrate):
-            out["cal"] = "".join("1" if c else "0" for c in self.calibrate)
-        reg = _registry()
-        for i, (name, p) in enumerate(zip(self.mechanisms, self.params)):
-            objs = reg[name].parameters
-            nondefault = {k: _jsonable(v) for k, v in p.items() if k in objs}
-            if nondefault:
-                out[f"p{i}"] = json.dumps(nondefault, sort_keys=True, separators=(",", ":"))
-        return out
-
-    @classmethod
-    def from_query(cls, query: Mapping | None) -> "AppState":
-        """The state of a URL query (values as ``str``, ``bytes`` or lists of them, as web servers
-        give them); anything missing, malformed or invalid falls back to its default. Never raises."""
-        from workbench.data.demos import DEMOS
-        from workbench.data.prepare import NORMALISATIONS, QUERY_SELECTIONS
-
-        q = {}
-        try:
-            for k, v in dict(query or {}).items():
-                q[str(k)] = _text(v)
-        except Exception:
-            q = {}
-        d = cls()
-        kw: dict = {}
-
-        def pick(f, conv, ok=lambda v: True):
-            raw = q.get(cls._KEYS[f])
-            if raw is None:
-                return
-            try:
-                val = conv(raw)
-            except Exception:
-                return
-            if ok(val):
-                kw[f] = val
-
-        pick("dataset", str, lambda v: v in DEMOS)
-        pick("keys", str, lambda v: v == "same" or v in DEMOS)
-        pick("queries", str, lambda v: v in QUERY_SELECTIONS)
-        pick("n_queries", int, lambda v: 1 <= v <= 10_000_000)
-        pick("label", lambda s: s[:200])
-        pick("normalisation", str, lambda v: v in NORMALISATIONS)
-        pick("pca_dim", lambda s: None if s in ("", "None", "none") else int(s),
-             lambda v: v is None or 2 <= v <= 100_000)
-        pick("projection", str, lambda v: v in ("pca", "umap"))
-        pick("graph_kind", str, lambda v: v in GRAPH_CHOICES)
-        pick("graph_k", int, lambda v: 1 <= v <= 1024)
-        pick("seed", int, lambda v: 0 <= v < 2**63)
-        pick("selected", lambda s: None if s in ("", "None", "none") else int(s), lambda v: v is None or v >= 0)
-        names = d.mechanisms
-        params: list = []
-        raw_m = q.get("m")
-        if raw_m:
-            names = [s.strip() for s in raw_m.split(",") if s.strip()][:4]
-            for i in range(len(names)):
-                try:
-                    p = json.loads(q.get(f"p{i}", "{}"))
-                except (ValueError, TypeError, RecursionError):
-                    p = {}
-                params.append(p if isinstance(p, dict) else {})
-        kw["mechanisms"], kw["params"] = names, params
-        raw_cal = q.get("cal")
-        if raw_cal:
-            kw["calibrate"] = [ch != "0" for ch in raw_cal[:4]]
-        try:
-            return cls(**kw)
-        except Exception:  # pragma: no cover - every field was checked; belt and braces
-            return cls()
-
-    def mechanism_pairs(self) -> list[tuple[str, dict]]:
-        """``[(name, params), …]`` one per panel."""
-        return list(zip(self.mechanisms, self.params))
-
-
-def _text(v) -> str:
-    if isinstance(v, (list, tuple)):
-        v = v[-1] if v else ""
-    if isinstance(v, (bytes, bytearray)):
-        v = bytes(v).decode("utf-8", "replace")
-    return str(v)
-
-
-def _jsonable(v):
-    if isinstance(v, tuple):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating,)):
-        return float(v)
-    return v
-
-
-def _clean_params(cls, p) -> dict:
-    """The valid entries of ``p`` for mechanism class ``cls`` (each checked by constructing it)."""
-    if not isinstance(p, Mapping):
-        return {}
-    objs = {n: o for n, o in cls.param.objects("existing").items() if n != "name"}
-    good: dict = {}
-    for key, val in p.items():
-        if key not in objs:
-            continue
-        for cand in (val, tuple(val) if isinstance(val, list) else None):
-            if cand is None:
-                continue
-            try:
-                cls(**{key: cand})
-            except Exception:
-                continue
-            good[key] = cand
-            break
-    try:
-        cls(**good)
-    except Exception:
-        return {}
-    return {k: v for k, v in good.items() if not _same(v, objs[k].default)}  # canonical: defaults left out
-
-
-def _same(a, b) -> bool:
-    try:
-        return bool(a == b) and type(a) is type(b) or (a is None and b is None)
-    except Exception:
-        return False
-
-
-def _clean_mechanisms(names, params) -> tuple[list, list]:
-    reg = _registry()
-    known = set(reg)  # (``in reg`` raises ConfigurationError for an unknown name)
-    names = list(names) if isinstance(names, (list, tuple)) else []
-    params = list(params) if isinstance(params, (list, tuple)) else []
-    out_n, out_p = [], []
-    for i, name in enumerate(names):
-        if isinstance(name, str) and name in known and len(out_n) < 4:
-            out_n.append(name)
-            out_p.append(_clean_params(reg[name].cls, params[i] if i < len(params) else {}))
-    for name in _DEFAULT_MECHANISMS:
-        if len(out_n) >= 2:
-            break
-        if name not in out_n and name in known:
-            out_n.append(name)
-            out_p.append({})
-    return out_n, out_p
-

@@ -18,7 +18,7 @@ import pytest
 
 import workbench
 from workbench import compare
-from workbench.compare import AppState
+from apps.url_state import AppState
 
 from apps import export, url_state
 from apps.alerts import Messages, describe

@@ -121,6 +121,11 @@ class Mechanism(param.Parameterized):
         s = getattr(self, "scale", None)
         return self.default_scale(d) if s is None else float(s)
 
+    def logit_scale(self, d: int) -> float:
+        """The scale ``s`` of the dot-product logits ``s·q·k`` at key width ``d`` (its ``scale``, or
+        :meth:`default_scale`)."""
+        return self._scale(d)
+
     # -- temperature: one convention for every family ---------------------------------------------
     @classmethod
     def temperature_parameter(cls) -> str | None:
