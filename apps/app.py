@@ -1,9 +1,10 @@
 """The dashboard: Data, Compare, Inspect, Report and Bench tabs over one :class:`~apps.session.Session`.
 
 ``Dashboard()`` builds everything for one browser session (``panel serve`` runs
-``apps/dashboard.py`` once per session); it opens on the demo named in the URL (default
-``clusters``) so a new user sees attention maps within seconds. ``Dashboard(sync=True)`` runs
-all work inline, for unit tests.
+``apps/dashboard.py`` once per session); it opens on the data set named in the URL (default the
+real sentence embeddings ``scipy_api``), its panels calibrated to them, so a new user sees
+meaningful attention maps within seconds. ``Dashboard(sync=True)`` runs all work inline, for unit
+tests.
 """
 from __future__ import annotations
 
