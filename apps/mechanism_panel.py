@@ -75,10 +75,9 @@ def current_params(instance: param.Parameterized) -> dict:
     return {n: getattr(instance, n) for n in parameter_names(instance)}
 
 
-def nondefault_params(instance: param.Parameterized) -> dict:
+def nondefault_params(instance) -> dict:
     """The parameters that differ from their declared default (what a URL needs)."""
-    objs = instance.param.objects("existing")
-    return {n: v for n, v in current_params(instance).items() if not _same(v, objs[n].default)}
+    return instance.nondefault_params()
 
 
 def run_rows(prep) -> np.ndarray | None:
@@ -91,13 +90,6 @@ def run_rows(prep) -> np.ndarray | None:
     n = max(1, compare.MAX_DENSE // max(lk, 1))
     pick = np.unique(np.linspace(0, m - 1, min(n, m)).round().astype(np.int64))
     return prep.query_index[pick]
-
-
-def _same(a, b) -> bool:
-    try:
-        return bool(a == b)
-    except Exception:
-        return a is b
 
 
 def _fmt(v, spec: str = ".3f", none: str = "—") -> str:

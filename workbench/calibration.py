@@ -134,19 +134,8 @@ def _rebuild(mech, changes: dict):
 
 
 def nondefault(mech) -> dict:
-    """The parameters of ``mech`` that differ from their declared defaults (``backend`` kept out)."""
-    objs = type(mech).param.objects("existing")
-    out = {}
-    for n, v in mech.params().items():
-        if n == "backend":
-            continue
-        try:
-            same = bool(v == objs[n].default)
-        except Exception:
-            same = v is objs[n].default
-        if not same:
-            out[n] = v
-    return out
+    """:meth:`Mechanism.nondefault_params` without ``backend`` (a calibration holds on any backend)."""
+    return {n: v for n, v in mech.nondefault_params().items() if n != "backend"}
 
 
 class _Sample:

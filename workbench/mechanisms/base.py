@@ -103,6 +103,19 @@ class Mechanism(param.Parameterized):
         """Current parameter values by name."""
         return {n: getattr(self, n) for n in self.param if n != "name"}
 
+    def nondefault_params(self) -> dict:
+        """The parameters whose value differs from the declared default (what rebuilds this one)."""
+        objs = type(self).param.objects("existing")
+        out = {}
+        for n, v in self.params().items():
+            try:
+                same = bool(v == objs[n].default)
+            except Exception:  # values whose == is not a bool (arrays)
+                same = v is objs[n].default
+            if not same:
+                out[n] = v
+        return out
+
     def __repr__(self) -> str:
         args = ", ".join(f"{n}={v!r}" for n, v in self.params().items())
         return f"{type(self).__name__}({args})"
