@@ -70,10 +70,8 @@ class Prepared:
         if not needle or self.query_texts is None:
             return None
         lowered = [t.lower() for t in self.query_texts]
-        exact = [i for i, t in enumerate(lowered) if t.startswith(needle)]
-        if exact:
-            return exact[0]
-        return next((i for i, t in enumerate(lowered) if needle in t), None)
+        first = next((i for i, t in enumerate(lowered) if t.startswith(needle)), None)
+        return first if first is not None else next((i for i, t in enumerate(lowered) if needle in t), None)
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -2,7 +2,7 @@
 
 :func:`call_with_graph` runs ``fn(kw)`` with ``kw = {"graph": g}`` for a mechanism that needs a
 graph and ``{}`` for the others; :mod:`workbench.compare` (the dashboard) and
-:mod:`workbench.calibrate` both use it, so a mechanism sees the same graph everywhere.
+:mod:`workbench.calibration` both use it, so a mechanism sees the same graph everywhere.
 """
 from __future__ import annotations
 

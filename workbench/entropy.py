@@ -1,6 +1,6 @@
 """Attention entropy: per row, normalised by what the row may attend, and estimated from a key sample.
 
-One definition serves calibration (:mod:`workbench.calibrate`), the report and the dashboard's
+One definition serves calibration (:mod:`workbench.calibration`), the report and the dashboard's
 diagnostics:
 
 * :func:`row_entropy` — ``H_i = −Σ_j w_ij ln w_ij`` (nats, ``0 ln 0 = 0``) of each row of

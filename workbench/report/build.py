@@ -42,7 +42,7 @@ from workbench.errors import ConfigurationError, DataError, NumericalError, Shap
 from workbench.report import features as F
 from workbench.report.persistence import h0_persistence, points
 from workbench.report.profiles import METRIC_NAMES, check_profile, profile_specs
-from workbench.report.recommend import recommend
+from workbench.report.recommend import THRESHOLDS, _sparse_params, recommend
 from workbench.report.records import Report
 
 __all__ = ["build_report", "analyze_keys"]
@@ -233,8 +233,6 @@ def _features(k64, gk, wmat, seed: int) -> dict:
         rough, pc_rough, contrast = F.key_structure(k64, wmat)
     else:
         loc, win, gap90, rough, pc_rough, contrast = 0.0, 1, 0, 0.0, 0.0, 1.0
-    from workbench.report.recommend import _sparse_params
-
     window = _sparse_params(gap90, n)["window"]
     return {"sequence_locality": loc, "locality_window": win, "index_gap_p90": gap90,
             "window_fraction": window / n if n else 1.0,
@@ -288,7 +286,7 @@ def _build(q, K, weights, ib_mean, ib_logvar, profile, k, seed, num_projections,
         source = "the queries' attention" if w is None else "the given attention weights"
     feats["entropy_ratio_for_advice"] = ent_ratio
     suggested = None
-    if n >= 2 and not advice_from_keys and not (0.1 <= ent_ratio <= 0.9):
+    if n >= 2 and not advice_from_keys and not (THRESHOLDS["entropy_low"] <= ent_ratio <= THRESHOLDS["entropy_high"]):
         suggested = F.temperature_for_logits(qs @ k64.T / math.sqrt(d), 0.5)
     rec = recommend(feats, k64, k=k, seed=seed, entropy_ratio=ent_ratio, suggested_temperature=suggested,
                     entropy_source=source, calibrate_from_keys=advice_from_keys)
