@@ -1,6 +1,6 @@
 """Bench tab: time and memory against sequence length for the selected mechanisms.
 
-Runs ``workbench.compare.bench_lengths`` (self-attention on random ``(L, d)`` inputs with the
+Runs ``workbench.benchmarking.bench_lengths`` (self-attention on random ``(L, d)`` inputs with the
 loaded data's ``d``, the Compare panels' parameters) in the background with a progress bar and a
 cancel button; plots seconds and peak MiB against length on log axes; the rows download as CSV.
 """
@@ -12,7 +12,7 @@ import threading
 import holoviews as hv
 import panel as pn
 
-from workbench import compare
+from workbench import benchmarking
 
 from apps import export
 from apps.task_controls import TaskControls
@@ -114,7 +114,7 @@ class BenchView:
                     if job.cancelled:
                         event.set()
 
-                rows += compare.bench_lengths(name, params.get(name, {}), lengths, d=d, progress=progress,
+                rows += benchmarking.bench_lengths(name, params.get(name, {}), lengths, d=d, progress=progress,
                                               cancel=event, repeats=repeats, graph_k=gk)
                 if job.cancelled:
                     event.set()

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import gc
 import importlib.util
 import json
 import os
@@ -38,6 +37,8 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+
+from workbench.benchmarking import fast_backend, interleaved_ratios, random_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 DASH = "—"
@@ -88,64 +89,25 @@ def flops(name: str, shape, params: dict) -> float | None:
 
 
 # -- the subprocess side ------------------------------------------------------------------------
-def _status_kib(field_name: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field_name} not in /proc/self/status")
-
-
-def _malloc_trim() -> None:
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _inputs(shape, seed=SEED):
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    return [rng.standard_normal(shape, dtype=np.float32) for _ in range(3)]
-
-
 def _timed(fn, quick: bool = False) -> dict:
-    """Median of at least MIN_RUNS runs and MIN_SECONDS (a smoke test, ``quick``: of 2 runs)."""
+    """Median of at least MIN_RUNS runs and MIN_SECONDS (a smoke test, ``quick``: of 2 runs), with
+    the extra peak RSS of the timed calls (:class:`workbench.benchmarking.RssPeak`)."""
+    from workbench.benchmarking import RssPeak, time_calls
+
     min_runs, min_seconds = (2, 0.0) if quick else (MIN_RUNS, MIN_SECONDS)
     t0 = time.perf_counter()
     fn()  # warm-up on the full shape (loads or compiles the Numba kernels)
     first = time.perf_counter() - t0
-    gc.collect()
-    _malloc_trim()
-    reset = _reset_peak()
-    rss = _status_kib("VmRSS")
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < MAX_RUNS and (len(times) < min_runs or time.perf_counter() - start < min_seconds):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    hwm = _status_kib("VmHWM")
+    with RssPeak() as peak:
+        t = time_calls(fn, min_runs, min_seconds=min_seconds, max_runs=MAX_RUNS, warmup=False)
     return {
         "ok": True,
-        "median_s": statistics.median(times),
-        "runs": len(times),
-        "times": times,
+        "median_s": t.seconds,
+        "runs": len(t.times),
+        "times": t.times,
         "first_call_s": first,
-        "extra_mib": (hwm - rss) / 1024 if reset else None,
-        "rss_mib": rss / 1024,
+        "extra_mib": peak.extra_mib,
+        "rss_mib": peak.rss_mib,
     }
 
 
@@ -157,7 +119,7 @@ def run_case(spec: dict) -> dict:
         import torch
 
         torch.set_num_threads(os.cpu_count() or 1)
-        q, k, v = (torch.from_numpy(a) for a in _inputs(shape))
+        q, k, v = (torch.from_numpy(a) for a in random_inputs(shape, SEED))
         sdpa = torch.nn.functional.scaled_dot_product_attention
 
         def fn():
@@ -172,7 +134,7 @@ def run_case(spec: dict) -> dict:
 
     name = spec["name"]
     params = dict(spec.get("params", {}))
-    q, k, v = _inputs(shape)
+    q, k, v = random_inputs(shape, SEED)
     if name == "multi_head":  # (B, H, L, d) -> (B, L, H·d) with H heads: same per-head work as SDPA
         q, k, v = (a.transpose(0, 2, 1, 3).reshape(B, L, H * d).copy() for a in (q, k, v))
         params["num_heads"] = H
@@ -250,7 +212,7 @@ def plan(quick: bool, only: str | None) -> list[Case]:
             skip.result = {"ok": False, "error": "needs a graph input: not benchmarked"}
             cases.append(skip)
             continue
-        fast = "numba" if info.backends.get("numba", "absent") is None else "numpy"
+        fast = fast_backend(name)
         for shape in QUICK_SHAPES if quick else STANDARD_SHAPES:
             if fast == "numba" or shape[2] <= NUMPY_MAX_L:
                 add(name, fast, shape)
@@ -284,7 +246,7 @@ def first_calls() -> dict:
     """In this (fresh) process: seconds of the first numba call of every mechanism at L=256."""
     import workbench
 
-    q, k, v = _inputs((1, 1, 256, 64))
+    q, k, v = random_inputs((1, 1, 256, 64), SEED)
     out = {}
     for name in workbench.list_mechanisms():
         info = workbench.registry[name]
@@ -396,13 +358,10 @@ def paired_ratios(rounds: int) -> dict:
         plans.append((("hyperbolic", s), _mech_case("hyperbolic", s), _mech_case("scaled_dot_product", s)))
     out = {}
     for key, ours_case, peer_case in plans:
-        ratios = []
-        for _ in range(rounds):
-            ours, peer = measure(ours_case), measure(peer_case)
-            if ours.get("ok") and peer.get("ok"):
-                ratios.append(peer["median_s"] / ours["median_s"])
+        ratios = interleaved_ratios(lambda: measure(ours_case).get("median_s"),
+                                    lambda: measure(peer_case).get("median_s"), rounds)
         if ratios:
-            out[key] = sorted(ratios)
+            out[key] = ratios
     return out
 
 

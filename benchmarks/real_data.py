@@ -25,10 +25,11 @@ import json
 import statistics
 import sys
 import time
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
+
+from workbench.benchmarking import time_calls, traced_peak_mib
 
 REAL = ("scipy_api", "python_stdlib", "digits")
 
@@ -91,24 +92,19 @@ def calibration_time(log=print) -> tuple[list[str], bool]:
     t0 = time.perf_counter()
     m = workbench.calibrate("scaled_dot_product", x)
     cold = time.perf_counter() - t0
-    warm = []
-    for seed in range(5):
-        t0 = time.perf_counter()
-        workbench.calibrate("scaled_dot_product", x, sample_seed=seed)
-        warm.append(time.perf_counter() - t0)
-    tracemalloc.start()
-    workbench.calibrate("scaled_dot_product", x)
-    peak = tracemalloc.get_traced_memory()[1] / (1 << 20)
-    tracemalloc.stop()
+    seeds = iter(range(5))
+    warm = time_calls(lambda: workbench.calibrate("scaled_dot_product", x, sample_seed=next(seeds)), 5,
+                      warmup=False).times
+    peak = traced_peak_mib(lambda: workbench.calibrate("scaled_dot_product", x))
     rng = np.random.default_rng(1)
     q, k = x[rng.choice(len(x), 256, replace=False)], x[rng.choice(len(x), 4096, replace=False)]
-    peer = []
-    for _ in range(5):
-        t0 = time.perf_counter()
+
+    def peer_softmax():
         z = q @ k.T / np.sqrt(x.shape[1])
         e = np.exp(z - z.max(1, keepdims=True))
         e /= e.sum(1, keepdims=True)
-        peer.append(time.perf_counter() - t0)
+
+    peer = time_calls(peer_softmax, 5, warmup=False).times
     exact = float(np.mean(normalised_entropy(m.weights(x[rng.choice(len(x), 200, replace=False)], x))))
     med = statistics.median(warm)
     lines = [f"- 100,000 × 384 unit-norm keys: cold {cold:.2f} s, warm median {med:.2f} s (min {min(warm):.2f}); "

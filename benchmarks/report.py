@@ -17,24 +17,13 @@ only figures of one run.
 """
 from __future__ import annotations
 
-import argparse
 import os
-import statistics
 import sys
 import time
 
 import numpy as np
 
-
-def _median(fn, repeats: int) -> tuple[float, float, float]:
-    """Median and best wall-clock seconds, and median CPU seconds (all threads) of ``repeats`` calls."""
-    wall, cpu = [], []
-    for _ in range(repeats):
-        c0, t0 = time.process_time(), time.perf_counter()
-        fn()
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return statistics.median(wall), min(wall), statistics.median(cpu)
+from workbench.benchmarking import publish, script_parser, time_calls
 
 
 def _stages(keys: np.ndarray) -> list[str]:
@@ -79,9 +68,10 @@ def run(n: int, dim: int, repeats: int) -> list[str]:
     }
     lines = [f"load average before: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)"]
     for name, keys in datasets.items():
-        analyze_keys(keys)  # warm-up (Numba kernels, BLAS threads)
-        t, best, cpu = _median(lambda: analyze_keys(keys), repeats)
-        kt, kbest, _ = _median(lambda: knn_graph(keys.astype(np.float64), 10), repeats)
+        # one warm-up call each (Numba kernels, BLAS threads), then the median of `repeats`
+        ours = time_calls(lambda: analyze_keys(keys), repeats)
+        peer = time_calls(lambda: knn_graph(keys.astype(np.float64), 10), repeats)
+        t, best, cpu, kt, kbest = ours.seconds, ours.best, ours.cpu_seconds, peer.seconds, peer.best
         r = analyze_keys(keys)
         ok = "met" if t < 3.0 else "MISSED"
         lines.append(f"analyze_keys {name} {keys.shape[0]} x {keys.shape[1]}: {t:.2f} s median of {repeats} "
@@ -95,19 +85,14 @@ def run(n: int, dim: int, repeats: int) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__.splitlines()[0])
+    ap = script_parser("python -m benchmarks.report", __doc__)
     ap.add_argument("--n", type=int, default=10_000, help="number of keys (default 10000)")
     ap.add_argument("--dim", type=int, default=128, help="key dimension (default 128)")
     ap.add_argument("--repeats", type=int, default=3, help="timed calls per case (median; default 3)")
-    ap.add_argument("--append", metavar="PATH", help="append the result as a Markdown section to PATH")
-    args = ap.parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = ap.parse_args(argv)
     lines = run(args.n, args.dim, max(1, args.repeats))
-    print("\n".join(lines))
-    if args.append:
-        with open(args.append, "a") as fh:
-            fh.write("\n## Unified report (`python -m benchmarks.report`)\n\n")
-            fh.writelines(f"- {line}\n" for line in lines)
-    return 0
+    return publish(lines, ap, args, argv, "Unified report")
 
 
 if __name__ == "__main__":

@@ -14,9 +14,10 @@ which cancels most of the machine's drift. Targets (issue 4): sliced Wasserstein
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
+
+from workbench.benchmarking import fast_backend, publish, script_parser
 
 #: (label, mechanism, parameters, target slowdown or None). Backends: Numba where the mechanism has a
 #: Numba kernel, else the NumPy reference (centroid_ot).
@@ -31,12 +32,6 @@ CASES = [
 PEER = "scaled_dot_product"
 
 
-def _backend(name: str) -> str:
-    import workbench
-
-    return "numba" if workbench.registry[name].backends.get("numba", "absent") is None else "numpy"
-
-
 def run(shape: tuple, rounds: int) -> list[str]:
     from benchmarks.core import Case, measure
 
@@ -44,7 +39,7 @@ def run(shape: tuple, rounds: int) -> list[str]:
     lines = []
     peer_times = []
     for label, name, params, target in CASES:
-        ours_case = Case("mech", shape, name, _backend(name), dict(params))
+        ours_case = Case("mech", shape, name, fast_backend(name), dict(params))
         ratios, mems, times = [], [], []
         error = None
         for _ in range(rounds):
@@ -77,22 +72,15 @@ def run(shape: tuple, rounds: int) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.theories", description=__doc__.splitlines()[0])
+    ap = script_parser("python -m benchmarks.theories", __doc__)
     ap.add_argument("--shape", type=int, nargs=4, metavar=("B", "H", "L", "d"), default=[1, 1, 4096, 64])
     ap.add_argument("--rounds", type=int, default=3, help="interleaved (ours, scaled_dot_product) pairs per case")
     ap.add_argument("--quick", action="store_true", help="smoke run: shape (1, 1, 256, 64), one round")
-    ap.add_argument("--append", metavar="PATH", help="append the result as a Markdown section to PATH")
     args = ap.parse_args(argv)
     shape = (1, 1, 256, 64) if args.quick else tuple(args.shape)
     rounds = 1 if args.quick else max(1, args.rounds)
     lines = run(shape, rounds)
-    print("\n".join(lines))
-    if args.append:
-        with open(args.append, "a") as fh:
-            fh.write("\n## Optimal transport and diffusion (`python -m benchmarks.theories`)\n\n")
-            fh.write(f"Command: `python -m benchmarks.theories {' '.join(argv)}`\n\n")
-            fh.writelines(f"- {line}\n" for line in lines)
-    return 0
+    return publish(lines, ap, args, argv, "Optimal transport and diffusion")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The dashboard's view-model: runs, diagnostics, lazy tiles, length benchmark, report wrapper."""
+"""The dashboard's view-model: runs, diagnostics, lazy tiles, report wrapper."""
 from __future__ import annotations
 
 import sys
@@ -274,34 +274,6 @@ def test_tile_errors(qkv):
         weights_tile("flash", {}, q, k[:, :4])
     with pytest.raises(ConfigurationError, match="rows"):
         weights_tile("flash", {}, q, k, rows=(0, 100))
-
-
-# -- benchmark ---------------------------------------------------------------------------------------
-
-def test_bench_lengths_progress_and_cancel():
-    calls = []
-    np_ = {"backend": "numpy"}
-    rows = C.bench_lengths("scaled_dot_product", np_, [16, 32], d=8, repeats=2,
-                           progress=lambda i, n: calls.append((i, n)))
-    assert calls == [(1, 2), (2, 2)]
-    assert [r["length"] for r in rows] == [16, 32]
-    for r in rows:
-        assert r["error"] is None and len(r["times"]) == 2 and r["seconds"] == pytest.approx(np.median(r["times"]))
-        assert r["peak_mib"] >= 0 and r["backend"] == "numpy"
-    ev = threading.Event()
-    ev.set()
-    assert C.bench_lengths("flash", np_, [16, 32], d=8, cancel=ev) == []
-    ev2 = threading.Event()
-    rows = C.bench_lengths("flash", np_, [16, 32, 64], d=8, repeats=1, progress=lambda i, n: ev2.set(), cancel=ev2)
-    assert len(rows) == 1
-    slow = C.bench_lengths("flash", np_, [16, 32], d=8, repeats=1, max_seconds=0.0)
-    assert slow[1]["error"].startswith("skipped")
-    bad = C.bench_lengths("multi_head", {"num_heads": 3, **np_}, [16], d=8, repeats=1)
-    assert bad[0]["error"] and bad[0]["seconds"] is None
-    graph = C.bench_lengths("edge_featured", np_, [24], d=8, repeats=1)
-    assert graph[0]["error"] is None
-    with pytest.raises(ConfigurationError, match="lengths"):
-        C.bench_lengths("flash", {}, [0])
 
 
 # -- report ------------------------------------------------------------------------------------------

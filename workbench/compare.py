@@ -9,10 +9,10 @@ that any front end can draw; nothing imports Panel or HoloViews.
 * :func:`weights_tile` — the visible region of an attention map at screen resolution, computed
   lazily: for softmax dot-product attention exactly normalised over *all* keys with a per-row
   log-sum-exp, never materialising ``Lq × Lk``;
-* :func:`bench_lengths` — time and memory against sequence length, with progress and cancel;
 * :func:`report_for` — the unified report of a data set (:mod:`workbench.report`).
 
-The dashboard's URL state lives with the dashboard (:mod:`apps.url_state`).
+The dashboard's URL state lives with the dashboard (:mod:`apps.url_state`); the Bench tab's
+measurements with the benchmarks' (:mod:`workbench.benchmarking`).
 
 Apps build a mechanism's parameter widgets from :func:`mechanism_params` (the ``param``
 objects of its class, as ``workbench.registry[name].parameters``).
@@ -22,13 +22,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import statistics
 import threading
 import time
-import tracemalloc
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 
@@ -40,7 +38,7 @@ from workbench.errors import ConfigurationError, DataError, WorkbenchError
 
 __all__ = [
     "REFERENCE", "RunResult", "run", "diagnostics", "attended_keys", "mechanism_params", "tile_indices",
-    "tile_plan", "weights_tile", "pool_weights", "bench_lengths", "report_for", "GRAPH_CHOICES",
+    "tile_plan", "weights_tile", "pool_weights", "report_for", "GRAPH_CHOICES",
 ]
 
 #: The mechanism every other is compared with.
@@ -424,90 +422,6 @@ def weights_tile(name: str, params: Mapping | None, q, k, *, rows=None, cols=Non
     return np.concatenate([_tiles.pool_columns(np.asarray(mech.weights(q[ridx[i:i + chunk]], k), dtype=np.float64),
                                                edges, reduce)
                            for i in range(0, len(ridx), chunk)])
-
-
-# -- benchmark -----------------------------------------------------------------------------------------
-
-def bench_lengths(name: str, params: Mapping | None, lengths: Sequence[int], d: int = 64, *,
-                  progress: Callable[[int, int], None] | None = None, cancel: threading.Event | None = None,
-                  repeats: int = 3, seed: int = 0, max_seconds: float = 20.0, graph_k: int = 8) -> list[dict]:
-    """Time and peak memory of mechanism ``name`` against sequence length (self-attention, ``Lq = Lk = L``).
-
-    For each ``L`` in ``lengths``: random ``q = k = v (L, d)`` float32 from ``seed`` (a graph from
-    :func:`~workbench.data.prepare.graph_for` where the mechanism needs one, built outside the
-    timing), one untimed warm-up call (Numba compiles or loads its cache; the graph is built),
-    then ``repeats`` timed calls (``time.perf_counter``; the median is ``seconds``) and one call
-    under ``tracemalloc`` whose peak is ``peak_mib`` (NumPy allocations, which NumPy reports to
-    tracemalloc; Numba's internal scratch is not included). ``progress(i, n)`` is called after
-    each length; ``cancel`` (a ``threading.Event``) is checked between calls and stops the run
-    (the rows measured so far are returned). Once a length takes longer than ``max_seconds`` the
-    longer ones are skipped. Errors become the row's ``error``. Rows: ``{"mechanism", "length",
-    "d", "seconds", "times", "peak_mib", "backend", "error"}``.
-    """
-    params = dict(params or {})
-    lengths = [int(x) for x in lengths]
-    if not lengths or min(lengths) < 1:
-        raise ConfigurationError(f"lengths: expected positive sequence lengths, got {lengths!r}")
-    if int(repeats) < 1:
-        raise ConfigurationError(f"repeats: expected an integer >= 1, got {repeats!r}")
-    info = _registry()[name]
-    rows: list[dict] = []
-    too_slow: float | None = None
-    for i, L in enumerate(lengths):
-        if cancel is not None and cancel.is_set():
-            break
-        row = {"mechanism": name, "length": L, "d": int(d), "seconds": None, "times": [], "peak_mib": None,
-               "backend": "", "error": None}
-        if too_slow is not None:
-            row["error"] = f"skipped: a shorter length took {too_slow:.1f} s > max_seconds={max_seconds}"
-        else:
-            try:
-                mech = info.cls(**params)
-                rng = np.random.default_rng([int(seed), L])
-                x = rng.standard_normal((L, int(d)), dtype=np.float32)
-                if info.needs_graph and L < 2:
-                    raise DataError(f"length: {name} needs a graph of at least 2 nodes, got L={L}")
-                row["backend"] = _resolve_backend(mech, info, (x,))
-                # untimed warm-up: Numba compiles or loads its cache; the graph is built and checked
-                _, graph, _, _ = _call_with_graph(lambda kw: mech(x, x, x, **kw), info, x, None, "auto", graph_k,
-                                               int(seed))
-                kw = {} if graph is None else {"graph": graph}
-                for _ in range(int(repeats)):
-                    if cancel is not None and cancel.is_set():
-                        break
-                    t0 = time.perf_counter()
-                    mech(x, x, x, **kw)
-                    row["times"].append(time.perf_counter() - t0)
-                if row["times"]:
-                    row["seconds"] = statistics.median(row["times"])
-                    if not (cancel is not None and cancel.is_set()):
-                        row["peak_mib"] = _traced_peak(lambda: mech(x, x, x, **kw))
-                    if row["seconds"] > max_seconds:
-                        too_slow = row["seconds"]
-            except WorkbenchError as exc:
-                row["error"] = str(exc)
-            except MemoryError:
-                row["error"] = f"out of memory at L={L}"
-                too_slow = float("inf")
-        rows.append(row)
-        if progress is not None:
-            progress(i + 1, len(lengths))
-    return rows
-
-
-def _traced_peak(fn) -> float:
-    was = tracemalloc.is_tracing()
-    if not was:
-        tracemalloc.start()
-    tracemalloc.reset_peak()
-    base = tracemalloc.get_traced_memory()[0]
-    try:
-        fn()
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        if not was:
-            tracemalloc.stop()
-    return max(0.0, (peak - base) / (1 << 20))
 
 
 # -- report ------------------------------------------------------------------------------------------
