@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench.entropy import mean_ratio, normalised_entropy, replicated_entropy, row_entropy, support
+from workbench.entropy import (mean_ratio, normalised_entropy, replicated_entropy, row_entropy, softmax_entropy,
+                               support)
 
 
 def softmax(z):
@@ -26,6 +27,19 @@ def test_row_entropy_and_normalisation_against_the_definition():
     assert per_row[0] == pytest.approx(want[0] / math.log(3))
     assert np.isnan(normalised_entropy(w, n=[1, 1, 1])).all()  # nothing to choose: no entropy
     assert mean_ratio([math.log(2), 0.0], [2, 1]) == 1.0  # rows with one key are left out
+
+
+def test_softmax_entropy_from_logits():
+    # uniform logits: ln n; two logits a, b: the binary entropy of p = 1/(1+e^(b−a)), by hand
+    assert softmax_entropy(np.full((1, 5), 3.0))[0] == pytest.approx(math.log(5), rel=1e-14)
+    p = 1 / (1 + math.exp(-2.0))
+    assert softmax_entropy([[2.0, 0.0]])[0] == pytest.approx(-(p * math.log(p) + (1 - p) * math.log(1 - p)), rel=1e-13)
+    # weights that underflow to 0 give no NaN (no 0·ln 0 is formed): a one-hot row has entropy 0
+    assert softmax_entropy(np.array([[0.0, -800.0, -800.0]]))[0] == 0.0
+    # batched over leading dimensions, and equal to −Σ p ln p where nothing underflows
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((2, 3, 7)) * 3
+    np.testing.assert_allclose(softmax_entropy(logits), row_entropy(softmax(logits)), rtol=1e-12)
 
 
 def test_replicated_entropy_is_exact_on_the_whole_set(rng):

@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-__all__ = ["row_entropy", "normalised_entropy", "replicated_entropy", "support"]
+__all__ = ["row_entropy", "softmax_entropy", "normalised_entropy", "replicated_entropy", "support"]
 
 
 def row_entropy(w) -> np.ndarray:
@@ -33,6 +33,17 @@ def row_entropy(w) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(pos, w * np.log(np.where(pos, w, 1.0)), 0.0)
     return np.maximum(-terms.sum(axis=-1), 0.0)
+
+
+def softmax_entropy(logits) -> np.ndarray:
+    """Entropy in nats of each row of ``softmax(logits)``, ``logits (..., Lk)`` finite, from the
+    logits themselves: ``H = ln Σ_j e^{z_j} − Σ_j p_j z_j`` with ``z = logits − max``, so that no
+    weight underflows to a ``0 ln 0`` cut-off (float64)."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    s = e.sum(axis=-1, keepdims=True)
+    return np.maximum(np.log(s[..., 0]) - np.sum(e / s * z, axis=-1), 0.0)
 
 
 def support(w) -> np.ndarray:

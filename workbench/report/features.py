@@ -146,13 +146,9 @@ def key_structure(keys: np.ndarray, w) -> tuple[float, float, float]:
 
 
 def _softmax_entropy_ratio(logits: np.ndarray, t: float) -> float:
-    z = logits / t
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    s = e.sum(axis=1, keepdims=True)
-    p = e / s
-    h = np.log(s[:, 0]) - np.sum(p * z, axis=1)  # H = log Σe^z − Σ p z (exact, no cut-off)
-    return float(np.mean(h) / np.log(logits.shape[1]))
+    from workbench.entropy import softmax_entropy
+
+    return float(np.mean(softmax_entropy(logits / t)) / np.log(logits.shape[1]))
 
 
 def temperature_for_logits(logits: np.ndarray, target: float = 0.5) -> float | None:

@@ -44,16 +44,6 @@ class PolicyRecord(NamedTuple):
     mode: Mode
 
 
-def _number(name, value, lo=None, hi=None, *, lo_open=False) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ConfigurationError(f"{name}: expected a number, got {value!r}")
-    v = float(value)
-    if not math.isfinite(v) or (lo is not None and (v < lo or (lo_open and v == lo))) or (hi is not None and v > hi):
-        rng = f"{'(' if lo_open else '['}{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
-        raise ConfigurationError(f"{name}: expected a finite number in {rng}, got {value!r}")
-    return v
-
-
 def _integer(name, value, lo) -> int:
     return C.integer(name, value, minimum=lo)
 
@@ -85,16 +75,16 @@ class AttentionPolicy:
     def __init__(self, stable_threshold: float = 0.7, freeze_threshold: float = 0.3, hysteresis: float = 0.05,
                  update_period: int = 4, cautious_width_factor: float = 0.5, cautious_sparsity_factor: float = 2.0,
                  history_size: int = 1024):
-        self.stable_threshold = _number("stable_threshold", stable_threshold, 0.0, 1.0)
-        self.freeze_threshold = _number("freeze_threshold", freeze_threshold, 0.0, 1.0)
+        self.stable_threshold = C.real("stable_threshold", stable_threshold, low=0.0, high=1.0)
+        self.freeze_threshold = C.real("freeze_threshold", freeze_threshold, low=0.0, high=1.0)
         if self.freeze_threshold > self.stable_threshold:
             raise ConfigurationError(
                 f"freeze_threshold, stable_threshold: expected freeze_threshold <= stable_threshold, got "
                 f"freeze_threshold={freeze_threshold!r} > stable_threshold={stable_threshold!r}")
-        self.hysteresis = _number("hysteresis", hysteresis, 0.0, 1.0)
+        self.hysteresis = C.real("hysteresis", hysteresis, low=0.0, high=1.0)
         self.update_period = _integer("update_period", update_period, 1)
-        self.cautious_width_factor = _number("cautious_width_factor", cautious_width_factor, 0.0, 1.0, lo_open=True)
-        self.cautious_sparsity_factor = _number("cautious_sparsity_factor", cautious_sparsity_factor, 1.0)
+        self.cautious_width_factor = C.real("cautious_width_factor", cautious_width_factor, low=0.0, high=1.0, low_open=True)
+        self.cautious_sparsity_factor = C.real("cautious_sparsity_factor", cautious_sparsity_factor, low=1.0)
         self.history_size = _integer("history_size", history_size, 1)
         self.reset()
 
