@@ -4,7 +4,7 @@ Head ``h`` has curvature ``−c_h``. Queries, keys and values are tangent vector
 the hyperboloid ``H_c = {⟨x,x⟩_L = −1/c, x_0 > 0}`` (time coordinate first) mapped by ``exp_0``.
 
 * Scores ``s^h_ij = −d_{c_h}(exp_0 q_i, exp_0 k_j)/T`` (``"distance"``, from the tangent chart in
-  the log domain, :func:`kernels.reference.curvature.lorentz_distance_from_chart`) or
+  the log domain, :func:`kernels.geometry.lorentz.distance_from_chart`) or
   ``−|B(exp_0 k_j) − B(exp_0 q_i)|/T`` (``"busemann"``, ideal point ``ξ = e_0 + e_1``).
 * With ``0 < top_k < Lk`` each query keeps the ``top_k`` allowed keys of largest head-0 score
   (ties: lower key index first, as a stable sort) for every head.
@@ -19,21 +19,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels.reference.curvature import busemann_from_chart, lorentz_distance_from_chart, origin_chart
+from kernels.geometry import lorentz as _L
 from kernels.reference.softmax import masked_softmax
 
-MIN_NORM = 1e-15
 SCORES = ("distance", "busemann")
 
 
 def head_scores(q, k, c, temperature, score):
     """``(B, Lq, d), (B, Lk, d) → (B, Lq, Lk)``: the natural-base scores of the head at curvature ``c``."""
-    a, uh = origin_chart(q, c)
-    b, wh = origin_chart(k, c)
+    a, uh = _L.origin_chart(q, c)
+    b, wh = _L.origin_chart(k, c)
     if score == "distance":
-        s = -lorentz_distance_from_chart(a, uh, b, wh, c)
+        s = -_L.distance_from_chart(a, uh, b, wh, c)
     else:
-        s = -np.abs(busemann_from_chart(b, wh, c)[:, None, :] - busemann_from_chart(a, uh, c)[:, :, None])
+        s = -np.abs(_L.busemann_from_chart(b, wh, c)[:, None, :] - _L.busemann_from_chart(a, uh, c)[:, :, None])
     return s / temperature
 
 
@@ -52,12 +51,7 @@ def top_k_allowed(s0, mask, top_k):
 
 def hyperboloid_values(v, c):
     """``exp_0^c(v)`` with the time coordinate first: ``(B, Lk, dv) → (B, Lk, dv + 1)`` float64."""
-    v = np.asarray(v, dtype=np.float64)
-    sc = np.sqrt(c)
-    n = np.maximum(np.sqrt(np.einsum("...i,...i->...", v, v)), MIN_NORM)[..., None]
-    xs = (np.sinh(sc * n) / (sc * n)) * v
-    t = np.sqrt(1.0 / c + np.einsum("...i,...i->...", xs, xs))[..., None]
-    return np.concatenate([t, xs], axis=-1)
+    return _L.expmap0(np.asarray(v, dtype=np.float64), c)
 
 
 def cascade_weights_per_head(q, k, curvatures, temperature, score, top_k=0, mask=None):

@@ -272,3 +272,79 @@ def test_exp_map_inward_step_longer_than_the_margin_reach():
     y = P.exp_map(v, p)
     assert float(P.distance(p, y)) == pytest.approx(13.0, rel=1e-9)
     np.testing.assert_allclose(P.log_map(y, p), v, rtol=1e-7, atol=1e-12)
+
+
+# -- exp_map at large Riemannian lengths: p at distance 6, an inward tangent, lengths up to 30 -----------
+
+#: How far from the origin the ball's float64 margin reaches (in units of 1/√c): 2·artanh(1 − eps).
+REACH = 2 * np.arctanh(1 - 1e-5)
+
+
+@pytest.mark.parametrize("c", (0.5, 1.0, 2.0))
+@pytest.mark.parametrize("norm_v", (0.1, 1.0, 3.0, 6.0, 10.0, 15.0))
+def test_exp_map_at_the_origin_matches_the_closed_form(c, norm_v):
+    """exp_0(v) = tanh(√c‖v‖)·u/√c and d(0, exp_0 v) = λ_0‖v‖ = 2‖v‖ (the conformal factor at the
+    origin is 2); beyond the margin's reach the result is that point projected onto the margin."""
+    u = np.array([0.0, 0.8, 0.6])
+    v = norm_v / np.sqrt(c) * u
+    y = P.exp_map(v, c=c)
+    if 2 * norm_v < REACH:
+        # the point tanh(s)/√c lies 2e^{-2s} from the boundary, known to 2^-53: d is known to ~2^-53·e^{2s}
+        tol = 4 * 2.0 ** -53 * np.exp(2 * norm_v) + 1e-12
+        np.testing.assert_allclose(y, np.tanh(norm_v) / np.sqrt(c) * u, rtol=1e-14, atol=1e-15)
+        assert float(P.distance(np.zeros(3), y, c=c)) == pytest.approx(2 * norm_v / np.sqrt(c), abs=tol / np.sqrt(c))
+        np.testing.assert_allclose(P.log_map(y, c=c), v, rtol=tol, atol=1e-15)
+    else:
+        np.testing.assert_allclose(y, (1 - P.eps(np.float64)) / np.sqrt(c) * u, rtol=1e-13, atol=1e-15)
+        assert float(P.distance(np.zeros(3), y, c=c)) == pytest.approx(REACH / np.sqrt(c), rel=1e-9)
+
+
+@pytest.mark.parametrize("c", (0.5, 1.0, 2.0))
+@pytest.mark.parametrize("length", (0.5, 3.0, 6.0, 9.0, 13.0, 16.0, 18.0, 20.0, 25.0, 30.0))
+def test_exp_map_inward_from_distance_6_at_lengths_up_to_30(c, length):
+    """p at distance 6/√c from the origin on the unit vector u; v = −(L/√c)/λ_p·u points inward with
+    Riemannian length λ_p‖v‖ = L/√c. The geodesic is the diameter, so exp_p(v) lies at signed
+    distance (6 − L)/√c along u: the closed form tanh(√c·s/2)/√c·u, with d(p, exp_p v) = L/√c and
+    log_p(exp_p v) = v, wherever the float64 ball (reach 2·artanh(1 − 1e-5) ≈ 12.2 units) holds that
+    point; farther out (L > 6 + 12.2) the result is the closed-form point projected onto the margin."""
+    u = np.array([0.6, 0.0, -0.8])
+    p = np.tanh(3.0) / np.sqrt(c) * u
+    lam = 2 / (1 - c * p @ p)
+    v = -(length / np.sqrt(c)) / lam * u
+    y = P.exp_map(v, p, c=c)
+    end = 6.0 - length  # signed distance of the endpoint from the origin along u (units of 1/√c)
+    if abs(end) < REACH:
+        tol = 4 * 2.0 ** -53 * np.exp(length) + 1e-10  # the intermediate point lies 2e^{-L} from the boundary
+        np.testing.assert_allclose(y, np.tanh(end / 2) / np.sqrt(c) * u, rtol=0, atol=tol / np.sqrt(c))
+        assert float(P.distance(p, y, c=c)) == pytest.approx(length / np.sqrt(c), abs=tol / np.sqrt(c))
+        np.testing.assert_allclose(P.log_map(y, p, c=c), v, rtol=tol, atol=1e-15)
+    else:
+        np.testing.assert_allclose(y, -(1 - P.eps(np.float64)) / np.sqrt(c) * u, rtol=1e-13, atol=1e-15)
+        assert float(P.distance(p, y, c=c)) == pytest.approx((6.0 + REACH) / np.sqrt(c), rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", (0, 1))
+@pytest.mark.parametrize("theta, length", [(0.01, 1.0), (0.01, 5.0), (0.01, 10.0), (0.01, 13.0), (0.01, 16.0),
+                                           (0.3, 1.0), (0.3, 5.0), (0.3, 8.0)])
+def test_exp_log_round_trip_inward_off_the_diameter(seed, theta, length):
+    """Inward tangents at angle θ to the diameter from p at distance 6: the right triangle (origin O,
+    foot F of the geodesic, p) gives sinh d(O,F) = sinh 6·sin θ and tanh d(p,F) = tanh 6·cos θ, and
+    the endpoint Y satisfies cosh d(O,Y) = cosh d(O,F)·cosh(L − d(p,F)) (hyperbolic Pythagoras).
+    For these (θ, L) Y lies within the margin's reach, so d(p, exp_p v) = λ_p‖v‖ = L and
+    log_p(exp_p v) = v hold to float64 precision."""
+    rng = np.random.default_rng(seed)
+    u = rng.standard_normal(4)
+    u /= np.linalg.norm(u)
+    side = rng.standard_normal(4)
+    side -= (side @ u) * u
+    side /= np.linalg.norm(side)
+    p = np.tanh(3.0) * u
+    lam = 2 / (1 - p @ p)
+    v = length / lam * (-np.cos(theta) * u + np.sin(theta) * side)
+    y = P.exp_map(v, p)
+    foot, along = np.arcsinh(np.sinh(6.0) * np.sin(theta)), np.arctanh(np.tanh(6.0) * np.cos(theta))
+    end = np.arccosh(np.cosh(foot) * np.cosh(length - along))
+    assert end < REACH
+    assert float(P.distance(np.zeros(4), y)) == pytest.approx(end, rel=1e-8)
+    assert float(P.distance(p, y)) == pytest.approx(length, rel=1e-8)
+    np.testing.assert_allclose(P.log_map(y, p), v, rtol=1e-7, atol=1e-12)

@@ -1,4 +1,5 @@
-"""Riemannian geometry as pure, vectorised NumPy functions (geoopt style).
+"""Riemannian geometry as checked, vectorised NumPy functions (geoopt style: thin wrappers over the
+pure maths of :mod:`kernels.geometry`, which the NumPy references compute with too).
 
 * :mod:`~workbench.geometry.poincare` — the Poincaré ball of curvature ``−c``;
 * :mod:`~workbench.geometry.lorentz` — the hyperboloid ``⟨x,x⟩_L = −1/c`` (time coordinate first);

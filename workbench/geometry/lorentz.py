@@ -1,5 +1,7 @@
 """The hyperboloid (Lorentz) model ``H_c = {x ∈ R^{d+1} : ⟨x,x⟩_L = −1/c, x_0 > 0}``, time first.
 
+The maths is :mod:`kernels.geometry.lorentz`; this module checks the arguments.
+
 ``⟨x,y⟩_L = −x_0 y_0 + Σ_{i≥1} x_i y_i``. As upstream's ``project_hyperboloid`` does, every
 function treats coordinate 0 as the time coordinate and **recomputes** it from the spatial part
 ``x_s = x_{1:}`` (``x_0 = √(1/c + ‖x_s‖²)``), so any ``(..., d+1)`` array is a valid point and
@@ -22,100 +24,86 @@ from __future__ import annotations
 
 import numpy as np
 
+from kernels.geometry import lorentz as _L
+from kernels.geometry.numerics import eps, norm, sqnorm
 from workbench.errors import ConfigurationError, NumericalError, ShapeError
-from workbench.geometry import poincare as _P
-from workbench.geometry.poincare import MIN_NORM, _curvature, _dot, _dtype, _float, _norm, _sqnorm
+from workbench.geometry._checks import curvature, floats, pair, points_and_weights, same_dim
 
 
 def _points(x, name="x"):
-    a = _float(x, name)
+    a = floats(x, name)
     if a.shape[-1] < 2:
         raise ShapeError(f"{name}: expected hyperboloid points (..., d+1) with d >= 1 (time first), got shape {a.shape}")
     return a
 
 
-def _time(xs, c):
-    with np.errstate(over="ignore"):
-        t = np.sqrt(1 / c + _sqnorm(xs))
-    if not np.isfinite(t).all():
-        raise NumericalError(f"x: spatial coordinates too large for {xs.dtype} (‖x_s‖² overflows); rescale or use float64")
-    return t
-
-
-def _assemble(t, xs):
-    return np.concatenate([np.broadcast_to(t, xs.shape[:-1] + (1,)), xs], axis=-1)
+def _finite_time(xs, c, name="x"):
+    """Raise NumericalError unless the time coordinates ``√(1/c + ‖x_s‖²)`` of ``xs`` are finite."""
+    if not np.isfinite(_L.time(xs, c)).all():
+        raise NumericalError(f"{name}: spatial coordinates too large for {xs.dtype} (‖x_s‖² overflows); "
+                             "rescale or use float64")
 
 
 def _cpair(x, y, c):
     a, b = _points(x, "x"), _points(y, "y")
-    dt = _dtype(a, b)
-    return a.astype(dt, copy=False), b.astype(dt, copy=False), _curvature(c, dt)
+    a, b, dt = pair(a, b)
+    cc = curvature(c, dt)
+    for z in (a, b):
+        _finite_time(z[..., 1:], cc)
+    return a, b, cc
 
 
 def minkowski_dot(x, y, keepdims=False):
     """``⟨x,y⟩_L = −x_0 y_0 + Σ_{i≥1} x_i y_i`` (coordinates as given, broadcast): ``→ (...)``."""
-    a, b = _float(x, "x"), _float(y, "y")
-    if a.shape[-1] != b.shape[-1]:
-        raise ShapeError(f"y: expected last dimension {a.shape[-1]} (from x), got shape {b.shape}")
-    dt = _dtype(a, b)
-    a, b = a.astype(dt, copy=False), b.astype(dt, copy=False)
-    r = _dot(a[..., 1:], b[..., 1:]) - a[..., :1] * b[..., :1]
+    a, b, _ = pair(x, y)
+    same_dim(a, b, "y", what="last dimension")
+    r = _L.minkowski_dot(a, b)
     return r if keepdims else r[..., 0]
 
 
 def project(x, c=1.0):
     """Onto the hyperboloid: keep the spatial part, set ``x_0 = √(1/c + ‖x_{1:}‖²)``."""
     a = _points(x)
-    cc = _curvature(c, a.dtype)
-    return _assemble(_time(a[..., 1:], cc), a[..., 1:])
-
-
-def _delta(xs, ys, c):
-    x0, y0 = _time(xs, c), _time(ys, c)
-    u, s = xs - ys, xs + ys
-    proj = _dot(u, s) / (x0 + y0)
-    return np.maximum(c / 2 * (_sqnorm(u) - proj * proj), 0)
+    cc = curvature(c, a.dtype)
+    _finite_time(a[..., 1:], cc)
+    return _L.project(a, cc)
 
 
 def distance(x, y, c=1.0):
     """Geodesic distance ``arcosh(−c⟨x,y⟩_L)/√c`` (element-wise, broadcast): ``→ (...)``."""
     a, b, cc = _cpair(x, y, c)
-    if a.shape[-1] != b.shape[-1]:
-        raise ShapeError(f"y: expected last dimension {a.shape[-1]} (from x), got shape {b.shape}")
-    return (_P._acosh1p(_delta(a[..., 1:], b[..., 1:], cc)) / np.sqrt(cc))[..., 0]
+    same_dim(a, b, "y", what="last dimension")
+    return _L.distance(a, b, cc)[..., 0]
 
 
 def pairwise_distance(x, y, c=1.0):
     """All distances: ``(..., n, d+1), (..., m, d+1) → (..., n, m)``."""
-    a, b = _float(x, "x", 2), _float(y, "y", 2)
-    _curvature(c, _dtype(a, b))
-    if np.ndim(c):
-        c = np.asarray(c)[..., None, None]  # leading dims (...) against (..., n, m)
-    return distance(a[..., :, None, :], b[..., None, :, :], c=c)
+    a, b = _points(x, "x"), _points(y, "y")
+    a, b, dt = pair(a, b, min_ndim=2)
+    same_dim(a, b, "y", what="last dimension")
+    cc = curvature(c, dt)
+    cc = cc if np.ndim(cc) == 0 else cc[..., None]  # (..., 1, 1) against (..., n, m)
+    for z in (a, b):
+        _finite_time(z[..., 1:], cc)
+    return _L.pairwise_distance(a, b, cc)
 
 
 def exp_map0(v, c=1.0):
     """Exponential map at the origin ``(1/√c, 0, …)``: spatial tangent ``(..., d) → (..., d+1)``."""
-    a = _float(v, "v")
-    cc = _curvature(c, a.dtype)
-    sc = np.sqrt(cc)
-    n = np.maximum(_norm(a), MIN_NORM)
-    with np.errstate(over="ignore", invalid="ignore"):
-        xs = (np.sinh(sc * n) / (sc * n)) * a
-    if not np.isfinite(xs).all():
+    a = floats(v, "v")
+    cc = curvature(c, a.dtype)
+    out = _L.expmap0(a, cc)
+    if not np.isfinite(out).all():
+        top = float(np.max(np.sqrt(cc) * norm(a)))
         raise NumericalError(f"v: tangent vector too long for {a.dtype} (sinh(√c‖v‖) overflows at "
-                             f"√c‖v‖ = {float(np.max(sc * n)):.4g}); use shorter vectors or float64")
-    return _assemble(_time(xs, cc), xs)
+                             f"√c‖v‖ = {top:.4g}); use shorter vectors or float64")
+    return out
 
 
 def log_map0(x, c=1.0):
     """Logarithmic map at the origin, the inverse of :func:`exp_map0`: ``(..., d+1) → (..., d)``."""
     a = _points(x)
-    cc = _curvature(c, a.dtype)
-    xs = a[..., 1:]
-    sc = np.sqrt(cc)
-    n = np.maximum(_norm(xs), MIN_NORM)
-    return (np.arcsinh(sc * n) / (sc * n)) * xs
+    return _L.logmap0(a, curvature(c, a.dtype))
 
 
 def busemann(x, xi, c=1.0):
@@ -125,49 +113,31 @@ def busemann(x, xi, c=1.0):
     ``x`` is projected. ``B_ξ(origin) = 0``; ``B`` decreases towards ``ξ`` at unit speed.
     """
     a = _points(x)
-    z = _float(xi, "xi")
-    if z.shape[-1] != a.shape[-1]:
-        raise ShapeError(f"xi: expected last dimension {a.shape[-1]} (from x), got shape {z.shape}")
-    dt = _dtype(a, z)
-    a, z = a.astype(dt, copy=False), z.astype(dt, copy=False)
-    cc = _curvature(c, dt)
+    a, z, dt = pair(a, xi, "x", "xi")
+    same_dim(a, z, "xi", what="last dimension")
+    cc = curvature(c, dt)
+    _finite_time(a[..., 1:], cc)
     z0 = z[..., :1]
-    zs2 = _sqnorm(z[..., 1:])
+    zs2 = sqnorm(z[..., 1:])
     if (z0 <= 0).any() or (np.abs(zs2 - z0 * z0) > 64 * np.finfo(dt).eps * z0 * z0).any():
         raise ConfigurationError(
             "xi: expected a light-like, future-pointing vector (⟨xi,xi⟩_L = 0, xi_0 > 0), got "
             f"⟨xi,xi⟩_L = {float(np.max(np.abs(zs2 - z0 * z0))):.3g}, min xi_0 = {float(np.min(z0)):.3g}")
-    xs = a[..., 1:]
-    x0 = _time(xs, cc)
-    zs = z[..., 1:] / z0  # normalise ξ_0 = 1 (the same ideal point)
-    # −⟨x,ξ⟩_L = x_0 − ⟨x_s, ξ_s⟩ = (x_0² − ⟨x_s,ξ_s⟩²)/(x_0 + ⟨x_s,ξ_s⟩) avoids cancellation where
-    # x goes off towards ξ (then x_0 ≈ ⟨x_s, ξ_s⟩).
-    p = _dot(xs, zs)
-    with np.errstate(over="ignore"):
-        num = 1 / cc + (_sqnorm(xs) - p * p)  # x_0² − p² = 1/c + ‖x_s‖² − p² ≥ 1/c (since ‖ξ_s‖ = 1)
-    direct = x0 - p
-    viaq = num / np.maximum(x0 + p, MIN_NORM)
-    inner = np.where(p > 0, viaq, direct)
-    return (np.log(np.maximum(np.sqrt(cc) * inner, np.finfo(dt).tiny)) / np.sqrt(cc))[..., 0]
+    return _L.busemann(a, z, cc)[..., 0]
 
 
 def from_poincare(p, c=1.0):
     """Poincaré ball → hyperboloid: ``x = ((1 + c‖p‖²)/√c, 2p)/(1 − c‖p‖²)`` (``p`` projected)."""
-    a = _float(p, "p")
-    cc, e = _curvature(c, a.dtype), _P.eps(a.dtype)
-    a = _P._project(a, cc, e)
-    om = _P._one_minus(cc, _sqnorm(a), e)
-    xs = 2 * a / om
-    return _assemble(_time(xs, cc), xs)
+    a = floats(p, "p")
+    return _L.from_poincare(a, curvature(c, a.dtype), eps(a.dtype))
 
 
 def to_poincare(x, c=1.0):
     """Hyperboloid → Poincaré ball: ``p = x_s/(1 + √c x_0)`` (time recomputed; result projected)."""
     a = _points(x)
-    cc = _curvature(c, a.dtype)
-    xs = a[..., 1:]
-    x0 = _time(xs, cc)
-    return _P._project(xs / (1 + np.sqrt(cc) * x0), cc, _P.eps(a.dtype))
+    cc = curvature(c, a.dtype)
+    _finite_time(a[..., 1:], cc)
+    return _L.to_poincare(a, cc, eps(a.dtype))
 
 
 def centroid(points, weights=None, c=1.0):
@@ -176,28 +146,13 @@ def centroid(points, weights=None, c=1.0):
     Points are projected first; ``weights (..., n)`` ≥ 0 (default uniform); all-zero weights give
     the origin ``(1/√c, 0, …)``. The centroid minimises ``Σ w_i ‖x_i − μ‖²_L`` on ``H_c``.
     """
-    a = _float(points, "points", 2)
-    if a.shape[-1] < 2:
-        raise ShapeError(f"points: expected hyperboloid points (..., n, d+1) with d >= 1, got shape {a.shape}")
-    if a.shape[-2] == 0:
-        raise ShapeError(f"points: expected at least one point, got shape {a.shape}")
-    w = _P._weights(weights, a, a.dtype)
-    cc = _curvature(c, a.dtype)
-    cp = cc if np.ndim(cc) == 0 else cc[..., None, :]
-    xs = a[..., 1:]
-    full = _assemble(_time(xs, cp), xs)
-    with np.errstate(over="ignore"):
-        s = np.sum(w[..., None] * full, axis=-2)
-    if not np.isfinite(s).all():
+    a, w, _ = points_and_weights(points, weights, min_dim=2)
+    cc = curvature(c, a.dtype)
+    _finite_time(a[..., 1:], cc if np.ndim(cc) == 0 else cc[..., None, :], "points")
+    out = _L.centroid(a, w.astype(a.dtype), cc)
+    if not np.isfinite(out).all():
         raise NumericalError(f"points: the weighted sum overflows {a.dtype}; rescale or use float64")
-    # −⟨s,s⟩_L = s_0² − ‖s_s‖² = (s_0 − ‖s_s‖)(s_0 + ‖s_s‖) ≥ 0 for a positive combination
-    s0 = s[..., :1]
-    ns = _norm(s[..., 1:])
-    neg = np.maximum((s0 - ns) * (s0 + ns), 0)
-    scale = np.sqrt(cc * neg)
-    ok = scale > 0
-    ms = np.where(ok, s[..., 1:] / np.where(ok, scale, 1), 0)
-    return _assemble(_time(ms, cc), ms)
+    return out
 
 
 __all__ = ["minkowski_dot", "project", "distance", "pairwise_distance", "exp_map0", "log_map0", "busemann",

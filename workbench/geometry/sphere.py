@@ -1,4 +1,6 @@
-"""The sphere ``S_c = {x ∈ R^d : ‖x‖ = R}``, ``R = 1/√c`` (curvature ``+c``), as pure functions.
+"""The sphere ``S_c = {x ∈ R^d : ‖x‖ = R}``, ``R = 1/√c`` (curvature ``+c``), as checked functions.
+
+The maths is :mod:`kernels.geometry.sphere`; this module checks the arguments.
 
 Vectorised over leading dimensions, float32/float64 kept, no NaN for finite inputs; ``c`` is a
 keyword curvature ``> 0``. Points are projected radially onto the sphere first (the zero vector,
@@ -12,71 +14,40 @@ which has no direction, goes to the "north pole" ``R·e_0``).
 """
 from __future__ import annotations
 
-import numpy as np
-
-from workbench.errors import ShapeError
-from workbench.geometry.poincare import MIN_NORM, _curvature, _dot, _dtype, _float, _norm
-
-
-def _project(x, c):
-    n = _norm(x)
-    r = 1 / np.sqrt(c)
-    pole = np.zeros_like(x)
-    pole[..., 0] = 1
-    unit = np.where(n > 0, x / np.where(n > 0, n, 1), pole)
-    return (unit * r).astype(x.dtype, copy=False)
+from kernels.geometry import sphere as _S
+from workbench.geometry._checks import curvature, floats, pair, same_dim
 
 
 def _pair(x, y, nx="x", ny="y"):
-    a, b = _float(x, nx), _float(y, ny)
-    if a.shape[-1] != b.shape[-1]:
-        raise ShapeError(f"{ny}: expected vector dimension d={a.shape[-1]} (from the first argument), "
-                         f"got shape {b.shape}")
-    dt = _dtype(a, b)
-    return a.astype(dt, copy=False), b.astype(dt, copy=False), dt
+    a, b, dt = pair(x, y, nx, ny)
+    same_dim(a, b, ny, source="the first argument")
+    return a, b, dt
 
 
 def project(x, c=1.0):
     """Radial projection onto the sphere of radius ``1/√c`` (zero vectors → ``R·e_0``)."""
-    a = _float(x, "x")
-    return _project(a, _curvature(c, a.dtype))
-
-
-def _angle(xu, yu):
-    return 2 * np.arctan2(_norm(xu - yu), _norm(xu + yu))
+    a = floats(x, "x")
+    return _S.project(a, curvature(c, a.dtype))
 
 
 def distance(x, y, c=1.0):
     """Great-circle distance ``R·θ`` (element-wise over broadcast leading dims): ``→ (...)``."""
     a, b, dt = _pair(x, y)
-    cc = _curvature(c, dt)
-    one = np.ones((), dt)
-    xu, yu = _project(a, one), _project(b, one)
-    return (_angle(xu, yu) / np.sqrt(cc))[..., 0]
+    return _S.distance(a, b, curvature(c, dt))[..., 0]
 
 
 def exp_map(v, p, c=1.0):
     """Exponential map ``exp_p(v)`` (``v`` made tangent at ``p`` first); result on the sphere."""
     a, b, dt = _pair(v, p, "v", "p")
-    cc = _curvature(c, dt)
-    p_ = _project(b, cc)
-    r = 1 / np.sqrt(cc)
-    a = a - _dot(a, p_) * p_ / (r * r)
-    n = _norm(a)
-    dirn = a / np.maximum(n, MIN_NORM)
-    return _project(np.cos(n / r) * p_ + r * np.sin(n / r) * dirn, cc)
+    cc = curvature(c, dt)
+    return _S.expmap(a, _S.project(b, cc), cc)
 
 
 def log_map(y, p, c=1.0):
     """Logarithmic map ``log_p(y)``, the inverse of :func:`exp_map` (tangent vector at ``p``)."""
     a, b, dt = _pair(y, p, "y", "p")
-    cc = _curvature(c, dt)
-    y_, p_ = _project(a, cc), _project(b, cc)
-    r = 1 / np.sqrt(cc)
-    u = y_ - _dot(y_, p_) * p_ / (r * r)
-    nu = _norm(u)
-    theta = _angle(y_ / r, p_ / r)
-    return np.where(nu > 0, r * theta * u / np.maximum(nu, MIN_NORM), 0).astype(dt, copy=False)
+    cc = curvature(c, dt)
+    return _S.logmap(_S.project(a, cc), _S.project(b, cc), cc)
 
 
 __all__ = ["project", "distance", "exp_map", "log_map"]

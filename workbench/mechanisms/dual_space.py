@@ -134,6 +134,7 @@ class DualSpace(Mechanism):
         ``‖x−y‖² < 10⁻³(‖x‖² + ‖y‖²)``, where ``‖x‖² + ‖y‖² − 2⟨x,y⟩`` cancels, are recomputed from
         their differences by :func:`workbench.geometry.poincare.distance` (relative error of
         ``‖x−y‖²`` elsewhere ≤ ~10⁻¹², so of ``d_c`` too, even next to the boundary)."""
+        from kernels.geometry.stereographic import ball_distance_from_sq
         from workbench.geometry.poincare import distance, project  # geometry loads on first use
 
         c = self.c
@@ -141,8 +142,7 @@ class DualSpace(Mechanism):
         xx = np.einsum("...i,...i->...", xp, xp)[..., :, None]
         yy = np.einsum("...i,...i->...", yp, yp)[..., None, :]
         diff2 = np.maximum(xx + yy - 2.0 * np.matmul(xp, np.swapaxes(yp, -1, -2)), 0.0)
-        delta = 2.0 * c * diff2 / ((1.0 - c * xx) * (1.0 - c * yy))
-        hyp = np.log1p(delta + np.sqrt(delta * (delta + 2.0))) / math.sqrt(c)  # arcosh(1 + δ)
+        hyp = ball_distance_from_sq(diff2, 1.0 - c * xx, 1.0 - c * yy, c)  # arcosh(1 + 2c‖x−y‖²/(…))/√c
         small = diff2 < 1e-3 * (xx + yy)
         if small.any():
             bi, i, j = np.nonzero(small)

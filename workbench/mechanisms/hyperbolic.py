@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import param
 
+from kernels.geometry import stereographic as _K
 from kernels.hyperbolic import AGGREGATIONS as _CLOSED_FORM
 from kernels.hyperbolic import hyperbolic_attention, hyperbolic_weights
 from workbench.geometry import poincare as _P
@@ -104,15 +105,10 @@ class Hyperbolic(Mechanism):
         return out
 
     def _mobius(self, w, v):
-        c = np.dtype(v.dtype).type(self.c)
+        k = -np.dtype(v.dtype).type(self.c)  # κ = −c
         e = _P.eps(v.dtype)
         acc = np.zeros(w.shape[:2] + (v.shape[-1],), v.dtype)
-        vt = v[:, None]  # (B, 1, Lk, dv)
-        sc = np.sqrt(c)
-        vn = np.maximum(_P._norm(vt), _P.MIN_NORM)  # (B, 1, Lk, 1)
-        at = _P._artanh(sc * vn, e)
         for j in range(w.shape[2]):
-            wj = w[:, :, j, None]  # (B, Lq, 1)
-            term = np.tanh(wj * at[:, :, j]) * (vt[:, :, j] / (sc * vn[:, :, j]))  # w_ij ⊗ v_j
-            acc = _P._mobius_add(acc, _P._project(term, c, e), c, e)
+            term = _K.mobius_scalar(w[:, :, j, None], v[:, None, j], k, e)  # w_ij ⊗ v_j, (B, Lq, dv)
+            acc = _K.project(_K.mobius_add(acc, term, k), k, e)
         return acc

@@ -119,6 +119,7 @@ class MixedCurvature(Mechanism):
 
     def _hyperbolic_mean(self, w, vh):
         """``(B, Lq, Lk), (B, Lk, h) → (B, Lq, h)``: weighted mean of ``π v_H`` per query (0 for empty rows)."""
+        from kernels.geometry.stereographic import klein_terms
         from workbench.geometry import poincare
 
         c = self.c
@@ -130,9 +131,8 @@ class MixedCurvature(Mechanism):
         p = poincare.project(vh, c=c, eps=margin).astype(np.float64)
         w64 = w.astype(np.float64)
         if self.aggregation == "einstein":  # γ_i x_K,i = λ_i x_i and γ_i = λ_i − 1 (as poincare.einstein_midpoint)
-            lam = 2.0 / np.maximum(1.0 - c * np.einsum("...i,...i->...", p, p), margin)
-            num = np.matmul(w64, lam[..., None] * p)
-            den = np.matmul(w64, (lam - 1.0)[..., None])
+            lam_p, gamma = klein_terms(p, -c, margin)
+            num, den = np.matmul(w64, lam_p), np.matmul(w64, gamma)
             res = poincare.from_klein(np.divide(num, den, out=np.zeros_like(num), where=den > 0), c=c)
         else:
             res = poincare.frechet_mean(p[:, None], weights=w64, c=c)
