@@ -102,15 +102,6 @@ def _as_2d(name: str, a) -> np.ndarray:
     return arr
 
 
-def _resolve_backend(mech, info, arrays) -> str:
-    import kernels
-
-    try:
-        return kernels.resolve_backend(mech.backend, arrays, info.backends)
-    except kernels.BackendError as exc:
-        raise ConfigurationError(f"backend: {exc}") from None
-
-
 _WARM: set = set()
 _WARM_LOCK = threading.Lock()
 
@@ -169,7 +160,7 @@ def run(name: str, params: Mapping | None, q, k, v, *, graph=None, query_index=N
                 q = q[rows]
                 rows = None
                 notes.append("ran on the selected queries alone (positions renumbered 0..n-1)")
-        res.backend = _resolve_backend(mech, info, (q, k, v))
+        res.backend = mech.backend_for(q, k, v)
         notes.extend(mech.input_notes(q, k))
         if warm:
             _warm_up(name, params, info, mech, q, v)
@@ -467,7 +458,7 @@ def bench_lengths(name: str, params: Mapping | None, lengths: Sequence[int], d: 
                 x = rng.standard_normal((L, int(d)), dtype=np.float32)
                 if info.needs_graph and L < 2:
                     raise DataError(f"length: {name} needs a graph of at least 2 nodes, got L={L}")
-                row["backend"] = _resolve_backend(mech, info, (x,))
+                row["backend"] = mech.backend_for(x)
                 # untimed warm-up: Numba compiles or loads its cache; the graph is built and checked
                 _, graph, _, _ = _call_with_graph(lambda kw: mech(x, x, x, **kw), info, x, None, "auto", graph_k,
                                                int(seed))
