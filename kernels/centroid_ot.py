@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import math
 
-from kernels.dispatch import BackendError, resolve_backend
+from kernels.capabilities import BackendError, declare
+from kernels.dispatch import resolve_backend
 from kernels.reference import centroid_ot as _ref
 from kernels.reference.centroid_ot import PLANS, SPREADS
 
-SUPPORT = {
-    "numpy": None,
-    "numba": "no Numba kernel: after k-means the work is a few (L x M) matrix products (BLAS) and an "
-             "Lq x M Sinkhorn, served by the NumPy reference",
-    "cupy": "no CuPy kernel yet: the GPU kernels arrive with their own issue",
-}
+#: What the kernel serves on each backend (:mod:`kernels.capabilities`).
+CENTROID_OT = declare(
+    "centroid_ot",
+    numba="no Numba kernel: after k-means the work is a few (L x M) matrix products (BLAS) and an "
+          "Lq x M Sinkhorn, served by the NumPy reference")
 
-__all__ = ["SUPPORT", "PLANS", "SPREADS", "centroid_ot_attention", "centroid_ot_weights"]
+__all__ = ["CENTROID_OT", "PLANS", "SPREADS", "centroid_ot_attention", "centroid_ot_weights"]
 
 
 def _check(scale, temperature, plan, spread):
@@ -37,7 +37,7 @@ def centroid_ot_attention(q, k, v, centroids, labels, *, scale, temperature=1.0,
                           spread="soft", max_iter=100, tol=1e-9, backend="auto"):
     """``q (Lq, d), k (Lk, d), v (Lk, dv)`` with ``centroids (M, d)``, ``labels (Lk,)`` → ``(Lq, dv)``
     in the dtype of ``v``: queries transported to the centroid measure, mass spread back to the keys."""
-    resolve_backend(backend, (q, k, v), SUPPORT)
+    resolve_backend(backend, (q, k, v), CENTROID_OT)
     _check(scale, temperature, plan, spread)
     return _ref.attention(q, k, v, centroids, labels, float(scale), float(temperature), plan, spread,
                           int(max_iter), float(tol)).astype(v.dtype)
@@ -46,7 +46,7 @@ def centroid_ot_attention(q, k, v, centroids, labels, *, scale, temperature=1.0,
 def centroid_ot_weights(q, k, centroids, labels, *, scale, temperature=1.0, plan="per_query", spread="soft",
                         max_iter=100, tol=1e-9, backend="auto"):
     """The key weights ``(Lq, Lk)`` of :func:`centroid_ot_attention`, in the dtype of ``q``."""
-    resolve_backend(backend, (q, k), SUPPORT)
+    resolve_backend(backend, (q, k), CENTROID_OT)
     _check(scale, temperature, plan, spread)
     return _ref.weights(q, k, centroids, labels, float(scale), float(temperature), plan, spread,
                         int(max_iter), float(tol)).astype(q.dtype)

@@ -13,14 +13,12 @@ import math
 
 import numpy as np
 
+from kernels.capabilities import declare
 from kernels.dispatch import resolve_backend
 from kernels.reference import curvature as _ref
 
-SUPPORT = {
-    "numpy": None,
-    "numba": None,
-    "cupy": "no CuPy kernel yet: the GPU kernels arrive with their own issue",
-}
+#: What the kernel serves on each backend (:mod:`kernels.capabilities`).
+CURVATURE = declare("curvature", masks=True)
 
 #: Queries per parallel work item of the Numba fused kernels; keys per tile of the fused attention.
 BLOCK_Q = 64
@@ -34,7 +32,7 @@ def fused_logits(qe, ke, qh, kh, qs, ks, *, c_h=1.0, c_s=1.0, weights=(1.0, 1.0,
     ``qe``/``ke`` Euclidean slices, ``qh``/``kh`` Poincaré-ball points at curvature ``−c_h``,
     ``qs``/``ks`` spherical slices (directions taken here; sphere of curvature ``c_s``).
     """
-    be = resolve_backend(backend, (qe, ke, qh, kh, qs, ks), SUPPORT)
+    be = resolve_backend(backend, (qe, ke, qh, kh, qs, ks), CURVATURE)
     w_e, w_h, w_s = (float(w) for w in weights)
     if be == "numpy":
         return _ref.fused_logits(qe, ke, qh, kh, qs, ks, c_h, c_s, w_e, w_h, w_s, scale_e, temperature)
@@ -55,7 +53,7 @@ def fused_attention(qe, ke, qh, kh, qs, ks, v, *, c_h=1.0, c_s=1.0, weights=(1.0
     ``b`` uses mask ``b // mask_group``); a row with no allowed key gives 0. The Numba kernel never
     holds ``Lq × Lk`` (tiles and an online softmax); the reference does, one item at a time.
     """
-    be = resolve_backend(backend, (qe, ke, qh, kh, qs, ks, v), SUPPORT)
+    be = resolve_backend(backend, (qe, ke, qh, kh, qs, ks, v), CURVATURE, mask=mask)
     B = qe.shape[0]
     w = np.broadcast_to(np.asarray(weights, dtype=np.float64), (B, 3))
     if mask is not None:
@@ -76,7 +74,7 @@ def fused_attention(qe, ke, qh, kh, qs, ks, v, *, c_h=1.0, c_s=1.0, weights=(1.0
 
 def lorentz_distance(u, w, *, c=1.0, backend="auto"):
     """``(B, n, d), (B, m, d) → (B, n, m)`` float64: ``d_L(exp_0 u_i, exp_0 w_j)`` at curvature ``−c``."""
-    be = resolve_backend(backend, (u, w), SUPPORT)
+    be = resolve_backend(backend, (u, w), CURVATURE)
     a, uh = _ref.origin_chart(u, c)
     b, wh = _ref.origin_chart(w, c)
     if be == "numpy":
@@ -92,4 +90,4 @@ def busemann(u, *, c=1.0):
     return _ref.busemann_from_chart(a, uh, c)
 
 
-__all__ = ["SUPPORT", "fused_logits", "fused_attention", "lorentz_distance", "busemann"]
+__all__ = ["CURVATURE", "fused_logits", "fused_attention", "lorentz_distance", "busemann"]

@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import math
 
+from kernels.capabilities import declare
 from kernels.dispatch import resolve_backend
 from kernels.reference import dense as _ref
 
-SUPPORT = {
-    "numpy": None,
-    "numba": None,
-    "cupy": "no CuPy kernel yet: the GPU kernels arrive with their own issue",
-}
+#: What the kernel serves on each backend (:mod:`kernels.capabilities`).
+DENSE = declare("dense", masks=True, causal=True)
 
 #: Query / key tiles of the Numba kernel (tuned on a 2-core AVX-512 machine, see benchmarks/).
 BLOCK_Q = 512
@@ -28,7 +26,7 @@ def attention(q, k, v, *, mask=None, scale=None, causal=False, causal_offset=0, 
     query ``i`` see keys ``j ≤ i + causal_offset`` (SDPA's convention for offset 0). Fully
     masked rows give 0. The Numba kernel never materialises the ``Lq × Lk`` matrix.
     """
-    be = resolve_backend(backend, (q, k, v), SUPPORT)
+    be = resolve_backend(backend, (q, k, v), DENSE, mask=mask, causal=causal)
     scale = _scale(q, scale)
     if be == "numpy":
         return _ref.attention(q, k, v, mask, scale, causal, causal_offset)
@@ -39,7 +37,7 @@ def attention(q, k, v, *, mask=None, scale=None, causal=False, causal_offset=0, 
 
 def attention_weights(q, k, *, mask=None, scale=None, causal=False, causal_offset=0, backend="auto"):
     """``W = softmax(scale · Q Kᵀ, masked)``: ``(B, Lq, d), (B, Lk, d) → (B, Lq, Lk)``."""
-    be = resolve_backend(backend, (q, k), SUPPORT)
+    be = resolve_backend(backend, (q, k), DENSE, mask=mask, causal=causal)
     scale = _scale(q, scale)
     if be == "numpy":
         return _ref.attention_weights(q, k, mask, scale, causal, causal_offset)

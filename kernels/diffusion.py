@@ -14,19 +14,17 @@ import math
 
 import numpy as np
 
+from kernels.capabilities import BackendError, declare
 from kernels.dense import attention as _dense_attention
 from kernels.dense import attention_weights as _dense_weights
-from kernels.dispatch import BackendError, resolve_backend
+from kernels.dispatch import resolve_backend
 from kernels.reference import diffusion as _ref
 from kernels.reference.diffusion import INTEGRATORS, LAPLACIANS, MULTISCALE
 
-SUPPORT = {
-    "numpy": None,
-    "numba": None,
-    "cupy": "no CuPy kernel yet: the GPU kernels arrive with their own issue",
-}
+#: What the kernel serves on each backend (:mod:`kernels.capabilities`).
+DIFFUSION = declare("diffusion")
 
-__all__ = ["SUPPORT", "LAPLACIANS", "INTEGRATORS", "MULTISCALE", "knn_sqdist", "diffused_keys",
+__all__ = ["DIFFUSION", "LAPLACIANS", "INTEGRATORS", "MULTISCALE", "knn_sqdist", "diffused_keys",
            "diffusion_attention", "diffusion_weights"]
 
 
@@ -52,7 +50,7 @@ def knn_sqdist(x, k: int, *, backend="auto"):
     ``(idx (n, k) int64, d2 (n, k) float64)`` sorted by (squared distance, index). The Numba kernel
     fuses a blocked GEMM, a one-pass top-k and an exact re-ranking (:mod:`kernels.numba.diffusion`);
     the reference forms exact differences."""
-    be = resolve_backend(backend, (x,), SUPPORT)
+    be = resolve_backend(backend, (x,), DIFFUSION)
     n = x.shape[0]
     if not 1 <= int(k) <= n - 1:
         raise BackendError(f"k: expected 1 <= k <= n - 1 = {n - 1}, got {k!r}")
@@ -82,7 +80,7 @@ def diffusion_attention(q, k, v, L, *, times, scale, temperature=1.0, integrator
                         multiscale="mean", backend="auto"):
     """``softmax_j((e^{−t_s L} s·K qᵀ)_j / T) V`` per time, averaged (``"mean"``) or concatenated
     (``"concat"``, ``(Lq, S·dv)``): ``q (Lq, d), k (Lk, d), v (Lk, dv) → (Lq, dv)``, dtype of ``v``."""
-    be = resolve_backend(backend, (q, k, v), SUPPORT)
+    be = resolve_backend(backend, (q, k, v), DIFFUSION)
     t = _check(times, scale, temperature, integrator, num_steps, multiscale)
     if be == "numpy":
         out = _ref.attention(q, k, v, L, t, float(scale), float(temperature), integrator, int(num_steps), multiscale)
@@ -97,7 +95,7 @@ def diffusion_attention(q, k, v, L, *, times, scale, temperature=1.0, integrator
 
 def diffusion_weights(q, k, L, *, times, scale, temperature=1.0, integrator="expm", num_steps=5, backend="auto"):
     """The weights of each time, ``(S, Lq, Lk)`` in the dtype of ``q``."""
-    be = resolve_backend(backend, (q, k), SUPPORT)
+    be = resolve_backend(backend, (q, k), DIFFUSION)
     t = _check(times, scale, temperature, integrator, num_steps)
     if be == "numpy":
         return _ref.weights(q, k, L, t, float(scale), float(temperature), integrator, int(num_steps)).astype(q.dtype)

@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import math
 
+from kernels.capabilities import declare
 from kernels.dispatch import resolve_backend
 from kernels.reference import flash as _ref
 
-SUPPORT = {
-    "numpy": None,
-    "numba": None,
-    "cupy": "no CuPy kernel yet: the GPU kernels arrive with their own issue",
-}
+#: What the kernel serves on each backend (:mod:`kernels.capabilities`).
+FLASH = declare("flash", masks=True, causal=True)
 
 
 def flash_attention(q, k, v, *, mask=None, scale=None, causal=False, causal_offset=0,
@@ -21,7 +19,7 @@ def flash_attention(q, k, v, *, mask=None, scale=None, causal=False, causal_offs
     ``log Σ_j exp(scale · q·k_j)`` over allowed keys (``-inf`` for a fully masked row,
     whose output is 0). Extra memory ``O(query_block_size · block_size)`` per thread.
     """
-    be = resolve_backend(backend, (q, k, v), SUPPORT)
+    be = resolve_backend(backend, (q, k, v), FLASH, mask=mask, causal=causal)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
     if be == "numpy":
         return _ref.flash_attention(q, k, v, mask, scale, causal, causal_offset, block_size)
@@ -33,7 +31,7 @@ def flash_attention(q, k, v, *, mask=None, scale=None, causal=False, causal_offs
 def flash_weights(q, k, *, mask=None, scale=None, causal=False, causal_offset=0,
                   block_size=128, query_block_size=512, backend="auto"):
     """Attention weights recomputed block by block from the log-sum-exp, ``(B, Lq, Lk)``."""
-    be = resolve_backend(backend, (q, k), SUPPORT)
+    be = resolve_backend(backend, (q, k), FLASH, mask=mask, causal=causal)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
     if be == "numpy":
         from kernels.reference.dense import attention_weights

@@ -7,19 +7,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from kernels.capabilities import declare
 from kernels.dispatch import resolve_backend
 from kernels.reference import graph as _ref
 from kernels.reference.graph import csr_by_destination
 
-SUPPORT = {
-    "numpy": None,
-    "numba": None,
-    "cupy": "no CuPy kernel yet: the GPU kernels arrive with their own issue",
-}
+#: What the kernel serves on each backend (:mod:`kernels.capabilities`).
+GRAPH = declare("graph", graph=True)
 
 VARIANTS = ("gatv1", "gatv2")
 
-__all__ = ["SUPPORT", "csr_by_destination", "edge_softmax_aggregate", "gat_attention", "knn_block", "rope_edge_scores"]
+__all__ = ["GRAPH", "csr_by_destination", "edge_softmax_aggregate", "gat_attention", "knn_block", "rope_edge_scores"]
 
 
 def edge_softmax_aggregate(scores, src, indptr, values, *, backend="auto"):
@@ -28,7 +26,7 @@ def edge_softmax_aggregate(scores, src, indptr, values, *, backend="auto"):
     ``scores (E, H), src (E,), indptr (Nd+1,), values (Ns, H, F) → (out (Nd, H, F), α (E, H))``.
     A destination without incoming edges gets output 0.
     """
-    be = resolve_backend(backend, (scores, values), SUPPORT)
+    be = resolve_backend(backend, (scores, values), GRAPH, graph=True)
     if be == "numpy":
         return _ref.softmax_aggregate(scores, src, indptr, values)
     from kernels.numba import graph as _nb
@@ -47,7 +45,7 @@ def gat_attention(zq, zk, zv, src, indptr, *, edge_attr=None, w_edge=None, att, 
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    be = resolve_backend(backend, (zq, zk, zv), SUPPORT)
+    be = resolve_backend(backend, (zq, zk, zv), GRAPH, graph=True)
     E = len(src)
     H, C = zq.shape[1], zq.shape[2]
     if edge_attr is None or w_edge is None:
@@ -76,7 +74,7 @@ def knn_block(g, sq_rows, sq_all, i0, k, *, cosine=False, self_loops=False, back
     by (distance, index); the query ``i0 + r`` itself is excluded, or first with distance 0 with
     ``self_loops``. The Numba kernel selects in one pass per row; the reference uses argpartition.
     """
-    be = resolve_backend(backend, (g,), SUPPORT)
+    be = resolve_backend(backend, (g,), GRAPH)
     if be == "numpy":
         return _ref.knn_block(g, sq_rows, sq_all, i0, k, cosine, self_loops)
     from kernels.numba import graph as _nb
@@ -90,7 +88,7 @@ def rope_edge_scores(q, k, src, indptr, positions, freqs, *, backend="auto"):
     ``q (Nd, d), k (Ns, d), src (E,), indptr (Nd+1,), positions (E,), freqs (⌊d/2⌋,)`` (the angle is
     ``p_e · freqs``; half-split rotation, coordinates beyond ``2⌊d/2⌋`` unrotated) ``→ (E,)``.
     """
-    be = resolve_backend(backend, (q, k), SUPPORT)
+    be = resolve_backend(backend, (q, k), GRAPH, graph=True)
     if be == "numpy":
         return _ref.rope_edge_scores(q, k, src, indptr, positions, freqs)
     from kernels.numba import graph as _nb

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import math
 
-from kernels.dispatch import BackendError, resolve_backend
+from kernels.capabilities import BackendError, declare
+from kernels.dispatch import resolve_backend
 from kernels.reference import hyperbolic as _ref
 
-SUPPORT = {
-    "numpy": None,
-    "numba": None,
-    "cupy": "no CuPy kernel yet: the GPU kernels arrive with their own issue",
-}
+#: What the kernel serves on each backend (:mod:`kernels.capabilities`).
+HYPERBOLIC = declare("hyperbolic", masks=True)
 
 #: Aggregations with a closed form served here (the Fréchet mean and the Möbius sum, which need
 #: the weights themselves, are computed by the mechanism from :func:`hyperbolic_weights`).
@@ -41,7 +39,7 @@ def hyperbolic_attention(q, k, v, *, c=1.0, temperature=1.0, aggregation="einste
     mean at the origin (``"tangent"``). ``q, k, v`` are projected into the ball of radius ``1/√c``
     first; a row with no allowed key gives the origin. ``mask`` is boolean, broadcastable to
     ``(B, Lq, Lk)``, True = may attend."""
-    be = resolve_backend(backend, (q, k, v), SUPPORT)
+    be = resolve_backend(backend, (q, k, v), HYPERBOLIC, mask=mask)
     _check(c, temperature, aggregation)
     c, temperature = float(c), float(temperature)
     if be == "numpy":
@@ -53,7 +51,7 @@ def hyperbolic_attention(q, k, v, *, c=1.0, temperature=1.0, aggregation="einste
 
 def hyperbolic_weights(q, k, *, c=1.0, temperature=1.0, mask=None, backend="auto"):
     """``W = softmax_j(−d_c(π q_i, π k_j)/T)``: ``(B, Lq, d), (B, Lk, d) → (B, Lq, Lk)``."""
-    be = resolve_backend(backend, (q, k), SUPPORT)
+    be = resolve_backend(backend, (q, k), HYPERBOLIC, mask=mask)
     _check(c, temperature)
     c, temperature = float(c), float(temperature)
     if be == "numpy":

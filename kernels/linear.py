@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from kernels.capabilities import declare
 from kernels.dispatch import resolve_backend
 from kernels.reference import linear as _ref
 from kernels.reference.dense import allowed_pattern
 
-SUPPORT = {
-    "numpy": None,
-    "numba": None,
-    "cupy": "no CuPy kernel yet: the GPU kernels arrive with their own issue",
-}
+#: What the kernel serves on each backend (:mod:`kernels.capabilities`).
+LINEAR = declare("linear", masks=True, causal=True)
 
 
 def linear_attention(q_feat, k_feat, v, *, mask=None, causal=False, backend="auto"):
@@ -26,7 +24,7 @@ def linear_attention(q_feat, k_feat, v, *, mask=None, causal=False, backend="aut
         raise ValueError(
             f"causal linear attention needs Lq == Lk, got Lq={q_feat.shape[-2]}, Lk={k_feat.shape[-2]}"
         )
-    be = resolve_backend(backend, (q_feat, k_feat, v), SUPPORT)
+    be = resolve_backend(backend, (q_feat, k_feat, v), LINEAR, mask=mask, causal=causal)
     if be == "numpy":
         allowed = allowed_pattern(mask, q_feat.shape[-2], k_feat.shape[-2], causal)
         return _ref.linear_attention(q_feat, k_feat, v, allowed)

@@ -5,15 +5,13 @@ import math
 
 import numpy as np
 
+from kernels.capabilities import declare
 from kernels.dispatch import resolve_backend
 from kernels.reference import dense as _dense
 from kernels.reference.local_global import local_global_mask
 
-SUPPORT = {
-    "numpy": None,
-    "numba": None,
-    "cupy": "no CuPy kernel yet: the GPU kernels arrive with their own issue",
-}
+#: What the kernel serves on each backend (:mod:`kernels.capabilities`).
+LOCAL_GLOBAL = declare("local_global", masks=True, causal=True)
 
 
 def local_global_attention(q, k, v, *, window, num_global, positions=None, mask=None, scale=None,
@@ -30,7 +28,7 @@ def local_global_attention(q, k, v, *, window, num_global, positions=None, mask=
         raise ValueError(f"positions must have shape ({lq},), got {positions.shape}")
     if lq and (positions.min() < 0 or positions.max() >= lk):
         raise ValueError(f"positions must lie in [0, {lk}), got [{positions.min()}, {positions.max()}]")
-    be = resolve_backend(backend, (q, k, v), SUPPORT)
+    be = resolve_backend(backend, (q, k, v), LOCAL_GLOBAL, mask=mask, causal=causal)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
     if be == "numpy":
         allowed = local_global_mask(positions, lk, window, num_global, causal)

@@ -13,14 +13,12 @@ import math
 
 import numpy as np
 
-from kernels.dispatch import BackendError, resolve_backend
+from kernels.capabilities import BackendError, declare
+from kernels.dispatch import resolve_backend
 from kernels.reference import lorentz as _ref
 
-SUPPORT = {
-    "numpy": None,
-    "numba": None,
-    "cupy": "no CuPy kernel yet: the GPU kernels arrive with their own issue",
-}
+#: What the kernel serves on each backend (:mod:`kernels.capabilities`).
+LORENTZ = declare("lorentz", masks=True)
 
 SCORES = _ref.SCORES
 
@@ -48,7 +46,7 @@ def _mask(mask):
 def cascade_attention(q, k, v, *, curvatures, temperature=1.0, score="distance", top_k=0, mask=None,
                       backend="auto"):
     """``(B, Lq, d), (B, Lk, d), (B, Lk, dv) → S (H, B, Lq, dv + 1)`` float64 (rows with no allowed key: 0)."""
-    be = resolve_backend(backend, (q, k, v), SUPPORT)
+    be = resolve_backend(backend, (q, k, v), LORENTZ, mask=mask)
     cs = _check(curvatures, temperature, score, top_k)
     if be == "numpy":
         return _ref.cascade_attention(q, k, v, cs, float(temperature), score, int(top_k), _mask(mask))
@@ -60,7 +58,7 @@ def cascade_attention(q, k, v, *, curvatures, temperature=1.0, score="distance",
 def cascade_weights(q, k, *, curvatures, betas, temperature=1.0, score="distance", top_k=0, mask=None,
                     backend="auto"):
     """``(B, Lq, d), (B, Lk, d) → Σ_h β_h W^h (B, Lq, Lk)`` float64."""
-    be = resolve_backend(backend, (q, k), SUPPORT)
+    be = resolve_backend(backend, (q, k), LORENTZ, mask=mask)
     cs = _check(curvatures, temperature, score, top_k)
     betas = np.asarray(betas, dtype=np.float64)
     if betas.shape != cs.shape:
@@ -72,4 +70,4 @@ def cascade_weights(q, k, *, curvatures, betas, temperature=1.0, score="distance
     return _nb.cascade_weights(q, k, cs, betas, float(temperature), score, int(top_k), _mask(mask))
 
 
-__all__ = ["SUPPORT", "SCORES", "cascade_attention", "cascade_weights"]
+__all__ = ["LORENTZ", "SCORES", "cascade_attention", "cascade_weights"]

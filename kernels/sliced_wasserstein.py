@@ -7,21 +7,19 @@ from __future__ import annotations
 
 import math
 
-from kernels.dispatch import BackendError, resolve_backend
+from kernels.capabilities import BackendError, declare
+from kernels.dispatch import resolve_backend
 from kernels.reference import sliced_wasserstein as _ref
 from kernels.reference.sliced_wasserstein import directions, features, quantile_grid, sorted_projections
 
-SUPPORT = {
-    "numpy": None,
-    "numba": None,
-    "cupy": "no CuPy kernel yet: the GPU kernels arrive with their own issue",
-}
+#: What the kernel serves on each backend (:mod:`kernels.capabilities`).
+SLICED_WASSERSTEIN = declare("sliced_wasserstein", masks=True)
 
 #: Query / key tiles of the Numba kernel.
 BLOCK_Q = 256
 BLOCK_K = 256
 
-__all__ = ["SUPPORT", "directions", "features", "quantile_grid", "sorted_projections", "sw_attention", "sw_weights"]
+__all__ = ["SLICED_WASSERSTEIN", "directions", "features", "quantile_grid", "sorted_projections", "sw_attention", "sw_weights"]
 
 
 def _check(p, temperature, num_candidates):
@@ -41,7 +39,7 @@ def sw_attention(a, b, v, *, p=2.0, temperature=1.0, mask=None, num_candidates=N
     With ``num_candidates = C`` (and the raw ``q (B, Lq, d)``, ``k (B, Lk, d)``), only the ``C``
     allowed keys of largest ``⟨q_i, k_j⟩`` take part (two-stage form).
     """
-    be = resolve_backend(backend, (a, b, v), SUPPORT)
+    be = resolve_backend(backend, (a, b, v), SLICED_WASSERSTEIN, mask=mask)
     _check(p, temperature, num_candidates)
     p, temperature = float(p), float(temperature)
     two_stage = num_candidates is not None and int(num_candidates) < b.shape[1]
@@ -61,7 +59,7 @@ def sw_attention(a, b, v, *, p=2.0, temperature=1.0, mask=None, num_candidates=N
 def sw_weights(a, b, *, p=2.0, temperature=1.0, mask=None, num_candidates=None, q=None, k=None,
                backend="auto"):
     """The weights of :func:`sw_attention`, ``(B, Lq, Lk)``."""
-    be = resolve_backend(backend, (a, b), SUPPORT)
+    be = resolve_backend(backend, (a, b), SLICED_WASSERSTEIN, mask=mask)
     _check(p, temperature, num_candidates)
     p, temperature = float(p), float(temperature)
     two_stage = num_candidates is not None and int(num_candidates) < b.shape[1]

@@ -18,6 +18,14 @@ def test_feature_matrix_is_current():
     assert section.strip() == feature_matrix().strip(), "run `python -m workbench matrix` and paste it in README.md"
 
 
+def test_feature_matrix_says_why_a_backend_cannot_serve():
+    matrix = feature_matrix()
+    assert "| kernels | numpy | numba | cupy |" in matrix
+    assert "| dense | ✓ | ✓ | — |" in matrix  # scaled_dot_product's row
+    assert "- `flash`: cupy: no CuPy kernel for flash yet" in matrix.splitlines()
+    assert "- `centroid_ot`: numba: no Numba kernel: after k-means" in matrix
+
+
 def test_quick_start_runs():
     text = README.read_text()
     code = text.split("## Quick start")[1].split("```python")[1].split("```")[0]

@@ -99,7 +99,15 @@ def test_cli_list_and_info(capsys):
     out = capsys.readouterr().out
     assert all(name in out for name in NAMES)
     assert main(["info", "linear"]) == 0
-    assert "num_features" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "num_features" in out and "  kernels: linear\n" in out
+    assert "    cupy: no (no CuPy kernel for linear yet)\n" in out
+    assert main(["info", "centroid_ot"]) == 0
+    out = capsys.readouterr().out
+    assert "    numpy: yes\n" in out
+    assert "    numba: no (no Numba kernel: after k-means the work is a few (L x M) matrix products" in out
+    assert main(["info", "graph_rope"]) == 0
+    assert "    cupy: no (no CuPy kernel for graph yet; no CuPy kernel for dense yet)\n" in capsys.readouterr().out
     assert main(["info", "nope"]) == 2
     assert "no mechanism 'nope'" in capsys.readouterr().err
 

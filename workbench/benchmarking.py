@@ -217,7 +217,6 @@ def bench_lengths(name: str, params: Mapping | None, lengths: Sequence[int], d: 
     ``{"mechanism", "length", "d", "seconds", "times", "peak_mib", "backend", "error"}``.
     """
     from workbench.autograph import call_with_graph
-    from workbench.compare import _resolve_backend as resolve_backend
     from workbench.registry import registry
     import workbench.mechanisms  # noqa: F401  (registers every mechanism)
 
@@ -243,7 +242,7 @@ def bench_lengths(name: str, params: Mapping | None, lengths: Sequence[int], d: 
                 (x,) = random_inputs((L, int(d)), [int(seed), L], count=1)
                 if info.needs_graph and L < 2:
                     raise DataError(f"length: {name} needs a graph of at least 2 nodes, got L={L}")
-                row["backend"] = resolve_backend(mech, info, (x,))
+                row["backend"] = mech.backend_for(x)
                 # the warm-up call also builds and checks the graph, outside the timing
                 _, graph, _, _ = call_with_graph(lambda kw: mech(x, x, x, **kw), info, x, None, "auto", graph_k,
                                                  int(seed))

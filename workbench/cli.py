@@ -19,15 +19,24 @@ def _list() -> str:
 
 
 def feature_matrix() -> str:
-    """The README's feature matrix as Markdown, generated from the registry so it cannot drift."""
-    head = "| mechanism | family | formula | time | memory | graph | numpy | numba | cupy |"
-    rows = [head, "|" + "---|" * 9]
+    """The README's feature matrix as Markdown, generated from the registry so it cannot drift: one
+    row per mechanism (with the kernels it calls), then why a backend cannot serve, per kernel."""
+    backends = ("numpy", "numba", "cupy")
+    head = "| mechanism | family | formula | time | memory | graph | kernels | " + " | ".join(backends) + " |"
+    rows = [head, "|" + "---|" * (7 + len(backends))]
+    why: dict = {}  # kernel name -> {backend: reason}, in order of first use
     for name in list_mechanisms():
         info = registry[name]
-        marks = ["✓" if info.backends.get(b) is None else "—" for b in ("numpy", "numba", "cupy")]
+        marks = ["✓" if info.backends.get(b) is None else "—" for b in backends]
         cells = [f"`{name}`", info.family, info.formula, info.time_complexity, info.memory_complexity,
-                 "yes" if info.needs_graph else "no", *marks]
+                 "yes" if info.needs_graph else "no", ", ".join(info.kernels), *marks]
         rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        for kernel in info.cls.kernels_used:
+            why.setdefault(kernel.name, {b: r for b, r in kernel.backends.items() if r is not None})
+    rows += ["", "Why a backend cannot serve (per kernel; a backend serves a mechanism only if it serves each of "
+                 "its kernels, and `python -m workbench info NAME` says why per mechanism):", ""]
+    rows += [f"- `{kernel}`: " + "; ".join(f"{b}: {r}" for b, r in reasons.items())
+             for kernel, reasons in why.items() if reasons]
     return "\n".join(rows)
 
 
@@ -35,7 +44,8 @@ def _info(name: str) -> str:
     info = registry[name]
     lines = [f"{name}: {info.summary}", f"  family: {info.family}", f"  theory: {info.theory or '-'}",
              f"  formula: {info.formula}", f"  time: {info.time_complexity}", f"  memory: {info.memory_complexity}",
-             f"  needs a graph: {'yes' if info.needs_graph else 'no'}", "  backends:"]
+             f"  needs a graph: {'yes' if info.needs_graph else 'no'}", f"  kernels: {', '.join(info.kernels)}",
+             "  backends (served only where every kernel is):"]
     lines += [f"    {b}: {'yes' if why is None else 'no (' + why + ')'}" for b, why in info.backends.items()]
     lines.append("  parameters:")
     for pname, p in info.parameters.items():

@@ -100,15 +100,6 @@ def _as_2d(name: str, a) -> np.ndarray:
     return arr
 
 
-def _resolve_backend(mech, info, arrays) -> str:
-    import kernels
-
-    try:
-        return kernels.resolve_backend(mech.backend, arrays, info.backends)
-    except kernels.BackendError as exc:
-        raise ConfigurationError(f"backend: {exc}") from None
-
-
 _WARM: set = set()
 _WARM_LOCK = threading.Lock()
 
@@ -167,7 +158,7 @@ def run(name: str, params: Mapping | None, q, k, v, *, graph=None, query_index=N
                 q = q[rows]
                 rows = None
                 notes.append("ran on the selected queries alone (positions renumbered 0..n-1)")
-        res.backend = _resolve_backend(mech, info, (q, k, v))
+        res.backend = mech.backend_for(q, k, v)
         notes.extend(mech.input_notes(q, k))
         if warm:
             _warm_up(name, params, info, mech, q, v)

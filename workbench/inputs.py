@@ -24,6 +24,7 @@ class Batch:
     batch_shape: tuple
     single_query: bool
     graph: object | None = None  # the call's ``graph=`` for mechanisms that accept one
+    backend: str | None = None  # the backend resolved for the call (``Mechanism._prepare``), else None
 
     @property
     def dim(self) -> int:

@@ -1,7 +1,7 @@
 """The mechanism registry: every mechanism is registered once, here, and found everywhere.
 
 ``list_mechanisms()`` gives the names, ``make(name, **params)`` a configured instance and
-``registry[name]`` the metadata (family, theory, formula, complexity, graph need, backends).
+``registry[name]`` the metadata (family, theory, formula, complexity, graph need, kernels, backends).
 """
 from __future__ import annotations
 
@@ -25,11 +25,17 @@ class MechanismInfo:
     memory_complexity: str
     needs_graph: bool
     backends: dict = field(default_factory=dict)  # backend -> None (supported) or reason
+    kernels: tuple = ()  # names of the kernels the mechanism calls (its backends are derived from them)
 
     @property
     def summary(self) -> str:
         """First line of the class docstring."""
         return (self.cls.__doc__ or "").strip().splitlines()[0] if self.cls.__doc__ else ""
+
+    def not_supported_reasons(self, backend: str, q, k, v=None, *, mask=None, graph=None, **params) -> list[str]:
+        """Why ``backend`` cannot serve these inputs for the mechanism configured with ``params``
+        (empty: it can); see :meth:`workbench.mechanisms.base.Mechanism.not_supported_reasons`."""
+        return self.cls(**params).not_supported_reasons(backend, q, k, v, mask=mask, graph=graph)
 
     @property
     def parameters(self) -> dict:
@@ -79,6 +85,7 @@ class Registry(Mapping):
             memory_complexity=cls.memory_complexity,
             needs_graph=bool(getattr(cls, "needs_graph", False)),
             backends=dict(cls.backends),
+            kernels=tuple(kn.name for kn in getattr(cls, "kernels_used", ())),
         )
 
 

@@ -120,7 +120,7 @@ def test_parquet_columns_and_list_column(tmp_path, x):
 def test_word2vec_and_glove_text(tmp_path, x, header, ext):
     words = [f"tok{i}" for i in range(12)]
     body = [w + " " + " ".join(f"{v:.6f}" for v in r) for w, r in zip(words, x.tolist())]
-    lines = ([f"12 5"] if header else []) + body
+    lines = (["12 5"] if header else []) + body
     path = tmp_path / f"e{ext}"
     path.write_text("\n".join(lines) + "\n")
     ds = _both(path)

@@ -3,20 +3,24 @@ import pytest
 
 import kernels
 from kernels.dispatch import resolve_backend
+from kernels.flash import FLASH
 
 SUPPORT = {"numpy": None, "numba": None, "cupy": "no CuPy kernel yet"}
 
 
 def test_auto_picks_numba_for_numpy_arrays():
-    assert resolve_backend("auto", [np.zeros(1)], SUPPORT) == "numba"
+    assert resolve_backend("auto", [np.zeros(1)], FLASH) == "numba"
+    assert resolve_backend("auto", [np.zeros(1)], SUPPORT) == "numba"  # a hand-written map, as mechanisms may declare
     assert resolve_backend("auto", [np.zeros(1)], {"numpy": None, "numba": "absent"}) == "numpy"
 
 
 def test_unavailable_backend_says_why():
+    with pytest.raises(kernels.BackendError, match="backend 'cupy' cannot serve flash: no CuPy kernel for flash yet"):
+        resolve_backend("cupy", [np.zeros(1)], FLASH)
     with pytest.raises(kernels.BackendError, match="no CuPy kernel yet"):
         resolve_backend("cupy", [np.zeros(1)], SUPPORT)
     with pytest.raises(kernels.BackendError, match="backend must be one of"):
-        resolve_backend("gpu", [np.zeros(1)], SUPPORT)
+        resolve_backend("gpu", [np.zeros(1)], FLASH)
 
 
 def test_kernels_import_nothing_from_workbench():

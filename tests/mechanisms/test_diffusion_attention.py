@@ -45,7 +45,7 @@ def test_dense_expm_weights_match_definition(rng, backend, kind):
 
 
 def test_euler_is_upstreams_five_steps_where_those_are_stable(rng, backend):
-    q, k, v = rng.standard_normal((3, 4)), rng.standard_normal((10, 4)), rng.standard_normal((10, 2))
+    q, k = rng.standard_normal((3, 4)), rng.standard_normal((10, 4))
     mech = workbench.make("diffusion", graph="dense", sigma=1.0, scale=1.0, backend=backend)  # random walk
     L = dense_laplacian(k, 1.0, "random_walk")
     x = k @ q.T

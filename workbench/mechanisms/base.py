@@ -1,16 +1,23 @@
 """The mechanism base class: parameters declared once with ``param``, called like SDPA."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import param
 
 import kernels
+from kernels import capabilities
 from workbench.errors import ConfigurationError, NumericalError
 from workbench.inputs import Batch, all_finite, prepare
 
-_NO_GPU = "no CuPy kernel yet: the GPU kernels arrive with their own issue"
+#: What a mechanism that declares no kernels (nor ``backends``) runs on: its own NumPy code.
+_OWN_NUMPY = capabilities.Kernel.from_backends("NumPy code", {
+    "numpy": None,
+    "numba": "no Numba kernel: the mechanism declares no kernels (kernels_used) and computes with NumPy",
+    "cupy": "no CuPy kernel: the mechanism declares no kernels (kernels_used) and computes with NumPy",
+})
 
 
 class Mechanism(param.Parameterized):
@@ -19,6 +26,13 @@ class Mechanism(param.Parameterized):
     Subclasses declare parameters as ``param`` attributes (type, bounds, default, doc) and
     implement ``_forward(batch) -> (B, Lq, dv)`` and, where weights are defined,
     ``_weights(batch) -> (B, Lq, Lk)`` on validated, flattened inputs.
+
+    Backends: a subclass names the kernels it calls in ``kernels_used`` (e.g.
+    ``(kernels.flash.FLASH,)``); its ``backends`` are derived from them (a backend serves the
+    mechanism only if it serves every kernel; the reason is the union of theirs). Each call resolves
+    ``backend`` once against those kernels, refuses an unsupported one with the reasons in words, and
+    hands the result on as ``batch.backend``. A mechanism computing with its own NumPy code may
+    declare ``backends`` by hand instead (``backend → None | reason``).
     """
 
     #: Registry metadata (class attributes, read by :func:`workbench.registry.register`).
@@ -30,7 +44,10 @@ class Mechanism(param.Parameterized):
     needs_graph: bool = False
     #: True for mechanisms that read ``graph=`` (from ``Batch.graph``); others refuse one.
     accepts_graph: bool = False
-    backends: dict = {"numpy": None, "numba": None, "cupy": _NO_GPU}
+    #: The kernels (:class:`kernels.capabilities.Kernel`) the mechanism calls.
+    kernels_used: tuple = (_OWN_NUMPY,)
+    #: ``backend → None (serves) | reason``: derived from :attr:`kernels_used` (read by the registry).
+    backends: dict = capabilities.backends_of(kernels_used)
     registry_name: str = ""
     #: True where a row's weights depend on the query's position (windows, sequence order): such
     #: mechanisms are calibrated on a contiguous block of keys rather than a random sample.
@@ -45,6 +62,12 @@ class Mechanism(param.Parameterized):
         doc="Kernel backend: 'auto' (Numba for NumPy arrays, CuPy for CuPy arrays), 'numpy' "
             "(the reference), 'numba' or 'cupy'.",
     )
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "backends" in cls.__dict__ and "kernels_used" not in cls.__dict__:  # declared by hand
+            cls.kernels_used = (capabilities.Kernel.from_backends(cls.__name__, cls.backends),)
+        cls.backends = capabilities.backends_of(cls.kernels_used)
 
     def __init__(self, **params):
         unknown = sorted(set(params) - set(self.param) - {"name"})
@@ -80,7 +103,7 @@ class Mechanism(param.Parameterized):
         """Attend: ``q (..., Lq, d), k (..., Lk, d), v (..., Lk, dv) → (..., Lq, dv)``."""
         self._check_numbers()
         self._check_graph_arg(graph)
-        batch = prepare(q, k, v, mask, graph=graph)
+        batch = self._prepare(q, k, v, mask, graph=graph)
         self._check(batch)
         out = self._run(self._forward, batch)
         return batch.restore(self._finite(out, "output"))
@@ -89,10 +112,39 @@ class Mechanism(param.Parameterized):
         """Attention weights ``(..., Lq, Lk)``; rows sum to 1 over allowed keys (0 if none)."""
         self._check_numbers()
         self._check_graph_arg(graph)
-        batch = prepare(q, k, None, mask, need_v=False, graph=graph)
+        batch = self._prepare(q, k, None, mask, need_v=False, graph=graph)
         self._check(batch)
         w = self._run(self._weights, batch)
         return batch.restore(self._finite(w, "weights"))
+
+    def backend_for(self, *arrays) -> str:
+        """The backend a call on ``arrays`` runs on: :attr:`backend` resolved against
+        :attr:`kernels_used` (``"auto"``: the first of CuPy, Numba, NumPy serving all of them);
+        ConfigurationError naming the reasons when it cannot serve."""
+        try:
+            return capabilities.select(self.backend, self._call_inputs(arrays), self.kernels_used)
+        except kernels.BackendError as exc:
+            raise ConfigurationError(f"backend: {exc}") from None
+
+    @staticmethod
+    def _call_inputs(arrays) -> capabilities.Inputs:
+        """The kernels' view of a call on ``arrays``: every input is cast to float64 if all are
+        float64, else to float32 (as :func:`workbench.inputs.prepare` does)."""
+        inputs = capabilities.Inputs.of(arrays)
+        return dataclasses.replace(inputs, dtypes=("float64",) if inputs.dtypes == ("float64",) else ("float32",))
+
+    def not_supported_reasons(self, backend: str, q, k, v=None, *, mask=None, graph=None) -> list[str]:
+        """Why ``backend`` (or, for ``"auto"``, every backend) cannot serve a call on these inputs,
+        in words; empty when it can. The kernels' reasons (:attr:`kernels_used`) for the inputs as a
+        call would validate them, and a ``graph`` this configuration does not use. Invalid shapes
+        raise as a call would."""
+        inputs = self._call_inputs((q, k, v))
+        if inputs.libraries == ("numpy",):
+            prepare(q, k, v, mask, need_v=v is not None)  # validation, as a call
+        reasons = capabilities.not_supported_reasons(backend, inputs, self.kernels_used)
+        if graph is not None and not self.uses_graph():
+            reasons.append(f"{type(self).__name__} does not use a graph in this configuration")
+        return reasons
 
     def input_notes(self, q, k) -> list[str]:
         """Warnings about inputs the mechanism accepts but reads in a way users may not expect
@@ -121,6 +173,12 @@ class Mechanism(param.Parameterized):
         return f"{type(self).__name__}({args})"
 
     # -- for subclasses ----------------------------------------------------------------------
+    def _prepare(self, q, k, v, mask=None, *, need_v: bool = True, graph=None) -> Batch:
+        """The validated, flattened inputs (:func:`workbench.inputs.prepare`) with the backend of the
+        call resolved once (:meth:`backend_for`) as ``batch.backend``."""
+        b = prepare(q, k, v, mask, need_v=need_v, graph=graph)
+        return dataclasses.replace(b, backend=self.backend_for(b.q, b.k, b.v))
+
     def _check(self, batch: Batch) -> None:
         """Mechanism-specific validation of the shapes (raise ShapeError/ConfigurationError)."""
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 import param
 
-from kernels.centroid_ot import PLANS, SPREADS, SUPPORT, centroid_ot_attention, centroid_ot_weights
-from kernels.dispatch import resolve_backend
+from kernels.centroid_ot import CENTROID_OT, PLANS, SPREADS, centroid_ot_attention, centroid_ot_weights
 from workbench.errors import ShapeError
 from workbench.mechanisms import params as P
 from workbench.mechanisms._key_subsets import key_subsets
@@ -43,7 +42,7 @@ class CentroidOT(Mechanism):
     formula = "W = π ρᵀ,  π_ic ∝ b_c exp(−(s/2)‖q_i − μ_c‖²/T) (or Sinkhorn),  out = π (ρᵀ V)"
     time_complexity = "O(Lk·M·d·iters + (Lq + Lk)·M·(d + dv)) per distinct mask row"
     memory_complexity = "O((Lq + Lk)·M); O(Lq·Lk) weights"
-    backends = dict(SUPPORT)
+    kernels_used = (CENTROID_OT,)
 
     num_centroids = param.Integer(
         default=16, bounds=(1, 65_536),
@@ -99,7 +98,6 @@ class CentroidOT(Mechanism):
                     max_iter=self.sinkhorn_iterations, backend=self.backend)
 
     def _forward(self, b):
-        resolve_backend(self.backend, (b.q, b.k, b.v), SUPPORT)  # refuse before any work, masked or not
         B, lq = b.q.shape[:2]
         out = np.zeros((B, lq, b.v.shape[-1]), b.v.dtype)
         for bi, rows, keys in key_subsets(b):
@@ -109,7 +107,6 @@ class CentroidOT(Mechanism):
         return out
 
     def _weights(self, b):
-        resolve_backend(self.backend, (b.q, b.k), SUPPORT)
         B, lq = b.q.shape[:2]
         w = np.zeros((B, lq, b.k.shape[1]), b.q.dtype)
         for bi, rows, keys in key_subsets(b):

@@ -4,12 +4,10 @@ from __future__ import annotations
 import numpy as np
 import param
 
-from kernels.diffusion import INTEGRATORS, LAPLACIANS, MULTISCALE, SUPPORT, diffused_keys, diffusion_attention
+from kernels.diffusion import DIFFUSION, INTEGRATORS, LAPLACIANS, MULTISCALE, diffused_keys, diffusion_attention
 from kernels.diffusion import diffusion_weights
-from kernels.dispatch import resolve_backend
 from workbench.diffusion import gaussian_affinity, knn_affinity, laplacian
 from workbench.errors import ShapeError
-from workbench.inputs import prepare
 from workbench.mechanisms import params as P
 from workbench.mechanisms._key_subsets import key_subsets
 from workbench.mechanisms.base import Mechanism
@@ -54,7 +52,7 @@ class Diffusion(Mechanism):
     formula = "softmax((e^{−tL} s·K qᵀ)/T) V,  L = Laplacian of the key graph"
     time_complexity = "O(Lq·Lk·d + kNN(Lk) + d·nnz(L)·steps) (knn); O(Lk²·d·steps) (dense)"
     memory_complexity = "O(k·Lk) graph (knn) or O(Lk²) (dense); O(threads·block²) (Numba); O(Lq·Lk) weights"
-    backends = dict(SUPPORT)
+    kernels_used = (DIFFUSION,)
 
     diffusion_time = param.Number(
         default=1.0, bounds=(0, 1e4),
@@ -117,7 +115,6 @@ class Diffusion(Mechanism):
                     num_steps=self.num_steps, backend=self.backend)
 
     def _forward(self, b):
-        resolve_backend(self.backend, (b.q, b.k, b.v), SUPPORT)  # refuse before any work, masked or not
         B, lq = b.q.shape[:2]
         width = b.v.shape[-1] * (self.scales if self.multiscale == "concat" else 1)
         out = np.zeros((B, lq, width), b.v.dtype)
@@ -129,7 +126,6 @@ class Diffusion(Mechanism):
         return out
 
     def _scale_weights(self, b):
-        resolve_backend(self.backend, (b.q, b.k), SUPPORT)
         B, lq = b.q.shape[:2]
         w = np.zeros((self.scales, B, lq, b.k.shape[1]), b.q.dtype)
         for bi, rows, keys in key_subsets(b):
@@ -144,7 +140,7 @@ class Diffusion(Mechanism):
 
     def multiscale_weights(self, q, k, *, mask=None):
         """The weight map of every diffusion time, ``(S, ..., Lq, Lk)`` (times in :attr:`times`)."""
-        batch = prepare(q, k, None, mask, need_v=False)
+        batch = self._prepare(q, k, None, mask, need_v=False)
         w = self._run(self._scale_weights, batch)
         return np.stack([batch.restore(self._finite(ws, "weights")) for ws in w])
 
@@ -156,8 +152,7 @@ class Diffusion(Mechanism):
         with ``kind=laplacian``; the random-walk energy is the unnormalised one). Computed as
         ``s²·qᵀ(K̃ᵀ M K̃)q`` with the diffused keys ``K̃``. Rows with no allowed key are 0.
         """
-        batch = prepare(q, k, None, mask, need_v=False)
-        resolve_backend(self.backend, (batch.q, batch.k), SUPPORT)
+        batch = self._prepare(q, k, None, mask, need_v=False)
         B, lq = batch.q.shape[:2]
         times = np.concatenate([[0.0], self.times])
         out = np.zeros((B, lq, times.size))

@@ -12,10 +12,8 @@ from kernels.reference.softmax import masked_softmax
 from workbench.errors import ConfigurationError, ShapeError
 from workbench.inputs import prepare
 from workbench.mechanisms import params as P
-from workbench.mechanisms.base import _NO_GPU, Mechanism
+from workbench.mechanisms.base import Mechanism
 from workbench.registry import register
-
-SUPPORT = {"numpy": None, "numba": None, "cupy": _NO_GPU}
 
 #: Relative margin of the projection into the ball, ``√c‖x‖ ≤ 1 − PROJECTION_EPS`` (upstream's
 #: 1e-5, float32-safe; the same for every dtype so that float32 and float64 agree).
@@ -56,7 +54,7 @@ class DualSpace(Mechanism):
     memory_complexity = "O(Lq·dv + threads·block²) forward (Numba, fusion='dual'); O(Lq·Lk) otherwise"
     needs_graph = False
     accepts_graph = True  # fusion='graph_latent_cross' reads graph=
-    backends = dict(SUPPORT)
+    kernels_used = (kernels.curvature.CURVATURE,)
 
     euclidean_weight = param.Number(default=0.5, bounds=(0, None),
                                     doc="Weight α_E of the Euclidean dot-product term of the logit.")
@@ -211,21 +209,14 @@ class DualSpace(Mechanism):
             np.fill_diagonal(adj, True)
         return adj
 
-    def _backend(self, b) -> str:
-        try:
-            return kernels.resolve_backend(self.backend, (b.q, b.k), SUPPORT)
-        except kernels.BackendError as exc:
-            raise ConfigurationError(f"backend: {exc}") from None
-
     def _check(self, b):
-        self._backend(b)
         self._check_fusion_weights()
         if self.fusion == "graph_latent_cross":
             self._adjacency(b)
 
     def _weights64(self, b) -> np.ndarray:
         B, lq, lk = b.q.shape[0], b.q.shape[1], b.k.shape[1]
-        be = self._backend(b)
+        be = b.backend
         allowed = None if b.mask is None else np.broadcast_to(b.mask, (B, lq, lk))
         s = self._logits(b.q, b.k, be)
         if self.fusion == "dual":
@@ -249,7 +240,7 @@ class DualSpace(Mechanism):
     def _forward(self, b):
         d, dv = b.q.shape[-1], b.v.shape[-1]
         w_o = self.projection_weights(d)["W_O"] if (self.projections and dv == d) else None
-        if self.fusion != "dual" or self._backend(b) != "numba":
+        if self.fusion != "dual" or b.backend != "numba":
             out = np.matmul(self._weights64(b), b.v.astype(np.float64))
             return (out if w_o is None else out @ w_o.T).astype(b.q.dtype)
         from kernels.blas_threads import one_blas_thread

@@ -4,7 +4,7 @@ from __future__ import annotations
 import param
 
 import kernels
-from workbench.inputs import prepare
+from kernels.flash import FLASH
 from workbench.mechanisms import params as P
 from workbench.mechanisms.base import Mechanism
 from workbench.registry import register
@@ -24,6 +24,7 @@ class Flash(Mechanism):
     formula = "online softmax over key blocks: O = Σ_J e^{s_J − lse} V_J"
     time_complexity = "O(Lq·Lk·d)"
     memory_complexity = "O(Lq·dv + threads·block_size·query_block_size)"
+    kernels_used = (FLASH,)
 
     block_size = param.Integer(default=128, bounds=(1, 65_536), doc="Keys per block (the tile width).")
     query_block_size = param.Integer(
@@ -44,7 +45,7 @@ class Flash(Mechanism):
             return super().__call__(q, k, v, mask=mask, graph=graph)
         self._check_numbers()
         self._check_graph_arg(graph)
-        b = prepare(q, k, v, mask)
+        b = self._prepare(q, k, v, mask)
         out, lse = self._run(lambda b: kernels.flash_attention(b.q, b.k, b.v, **self._kernel_args(b)), b)
         return b.restore(self._finite(out, "output")), b.restore(lse, trailing=1)
 

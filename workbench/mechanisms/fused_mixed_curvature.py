@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import param
 
-from kernels.curvature import fused_attention, fused_logits
+from kernels.curvature import CURVATURE, fused_attention, fused_logits
 from kernels.reference.softmax import masked_softmax
 from workbench.curvature import ComponentQuantizer, component_dims
 from workbench.errors import ConfigurationError
@@ -48,6 +48,7 @@ class FusedMixedCurvature(Mechanism):
     formula = "softmax((w_E·s⟨q_E,k_E⟩ − w_H·d_H(q_H,k_H) − w_S·d_S(q_S,k_S))/T) V"
     time_complexity = "O(Lq·Lk·d)"
     memory_complexity = "O(Lq·dv + threads·block²) forward (Numba); O(Lq·Lk) weights"
+    kernels_used = (CURVATURE,)
 
     euclidean_dim = param.Integer(default=None, allow_None=True, bounds=(0, None),
                                   doc="Width E of the Euclidean block (per head); None means ⌊d_head/2⌋.")

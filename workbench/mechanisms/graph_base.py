@@ -13,10 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernels.graph import csr_by_destination
+from kernels.graph import GRAPH, csr_by_destination
 from workbench.errors import DataError, ShapeError
 from workbench.graph import Graph
-from workbench.inputs import prepare
 from workbench.mechanisms.base import Mechanism
 
 
@@ -60,6 +59,7 @@ class GraphMechanism(Mechanism):
 
     needs_graph = True
     accepts_graph = True
+    kernels_used = (GRAPH,)
 
     # -- public API ----------------------------------------------------------------------------
     def __call__(self, q, k, v, *, mask=None, graph: Graph | None = None):
@@ -67,7 +67,7 @@ class GraphMechanism(Mechanism):
         self._check_numbers()
         if graph is None:
             return super().__call__(q, k, v, mask=mask)
-        b = prepare(q, k, v, mask)
+        b = self._prepare(q, k, v, mask)
         self._check(b)
         self._check_graph(b, graph)
         out = self._run(lambda bb: self._attend_batch(bb, graph)[0], b)
@@ -78,7 +78,7 @@ class GraphMechanism(Mechanism):
         self._check_numbers()
         if graph is None:
             return super().weights(q, k, mask=mask)
-        b = prepare(q, k, None, mask, need_v=False)
+        b = self._prepare(q, k, None, mask, need_v=False)
         self._check(b)
         self._check_graph(b, graph)
         w = self._run(lambda bb: self._dense_weights(bb, graph), b)
@@ -100,7 +100,7 @@ class GraphMechanism(Mechanism):
                 graph = graph.replace(edge_attr=edge_attr)
         else:
             graph = Graph(xa.shape[0], edge_index, edge_attr)
-        b = prepare(xa, xa, xa)
+        b = self._prepare(xa, xa, xa)
         self._check(b)
         self._check_graph(b, graph)
         out, edges, w = self._run(lambda bb: self._attend_batch(bb, graph), b)

@@ -8,6 +8,7 @@ import param
 
 import kernels
 import kernels.graph as kgraph
+from kernels.dense import DENSE
 from workbench.errors import DataError
 from workbench.mechanisms import params as P
 from workbench.mechanisms.graph_base import GraphMechanism
@@ -82,6 +83,7 @@ class GraphRoPE(GraphMechanism):
     formula = "softmax_j(s·⟨rot(q_i, p_i), rot(k_j, p_j)⟩) V,  p from the graph"
     time_complexity = "O(E·d) with E attended pairs (dense: Lq·Lk)"
     memory_complexity = "O(E) weights; O(N²) hop table for graph_distance"
+    kernels_used = (kgraph.GRAPH, DENSE)
 
     base = param.Number(default=10000.0, bounds=(1, None), inclusive_bounds=(False, True),
                         doc="Frequency base: ω_i = base^(-2i/d).")

@@ -8,14 +8,13 @@ import numpy as np
 import param
 
 import kernels
-from kernels.graph import csr_by_destination, edge_softmax_aggregate
+from kernels.dense import DENSE
+from kernels.graph import GRAPH, csr_by_destination, edge_softmax_aggregate
 from workbench.errors import ConfigurationError, ShapeError
 from workbench.inputs import prepare
 from workbench.mechanisms import params as P
-from workbench.mechanisms.base import _NO_GPU, Mechanism
+from workbench.mechanisms.base import Mechanism
 from workbench.registry import register
-
-SUPPORT = {"numpy": None, "numba": None, "cupy": _NO_GPU}
 
 
 @register("hnsw_local_global")
@@ -43,7 +42,7 @@ class HNSWLocalGlobal(Mechanism):
     memory_complexity = "O(E + N·H) (weights() is dense O(N²), for inspection)"
     needs_graph = True
     accepts_graph = True
-    backends = dict(SUPPORT)
+    kernels_used = (GRAPH, DENSE)
 
     gate = param.ClassSelector(
         default=0.5, class_=(float, int, str),
@@ -79,10 +78,6 @@ class HNSWLocalGlobal(Mechanism):
 
     # -- checks ------------------------------------------------------------------------------------
     def _check(self, b):
-        try:
-            kernels.resolve_backend(self.backend, (b.q, b.k), SUPPORT)
-        except kernels.BackendError as exc:
-            raise ConfigurationError(f"backend: {exc}") from None
         self._check_gate()
         g = b.graph
         if g is None:

@@ -6,7 +6,7 @@ import param
 
 from kernels.geometry import stereographic as _K
 from kernels.hyperbolic import AGGREGATIONS as _CLOSED_FORM
-from kernels.hyperbolic import hyperbolic_attention, hyperbolic_weights
+from kernels.hyperbolic import HYPERBOLIC, hyperbolic_attention, hyperbolic_weights
 from workbench.geometry import poincare as _P
 from workbench.mechanisms.base import Mechanism
 from workbench.registry import register
@@ -41,11 +41,7 @@ class Hyperbolic(Mechanism):
     time_complexity = "O(Lq·Lk·(d+dv)) (frechet: × iterations)"
     memory_complexity = "O(Lq·dv + threads·block²) (einstein/tangent, Numba); O(Lq·Lk) otherwise"
     needs_graph = False
-    backends = {
-        "numpy": None,
-        "numba": None,
-        "cupy": "no CuPy kernel yet: the GPU kernels arrive with their own issue",
-    }
+    kernels_used = (HYPERBOLIC,)
 
     c = param.Number(default=1.0, bounds=(0, 1e12), inclusive_bounds=(False, True),
                      doc="Curvature magnitude c > 0: the ball of radius 1/sqrt(c), curvature -c.")

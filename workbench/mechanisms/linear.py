@@ -5,6 +5,7 @@ import numpy as np
 import param
 
 import kernels
+from kernels.linear import LINEAR
 from kernels.reference.linear import FEATURE_KERNELS, feature_map, implied_weights, random_features
 from kernels.reference.dense import allowed_pattern
 from workbench.errors import ShapeError
@@ -29,6 +30,7 @@ class Linear(Mechanism):
     formula = "φ(Q)(φ(K)ᵀV) / φ(Q)(φ(K)ᵀ1),  E[φ(q)·φ(k)] = exp(s q·k)"
     time_complexity = "O((Lq+Lk)·m·(d+dv))"
     memory_complexity = "O((Lq+Lk)·m + m·dv)"
+    kernels_used = (LINEAR,)
 
     num_features = param.Integer(default=256, bounds=(1, 16_384), doc="Number of random features m.")
     kernel = param.Selector(default="favor+", objects=list(FEATURE_KERNELS),

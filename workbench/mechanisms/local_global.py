@@ -5,6 +5,7 @@ import numpy as np
 import param
 
 import kernels
+from kernels.local_global import LOCAL_GLOBAL
 from kernels.reference.dense import attention_weights
 from workbench.errors import ShapeError
 from workbench.mechanisms import params as P
@@ -27,6 +28,7 @@ class LocalGlobal(Mechanism):
     formula = "softmax over {|i−j| ≤ w/2} ∪ {j < g} ∪ {i < g} of s·q_i·k_j"
     time_complexity = "O(L·(w+g)·d + g·L·d)"
     memory_complexity = "O(L·dv)"
+    kernels_used = (LOCAL_GLOBAL,)
 
     window = param.Integer(default=32, bounds=(1, None),
                            doc="Window width w: query i attends keys |i - j| <= w // 2.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import param
 
-from kernels.lorentz import cascade_attention, cascade_weights
+from kernels.lorentz import LORENTZ, cascade_attention, cascade_weights
 from workbench.errors import ConfigurationError, NumericalError
 from workbench.mechanisms.base import Mechanism
 from workbench.registry import register
@@ -52,6 +52,7 @@ class LorentzCascade(Mechanism):
     formula = "out = Σ_h β_h log₀^{c_h}(centroid_L(softmax(−d_{c_h}(q,k)/T), exp₀^{c_h}(V)))"
     time_complexity = "O(H·Lq·Lk·(d + dv)); top-k: O(Lq·Lk·d + H·Lq·k·dv)"
     memory_complexity = "O(H·Lq·dv + threads·block²) forward (Numba); O(Lq·Lk) weights and NumPy"
+    kernels_used = (LORENTZ,)
 
     num_heads = param.Integer(default=4, bounds=(1, 64),
                               doc="Number of heads H, one per curvature in curvature_range (log-spaced).")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import param
 
-from kernels.curvature import fused_logits
+from kernels.curvature import CURVATURE, fused_logits
 from kernels.reference.softmax import masked_softmax
 from workbench.errors import ConfigurationError
 from workbench.mechanisms.base import Mechanism
@@ -45,6 +45,7 @@ class MixedCurvature(Mechanism):
     formula = "w = (1−α)·softmax(⟨q_E,k_E⟩/T) + α·softmax(−d_c(q_H,k_H)/T); out = [w V_E | midpoint_w(V_H)]"
     time_complexity = "O(Lq·Lk·d)"
     memory_complexity = "O(Lq·Lk + Lq·dv)"
+    kernels_used = (CURVATURE,)
 
     euclidean_dim = param.Integer(
         default=None, allow_None=True, bounds=(0, None),

@@ -8,10 +8,13 @@ from dataclasses import dataclass
 import numpy as np
 import param
 
-import kernels
+from kernels.dense import DENSE
+from kernels.graph import GRAPH
+from kernels.hyperbolic import HYPERBOLIC
+from kernels.linear import LINEAR
 from workbench.errors import ConfigurationError
 from workbench.mechanisms import params as P
-from workbench.mechanisms.base import _NO_GPU, Mechanism
+from workbench.mechanisms.base import Mechanism
 from workbench.registry import register, registry
 
 #: The research note's roster: local (standard), hierarchical (hyperbolic), global (linear) and
@@ -21,8 +24,6 @@ DEFAULT_EXPERTS = ("scaled_dot_product", "hyperbolic", "linear", "edge_featured"
 #: Parameters given to experts unless ``expert_params`` says otherwise: one GAT head keeps the
 #: edge-featured expert's output width equal to ``dv`` for every ``dv``.
 DEFAULT_EXPERT_PARAMS = {"edge_featured": {"num_heads": 1}}
-
-SUPPORT = {"numpy": None, "numba": None, "cupy": _NO_GPU}
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,8 @@ class MoE(Mechanism):
     formula = "Σ_{e∈topk(softmax(Gq_i))} g_ie · Expert_e(q_i, K, V)"
     time_complexity = "O(Lq·E·d + Σ_e cost_e(routed queries))"
     memory_complexity = "O(Lq·E + max_e memory_e)"
-    backends = dict(SUPPORT)
+    #: The kernels of the default experts (an expert outside them declares its own and refuses by itself).
+    kernels_used = (DENSE, HYPERBOLIC, LINEAR, GRAPH)
     accepts_graph = True  # graph= is passed on to the experts that accept one
 
     experts = param.List(
@@ -225,10 +227,6 @@ class MoE(Mechanism):
 
     # -- routing --------------------------------------------------------------------------------------
     def _check(self, b):
-        try:
-            kernels.resolve_backend(self.backend, (b.q, b.k), SUPPORT)
-        except kernels.BackendError as exc:
-            raise ConfigurationError(f"backend: {exc}") from None
         experts = self._experts()
         if b.graph is not None and not any(m.uses_graph() for m in experts):
             raise ConfigurationError(
@@ -312,7 +310,7 @@ class MoE(Mechanism):
         alternate with BLAS calls, and multi-threaded OpenBLAS workers left spinning between them
         slow every following kernel down (measured 4.5× at (32, 12, 512, 64) on a loaded 2-core
         machine). A no-op on the NumPy backend."""
-        if kernels.resolve_backend(self.backend, (b.q, b.k), SUPPORT) != "numba":
+        if b.backend != "numba":
             return contextlib.nullcontext()
         from kernels.blas_threads import one_blas_thread
 

@@ -5,6 +5,7 @@ import numpy as np
 import param
 
 import kernels
+from kernels.dense import DENSE
 from workbench.errors import ConfigurationError
 from workbench.mechanisms import params as P
 from workbench.mechanisms.base import Mechanism
@@ -26,6 +27,7 @@ class MultiHead(Mechanism):
     formula = "concat_i softmax(s·Q_i K_iᵀ) V_i · W_o,  s = 1/√(d/h)"
     time_complexity = "O(Lq·Lk·d)"
     memory_complexity = "O(h·Lq·Lk) weights; O(Lq·dv) output (Numba kernel: tiled)"
+    kernels_used = (DENSE,)
 
     num_heads = param.Integer(default=8, bounds=(1, 4096), doc="Number of heads h; d and dv must be divisible by h.")
     projections = param.Boolean(
@@ -96,10 +98,8 @@ class MultiHead(Mechanism):
 
     def head_weights(self, q, k, *, mask=None):
         """Weights of every head, ``(..., h, Lq, Lk)``."""
-        from workbench.inputs import prepare
-
         self._check_numbers()
-        b = prepare(q, k, None, mask, need_v=False)
+        b = self._prepare(q, k, None, mask, need_v=False)
         self._check(b)
         qh, kh, _, args, _ = self._heads(b, False)
         w = self._run(lambda _: kernels.attention_weights(qh, kh, **args), b)

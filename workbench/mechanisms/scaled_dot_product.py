@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import kernels
+from kernels.dense import DENSE
 from workbench.mechanisms import params as P
 from workbench.mechanisms.base import Mechanism
 from workbench.registry import register
@@ -21,6 +22,7 @@ class ScaledDotProduct(Mechanism):
     formula = "softmax(s·QKᵀ + M) V,  s = 1/√d"
     time_complexity = "O(Lq·Lk·d)"
     memory_complexity = "O(Lq·Lk) weights; O(Lq·d) output (Numba kernel: tiled)"
+    kernels_used = (DENSE,)
 
     causal = P.causal()
     causal_offset = P.causal_offset()

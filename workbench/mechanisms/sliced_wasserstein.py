@@ -6,11 +6,10 @@ from dataclasses import dataclass
 import numpy as np
 import param
 
-from kernels.sliced_wasserstein import SUPPORT, directions, features, quantile_grid, sorted_projections
+from kernels.sliced_wasserstein import SLICED_WASSERSTEIN, directions, features, quantile_grid, sorted_projections
 from kernels.sliced_wasserstein import sw_attention, sw_weights
 from workbench import checks as C
 from workbench.errors import ShapeError
-from workbench.inputs import prepare
 from workbench.mechanisms import params as P
 from workbench.mechanisms.base import Mechanism
 from workbench.registry import register
@@ -76,7 +75,7 @@ class SlicedWasserstein(Mechanism):
     formula = "softmax(−SW_p(q, k)/T) V,  SW_p^p = mean_θ ∫|F⁻¹_θq − F⁻¹_θk|^p"
     time_complexity = "O(Lq·Lk·P + (Lq+Lk)·P·d); two-stage O(Lq·Lk·d + Lq·C·(P+dv))"
     memory_complexity = "O((Lq+Lk)·P) features; O(threads·block²) (Numba); O(Lq·Lk) weights"
-    backends = dict(SUPPORT)
+    kernels_used = (SLICED_WASSERSTEIN,)
 
     num_projections = param.Integer(
         default=32, bounds=(1, 4096),
@@ -143,7 +142,7 @@ class SlicedWasserstein(Mechanism):
         dtype = np.float64 if q.dtype == np.float64 and cache.dtype == np.float64 else np.float32
         a = features(sorted_projections(q, theta), ia, dt, p).astype(dtype)
         bf = features(cache.sorted_projections, ib, dt, p).astype(dtype)
-        batch = prepare(a, bf, v, mask, need_v=need_v)
+        batch = self._prepare(a, bf, v, mask, need_v=need_v)
         cand = None
         if self.num_candidates is not None:  # cloud means, flattened like the features
             B = batch.q.shape[0]

@@ -8,12 +8,14 @@ import numpy as np
 import param
 
 import kernels
+from kernels.dense import DENSE
+from kernels.graph import GRAPH
 from kernels.reference.softmax import masked_softmax
 from workbench import topology as _T
 from workbench.errors import ConfigurationError
-from workbench.inputs import Batch, prepare
+from workbench.inputs import Batch
 from workbench.mechanisms import params as P
-from workbench.mechanisms.base import _NO_GPU, Mechanism
+from workbench.mechanisms.base import Mechanism
 from workbench.registry import register
 
 #: Logit elements per chunk of queries in the Cautious / Freeze path (16 MiB of float32).
@@ -75,7 +77,7 @@ class TopologyGated(Mechanism):
     formula = "mode = policy(coherence(kNN(K))); softmax(s·QKᵀ) V | top-W softmax | v_argmax"
     time_complexity = "O(Lq·Lk·(d+dv) + R·Lk²·d), R = coherence refreshes"
     memory_complexity = "O(Lk·k + chunk·Lk) (Stable rows on Numba: flash tiles)"
-    backends = {"numpy": None, "numba": None, "cupy": _NO_GPU}
+    kernels_used = (DENSE, GRAPH)  # the Stable rows; the kNN top-k of the coherence metrics
 
     k_neighbors = param.Integer(default=8, bounds=(1, 1024),
                                 doc="Neighbours per key in the kNN graph of the coherence metrics (min(k, n-1)).")
@@ -146,7 +148,7 @@ class TopologyGated(Mechanism):
         """Forward with explicit state: ``(out, new_state)``; ``state`` (a list of policies, one per
         flattened batch element, e.g. a previous ``new_state``) is copied, never modified; None
         starts fresh. Does not touch the instance's persistent state."""
-        batch = prepare(q, k, v, mask)
+        batch = self._prepare(q, k, v, mask)
         self._check(batch)
         out, policies, trace = self._run(lambda b: self._compute(b, state, want="output"), batch)
         self._set_trace(batch, trace)
@@ -204,7 +206,6 @@ class TopologyGated(Mechanism):
         self._trace = GateTrace(_T.mode_names(trace[0]).reshape(shape), trace[1].reshape(shape))
 
     def _compute(self, b: Batch, state, want: str):
-        kernels.resolve_backend(self.backend, (b.q, b.k), self.backends)  # says why not (cupy)
         B, lq, lk = b.q.shape[0], b.q.shape[1], b.k.shape[1]
         policies = self._start(B, state)
         codes = np.empty((B, lq), np.int8)
