@@ -15,7 +15,21 @@ def test_readme_starts_with_the_two_commands():
 def test_feature_matrix_is_current():
     text = README.read_text()
     section = text.split("<!-- feature-matrix:start -->")[1].split("<!-- feature-matrix:end -->")[0]
-    assert section.strip() == feature_matrix().strip(), "run `python -m workbench matrix` and paste it in README.md"
+    assert section.strip() == feature_matrix().strip(), "run `python -m workbench matrix --write README.md`"
+
+
+def test_write_matrix_replaces_only_the_section(tmp_path):
+    from workbench.cli import main
+
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- feature-matrix:start -->\nold table\n<!-- feature-matrix:end -->\noutro\n")
+    assert main(["matrix", "--write", str(readme)]) == 0
+    text = readme.read_text()
+    assert text.startswith("intro\n<!-- feature-matrix:start -->\n") and text.endswith("<!-- feature-matrix:end -->\noutro\n")
+    assert "old table" not in text and feature_matrix().strip() in text
+    readme.write_text("no markers here\n")
+    assert main(["matrix", "--write", str(readme)]) == 2  # refused with a message, the file untouched
+    assert readme.read_text() == "no markers here\n"
 
 
 def test_feature_matrix_says_why_a_backend_cannot_serve():

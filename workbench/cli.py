@@ -1,4 +1,4 @@
-"""Command line: ``workbench list|info NAME|matrix|warm|calibrate NAME FILE`` (also ``python -m workbench``)."""
+"""Command line: ``workbench list|info NAME|matrix [--write README]|warm|calibrate NAME FILE`` (also ``python -m workbench``)."""
 from __future__ import annotations
 
 import argparse
@@ -93,13 +93,31 @@ def _calibrate(name: str, source: str, target: float) -> str:
     return "\n".join(lines)
 
 
+MATRIX_MARKERS = ("<!-- feature-matrix:start -->", "<!-- feature-matrix:end -->")
+
+
+def write_matrix(path: str) -> None:
+    """Replace the text between :data:`MATRIX_MARKERS` in ``path`` (the README) by :func:`feature_matrix`,
+    so that registering a mechanism needs no hand edit of the README."""
+    from pathlib import Path
+
+    start, end = MATRIX_MARKERS
+    text = Path(path).read_text()
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise ValueError(f"README: {path} must hold the markers {start} … {end} once each, in that order")
+    head, rest = text.split(start)
+    tail = rest.split(end)[1]
+    Path(path).write_text(f"{head}{start}\n{feature_matrix().strip()}\n{end}{tail}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="workbench", description="Attention Workbench mechanisms.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the registered mechanisms")
     info = sub.add_parser("info", help="describe one mechanism and its parameters")
     info.add_argument("name")
-    sub.add_parser("matrix", help="print the feature matrix (Markdown) that the README embeds")
+    mx = sub.add_parser("matrix", help="print the feature matrix (Markdown) that the README embeds")
+    mx.add_argument("--write", metavar="README", help="replace the matrix between the markers of this file instead")
     warm = sub.add_parser("warm", help="compile and cache the Numba kernels of the mechanisms (once per install)")
     warm.add_argument("names", nargs="*", help="mechanisms to warm (default: all)")
     warm.add_argument("--jobs", type=int, default=0, help="processes (default: the number of cores)")
@@ -112,7 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "list":
             print(_list())
         elif args.command == "matrix":
-            print(feature_matrix())
+            if args.write:
+                write_matrix(args.write)
+            else:
+                print(feature_matrix())
         elif args.command == "warm":
             return _warm(args.names, args.jobs)
         elif args.command == "calibrate":

@@ -125,12 +125,17 @@ CONFIGS = [
 ]
 #: Mechanisms that cannot run without a graph carrying HNSW layers; their own test files cover them.
 GRAPH_ONLY = {"hnsw_local_global"}
+#: A mechanism registered without a configuration above (say, a new one in its own file) is
+#: exercised at its defaults: the properties every attention shares hold there too.
+DEFAULTED = sorted(set(workbench.list_mechanisms()) - {c.name for c in CONFIGS} - GRAPH_ONLY)
+CONFIGS += [Config(name) for name in DEFAULTED]
 IDS = [c.id for c in CONFIGS]
 PERMUTATION_INVARIANT = [c for c in CONFIGS if c.permutation_invariant]
 
 
 def test_every_registered_mechanism_is_exercised():
     assert {c.name for c in CONFIGS} | GRAPH_ONLY == set(workbench.list_mechanisms())
+    assert not GRAPH_ONLY & {c.name for c in CONFIGS}
     for c in CONFIGS:
         if c.permutation_invariant:  # the brief: never local_global nor a causal variant
             assert c.name != "local_global" and not c.params.get("causal", False)
