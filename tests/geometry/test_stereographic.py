@@ -5,30 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests._helpers import TOL, ball, dtypes, grid, params
 from workbench.errors import ConfigurationError
 from workbench.geometry import poincare as P
 from workbench.geometry import sphere as S
 from workbench.geometry import stereographic as K
 
-SEEDS = (0, 1, 2)
-DTYPES = (np.float32, np.float64)
-CURVATURES = (0.1, 1.0, 5.0)
-TOL = {np.float32: 2e-4, np.float64: 1e-9}
 
-params = pytest.mark.parametrize("seed", SEEDS)
-dtypes = pytest.mark.parametrize("dtype", DTYPES)
-curvs = pytest.mark.parametrize("c", CURVATURES)
-
-
-def ball(rng, shape, c, dtype, rmax=0.8):
-    x = rng.standard_normal(shape)
-    x /= np.linalg.norm(x, axis=-1, keepdims=True)
-    return (x * rng.uniform(0, rmax, shape[:-1] + (1,)) / np.sqrt(c)).astype(dtype)
-
-
-@params
-@dtypes
-@curvs
+@grid
 def test_negative_kappa_is_the_poincare_ball(seed, dtype, c):
     rng = np.random.default_rng(seed)
     x, y = ball(rng, (20, 4), c, dtype), ball(rng, (20, 4), c, dtype)
@@ -56,9 +40,7 @@ def test_zero_kappa_is_euclidean(seed, dtype):
         np.testing.assert_allclose(K.distance(0.1 * x, 0.1 * y, k), K.distance(0.1 * x, 0.1 * y, 0.0), rtol=1e-5)
 
 
-@params
-@dtypes
-@curvs
+@grid
 def test_positive_kappa_is_the_sphere(seed, dtype, c):
     rng = np.random.default_rng(seed)
     x, y = (rng.standard_normal((2, 20, 3)) / np.sqrt(c)).astype(dtype)
@@ -99,9 +81,7 @@ def test_curvature_arrays_and_errors():
         K.distance(x, x, float("nan"))
 
 
-@params
-@dtypes
-@curvs
+@grid
 def test_sphere_identities(seed, dtype, c):
     rng = np.random.default_rng(seed)
     p, y = S.project(rng.standard_normal((2, 20, 4)).astype(dtype), c=c)
