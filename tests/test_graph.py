@@ -1,6 +1,7 @@
 """Graph record validation, dense masks and hop distances, exact kNN and HNSW (hnswlib) builders."""
 from __future__ import annotations
 
+import dataclasses
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ def test_graph_normalises_and_freezes():
     assert g.edge_dim == 1 and g.layer.dtype == np.int64
     with pytest.raises(ValueError):
         g.edge_index[0, 0] = 2  # read-only
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         g.num_nodes = 4  # frozen
     np.testing.assert_array_equal(g.in_degree(), [0, 1, 1])
     h = g.replace(edge_attr=None)
