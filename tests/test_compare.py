@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import workbench
 from workbench import compare as C
 from workbench.compare import diagnostics, run, tile_indices, tile_plan, weights_tile
-from workbench.errors import ConfigurationError
+from workbench.errors import ConfigurationError, WorkbenchError
 
 
 def _softmax_rows(q, k, scale=None, causal=False, offset=0):
@@ -269,7 +269,7 @@ def test_tile_errors(qkv):
     q, k, _ = qkv
     with pytest.raises(ConfigurationError, match="reduce"):
         weights_tile("flash", {}, q, k, reduce="median")
-    with pytest.raises(Exception, match="d=6"):
+    with pytest.raises(WorkbenchError, match="d=6"):
         weights_tile("flash", {}, q, k[:, :4])
     with pytest.raises(ConfigurationError, match="rows"):
         weights_tile("flash", {}, q, k, rows=(0, 100))

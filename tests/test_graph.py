@@ -1,11 +1,12 @@
 """Graph record validation, dense masks and hop distances, exact kNN and HNSW (hnswlib) builders."""
 from __future__ import annotations
 
-from collections import deque
+import dataclasses
 
 import numpy as np
 import pytest
 
+from tests._helpers import bfs_hops
 from workbench.errors import DataError, ShapeError
 from workbench.graph import Graph, hnsw_graph, knn_graph
 
@@ -18,7 +19,7 @@ def test_graph_normalises_and_freezes():
     assert g.edge_dim == 1 and g.layer.dtype == np.int64
     with pytest.raises(ValueError):
         g.edge_index[0, 0] = 2  # read-only
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         g.num_nodes = 4  # frozen
     np.testing.assert_array_equal(g.in_degree(), [0, 1, 1])
     h = g.replace(edge_attr=None)
@@ -60,24 +61,6 @@ def test_to_mask():
     np.testing.assert_array_equal(g.to_mask(num_queries=2), want[:2])
     with pytest.raises(ShapeError):
         g.to_mask(num_queries=5)
-
-
-def bfs_hops(n, edges):
-    """Hop counts along "attends": i → j for every edge j → i; −1 if unreachable."""
-    nbr = [[] for _ in range(n)]
-    for j, i in edges:
-        nbr[i].append(j)
-    out = -np.ones((n, n), int)
-    for s in range(n):
-        out[s, s] = 0
-        dq = deque([s])
-        while dq:
-            u = dq.popleft()
-            for w in nbr[u]:
-                if out[s, w] < 0:
-                    out[s, w] = out[s, u] + 1
-                    dq.append(w)
-    return out
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

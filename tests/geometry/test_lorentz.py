@@ -4,24 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests._helpers import TOL, ball, curvs, dtypes, grid, params
 from workbench.errors import ConfigurationError, NumericalError, ShapeError
 from workbench.geometry import lorentz as L
 from workbench.geometry import poincare as P
-
-SEEDS = (0, 1, 2)
-DTYPES = (np.float32, np.float64)
-CURVATURES = (0.1, 1.0, 5.0)
-TOL = {np.float32: 2e-4, np.float64: 1e-9}
-
-params = pytest.mark.parametrize("seed", SEEDS)
-dtypes = pytest.mark.parametrize("dtype", DTYPES)
-curvs = pytest.mark.parametrize("c", CURVATURES)
-
-
-def ball(rng, shape, c, dtype, rmax=0.8):
-    x = rng.standard_normal(shape)
-    x /= np.linalg.norm(x, axis=-1, keepdims=True)
-    return (x * rng.uniform(0, rmax, shape[:-1] + (1,)) / np.sqrt(c)).astype(dtype)
 
 
 def mink(x, y):
@@ -29,9 +15,7 @@ def mink(x, y):
     return -x[..., 0] * y[..., 0] + np.sum(x[..., 1:] * y[..., 1:], -1)
 
 
-@params
-@dtypes
-@curvs
+@grid
 def test_points_lie_on_the_hyperboloid(seed, dtype, c):
     rng = np.random.default_rng(seed)
     x = L.project(rng.standard_normal((20, 4)).astype(dtype), c=c)
@@ -44,9 +28,7 @@ def test_points_lie_on_the_hyperboloid(seed, dtype, c):
     np.testing.assert_allclose(mink(e, e), -1 / c, rtol=TOL[dtype], atol=TOL[dtype] * np.max(e[:, 0] ** 2))
 
 
-@params
-@dtypes
-@curvs
+@grid
 def test_poincare_round_trip_and_distance_agreement(seed, dtype, c):
     rng = np.random.default_rng(seed)
     p, q = ball(rng, (20, 3), c, dtype), ball(rng, (20, 3), c, dtype)
@@ -84,9 +66,7 @@ def test_origin_maps_are_inverse_for_every_curvature(seed, dtype, c):
     np.testing.assert_allclose(L.to_poincare(x, c=c), P.exp_map(v / 2, c=c), atol=10 * TOL[dtype] / np.sqrt(c))
 
 
-@params
-@dtypes
-@curvs
+@grid
 def test_centroid(seed, dtype, c):
     rng = np.random.default_rng(seed)
     x = L.from_poincare(ball(rng, (5, 3), c, dtype), c=c)

@@ -4,60 +4,30 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests._helpers import TOL, ball, dtypes, grid, mobius_add, params
 from workbench.errors import ConfigurationError, NumericalError, ShapeError
 from workbench.geometry import poincare as P
-
-SEEDS = (0, 1, 2)
-DTYPES = (np.float32, np.float64)
-CURVATURES = (0.1, 1.0, 5.0)
-TOL = {np.float32: 2e-4, np.float64: 1e-9}
-
-
-def ball(rng, shape, c, dtype, rmax=0.8):
-    """Random points with √c‖x‖ uniform in [0, rmax]."""
-    x = rng.standard_normal(shape)
-    x /= np.linalg.norm(x, axis=-1, keepdims=True)
-    r = rng.uniform(0, rmax, shape[:-1] + (1,))
-    return (x * r / np.sqrt(c)).astype(dtype)
-
-
-def madd(x, y, c):
-    """Möbius addition in float64, written out."""
-    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    xy = np.sum(x * y, -1, keepdims=True)
-    x2 = np.sum(x * x, -1, keepdims=True)
-    y2 = np.sum(y * y, -1, keepdims=True)
-    return ((1 + 2 * c * xy + c * y2) * x + (1 - c * x2) * y) / (1 + 2 * c * xy + c * c * x2 * y2)
 
 
 def dist(x, y, c):
     """d_c(x, y) = 2/√c · artanh(√c‖(−x) ⊕ y‖), the other textbook form."""
-    return 2 / np.sqrt(c) * np.arctanh(np.sqrt(c) * np.linalg.norm(madd(-np.asarray(x, np.float64), y, c), axis=-1))
+    return 2 / np.sqrt(c) * np.arctanh(np.sqrt(c) * np.linalg.norm(mobius_add(-np.asarray(x, np.float64), y, c), axis=-1))
 
 
-params = pytest.mark.parametrize("seed", SEEDS)
-dtypes = pytest.mark.parametrize("dtype", DTYPES)
-curvs = pytest.mark.parametrize("c", CURVATURES)
-
-
-@params
-@dtypes
-@curvs
+@grid
 def test_mobius_add_matches_definition_and_cancels(seed, dtype, c):
     rng = np.random.default_rng(seed)
     x, y = ball(rng, (20, 5), c, dtype), ball(rng, (20, 5), c, dtype)
     s = P.mobius_add(x, y, c=c)
     assert s.dtype == dtype
     scale = 1 / np.sqrt(c)
-    np.testing.assert_allclose(s, madd(x, y, c), atol=TOL[dtype] * scale, rtol=TOL[dtype])
+    np.testing.assert_allclose(s, mobius_add(x, y, c), atol=TOL[dtype] * scale, rtol=TOL[dtype])
     np.testing.assert_allclose(P.mobius_add(-x, s, c=c), y, atol=10 * TOL[dtype] * scale)  # (−x) ⊕ (x ⊕ y) = y
     np.testing.assert_array_equal(P.mobius_add(np.zeros_like(x), x, c=c), x)  # 0 ⊕ x = x
     np.testing.assert_allclose(P.mobius_add(x, np.zeros_like(x), c=c), x, atol=TOL[dtype] * scale)
 
 
-@params
-@dtypes
-@curvs
+@grid
 def test_exp_log_round_trips(seed, dtype, c):
     rng = np.random.default_rng(seed)
     p, y = ball(rng, (20, 4), c, dtype, 0.7), ball(rng, (20, 4), c, dtype, 0.7)
@@ -75,9 +45,7 @@ def test_exp_log_round_trips(seed, dtype, c):
                                rtol=50 * TOL[dtype], atol=tol)
 
 
-@params
-@dtypes
-@curvs
+@grid
 def test_distance_axioms_and_definition(seed, dtype, c):
     rng = np.random.default_rng(seed)
     x, y, z = (ball(rng, (30, 3), c, dtype) for _ in range(3))
@@ -104,9 +72,7 @@ def test_pairwise_distance_is_the_elementwise_one(seed, dtype):
     np.testing.assert_array_equal(np.diagonal(P.pairwise_distance(x, x, c=2.0), axis1=1, axis2=2), 0)
 
 
-@params
-@dtypes
-@curvs
+@grid
 def test_mobius_scalar(seed, dtype, c):
     rng = np.random.default_rng(seed)
     x = ball(rng, (10, 3), c, dtype)
@@ -118,9 +84,7 @@ def test_mobius_scalar(seed, dtype, c):
                                0.5 * P.distance(0 * x, x, c=c), rtol=10 * TOL[dtype], atol=TOL[dtype])
 
 
-@params
-@dtypes
-@curvs
+@grid
 def test_einstein_midpoint(seed, dtype, c):
     rng = np.random.default_rng(seed)
     x = ball(rng, (6, 1, 4), c, dtype)
@@ -139,9 +103,7 @@ def test_einstein_midpoint(seed, dtype, c):
     np.testing.assert_allclose(P.to_klein(P.from_klein(xk.astype(dtype), c=c), c=c), xk, atol=10 * TOL[dtype] / np.sqrt(c))
 
 
-@params
-@dtypes
-@curvs
+@grid
 def test_frechet_mean(seed, dtype, c):
     rng = np.random.default_rng(seed)
     x = ball(rng, (4, 3), c, dtype)

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 import kernels
 from kernels import curvature as kc
+from tests._helpers import hyperboloid_exp0 as hyperboloid_point
 
 SETTINGS = settings(max_examples=25, deadline=None)
 
@@ -82,26 +83,33 @@ cases = st.fixed_dictionaries({
 })
 
 
-@SETTINGS
-@given(case=cases)
-def test_fused_logits_numba_equals_numpy(case):
-    """Random and adversarial inputs: large Euclidean logits, H points on the projection margin,
-    repeated (zero-distance) points, zero and antipodal spherical vectors."""
+def fused_inputs(case):
+    """``rng`` and the six float64 inputs of a drawn case; adversarial cases: large Euclidean logits,
+    H points on the projection margin and repeated (zero distance), zero and antipodal S vectors."""
     rng = np.random.default_rng(case["seed"])
-    dt, B, lq, lk = case["dtype"], case["B"], case["lq"], case["lk"]
-    e, h, s, c_h = case["e"], case["h"], case["s"], case["c_h"]
+    B, lq, lk, c_h = case["B"], case["lq"], case["lk"], case["c_h"]
     amp = 30.0 if case["adversarial"] else 1.0
-    qe, ke = amp * rng.standard_normal((B, lq, e)), amp * rng.standard_normal((B, lk, e))
-    radius = 1 - (1e-5 if dt == np.float32 else 1e-12) if case["adversarial"] else 0.9
-    qh, kh = ball(rng, (B, lq, h), c_h, radius), ball(rng, (B, lk, h), c_h, radius)
-    qs, ks = rng.standard_normal((B, lq, s)), rng.standard_normal((B, lk, s))
+    qe, ke = amp * rng.standard_normal((B, lq, case["e"])), amp * rng.standard_normal((B, lk, case["e"]))
+    radius = 1 - (1e-5 if case["dtype"] == np.float32 else 1e-12) if case["adversarial"] else 0.9
+    qh, kh = ball(rng, (B, lq, case["h"]), c_h, radius), ball(rng, (B, lk, case["h"]), c_h, radius)
+    qs, ks = rng.standard_normal((B, lq, case["s"])), rng.standard_normal((B, lk, case["s"]))
     if case["adversarial"]:
         n = min(lq, lk)
         kh[:, :n] = qh[:, :n]
         ks[:, :n] = -qs[:, :n]
         qs[:, ::3] = 0.0
+    return rng, (qe, ke, qh, kh, qs, ks)
+
+
+@SETTINGS
+@given(case=cases)
+def test_fused_logits_numba_equals_numpy(case):
+    """Random and adversarial inputs: large Euclidean logits, H points on the projection margin,
+    repeated (zero-distance) points, zero and antipodal spherical vectors."""
+    dt = case["dtype"]
+    _, (qe, ke, qh, kh, qs, ks) = fused_inputs(case)
     args = [a.astype(dt) for a in (qe, ke, qh, kh, qs, ks)]
-    kw = dict(c_h=c_h, c_s=case["c_s"], weights=case["weights"], scale_e=0.5, temperature=0.8)
+    kw = dict(c_h=case["c_h"], c_s=case["c_s"], weights=case["weights"], scale_e=0.5, temperature=0.8)
     ref = kc.fused_logits(*args, backend="numpy", **kw)
     fast = kc.fused_logits(*args, backend="numba", **kw)
     assert fast.dtype == ref.dtype == dt and np.isfinite(fast).all()
@@ -121,15 +129,6 @@ def test_fused_logits_cupy_backend_is_refused():
 
 
 # --- hyperboloid distances ------------------------------------------------------------------------
-
-def hyperboloid_point(u, c):
-    """exp_0 of the tangent vector u at curvature −c, written out (time coordinate first)."""
-    n = float(np.linalg.norm(u))
-    if n == 0:
-        return np.concatenate([[1 / math.sqrt(c)], np.zeros(len(u))])
-    a = math.sqrt(c) * n
-    return np.concatenate([[math.cosh(a) / math.sqrt(c)], math.sinh(a) / (math.sqrt(c) * n) * np.asarray(u)])
-
 
 def lorentz_dist(x, y, c):
     inner = -x[0] * y[0] + float(np.dot(x[1:], y[1:]))
@@ -238,19 +237,8 @@ attention_cases = st.fixed_dictionaries({
 def test_fused_attention_numba_equals_numpy(case):
     """Random and adversarial inputs (large Euclidean logits, H points on the projection margin and
     repeated, zero and antipodal spherical vectors, masked rows); key tiles that do not divide Lk."""
-    rng = np.random.default_rng(case["seed"])
-    dt, B, lq, lk = case["dtype"], case["B"], case["lq"], case["lk"]
-    e, h, s, c_h = case["e"], case["h"], case["s"], case["c_h"]
-    amp = 30.0 if case["adversarial"] else 1.0
-    qe, ke = amp * rng.standard_normal((B, lq, e)), amp * rng.standard_normal((B, lk, e))
-    radius = 1 - (1e-5 if dt == np.float32 else 1e-12) if case["adversarial"] else 0.9
-    qh, kh = ball(rng, (B, lq, h), c_h, radius), ball(rng, (B, lk, h), c_h, radius)
-    qs, ks = rng.standard_normal((B, lq, s)), rng.standard_normal((B, lk, s))
-    if case["adversarial"]:
-        n = min(lq, lk)
-        kh[:, :n] = qh[:, :n]
-        ks[:, :n] = -qs[:, :n]
-        qs[:, ::3] = 0.0
+    dt, B, lq, lk, c_h = case["dtype"], case["B"], case["lq"], case["lk"], case["c_h"]
+    rng, (qe, ke, qh, kh, qs, ks) = fused_inputs(case)
     v = rng.standard_normal((B, lk, case["dv"]))
     mask = None
     if case["mask"] != "none":

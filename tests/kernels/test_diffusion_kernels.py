@@ -39,12 +39,8 @@ def check(q, k, v, L, times, scale, T, integrator, num_steps=5, multiscale="mean
 
 @st.composite
 def problems(draw):
-    lq = draw(st.integers(1, 10))
-    lk = draw(st.integers(2, 40))
-    d = draw(st.integers(1, 8))
-    dv = draw(st.integers(1, 4))
-    dtype = draw(st.sampled_from([np.float32, np.float64]))
-    amp = draw(st.sampled_from([1.0, 10.0]))
+    lq, lk, d, dv = draw(st.tuples(st.integers(1, 10), st.integers(2, 40), st.integers(1, 8), st.integers(1, 4)))
+    dtype, amp = draw(st.sampled_from([np.float32, np.float64])), draw(st.sampled_from([1.0, 10.0]))
     clustered = draw(st.booleans())
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     if clustered:

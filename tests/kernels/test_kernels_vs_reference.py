@@ -65,12 +65,17 @@ def _mask(rng, c):
     return m
 
 
+def _case(c):
+    """q, k, v and mask of a drawn case, from its seed."""
+    rng = np.random.default_rng(c["seed"])
+    q, k, v = _inputs(rng, c["B"], c["lq"], c["lk"], c["d"], c["dv"], c["dtype"], c["magnitude"])
+    return q, k, v, _mask(rng, c)
+
+
 @settings(max_examples=60, deadline=None)
 @given(cases)
 def test_flash_numba_equals_reference(c):
-    rng = np.random.default_rng(c["seed"])
-    q, k, v = _inputs(rng, c["B"], c["lq"], c["lk"], c["d"], c["dv"], c["dtype"], c["magnitude"])
-    mask = _mask(rng, c)
+    q, k, v, mask = _case(c)
     args = dict(mask=mask, causal=c["causal"], causal_offset=c["offset"], block_size=c["bk"], query_block_size=c["bq"])
     out_nb, lse_nb = kernels.flash_attention(q, k, v, backend="numba", **args)
     out_np, lse_np = kernels.flash_attention(q, k, v, backend="numpy", **args)
@@ -95,9 +100,7 @@ def test_flash_numba_equals_reference(c):
 @settings(max_examples=40, deadline=None)
 @given(cases)
 def test_dense_numba_equals_reference(c):
-    rng = np.random.default_rng(c["seed"])
-    q, k, v = _inputs(rng, c["B"], c["lq"], c["lk"], c["d"], c["dv"], c["dtype"], c["magnitude"])
-    mask = _mask(rng, c)
+    q, k, v, mask = _case(c)
     args = dict(mask=mask, causal=c["causal"], causal_offset=c["offset"])
     big = _logits(q, k)
     _close(kernels.attention(q, k, v, backend="numba", **args), kernels.attention(q, k, v, backend="numpy", **args),

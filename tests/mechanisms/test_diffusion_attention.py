@@ -3,13 +3,15 @@ its reductions (t = 0 is scaled dot-product attention, upstream's 5 Euler steps 
 multiscale output, the energy report, and stability at L = 4096 on clustered keys."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import scipy.linalg
 import scipy.sparse as sp
 
 import workbench
-from workbench.diffusion import diffusion_energy, heat_diffuse, knn_affinity, laplacian
+from workbench.diffusion import heat_diffuse
 from workbench.errors import ConfigurationError
 
 KINDS = ("unnormalized", "symmetric", "random_walk")
@@ -24,6 +26,26 @@ def dense_laplacian(k, sigma, kind):
     n = len(k)
     W = np.array([[0.0 if i == j else np.exp(-np.sum((k[i] - k[j]) ** 2) / (2 * sigma ** 2)) for j in range(n)]
                   for i in range(n)])
+    return laplacian_of(W, kind)
+
+
+def knn_graph_of(x, k):
+    """Union-symmetrised Gaussian kNN graph: j among the k nearest of i (ties to the smaller index) or
+    i among those of j; σ the median of the positive directed kNN distances. Dense ``(n, n)``."""
+    n = len(x)
+    d2 = np.array([[float(np.sum((x[i] - x[j]) ** 2)) for j in range(n)] for i in range(n)])
+    nn = [sorted((j for j in range(n) if j != i), key=lambda j: (d2[i, j], j))[:k] for i in range(n)]
+    sigma = float(np.median([math.sqrt(d2[i, j]) for i in range(n) for j in nn[i] if d2[i, j] > 0]))
+    W = np.zeros((n, n))
+    for i in range(n):
+        for j in nn[i]:
+            W[i, j] = W[j, i] = math.exp(-d2[i, j] / (2 * sigma ** 2))
+    return W
+
+
+def laplacian_of(W, kind):
+    """``D − W``, ``I − D^{-1/2} W D^{-1/2}`` or ``I − D^{-1} W`` (every degree > 0 here)."""
+    n = len(W)
     d = W.sum(1)
     if kind == "unnormalized":
         return np.diag(d) - W
@@ -70,11 +92,15 @@ def test_knn_graph_is_the_symmetrised_knn_graph(rng, n):
     W, L = mech.key_graph(k)
     assert sp.issparse(W) == sp.issparse(L) == (n > 256)
     dense = lambda m: m.toarray() if sp.issparse(m) else m  # noqa: E731
-    np.testing.assert_allclose(dense(W), knn_affinity(k, 3).toarray(), atol=0)
-    np.testing.assert_allclose(dense(L), laplacian(dense(W), "symmetric"), atol=1e-14)
+    W_ref = knn_graph_of(k, 3)  # the definition, written out here
+    np.testing.assert_allclose(dense(W), W_ref, rtol=1e-12, atol=1e-15)
+    L_ref = laplacian_of(W_ref, "symmetric")
+    np.testing.assert_allclose(dense(L), L_ref, atol=1e-12)
     q = rng.standard_normal((2, 3))
-    x = heat_diffuse(dense(L), k @ q.T / np.sqrt(3), 1.0, integrator="euler", num_steps=5)
-    np.testing.assert_allclose(mech.weights(q, k), softmax_rows(x.T), atol=1e-12)
+    x = k @ q.T / np.sqrt(3)
+    for _ in range(5):  # five explicit Euler steps to t = 1
+        x = x - 0.2 * (L_ref @ x)
+    np.testing.assert_allclose(mech.weights(q, k), softmax_rows(x.T), atol=1e-10)
 
 
 def test_multiscale_mean_and_concat(rng, backend):
@@ -103,11 +129,17 @@ def test_energies_match_the_dirichlet_energy_of_the_diffused_logits(rng, kind):
     W, L = mech.key_graph(k)
     e = mech.energies(q, k)
     assert e.shape == (3, 3)
+    W_ref = knn_graph_of(k, 4)
+    np.testing.assert_allclose(W.toarray() if sp.issparse(W) else W, W_ref, rtol=1e-12, atol=1e-15)
+    L_ref, deg = laplacian_of(W_ref, kind), W_ref.sum(1)
     x = k @ q.T / 2.0
     for t_i, t in enumerate([0.0, 1.0, 2.0]):
-        xt = heat_diffuse(L, x, t)
+        xt = scipy.linalg.expm(-t * L_ref) @ x
         for i in range(3):
-            assert e[i, t_i] == pytest.approx(diffusion_energy(xt[:, i], W, kind), rel=1e-9, abs=1e-12)
+            # E = ½ Σ_ij w_ij (x_i − x_j)², with x_i/√d_i for the symmetric Laplacian
+            y = xt[:, i] / np.sqrt(deg) if kind == "symmetric" else xt[:, i]
+            ref = 0.5 * sum(W_ref[a, b] * (y[a] - y[b]) ** 2 for a in range(10) for b in range(10))
+            assert e[i, t_i] == pytest.approx(ref, rel=1e-9, abs=1e-12)
     assert (np.diff(e, axis=1) <= 1e-12).all()
 
 

@@ -346,22 +346,12 @@ def test_cupy_backend_with_numpy_arrays(name):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("causal", [False, True])
-def test_local_global_needs_equal_lengths(backend, causal):
-    mech = workbench.make("local_global", window=4, causal=causal, backend=backend)
-    q, k, v = inputs(lq=5, lk=7)
-    with pytest.raises(ShapeError) as e:
-        mech(q, k, v)
-    check(e, ShapeError, "q", "k")
-    with pytest.raises(ShapeError) as e:
-        mech.weights(q, k)
-    check(e, ShapeError, "q", "k")
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("kernel", ["favor+", "relu", "elu+1"])
-def test_causal_linear_needs_equal_lengths(backend, kernel):
-    mech = workbench.make("linear", causal=True, kernel=kernel, num_features=16, backend=backend)
+@pytest.mark.parametrize("name, params", [("local_global", dict(window=4, causal=False)),
+                                          ("local_global", dict(window=4, causal=True))]
+                         + [("linear", dict(causal=True, kernel=kernel, num_features=16))
+                            for kernel in ("favor+", "relu", "elu+1")])
+def test_local_global_and_causal_linear_need_equal_lengths(backend, name, params):
+    mech = workbench.make(name, backend=backend, **params)
     q, k, v = inputs(lq=5, lk=7)
     with pytest.raises(ShapeError) as e:
         mech(q, k, v)

@@ -7,19 +7,9 @@ import numpy as np
 import pytest
 
 import workbench
+from tests._helpers import assert_matches_per_batch, softmax_allowed
 from workbench.curvature import ComponentQuantizer
 from workbench.errors import ConfigurationError
-
-
-def softmax_allowed(logits, allowed):
-    idx = [j for j in range(len(logits)) if allowed[j]]
-    w = np.zeros(len(logits))
-    if idx:
-        m = max(logits[j] for j in idx)
-        tot = sum(math.exp(logits[j] - m) for j in idx)
-        for j in idx:
-            w[j] = math.exp(logits[j] - m) / tot
-    return w
 
 
 def logit(q, k, e, h, ch, cs, w, s, t):
@@ -77,13 +67,9 @@ def test_matches_definition(heads, e, h, ch, cs, weights, variation, scale, t, r
                           backend=backend)
     s = (1 / math.sqrt(e) if e else 1.0) if scale is None else scale
     out, w = mech(q, k, v, mask=mask), mech.weights(q, k, mask=mask)
-    for b in range(2):
-        ref_out, ref_w = definition(q[b], k[b], v[b], heads, e, h, ch, cs, weights, variation, s, t, mask[b])
-        np.testing.assert_allclose(out[b], ref_out, atol=1e-10)
-        np.testing.assert_allclose(w[b], ref_w, atol=1e-10)
+    refs = [definition(q[b], k[b], v[b], heads, e, h, ch, cs, weights, variation, s, t, mask[b]) for b in range(2)]
+    assert_matches_per_batch(out, w, refs, mask)
     assert (out[1, 0] == 0).all() and (w[1, 0] == 0).all()
-    assert (w[~mask] == 0).all()
-    np.testing.assert_allclose(w.sum(-1)[mask.any(-1)], 1.0, atol=1e-12)
 
 
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-5), (np.float32, 1e-4)])

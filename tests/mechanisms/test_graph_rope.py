@@ -3,7 +3,6 @@ definition written out here (explicit per-pair rotations, masked softmax)."""
 from __future__ import annotations
 
 import math
-from collections import deque
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import workbench
+from tests._helpers import bfs_hops as bfs
 from workbench.errors import ConfigurationError, DataError, ShapeError
 from workbench.graph import Graph, hnsw_graph
 from workbench.mechanisms.graph_rope import MAX_BUCKET_FACTOR, bucket_positions, rotate
@@ -124,23 +124,6 @@ def test_without_graph_is_index_rope(backend, dtype, d):
     np.testing.assert_allclose(out, W @ v, atol=tol * 5)
     np.testing.assert_allclose(m.weights(q.astype(dtype), k.astype(dtype), mask=mask), W, atol=tol * 5)
     assert (out[2] == 0).all()
-
-
-def bfs(n, edges):
-    nbr = [[] for _ in range(n)]
-    for j, i in edges:
-        nbr[i].append(j)
-    H = -np.ones((n, n), int)
-    for s in range(n):
-        H[s, s] = 0
-        dq = deque([s])
-        while dq:
-            u = dq.popleft()
-            for w in nbr[u]:
-                if H[s, w] < 0:
-                    H[s, w] = H[s, u] + 1
-                    dq.append(w)
-    return H
 
 
 def path_graph_with_tail(n=14):

@@ -7,15 +7,9 @@ import numpy as np
 import pytest
 
 import workbench
+from tests._helpers import assert_matches_per_batch, softmax_allowed
+from tests._helpers import hyperboloid_exp0 as exp0
 from workbench.errors import ConfigurationError
-
-
-def exp0(u, c):
-    n = float(np.linalg.norm(u))
-    if n == 0:
-        return np.concatenate([[1 / math.sqrt(c)], np.zeros(len(u))])
-    a = math.sqrt(c) * n
-    return np.concatenate([[math.cosh(a) / math.sqrt(c)], math.sinh(a) / (math.sqrt(c) * n) * np.asarray(u)])
 
 
 def log0(x, c):
@@ -28,17 +22,6 @@ def log0(x, c):
 
 def mdot(x, y):
     return -x[0] * y[0] + float(np.dot(x[1:], y[1:]))
-
-
-def softmax_allowed(logits, allowed):
-    idx = [j for j in range(len(logits)) if allowed[j]]
-    w = np.zeros(len(logits))
-    if idx:
-        m = max(logits[j] for j in idx)
-        tot = sum(math.exp(logits[j] - m) for j in idx)
-        for j in idx:
-            w[j] = math.exp(logits[j] - m) / tot
-    return w
 
 
 def head_curvatures(h, c0, c1):
@@ -87,13 +70,9 @@ def test_matches_definition(kind, heads, crange, t, qkv, rng, backend):
     mech = workbench.make("lorentz_cascade", num_heads=heads, curvature_range=crange, temperature=t, score=kind,
                           backend=backend)
     out, w = mech(q, k, v, mask=mask), mech.weights(q, k, mask=mask)
-    for b in range(2):
-        ref_out, ref_w = definition(q[b], k[b], v[b], heads, crange, t, kind, mask[b])
-        np.testing.assert_allclose(w[b], ref_w, atol=1e-10)
-        np.testing.assert_allclose(out[b], ref_out, atol=1e-9)
+    refs = [definition(q[b], k[b], v[b], heads, crange, t, kind, mask[b]) for b in range(2)]
+    assert_matches_per_batch(out, w, refs, mask, atol=1e-10, atol_out=1e-9)
     assert (out[0, 3] == 0).all() and (w[0, 3] == 0).all()
-    assert (w[~mask] == 0).all()
-    np.testing.assert_allclose(w.sum(-1)[mask.any(-1)], 1.0, atol=1e-12)
 
 
 def test_head_weights(qkv, backend):

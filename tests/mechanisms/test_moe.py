@@ -419,3 +419,31 @@ def test_graph_without_graph_experts_is_refused():
     g, q, k, v, _ = graph_problem(0, np.float64)
     with pytest.raises(ConfigurationError, match="graph"):
         workbench.make("moe", experts=["scaled_dot_product", "flash"])(q, k, v, graph=g)
+
+
+def test_two_experts_top_2_match_a_formula_written_here():
+    """``out_i = Σ_e p_ie · expert_e(q_i)``, ``p_i = softmax(G q_i)`` (top_k = E, no capacity), with both
+    experts written out in NumPy: scaled dot-product attention and its two-head split (no projections)."""
+    q, k, v, m = problem(3, np.float64, dv=4)
+    moe = workbench.make("moe", experts=["scaled_dot_product", "multi_head"],
+                         expert_params={"multi_head": {"num_heads": 2}}, top_k=2, capacity_factor=None, seed=4,
+                         backend="numpy")
+    G = moe.router_weights(8)  # (E, d): the router's parameters, an input here
+
+    def sdpa(qi, K, V, allowed):
+        s = np.where(allowed, K @ qi / math.sqrt(len(qi)), -np.inf)
+        if not allowed.any():
+            return np.zeros(V.shape[1])
+        w = np.exp(s - s.max())
+        return (w / w.sum()) @ V
+
+    expected = np.zeros((2, 9, 4))
+    for b in range(2):
+        for i in range(9):
+            z = G @ q[b, i]
+            p = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+            single = sdpa(q[b, i], k[b], v[b], m[b, i])
+            halves = np.concatenate([sdpa(q[b, i, 4 * h:4 * h + 4], k[b, :, 4 * h:4 * h + 4],
+                                          v[b, :, 2 * h:2 * h + 2], m[b, i]) for h in range(2)])
+            expected[b, i] = p[0] * single + p[1] * halves
+    np.testing.assert_allclose(moe(q, k, v, mask=m), expected, rtol=0, atol=1e-12)

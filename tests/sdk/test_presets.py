@@ -7,16 +7,8 @@ import pytest
 
 import workbench
 from workbench.errors import ConfigurationError
-from workbench.sdk import (
-    AttentionPreset,
-    for_generation,
-    for_graphs,
-    for_large_scale,
-    for_moe,
-    for_sequences,
-    for_vision,
-    from_model_name,
-)
+from workbench.sdk import AttentionPreset, for_generation, for_graphs, for_large_scale, for_moe, for_sequences
+from workbench.sdk import for_vision, from_model_name
 
 DIM = 48  # divisible by 12 heads
 
