@@ -136,14 +136,10 @@ def _rebuild(mech, changes: dict):
 
 
 def keys_digest(keys) -> str:
-    """BLAKE2b of ``keys (n, d)`` as float64 C-order bytes, with the shape: equal for the same values in either dtype."""
-    import hashlib
+    """:func:`~workbench.digest.array_digest` of ``keys (n, d)`` in float64 (same values, same digest, either dtype)."""
+    from workbench.digest import array_digest
 
-    k = np.ascontiguousarray(keys, dtype=np.float64)
-    h = hashlib.blake2b(digest_size=16)
-    h.update(repr(k.shape).encode())
-    h.update(k.data)
-    return h.hexdigest()
+    return array_digest(np.asarray(keys, dtype=np.float64))
 
 
 def nondefault(mech) -> dict:

@@ -114,24 +114,33 @@ def knn_affinity(x, k: int, sigma: float | None = None, *, backend: str = "auto"
     return w
 
 
-def _weights(w, name="w"):
-    """Validated affinity matrix: dense float64 array or CSR array; square, finite, ≥ 0, symmetric."""
+def _square(a, name: str, what: str):
+    """``a`` as a float64 dense array or CSR array, square ``(n, n)`` with ``n ≥ 1`` and finite ``what``;
+    returns the matrix and its stored values (every entry, or the CSR data)."""
     import scipy.sparse as sp
 
-    if sp.issparse(w):
-        m = sp.csr_array(w, dtype=np.float64)
+    if sp.issparse(a):
+        m = sp.csr_array(a, dtype=np.float64)
         vals = m.data
     else:
         try:
-            m = np.asarray(w, dtype=np.float64)
+            m = np.asarray(a, dtype=np.float64)
         except (TypeError, ValueError):
             raise ShapeError(f"{name}: expected a real (n, n) array or scipy.sparse matrix, "
-                             f"got {type(w).__name__}") from None
+                             f"got {type(a).__name__}") from None
         vals = m.reshape(-1)
     if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] == 0:
         raise ShapeError(f"{name}: expected a square (n, n) matrix with n >= 1, got shape {m.shape}")
     if not np.isfinite(vals).all():
-        raise NumericalError(f"{name}: expected finite weights, got NaN or infinity")
+        raise NumericalError(f"{name}: expected finite {what}, got NaN or infinity")
+    return m, vals
+
+
+def _weights(w, name="w"):
+    """Validated affinity matrix: dense float64 array or CSR array; square, finite, ≥ 0, symmetric."""
+    import scipy.sparse as sp
+
+    m, vals = _square(w, name, "weights")
     if vals.size and vals.min() < 0:
         raise DataError(f"{name}: expected non-negative weights, got {vals.min()}")
     asym = abs(m - m.T)
@@ -159,23 +168,7 @@ def laplacian(w, kind: str = "unnormalized"):
 
 
 def _laplacian_operand(L):
-    import scipy.sparse as sp
-
-    if sp.issparse(L):
-        m = sp.csr_array(L, dtype=np.float64)
-        vals = m.data
-    else:
-        try:
-            m = np.asarray(L, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ShapeError(f"L: expected a real (n, n) array or scipy.sparse matrix, "
-                             f"got {type(L).__name__}") from None
-        vals = m.reshape(-1)
-    if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] == 0:
-        raise ShapeError(f"L: expected a square (n, n) matrix with n >= 1, got shape {m.shape}")
-    if not np.isfinite(vals).all():
-        raise NumericalError("L: expected finite entries, got NaN or infinity")
-    return m
+    return _square(L, "L", "entries")[0]
 
 
 def heat_diffuse(L, x, t, *, integrator: str = "expm", num_steps: int = 5):

@@ -50,9 +50,8 @@ class CentroidOT(Mechanism):
     kmeans_iterations = param.Integer(
         default=10, bounds=(0, 1000),
         doc="At most this many Lloyd iterations after the k-means++ seeding (stops early on convergence).")
-    temperature = param.Number(
-        default=1.0, bounds=(0, None), inclusive_bounds=(False, True),
-        doc="Entropic regularisation (temperature) T of the transport plan and of the soft member shares.")
+    temperature = P.temperature(
+        "Entropic regularisation (temperature) T of the transport plan and of the soft member shares.")
     scale = P.scale()
     plan = param.Selector(
         default="per_query", objects=list(PLANS),

@@ -82,9 +82,7 @@ class Diffusion(Mechanism):
     multiscale = param.Selector(
         default="mean", objects=list(MULTISCALE),
         doc="How the S scales combine: 'mean' of the outputs (and weights), or 'concat' of the outputs (S dv wide).")
-    temperature = param.Number(
-        default=1.0, bounds=(0, None), inclusive_bounds=(False, True),
-        doc="Softmax temperature T in softmax(x(t)/T).")
+    temperature = P.temperature("Softmax temperature T in softmax(x(t)/T).")
     scale = P.scale()
 
     @property
