@@ -5,7 +5,8 @@ error that names the argument, what was received and what was expected.
   non-numeric, complex, too few dimensions and NaN/inf each refused by name;
 * :func:`integer` — an integer within bounds (booleans are not integers);
 * :func:`real`, :func:`positive`, :func:`non_negative` — a finite number within bounds;
-* :func:`choice`, :func:`seed`, :func:`result_dtype`.
+* :func:`choice`, :func:`seed`, :func:`result_dtype`;
+* :class:`Checked` — an attribute checked on every assignment (``lr = Checked(positive)``).
 """
 from __future__ import annotations
 
@@ -97,3 +98,23 @@ def choice(name: str, value, options) -> str:
     if not isinstance(value, str) or value.lower() not in options:
         raise ConfigurationError(f"{name}: expected one of {list(options)}, got {value!r}")
     return value.lower()
+
+
+class Checked:
+    """An attribute that passes ``check(name, value)`` on every assignment (construction included).
+
+    The checked value is stored as ``_<name>`` on the instance, for the hot paths to read.
+    ``class Opt: lr = Checked(positive)`` makes ``opt.lr = 0`` raise as ``positive("lr", 0)`` does.
+    """
+
+    def __init__(self, check) -> None:
+        self.check = check
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name, self.slot = name, "_" + name
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else getattr(obj, self.slot)
+
+    def __set__(self, obj, value) -> None:
+        setattr(obj, self.slot, self.check(self.name, value))

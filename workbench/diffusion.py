@@ -171,6 +171,19 @@ def _laplacian_operand(L):
     return _square(L, "L", "entries")[0]
 
 
+def _signal(x, n: int, source: str) -> np.ndarray:
+    """A graph signal ``x (n,)`` or ``(n, c)`` as finite float64; ``n`` nodes read from the matrix ``source``."""
+    try:
+        xa = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ShapeError(f"x: expected a real array of shape (n,) or (n, c), got {type(x).__name__}") from None
+    if xa.ndim not in (1, 2) or xa.shape[0] != n:
+        raise ShapeError(f"x: expected shape ({n},) or ({n}, c) (from {source}), got {xa.shape}")
+    if not np.isfinite(xa).all():
+        raise NumericalError("x: expected finite values, got NaN or infinity")
+    return xa
+
+
 def heat_diffuse(L, x, t, *, integrator: str = "expm", num_steps: int = 5):
     """Heat diffusion ``x(t) = e^{−tL} x`` on a graph: the solution of ``∂x/∂t = −Lx``, ``x(0) = x``.
 
@@ -185,14 +198,7 @@ def heat_diffuse(L, x, t, *, integrator: str = "expm", num_steps: int = 5):
     random walk: ``e^{−tL}`` is row-stochastic) and ``‖x(t)‖₂ ≤ ‖x‖₂`` (symmetric).
     """
     Lm = _laplacian_operand(L)
-    try:
-        xa = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ShapeError(f"x: expected a real array of shape (n,) or (n, c), got {type(x).__name__}") from None
-    if xa.ndim not in (1, 2) or xa.shape[0] != Lm.shape[0]:
-        raise ShapeError(f"x: expected shape ({Lm.shape[0]},) or ({Lm.shape[0]}, c) (from L), got {xa.shape}")
-    if not np.isfinite(xa).all():
-        raise NumericalError("x: expected finite values, got NaN or infinity")
+    xa = _signal(x, Lm.shape[0], "L")
     ta = np.asarray(t, dtype=np.float64)
     if ta.ndim > 1 or ta.size == 0 or not np.isfinite(ta).all() or (ta < 0).any():
         raise ConfigurationError(f"t: expected a finite time >= 0 or a 1-D array of them, got {t!r}")
@@ -220,12 +226,5 @@ def diffusion_energy(x, w, kind: str = "unnormalized") -> float:
     if kind not in LAPLACIANS:
         raise ConfigurationError(f"kind: expected one of {LAPLACIANS}, got {kind!r}")
     m = _weights(w)
-    try:
-        xa = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ShapeError(f"x: expected a real array of shape (n,) or (n, c), got {type(x).__name__}") from None
-    if xa.ndim not in (1, 2) or xa.shape[0] != m.shape[0]:
-        raise ShapeError(f"x: expected shape ({m.shape[0]},) or ({m.shape[0]}, c) (from w), got {xa.shape}")
-    if not np.isfinite(xa).all():
-        raise NumericalError("x: expected finite values, got NaN or infinity")
+    xa = _signal(x, m.shape[0], "w")
     return _ref.dirichlet_energy(m, xa if xa.ndim == 2 else xa[:, None], kind)
