@@ -132,11 +132,3 @@ def test_numba_backend_says_why(rng):
 def test_bad_parameters(params, arg):
     with pytest.raises(ConfigurationError, match=rf"\b{arg}\b"):
         workbench.make("centroid_ot", **params)
-
-
-@pytest.mark.parametrize("bad", [np.zeros((0, 3)), np.zeros(4), np.zeros((2, 3, 4))])
-def test_clusters_need_one_key_set(bad):
-    from workbench.errors import ShapeError
-
-    with pytest.raises(ShapeError, match=r"k: expected one key set of shape \(n, d\) with n >= 1, got shape"):
-        workbench.make("centroid_ot").clusters(bad)

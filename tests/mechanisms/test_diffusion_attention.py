@@ -167,11 +167,3 @@ def test_never_diverges_on_clustered_keys_at_4096(rng, kind, integrator):
 def test_bad_parameters(params, arg):
     with pytest.raises(ConfigurationError, match=rf"\b{arg}\b"):
         workbench.make("diffusion", **params)
-
-
-@pytest.mark.parametrize("bad", [np.zeros((0, 3)), np.zeros(4), np.zeros((2, 3, 4))])
-def test_key_graph_needs_one_key_set(bad):
-    from workbench.errors import ShapeError
-
-    with pytest.raises(ShapeError, match=r"k: expected one key set of shape \(n, d\) with n >= 1, got shape"):
-        workbench.make("diffusion").key_graph(bad)

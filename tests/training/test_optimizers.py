@@ -207,12 +207,3 @@ def test_overflowing_step_is_an_error_and_leaves_params():
     with pytest.raises(NumericalError, match="finite"):
         SGD(lr=1e300).step(x, np.array([1e300, 1.0]))
     np.testing.assert_array_equal(x, [1.0, 2.0])
-
-
-def test_a_refused_learning_rate_leaves_the_old_one():
-    opt = SGD(lr=0.1)
-    with pytest.raises(ConfigurationError, match=r"lr: expected a finite number > 0, got 0"):
-        opt.lr = 0
-    assert opt.lr == 0.1 and opt.learning_rate() == 0.1
-    opt.lr = 0.3
-    assert opt.learning_rate() == 0.3
