@@ -179,3 +179,13 @@ def test_calibrate_on_100k_keys_is_bounded(rng):
     assert (m.calibration.queries, m.calibration.keys, m.calibration.n_keys) == (256, 4096, 100_000)
     q = x[rng.choice(100_000, 64, replace=False)]
     assert float(np.mean(normalised_entropy(m.weights(q, x)))) == pytest.approx(0.5, abs=0.05)
+
+
+def test_the_record_names_the_keys_it_was_fitted_to(rng):
+    from workbench.calibration import keys_digest
+
+    x = rng.standard_normal((60, 4)).astype(np.float32)
+    cal = calibrate("scaled_dot_product", x).calibration
+    # the same values in float64 give the same digest; other keys do not
+    assert cal.keys_digest == keys_digest(x) == keys_digest(x.astype(np.float64))
+    assert keys_digest(x[:59]) != cal.keys_digest and keys_digest(x + 1) != cal.keys_digest

@@ -56,7 +56,7 @@ from workbench import checks as C
 from workbench.errors import ConfigurationError, NumericalError, WorkbenchError
 from workbench.entropy import mean_ratio, replicated_entropy, row_entropy, support
 
-__all__ = ["Calibration", "calibrate", "self_attention_entropy", "solve_temperature", "nondefault",
+__all__ = ["Calibration", "calibrate", "self_attention_entropy", "solve_temperature", "nondefault", "keys_digest",
            "DEFAULT_TARGET", "T_RANGE"]
 
 DEFAULT_TARGET = 0.5
@@ -82,7 +82,8 @@ class Calibration:
     convention; ``target`` and ``entropy`` (reached, mean ``H/ln n`` on the sample); ``queries``
     and ``keys`` sample sizes out of ``n_keys``; ``sampling`` "keys" | "nodes" | "block";
     ``domain`` the rule of :meth:`Mechanism.calibration_params` that was applied ("" if none);
-    ``params`` the mechanism's non-default parameters; ``seconds``; ``notes``.
+    ``params`` the mechanism's non-default parameters; ``seconds``; ``notes``; ``keys_digest``
+    :func:`keys_digest` of the keys it was fitted to (to tell whether a record fits other keys).
     """
 
     mechanism: str
@@ -99,6 +100,7 @@ class Calibration:
     params: dict = field(default_factory=dict)
     seconds: float = 0.0
     notes: tuple = ()
+    keys_digest: str = ""
 
     def describe(self) -> str:
         """One line for people: what was fitted to what."""
@@ -131,6 +133,13 @@ def _mechanism(name_or_mechanism, params: dict):
 
 def _rebuild(mech, changes: dict):
     return type(mech)(**{**mech.params(), **changes})
+
+
+def keys_digest(keys) -> str:
+    """:func:`~workbench.digest.array_digest` of ``keys (n, d)`` in float64 (same values, same digest, either dtype)."""
+    from workbench.digest import array_digest
+
+    return array_digest(np.asarray(keys, dtype=np.float64))
 
 
 def nondefault(mech) -> dict:
@@ -367,7 +376,8 @@ def calibrate(name_or_mechanism, keys, *, target_entropy: float = DEFAULT_TARGET
     mech.calibration = Calibration(
         mechanism=name, parameter=which, value=value, temperature=t, target=target, entropy=float(reached),
         queries=int(sample.rows.size), keys=int(sample.k.shape[0]), n_keys=int(k.shape[0]), sampling=sample.mode,
-        domain=rule, params=nondefault(mech), seconds=time.perf_counter() - t_start, notes=tuple(notes))
+        domain=rule, params=nondefault(mech), seconds=time.perf_counter() - t_start, notes=tuple(notes),
+        keys_digest=keys_digest(k))
     return mech
 
 
@@ -425,5 +435,6 @@ def _calibrate_moe(mech, k, target, queries, max_keys, graph_k, seed, t_start):
     out.calibration = Calibration(
         mechanism="moe", parameter="expert_params", value=None, temperature=None, target=target,
         entropy=float(reached), queries=int(sample.rows.size), keys=int(sample.k.shape[0]), n_keys=int(k.shape[0]),
-        sampling=sample.mode, params=nondefault(out), seconds=time.perf_counter() - t_start, notes=tuple(notes))
+        sampling=sample.mode, params=nondefault(out), seconds=time.perf_counter() - t_start, notes=tuple(notes),
+        keys_digest=keys_digest(k))
     return out

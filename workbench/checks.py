@@ -5,7 +5,9 @@ error that names the argument, what was received and what was expected.
   non-numeric, complex, too few dimensions and NaN/inf each refused by name;
 * :func:`integer` — an integer within bounds (booleans are not integers);
 * :func:`real`, :func:`positive`, :func:`non_negative` — a finite number within bounds;
-* :func:`choice`, :func:`seed`, :func:`result_dtype`.
+* :func:`key_set` — one key set ``(n, d)``, ``n ≥ 1``;
+* :func:`choice`, :func:`seed`, :func:`result_dtype`;
+* :class:`Checked` — an attribute checked on every assignment (``lr = Checked(positive)``).
 """
 from __future__ import annotations
 
@@ -37,6 +39,15 @@ def float_array(name: str, x, *, min_ndim: int = 1, shape: str | None = None) ->
     if not np.isfinite(a).all():
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
         raise NumericalError(f"{name}: expected finite values, got {a[bad]} at index {bad}")
+    return a
+
+
+def key_set(name: str, x, *, dtype=None) -> np.ndarray:
+    """One key set ``x (n, d)``, ``n ≥ 1``, as an array (of ``dtype`` when given): what a mechanism builds
+    a structure from (a graph, clusters)."""
+    a = np.asarray(x, dtype)
+    if a.ndim != 2 or a.shape[0] == 0:
+        raise ShapeError(f"{name}: expected one key set of shape (n, d) with n >= 1, got shape {a.shape}")
     return a
 
 
@@ -97,3 +108,23 @@ def choice(name: str, value, options) -> str:
     if not isinstance(value, str) or value.lower() not in options:
         raise ConfigurationError(f"{name}: expected one of {list(options)}, got {value!r}")
     return value.lower()
+
+
+class Checked:
+    """An attribute that passes ``check(name, value)`` on every assignment (construction included).
+
+    The checked value is stored as ``_<name>`` on the instance, for the hot paths to read.
+    ``class Opt: lr = Checked(positive)`` makes ``opt.lr = 0`` raise as ``positive("lr", 0)`` does.
+    """
+
+    def __init__(self, check) -> None:
+        self.check = check
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name, self.slot = name, "_" + name
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else getattr(obj, self.slot)
+
+    def __set__(self, obj, value) -> None:
+        setattr(obj, self.slot, self.check(self.name, value))

@@ -19,7 +19,6 @@ objects of its class, as ``workbench.registry[name].parameters``).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import threading
@@ -34,6 +33,7 @@ import kernels.tiles as _tiles
 from kernels import BackendError
 from workbench.autograph import GRAPH_CHOICES  # re-exported: the dashboard's graph choices
 from workbench.autograph import call_with_graph as _call_with_graph
+from workbench.digest import array_digest
 from workbench.errors import ConfigurationError, DataError, WorkbenchError
 
 __all__ = [
@@ -345,16 +345,8 @@ _DENSE_CACHE: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
 _DENSE_LOCK = threading.Lock()
 
 
-def _digest(a: np.ndarray) -> str:
-    a = np.ascontiguousarray(a)
-    h = hashlib.blake2b(digest_size=16)
-    h.update(str((a.shape, a.dtype.str)).encode())
-    h.update(memoryview(a).cast("B"))
-    return h.hexdigest()
-
-
 def _dense_weights(name, params, mech, q, k, graph):
-    key = (name, json.dumps(params, sort_keys=True, default=repr), _digest(q), _digest(k), id(graph))
+    key = (name, json.dumps(params, sort_keys=True, default=repr), array_digest(q), array_digest(k), id(graph))
     with _DENSE_LOCK:
         if key in _DENSE_CACHE:
             _DENSE_CACHE.move_to_end(key)

@@ -114,24 +114,33 @@ def knn_affinity(x, k: int, sigma: float | None = None, *, backend: str = "auto"
     return w
 
 
-def _weights(w, name="w"):
-    """Validated affinity matrix: dense float64 array or CSR array; square, finite, ≥ 0, symmetric."""
+def _square(a, name: str, what: str):
+    """``a`` as a float64 dense array or CSR array, square ``(n, n)`` with ``n ≥ 1`` and finite ``what``;
+    returns the matrix and its stored values (every entry, or the CSR data)."""
     import scipy.sparse as sp
 
-    if sp.issparse(w):
-        m = sp.csr_array(w, dtype=np.float64)
+    if sp.issparse(a):
+        m = sp.csr_array(a, dtype=np.float64)
         vals = m.data
     else:
         try:
-            m = np.asarray(w, dtype=np.float64)
+            m = np.asarray(a, dtype=np.float64)
         except (TypeError, ValueError):
             raise ShapeError(f"{name}: expected a real (n, n) array or scipy.sparse matrix, "
-                             f"got {type(w).__name__}") from None
+                             f"got {type(a).__name__}") from None
         vals = m.reshape(-1)
     if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] == 0:
         raise ShapeError(f"{name}: expected a square (n, n) matrix with n >= 1, got shape {m.shape}")
     if not np.isfinite(vals).all():
-        raise NumericalError(f"{name}: expected finite weights, got NaN or infinity")
+        raise NumericalError(f"{name}: expected finite {what}, got NaN or infinity")
+    return m, vals
+
+
+def _weights(w, name="w"):
+    """Validated affinity matrix: dense float64 array or CSR array; square, finite, ≥ 0, symmetric."""
+    import scipy.sparse as sp
+
+    m, vals = _square(w, name, "weights")
     if vals.size and vals.min() < 0:
         raise DataError(f"{name}: expected non-negative weights, got {vals.min()}")
     asym = abs(m - m.T)
@@ -159,23 +168,20 @@ def laplacian(w, kind: str = "unnormalized"):
 
 
 def _laplacian_operand(L):
-    import scipy.sparse as sp
+    return _square(L, "L", "entries")[0]
 
-    if sp.issparse(L):
-        m = sp.csr_array(L, dtype=np.float64)
-        vals = m.data
-    else:
-        try:
-            m = np.asarray(L, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ShapeError(f"L: expected a real (n, n) array or scipy.sparse matrix, "
-                             f"got {type(L).__name__}") from None
-        vals = m.reshape(-1)
-    if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] == 0:
-        raise ShapeError(f"L: expected a square (n, n) matrix with n >= 1, got shape {m.shape}")
-    if not np.isfinite(vals).all():
-        raise NumericalError("L: expected finite entries, got NaN or infinity")
-    return m
+
+def _signal(x, n: int, source: str) -> np.ndarray:
+    """A graph signal ``x (n,)`` or ``(n, c)`` as finite float64; ``n`` nodes read from the matrix ``source``."""
+    try:
+        xa = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ShapeError(f"x: expected a real array of shape (n,) or (n, c), got {type(x).__name__}") from None
+    if xa.ndim not in (1, 2) or xa.shape[0] != n:
+        raise ShapeError(f"x: expected shape ({n},) or ({n}, c) (from {source}), got {xa.shape}")
+    if not np.isfinite(xa).all():
+        raise NumericalError("x: expected finite values, got NaN or infinity")
+    return xa
 
 
 def heat_diffuse(L, x, t, *, integrator: str = "expm", num_steps: int = 5):
@@ -192,14 +198,7 @@ def heat_diffuse(L, x, t, *, integrator: str = "expm", num_steps: int = 5):
     random walk: ``e^{−tL}`` is row-stochastic) and ``‖x(t)‖₂ ≤ ‖x‖₂`` (symmetric).
     """
     Lm = _laplacian_operand(L)
-    try:
-        xa = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ShapeError(f"x: expected a real array of shape (n,) or (n, c), got {type(x).__name__}") from None
-    if xa.ndim not in (1, 2) or xa.shape[0] != Lm.shape[0]:
-        raise ShapeError(f"x: expected shape ({Lm.shape[0]},) or ({Lm.shape[0]}, c) (from L), got {xa.shape}")
-    if not np.isfinite(xa).all():
-        raise NumericalError("x: expected finite values, got NaN or infinity")
+    xa = _signal(x, Lm.shape[0], "L")
     ta = np.asarray(t, dtype=np.float64)
     if ta.ndim > 1 or ta.size == 0 or not np.isfinite(ta).all() or (ta < 0).any():
         raise ConfigurationError(f"t: expected a finite time >= 0 or a 1-D array of them, got {t!r}")
@@ -227,12 +226,5 @@ def diffusion_energy(x, w, kind: str = "unnormalized") -> float:
     if kind not in LAPLACIANS:
         raise ConfigurationError(f"kind: expected one of {LAPLACIANS}, got {kind!r}")
     m = _weights(w)
-    try:
-        xa = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ShapeError(f"x: expected a real array of shape (n,) or (n, c), got {type(x).__name__}") from None
-    if xa.ndim not in (1, 2) or xa.shape[0] != m.shape[0]:
-        raise ShapeError(f"x: expected shape ({m.shape[0]},) or ({m.shape[0]}, c) (from w), got {xa.shape}")
-    if not np.isfinite(xa).all():
-        raise NumericalError("x: expected finite values, got NaN or infinity")
+    xa = _signal(x, m.shape[0], "w")
     return _ref.dirichlet_energy(m, xa if xa.ndim == 2 else xa[:, None], kind)

@@ -11,7 +11,7 @@ from workbench.data import load_demo
 from workbench.errors import ConfigurationError, ShapeError
 from workbench.report import analyze_keys, evaluate
 from workbench.report.downstream import knn_label_accuracy
-from workbench.report.evaluate import denoising_recall, strided_sample
+from workbench.report.evaluate import candidates, denoising_recall, strided_sample
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +86,62 @@ def test_bad_input(text):
         evaluate(x[:5], y[:5])
     with pytest.raises(ConfigurationError, match="k: expected"):
         evaluate(x[:200], y[:200], k=500)
+
+
+@pytest.fixture
+def calibrations(monkeypatch):
+    """The mechanism names passed to ``workbench.calibration.calibrate``, in call order."""
+    import workbench.calibration as cal
+
+    calls, real = [], cal.calibrate
+
+    def counting(name, keys, **kw):
+        calls.append(name)
+        return real(name, keys, **kw)
+
+    monkeypatch.setattr(cal, "calibrate", counting)
+    return calls
+
+
+def test_the_recommended_mechanism_is_calibrated_once(text, calibrations):
+    x, y = text
+    report = analyze_keys(x)
+    rec = report.recommendation
+    assert rec.mechanism in calibrations and rec.fitted is not None
+    calibrations.clear()
+    ev = evaluate(x, y, report=report)
+    by_choice = {r["choice"]: r for r in ev.rows}
+    # evaluate calibrates every candidate but the recommended one, which keeps the report's fit ...
+    assert sorted(calibrations) == sorted(r["mechanism"] for r in ev.rows[1:] if r["choice"] != rec.choice)
+    row = by_choice[rec.choice]
+    assert row["params"] == rec.params and row["temperature"] == rec.fitted.temperature
+    assert row["score"] == pytest.approx(knn_label_accuracy(workbench.make(rec.mechanism, **rec.params)(x, x, x), y),
+                                         abs=1e-9)
+    # ... and the other rows are what evaluating those candidates on their own gives
+    others = [(c, name, params) for c, name, params in candidates(report) if c != rec.choice]
+    alone = evaluate(x, y, mechanisms=[(name, params) for _, name, params in others])
+    assert [r["score"] for r in alone.rows[1:]] == [by_choice[c]["score"] for c, _, _ in others]
+    assert [r["params"] for r in alone.rows[1:]] == [by_choice[c]["params"] for c, _, _ in others]
+
+
+def test_a_fit_on_other_keys_is_not_reused(text, calibrations):
+    x, y = text
+    report = analyze_keys(x[:250])  # another key set: its fit says nothing about x[:300]
+    calibrations.clear()
+    ev = evaluate(x[:300], y[:300], report=report)
+    assert sorted(calibrations) == sorted(r["mechanism"] for r in ev.rows[1:])
+    # without labels the mechanisms attend noisy keys, never the clean ones the report was made of
+    report = analyze_keys(x[:300])
+    calibrations.clear()
+    ev = evaluate(x[:300], report=report)
+    assert sorted(calibrations) == sorted(r["mechanism"] for r in ev.rows[1:])
+
+
+def test_the_fit_stays_in_memory():
+    from workbench.report import Report
+
+    x = np.random.default_rng(3).standard_normal((80, 6))
+    report = analyze_keys(x)
+    assert report.recommendation.fitted is not None and "fitted" not in report.recommendation.to_dict()
+    back = Report.from_json(report.to_json())
+    assert back == report and back.recommendation.fitted is None

@@ -6,7 +6,6 @@ Pure NumPy (UMAP and hnswlib only when asked for). Options that are not understo
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import threading
 from collections import OrderedDict
@@ -15,6 +14,7 @@ import numpy as np
 
 from workbench.data.dataset import Dataset, validate_embeddings
 from workbench import checks as C
+from workbench.digest import array_digest
 from workbench.errors import ConfigurationError, DataError
 
 __all__ = ["NORMALISATIONS", "QUERY_SELECTIONS", "GRAPH_KINDS", "normalise", "pca", "transform",
@@ -183,14 +183,6 @@ _GRAPH_LOCK = threading.Lock()
 _GRAPH_CACHE_SIZE = 8
 
 
-def _digest(a: np.ndarray) -> str:
-    a = np.ascontiguousarray(a)
-    h = hashlib.blake2b(digest_size=16)
-    h.update(str((a.shape, a.dtype.str)).encode())
-    h.update(memoryview(a).cast("B"))
-    return h.hexdigest()
-
-
 def graph_for(x, kind: str = "knn", k: int = 8, *, metric: str = "euclidean", seed: int = 0):
     """The neighbour graph of the points ``x (n, d)`` for graph mechanisms (one node per row).
 
@@ -210,7 +202,7 @@ def graph_for(x, kind: str = "knn", k: int = 8, *, metric: str = "euclidean", se
     k = _int("k", k, 1)
     if kind == "knn" and k > n - 1:
         raise ConfigurationError(f"k: expected at most n - 1 = {n - 1} neighbours for {n} points, got {k}")
-    key = (_digest(a), kind, k, metric, int(seed))
+    key = (array_digest(a), kind, k, metric, int(seed))
     with _GRAPH_LOCK:
         if key in _GRAPH_CACHE:
             _GRAPH_CACHE.move_to_end(key)

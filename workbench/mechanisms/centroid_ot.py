@@ -5,7 +5,7 @@ import numpy as np
 import param
 
 from kernels.centroid_ot import CENTROID_OT, PLANS, SPREADS, centroid_ot_attention, centroid_ot_weights
-from workbench.errors import ShapeError
+from workbench import checks as C
 from workbench.mechanisms import params as P
 from workbench.mechanisms._key_subsets import key_subsets
 from workbench.mechanisms.base import Mechanism
@@ -50,9 +50,8 @@ class CentroidOT(Mechanism):
     kmeans_iterations = param.Integer(
         default=10, bounds=(0, 1000),
         doc="At most this many Lloyd iterations after the k-means++ seeding (stops early on convergence).")
-    temperature = param.Number(
-        default=1.0, bounds=(0, None), inclusive_bounds=(False, True),
-        doc="Entropic regularisation (temperature) T of the transport plan and of the soft member shares.")
+    temperature = P.temperature(
+        "Entropic regularisation (temperature) T of the transport plan and of the soft member shares.")
     scale = P.scale()
     plan = param.Selector(
         default="per_query", objects=list(PLANS),
@@ -80,9 +79,7 @@ class CentroidOT(Mechanism):
 
     def clusters(self, k):
         """``(centroids (M', d) float64, labels (n,))`` of one key set ``k (n, d)``, independent of key order."""
-        k = np.asarray(k, np.float64)
-        if k.ndim != 2 or k.shape[0] == 0:
-            raise ShapeError(f"k: expected one key set of shape (n, d) with n >= 1, got shape {k.shape}")
+        k = C.key_set("k", k, dtype=np.float64)
         order = np.argsort(k[:, 0], kind="stable")  # canonical order: lexicographic (ties need more columns)
         first = k[order, 0]
         if (first[1:] == first[:-1]).any():

@@ -7,7 +7,7 @@ import param
 from kernels.diffusion import DIFFUSION, INTEGRATORS, LAPLACIANS, MULTISCALE, diffused_keys, diffusion_attention
 from kernels.diffusion import diffusion_weights
 from workbench.diffusion import gaussian_affinity, knn_affinity, laplacian
-from workbench.errors import ShapeError
+from workbench import checks as C
 from workbench.mechanisms import params as P
 from workbench.mechanisms._key_subsets import key_subsets
 from workbench.mechanisms.base import Mechanism
@@ -82,9 +82,7 @@ class Diffusion(Mechanism):
     multiscale = param.Selector(
         default="mean", objects=list(MULTISCALE),
         doc="How the S scales combine: 'mean' of the outputs (and weights), or 'concat' of the outputs (S dv wide).")
-    temperature = param.Number(
-        default=1.0, bounds=(0, None), inclusive_bounds=(False, True),
-        doc="Softmax temperature T in softmax(x(t)/T).")
+    temperature = P.temperature("Softmax temperature T in softmax(x(t)/T).")
     scale = P.scale()
 
     @property
@@ -97,9 +95,7 @@ class Diffusion(Mechanism):
         :data:`DENSE_BELOW` keys, dense arrays otherwise)."""
         import scipy.sparse as sp
 
-        k = np.asarray(k)
-        if k.ndim != 2 or k.shape[0] == 0:
-            raise ShapeError(f"k: expected one key set of shape (n, d) with n >= 1, got shape {k.shape}")
+        k = C.key_set("k", k)
         n = k.shape[0]
         if n == 1:
             w = sp.csr_array((1, 1)) if self.graph == "knn" else np.zeros((1, 1))

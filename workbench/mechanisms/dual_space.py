@@ -62,8 +62,7 @@ class DualSpace(Mechanism):
                                      doc="Weight α_H of the (negative) Poincaré distance term of the logit.")
     c = param.Number(default=1.0, bounds=(0, 1e12), inclusive_bounds=(False, True),
                      doc="Curvature magnitude c > 0: the Poincaré ball of radius 1/sqrt(c).")
-    temperature = param.Number(default=1.0, bounds=(0, None), inclusive_bounds=(False, True),
-                               doc="Softmax temperature T > 0; lower is sharper.")
+    temperature = P.temperature("Softmax temperature T > 0; lower is sharper.")
     projections = param.Boolean(
         default=True,
         doc="Apply seeded W_E, W_H (d x d) and W_O (d x d, only when dv == d), entries "

@@ -56,9 +56,8 @@ class EdgeFeatured(GraphMechanism):
         default=True, doc="With a graph: replace self-loops by one loop per node (as PyG's GATConv).")
     edge_dim = param.Integer(default=None, allow_None=True, bounds=(0, 4096),
                              doc="Edge feature width De; None takes it from the graph's edge_attr (0 if none).")
-    temperature = param.Number(
-        default=1.0, bounds=(0, None), inclusive_bounds=(False, True),
-        doc="Temperature T dividing every score e_ij before the softmax (1 = GAT/PyG; set by calibration).")
+    temperature = P.temperature(
+        "Temperature T dividing every score e_ij before the softmax (1 = GAT/PyG; set by calibration).")
     head_dim = param.Integer(default=None, allow_None=True, bounds=(1, 4096),
                              doc="Per-head width C of the projections; None means dv / num_heads (must divide).")
     seed = P.seed()

@@ -62,8 +62,7 @@ class FusedMixedCurvature(Mechanism):
     weight_e = param.Number(default=0.5, bounds=(0, None), doc="Weight w_E >= 0 of the Euclidean logit.")
     weight_h = param.Number(default=0.35, bounds=(0, None), doc="Weight w_H >= 0 of the hyperbolic distance.")
     weight_s = param.Number(default=0.15, bounds=(0, None), doc="Weight w_S >= 0 of the spherical distance.")
-    temperature = param.Number(default=1.0, bounds=(0, None), inclusive_bounds=(False, True),
-                               doc="Softmax temperature T dividing the fused logit.")
+    temperature = P.temperature("Softmax temperature T dividing the fused logit.")
     scale = P.scale()
     num_heads = param.Integer(default=1, bounds=(1, 256),
                               doc="Number of heads; d and dv must divide by it; outputs are concatenated.")

@@ -8,6 +8,7 @@ from kernels.geometry import stereographic as _K
 from kernels.hyperbolic import AGGREGATIONS as _CLOSED_FORM
 from kernels.hyperbolic import HYPERBOLIC, hyperbolic_attention, hyperbolic_weights
 from workbench.geometry import poincare as _P
+from workbench.mechanisms import params as P
 from workbench.mechanisms.base import Mechanism
 from workbench.registry import register
 
@@ -45,8 +46,7 @@ class Hyperbolic(Mechanism):
 
     c = param.Number(default=1.0, bounds=(0, 1e12), inclusive_bounds=(False, True),
                      doc="Curvature magnitude c > 0: the ball of radius 1/sqrt(c), curvature -c.")
-    temperature = param.Number(default=1.0, bounds=(0, None), inclusive_bounds=(False, True),
-                               doc="Softmax temperature T in softmax(-d_c(q, k)/T); T -> 0 picks the nearest key.")
+    temperature = P.temperature("Softmax temperature T in softmax(-d_c(q, k)/T); T -> 0 picks the nearest key.")
     aggregation = param.Selector(
         default="einstein", objects=["einstein", "frechet", "tangent", "mobius"],
         doc="How values are averaged in the ball: 'einstein' midpoint (closed form, fast), 'frechet' "

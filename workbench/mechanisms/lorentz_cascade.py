@@ -6,6 +6,7 @@ import param
 
 from kernels.lorentz import LORENTZ, cascade_attention, cascade_weights
 from workbench.errors import ConfigurationError, NumericalError
+from workbench.mechanisms import params as P
 from workbench.mechanisms.base import Mechanism
 from workbench.registry import register
 
@@ -59,8 +60,7 @@ class LorentzCascade(Mechanism):
     curvature_range = param.NumericTuple(
         default=(0.1, 2.0), length=2,
         doc="(c_min, c_max), 0 < c_min <= c_max: curvature magnitudes of the first and last head.")
-    temperature = param.Number(default=1.0, bounds=(0, None), inclusive_bounds=(False, True),
-                               doc="Softmax temperature T dividing every head's scores.")
+    temperature = P.temperature("Softmax temperature T dividing every head's scores.")
     top_k = param.Integer(default=0, bounds=(0, None),
                           doc="0 = dense; k > 0 = keep the k best keys per query by the head-0 score, then attend.")
     score = param.Selector(

@@ -7,6 +7,7 @@ import param
 from kernels.curvature import CURVATURE, fused_logits
 from kernels.reference.softmax import masked_softmax
 from workbench.errors import ConfigurationError
+from workbench.mechanisms import params as P
 from workbench.mechanisms.base import Mechanism
 from workbench.registry import register
 
@@ -57,8 +58,7 @@ class MixedCurvature(Mechanism):
                      doc="Curvature magnitude c > 0 of the hyperbolic block (ball of radius 1/√c).")
     mixing_weight = param.Number(default=0.5, bounds=(0.0, 1.0),
                                  doc="Weight α of the hyperbolic softmax; 1 − α goes to the Euclidean one.")
-    temperature = param.Number(default=1.0, bounds=(0, None), inclusive_bounds=(False, True),
-                               doc="Softmax temperature T dividing both the Euclidean and hyperbolic logits.")
+    temperature = P.temperature("Softmax temperature T dividing both the Euclidean and hyperbolic logits.")
     aggregation = param.Selector(
         default="einstein", objects=["einstein", "frechet"],
         doc="Mean of the hyperbolic values: 'einstein' (closed-form Klein midpoint) or 'frechet' "

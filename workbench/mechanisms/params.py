@@ -31,3 +31,8 @@ def seed() -> param.Integer:
         default=0, bounds=(0, None),
         doc="Seed of every random draw of this mechanism; same seed, same result.",
     )
+
+
+def temperature(doc: str) -> param.Number:
+    """The softmax temperature ``T > 0``, default 1 (what calibration fits); ``doc`` says where ``T`` divides."""
+    return param.Number(default=1.0, bounds=(0, None), inclusive_bounds=(False, True), doc=doc)

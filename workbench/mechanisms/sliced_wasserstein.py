@@ -84,9 +84,7 @@ class SlicedWasserstein(Mechanism):
         default=None, allow_None=True, bounds=(1, None),
         doc="Two-stage form: score only the C allowed keys of largest dot product q.k per query "
             "(None: every key, the exact full path; upstream uses 48).")
-    temperature = param.Number(
-        default=1.0, bounds=(0, None), inclusive_bounds=(False, True),
-        doc="Softmax temperature T in softmax(-SW_p/T); T -> 0 picks the nearest key.")
+    temperature = P.temperature("Softmax temperature T in softmax(-SW_p/T); T -> 0 picks the nearest key.")
     wasserstein_power = param.Number(
         default=2.0, bounds=(1, None),
         doc="Order p >= 1 of the sliced-Wasserstein distance SW_p.")

@@ -97,8 +97,7 @@ class TopologyGated(Mechanism):
                                doc="Base attention width; Cautious attends the top max(1, floor(base_width*factor)) keys.")
     cautious_width_factor = param.Number(default=0.5, bounds=(0, 1), inclusive_bounds=(False, True),
                                          doc="Fraction of base_width that Cautious mode attends (0 < factor <= 1).")
-    temperature = param.Number(default=1.0, bounds=(0, None), inclusive_bounds=(False, True),
-                               doc="Softmax temperature T > 0 in softmax(scale*q.k/T); lower is sharper.")
+    temperature = P.temperature("Softmax temperature T > 0 in softmax(scale*q.k/T); lower is sharper.")
     scale = P.scale()
     persistent = param.Boolean(
         default=False,

@@ -2,7 +2,9 @@
 
 :func:`evaluate` runs each candidate as self-attention over a sample of the keys (``q = k = v``,
 the setting of :mod:`workbench.report.downstream`), each calibrated on that sample
-(:func:`workbench.calibrate`, target 0.5), and scores its output:
+(:func:`workbench.calibrate`, target 0.5; the recommended mechanism keeps the report's own
+calibration when the report was made of these very keys, so it is not calibrated twice), and
+scores its output:
 
 * **with labels** — leave-one-out ``k``-NN label accuracy of the outputs
   (:func:`~workbench.report.downstream.knn_label_accuracy`, ``k = 5``): does attention keep the
@@ -207,7 +209,8 @@ def evaluate(keys, labels=None, *, mechanisms=None, sample: int = DEFAULT_SAMPLE
                "score": None, "seconds": None, "error": None}
         t0 = time.perf_counter()
         try:
-            row.update(_run_candidate(name, structure, seen, target_entropy, seed))
+            fit = _reusable_fit(report, choice, name, structure, seen, target_entropy) if mechanisms is None else None
+            row.update(_run_candidate(name, structure, seen, target_entropy, seed, fit))
             row["score"] = score_of(row.pop("output"))
         except WorkbenchError as exc:
             row["error"] = str(exc)
@@ -227,15 +230,39 @@ def evaluate(keys, labels=None, *, mechanisms=None, sample: int = DEFAULT_SAMPLE
     return Evaluation(rows, measure, rec, best, regret, int(idx.size), n, cancelled)
 
 
-def _run_candidate(name: str, structure: dict, x: np.ndarray, target: float, seed: int) -> dict:
-    """Calibrate ``name`` on ``x`` (with ``structure``) and run it as self-attention, with its graph."""
+def _reusable_fit(report, choice: str, name: str, structure: dict, x: np.ndarray, target: float):
+    """The recommendation's calibration record when it fits this candidate on ``x``, else None.
+
+    It fits when it is the recommended choice's mechanism, calibrated to ``target`` on the very keys
+    ``x`` (same values, by :func:`~workbench.calibration.keys_digest`) with the candidate's
+    structural parameters; then calibrating again would only redo the report's work (with another
+    sample seed).
+    """
+    from workbench.calibration import keys_digest
+    from workbench.registry import make
+
+    rec = report.recommendation
+    fit = rec.fitted
+    if rec.choice != choice or fit is None or fit.mechanism != name or fit.target != target \
+            or fit.n_keys != x.shape[0] or fit.keys_digest != keys_digest(x):
+        return None
+    built = make(name, **fit.params)
+    return fit if all(getattr(built, p) == v for p, v in structure.items()) else None
+
+
+def _run_candidate(name: str, structure: dict, x: np.ndarray, target: float, seed: int, fit=None) -> dict:
+    """Calibrate ``name`` on ``x`` (with ``structure``), or build it from the calibration record ``fit``
+    (see :func:`_reusable_fit`), and run it as self-attention, with its graph."""
     from workbench.autograph import call_with_graph
     from workbench.calibration import calibrate
-    from workbench.registry import registry
+    from workbench.registry import make, registry
 
-    mech = calibrate(name, x, target_entropy=target, sample_seed=seed, **structure)
+    if fit is None:
+        mech = calibrate(name, x, target_entropy=target, sample_seed=seed, **structure)
+        cal = mech.calibration
+    else:
+        mech, cal = make(name, **fit.params), fit
     info = registry[name]
     out, _, _, _ = call_with_graph(lambda kw: mech(x, x, x, **kw), info, x, None, "auto", 8, seed)
-    cal = mech.calibration
     return {"params": dict(cal.params), "temperature": cal.temperature, "entropy": cal.entropy,
             "output": np.asarray(out)}

@@ -190,4 +190,4 @@ def recommend(f: dict, keys: np.ndarray, *, k: int, seed: int, entropy_ratio: fl
         suggested_temperature = std.calibration.temperature
     advice = temperature_advice(entropy_ratio, suggested_temperature, entropy_source, n)
     return Recommendation(choice, mechanism, rule, numbers, advice, why, params, suggested_temperature, notes,
-                          calibration)
+                          calibration, None if cal is None else cal.calibration)

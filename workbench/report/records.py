@@ -52,7 +52,10 @@ class Recommendation:
     ``suggested_temperature`` the logit temperature that brings the normalised attention entropy
     to 0.5 (None when not computed); ``explanation`` the reasoning in plain words; ``notes``
     caveats (e.g. a fallback mechanism); ``calibration`` how ``params`` were fitted to the keys
-    (:meth:`workbench.calibration.Calibration.describe`).
+    (:meth:`workbench.calibration.Calibration.describe`); ``fitted`` that fit's
+    :class:`~workbench.calibration.Calibration` record (in memory only: not in :meth:`to_dict`, not
+    compared; None when not calibrated or read back from JSON), so :func:`workbench.report.evaluate`
+    reuses it rather than calibrating the recommended mechanism again.
     """
 
     choice: str
@@ -65,6 +68,7 @@ class Recommendation:
     suggested_temperature: float | None = None
     notes: tuple = ()
     calibration: str = ""
+    fitted: object = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         if self.choice not in CHOICES:
@@ -77,6 +81,7 @@ class Recommendation:
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        del d["fitted"]  # the record of the fit stays in memory; ``calibration`` describes it
         d["notes"] = list(self.notes)
         return plain(d)
 

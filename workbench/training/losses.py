@@ -128,17 +128,11 @@ class InfoNCELoss(Loss):
     Paper: van den Oord et al., *Representation Learning with Contrastive Predictive Coding*, 2018.
     """
 
+    temperature = C.Checked(C.positive)  # τ > 0, checked on every assignment
+
     def __init__(self, temperature: float = 0.07, reduction: str = "mean") -> None:
         self.temperature = temperature
         self.reduction = C.choice("reduction", reduction, REDUCTIONS)
-
-    @property
-    def temperature(self) -> float:
-        return self._temperature
-
-    @temperature.setter
-    def temperature(self, value: float) -> None:
-        self._temperature = C.positive("temperature", value)
 
     def _evaluate(self, a, p, n):
         tau = self._temperature

@@ -26,20 +26,14 @@ def _as_list(x) -> list:
 class Optimizer:
     """Base class: learning rate, per-parameter state, in-place ``step(params, grads)``."""
 
+    # -- learning rate (the seed system's names and a checked attribute) --------------------------------------------
+    lr = C.Checked(C.positive)  # lr > 0, checked on every assignment
+
     def __init__(self, lr: float) -> None:
-        self._lr = C.positive("lr", lr)
+        self.lr = lr
         self._shapes: list | None = None
         self.state: list[dict] = []
         self.steps = 0
-
-    # -- learning rate (the seed system's names and a property) ----------------------------------------------------
-    @property
-    def lr(self) -> float:
-        return self._lr
-
-    @lr.setter
-    def lr(self, value: float) -> None:
-        self._lr = C.positive("lr", value)
 
     def learning_rate(self) -> float:
         """The current learning rate."""
