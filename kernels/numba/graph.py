@@ -111,7 +111,7 @@ def _knn_block(g, sq_rows, sq_all, i0, k, cosine, self_loops):
 
 
 def knn_block(g, sq_rows, sq_all, i0, k, cosine, self_loops):
-    """Top-``k`` selection of a Gram block in one pass per row (insertion into a sorted ``k``-list)."""
+    """Top-``k`` selection of a Gram block in one pass per row (:func:`kernels.numba.select.insert_sorted`)."""
     return _knn_block(np.ascontiguousarray(g, np.float64), np.ascontiguousarray(sq_rows, np.float64),
                       np.ascontiguousarray(sq_all, np.float64), int(i0), int(k), bool(cosine), bool(self_loops))
 
