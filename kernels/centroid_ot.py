@@ -6,9 +6,9 @@ reference is the implementation on the CPU.
 """
 from __future__ import annotations
 
-import math
 
-from kernels.capabilities import BackendError, declare
+from kernels.capabilities import declare
+from kernels.checks import one_of, positive
 from kernels.dispatch import resolve_backend
 from kernels.reference import centroid_ot as _ref
 from kernels.reference.centroid_ot import PLANS, SPREADS
@@ -23,14 +23,10 @@ __all__ = ["CENTROID_OT", "PLANS", "SPREADS", "centroid_ot_attention", "centroid
 
 
 def _check(scale, temperature, plan, spread):
-    if not math.isfinite(float(scale)) or float(scale) <= 0:
-        raise BackendError(f"scale: expected a scale > 0, got {scale!r}")
-    if not math.isfinite(float(temperature)) or float(temperature) <= 0:
-        raise BackendError(f"temperature: expected a temperature > 0, got {temperature!r}")
-    if plan not in PLANS:
-        raise BackendError(f"plan: expected one of {PLANS}, got {plan!r}")
-    if spread not in SPREADS:
-        raise BackendError(f"spread: expected one of {SPREADS}, got {spread!r}")
+    positive("scale", scale)
+    positive("temperature", temperature)
+    one_of("plan", plan, PLANS)
+    one_of("spread", spread, SPREADS)
 
 
 def centroid_ot_attention(q, k, v, centroids, labels, *, scale, temperature=1.0, plan="per_query",

@@ -10,11 +10,11 @@ Arrays are 2-D (one key set, one graph): ``q (Lq, d)``, ``k (Lk, d)``, ``v (Lk, 
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
 from kernels.capabilities import BackendError, declare
+from kernels.checks import one_of, positive
 from kernels.dense import attention as _dense_attention
 from kernels.dense import attention_weights as _dense_weights
 from kernels.dispatch import resolve_backend
@@ -32,16 +32,12 @@ def _check(times, scale, temperature, integrator, num_steps, multiscale="mean"):
     t = np.asarray(times, np.float64).reshape(-1)
     if t.size == 0 or not np.isfinite(t).all() or (t < 0).any():
         raise BackendError(f"times: expected one or more finite times >= 0, got {times!r}")
-    if not math.isfinite(float(scale)) or float(scale) <= 0:
-        raise BackendError(f"scale: expected a scale > 0, got {scale!r}")
-    if not math.isfinite(float(temperature)) or float(temperature) <= 0:
-        raise BackendError(f"temperature: expected a temperature > 0, got {temperature!r}")
-    if integrator not in INTEGRATORS:
-        raise BackendError(f"integrator: expected one of {INTEGRATORS}, got {integrator!r}")
+    positive("scale", scale)
+    positive("temperature", temperature)
+    one_of("integrator", integrator, INTEGRATORS)
     if int(num_steps) < 1:
         raise BackendError(f"num_steps: expected an integer >= 1, got {num_steps!r}")
-    if multiscale not in MULTISCALE:
-        raise BackendError(f"multiscale: expected one of {MULTISCALE}, got {multiscale!r}")
+    one_of("multiscale", multiscale, MULTISCALE)
     return t
 
 

@@ -72,7 +72,8 @@ def knn_block(g, sq_rows, sq_all, i0, k, *, cosine=False, self_loops=False, back
 
     ``(idx (B, k), dist (B, k))``: squared Euclidean (or ``1 − cos`` on unit rows) distances, sorted
     by (distance, index); the query ``i0 + r`` itself is excluded, or first with distance 0 with
-    ``self_loops``. The Numba kernel selects in one pass per row; the reference uses argpartition.
+    ``self_loops``. Both select with the one top-k helper: Numba :func:`kernels.numba.select.insert_sorted`
+    in one pass per row, the reference :func:`kernels.reference.select.top_k`.
     """
     be = resolve_backend(backend, (g,), GRAPH)
     if be == "numpy":

@@ -9,11 +9,11 @@ head 0 for every head. See :mod:`kernels.reference.lorentz` for the definition a
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
 from kernels.capabilities import BackendError, declare
+from kernels.checks import one_of, positive
 from kernels.dispatch import resolve_backend
 from kernels.reference import lorentz as _ref
 
@@ -27,10 +27,8 @@ def _check(curvatures, temperature, score, top_k):
     cs = np.asarray(curvatures, dtype=np.float64)
     if cs.ndim != 1 or cs.size == 0 or not np.isfinite(cs).all() or (cs <= 0).any():
         raise BackendError(f"curvatures: expected a non-empty 1-D array of curvatures > 0, got {curvatures!r}")
-    if not math.isfinite(float(temperature)) or float(temperature) <= 0:
-        raise BackendError(f"temperature: expected a temperature > 0, got {temperature!r}")
-    if score not in SCORES:
-        raise BackendError(f"score: expected one of {SCORES}, got {score!r}")
+    positive("temperature", temperature)
+    one_of("score", score, SCORES)
     if int(top_k) < 0:
         raise BackendError(f"top_k: expected an integer >= 0, got {top_k!r}")
     return cs

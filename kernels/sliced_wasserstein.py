@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 from kernels.capabilities import BackendError, declare
+from kernels.checks import positive
 from kernels.dispatch import resolve_backend
 from kernels.reference import sliced_wasserstein as _ref
 from kernels.reference.sliced_wasserstein import directions, features, quantile_grid, sorted_projections
@@ -25,10 +26,18 @@ __all__ = ["SLICED_WASSERSTEIN", "directions", "features", "quantile_grid", "sor
 def _check(p, temperature, num_candidates):
     if not math.isfinite(float(p)) or float(p) < 1:
         raise BackendError(f"p: expected a Wasserstein power >= 1, got {p!r}")
-    if not math.isfinite(float(temperature)) or float(temperature) <= 0:
-        raise BackendError(f"temperature: expected a temperature > 0, got {temperature!r}")
+    positive("temperature", temperature)
     if num_candidates is not None and int(num_candidates) < 1:
         raise BackendError(f"num_candidates: expected None or an integer >= 1, got {num_candidates!r}")
+
+
+def _checked(p, temperature, num_candidates, b, q, k):
+    """Checked ``(p, temperature, two_stage)``; the two-stage form (fewer candidates than keys) needs ``q, k``."""
+    _check(p, temperature, num_candidates)
+    two_stage = num_candidates is not None and int(num_candidates) < b.shape[1]
+    if two_stage and (q is None or k is None):
+        raise BackendError("num_candidates: the two-stage form needs the raw q and k")
+    return float(p), float(temperature), two_stage
 
 
 def sw_attention(a, b, v, *, p=2.0, temperature=1.0, mask=None, num_candidates=None, q=None, k=None,
@@ -40,11 +49,7 @@ def sw_attention(a, b, v, *, p=2.0, temperature=1.0, mask=None, num_candidates=N
     allowed keys of largest ``⟨q_i, k_j⟩`` take part (two-stage form).
     """
     be = resolve_backend(backend, (a, b, v), SLICED_WASSERSTEIN, mask=mask)
-    _check(p, temperature, num_candidates)
-    p, temperature = float(p), float(temperature)
-    two_stage = num_candidates is not None and int(num_candidates) < b.shape[1]
-    if two_stage and (q is None or k is None):
-        raise BackendError("num_candidates: the two-stage form needs the raw q and k")
+    p, temperature, two_stage = _checked(p, temperature, num_candidates, b, q, k)
     if be == "numpy":
         if two_stage:
             return _ref.two_stage_attention(q, k, a, b, v, p, temperature, int(num_candidates), mask)
@@ -60,11 +65,7 @@ def sw_weights(a, b, *, p=2.0, temperature=1.0, mask=None, num_candidates=None, 
                backend="auto"):
     """The weights of :func:`sw_attention`, ``(B, Lq, Lk)``."""
     be = resolve_backend(backend, (a, b), SLICED_WASSERSTEIN, mask=mask)
-    _check(p, temperature, num_candidates)
-    p, temperature = float(p), float(temperature)
-    two_stage = num_candidates is not None and int(num_candidates) < b.shape[1]
-    if two_stage and (q is None or k is None):
-        raise BackendError("num_candidates: the two-stage form needs the raw q and k")
+    p, temperature, two_stage = _checked(p, temperature, num_candidates, b, q, k)
     if be == "numpy":
         if two_stage:
             return _ref.two_stage_weights(q, k, a, b, p, temperature, int(num_candidates), mask)

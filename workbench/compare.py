@@ -31,6 +31,7 @@ import numpy as np
 
 import kernels.tiles as _tiles
 from kernels import BackendError
+from kernels.reference.select import top_k
 from workbench.autograph import GRAPH_CHOICES  # re-exported: the dashboard's graph choices
 from workbench.autograph import call_with_graph as _call_with_graph
 from workbench.digest import array_digest
@@ -197,12 +198,11 @@ def attended_keys(weights_row, top: int = 10) -> np.ndarray:
     """Indices of the ``top`` largest weights of one row, largest first (ties: smaller index)."""
     w = np.asarray(weights_row, dtype=np.float64).reshape(-1)
     top = max(0, min(int(top), w.size))
-    order = np.lexsort((np.arange(w.size), -w))
-    return order[:top]
+    return top_k(w, top)[0]
 
 
 def _topk_sets(w: np.ndarray, k: int) -> np.ndarray:
-    return np.argpartition(-np.asarray(w, dtype=np.float64), k - 1, axis=1)[:, :k]
+    return top_k(np.asarray(w, dtype=np.float64), k)[0]
 
 
 def diagnostics(result: RunResult, reference: RunResult | None, *, top_k: int = 8,

@@ -20,24 +20,7 @@ import numpy as np
 from numba import njit, prange
 
 from kernels.numba._common import single_threaded_blas
-
-
-@njit(fastmath={"nsz", "arcp", "contract", "reassoc"}, cache=True)
-def _insert(vals, idx, m, x, j):
-    """Insert ``(x, j)`` into the ascending list ``vals[:m]`` (capacity ``len(vals)``), equal values
-    keeping the earlier entry first; returns the new length."""
-    k = vals.shape[0]
-    if m == k and not x < vals[k - 1]:
-        return m
-    p = m if m < k else k - 1
-    while p > 0 and vals[p - 1] > x:
-        if p < k:
-            vals[p] = vals[p - 1]
-            idx[p] = idx[p - 1]
-        p -= 1
-    vals[p] = x
-    idx[p] = j
-    return m + 1 if m < k else m
+from kernels.numba.select import insert_sorted as _insert
 
 
 @njit(parallel=True, cache=True)

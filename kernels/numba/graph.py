@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit, prange
 
 from kernels.numba._common import FASTMATH
+from kernels.numba.select import insert_sorted
 
 
 @njit(inline="always", fastmath=FASTMATH)
@@ -92,7 +93,7 @@ def _knn_block(g, sq_rows, sq_all, i0, k, cosine, self_loops):
         i = i0 + r
         bd = np.full(k, np.inf)
         bi = np.full(k, -1, np.int64)
-        worst = np.inf
+        m = 0
         for j in range(n):
             if j == i:
                 if not self_loops:
@@ -102,15 +103,7 @@ def _knn_block(g, sq_rows, sq_all, i0, k, cosine, self_loops):
                 x = max(1.0 - g[r, j], 0.0)
             else:
                 x = max(sq_rows[r] + sq_all[j] - 2.0 * g[r, j], 0.0)
-            if x < worst:  # later j never beats an equal distance: ties go to the smaller index
-                p = k - 1
-                while p > 0 and bd[p - 1] > x:
-                    bd[p] = bd[p - 1]
-                    bi[p] = bi[p - 1]
-                    p -= 1
-                bd[p] = x
-                bi[p] = j
-                worst = bd[k - 1]
+            m = insert_sorted(bd, bi, m, x, j)  # j increasing: ties go to the smaller index
         for c in range(k):
             idx[r, c] = bi[c]
             dist[r, c] = max(bd[c], 0.0)
@@ -118,7 +111,7 @@ def _knn_block(g, sq_rows, sq_all, i0, k, cosine, self_loops):
 
 
 def knn_block(g, sq_rows, sq_all, i0, k, cosine, self_loops):
-    """Top-``k`` selection of a Gram block in one pass per row (insertion into a sorted ``k``-list)."""
+    """Top-``k`` selection of a Gram block in one pass per row (:func:`kernels.numba.select.insert_sorted`)."""
     return _knn_block(np.ascontiguousarray(g, np.float64), np.ascontiguousarray(sq_rows, np.float64),
                       np.ascontiguousarray(sq_all, np.float64), int(i0), int(k), bool(cosine), bool(self_loops))
 

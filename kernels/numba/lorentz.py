@@ -31,6 +31,7 @@ from numba import njit, prange
 from kernels.numba._common import _LOG2E, FASTMATH, MASKED, mask_arg, single_threaded_blas
 from kernels.numba.flash import query_block
 from kernels.numba.hyperbolic import _diff2_row
+from kernels.numba.select import top_k_mask_row as _select
 from kernels.numba.vecmath import exp2_row64 as _exp2_row
 from kernels.numba.vecmath import exp2_shifted_row64 as _exp2_row_shifted
 from kernels.numba.vecmath import log2_row64 as _log2_row
@@ -122,64 +123,6 @@ def _delta_row(qvec, keys, out):
             x = qvec[t] - keys[j, t]
             acc += x * x
         out[j] = acc
-
-
-@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
-def _kth_smallest(a, n, kk):
-    """The ``kk``-th smallest (0-based) of ``a[:n]`` by Hoare quickselect (reorders ``a``)."""
-    lo, hi = 0, n - 1
-    while lo < hi:
-        pivot = a[(lo + hi) // 2]
-        i, j = lo, hi
-        while i <= j:
-            while a[i] < pivot:
-                i += 1
-            while a[j] > pivot:
-                j -= 1
-            if i <= j:
-                a[i], a[j] = a[j], a[i]
-                i += 1
-                j -= 1
-        if kk <= j:
-            hi = j
-        elif kk >= i:
-            lo = i
-        else:
-            return a[kk]
-    return a[kk]
-
-
-@njit(error_model="numpy", cache=True)
-def _select(s0, allowed, top_k, keep, vals):
-    """``keep[j]`` for the ``top_k`` allowed keys of largest ``s0`` (ties: lower index first);
-    every allowed key when there are at most ``top_k``. ``vals`` is a work row."""
-    lk = s0.shape[0]
-    n = 0
-    for j in range(lk):
-        n += allowed[j]
-    if n <= top_k:
-        for j in range(lk):
-            keep[j] = allowed[j]
-        return
-    c = 0
-    for j in range(lk):
-        if allowed[j]:
-            vals[c] = s0[j]
-            c += 1
-    thr = _kth_smallest(vals, n, n - top_k)  # the top_k-th largest
-    above = 0
-    for j in range(lk):
-        above += allowed[j] and s0[j] > thr
-    ties = top_k - above
-    for j in range(lk):
-        k = False
-        if allowed[j]:
-            if s0[j] > thr:
-                k = True
-            elif s0[j] == thr and ties > 0:
-                k = True
-                ties -= 1
-        keep[j] = k
 
 
 @njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)

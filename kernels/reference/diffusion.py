@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kernels.reference.select import top_k
 from kernels.reference.softmax import masked_softmax
 
 LAPLACIANS = ("unnormalized", "symmetric", "random_walk")
@@ -52,9 +53,7 @@ def knn(x, k: int):
         i1 = min(n, i0 + step)
         block = cdist(x[i0:i1], x, "sqeuclidean")
         block[np.arange(i1 - i0), np.arange(i0, i1)] = np.inf  # not its own neighbour
-        order = np.argsort(block, axis=1, kind="stable")[:, :k]
-        idx[i0:i1] = order
-        d2[i0:i1] = np.take_along_axis(block, order, axis=1)
+        idx[i0:i1], d2[i0:i1] = top_k(block, k, largest=False)
     return idx, d2
 
 

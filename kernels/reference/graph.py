@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from kernels.reference.select import top_k
+
 
 def csr_by_destination(dst, num_dst: int):
     """``(perm, indptr)``: ``dst[perm]`` is sorted (stable), ``indptr`` has ``num_dst + 1`` entries."""
@@ -113,18 +115,7 @@ def knn_block(g, sq_rows, sq_all, i0: int, k: int, cosine: bool, self_loops: boo
     np.maximum(d, 0.0, out=d)
     rows = np.arange(B)
     d[rows, rows + i0] = -1.0 if self_loops else np.inf
-    kk = min(k + 1, n)  # one more than needed: a tie at the k-th distance shows as sel[k] == sel[k-1]
-    part = np.argpartition(d, kk - 1, axis=1)[:, :kk] if kk < n else np.tile(np.arange(n), (B, 1))
-    sel = np.take_along_axis(d, part, 1)
-    order = np.lexsort((part, sel), axis=1)
-    part = np.take_along_axis(part, order, 1)
-    sel = np.take_along_axis(sel, order, 1)
-    idx, dist = part[:, :k].copy(), sel[:, :k].copy()
-    if kk > k:  # ties across the k-th distance: argpartition may have kept any of them; redo those rows
-        for r in np.flatnonzero(sel[:, k] == sel[:, k - 1]):
-            cand = np.flatnonzero(d[r] <= sel[r, k - 1])
-            o = np.lexsort((cand, d[r, cand]))[:k]
-            idx[r], dist[r] = cand[o], d[r, cand[o]]
+    idx, dist = top_k(d, k, largest=False)
     dist[idx == (rows + i0)[:, None]] = 0.0
     return idx, dist
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from kernels.geometry import lorentz as _L
+from kernels.reference.select import top_k_mask
 from kernels.reference.softmax import masked_softmax
 
 SCORES = ("distance", "busemann")
@@ -41,10 +42,7 @@ def top_k_allowed(s0, mask, top_k):
     lk = s0.shape[-1]
     allowed = None if mask is None else np.broadcast_to(mask, s0.shape)
     if 0 < top_k < lk:
-        ranked = s0 if allowed is None else np.where(allowed, s0, -np.inf)
-        order = np.argsort(-ranked, axis=-1, kind="stable")[..., :top_k]
-        keep = np.zeros(s0.shape, dtype=bool)
-        np.put_along_axis(keep, order, True, axis=-1)
+        keep = top_k_mask(s0, top_k, mask=allowed)
         allowed = keep if allowed is None else (keep & allowed)
     return allowed
 
