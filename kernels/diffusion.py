@@ -24,7 +24,7 @@ from kernels.reference.diffusion import INTEGRATORS, LAPLACIANS, MULTISCALE
 #: What the kernel serves on each backend (:mod:`kernels.capabilities`).
 DIFFUSION = declare("diffusion")
 
-__all__ = ["DIFFUSION", "LAPLACIANS", "INTEGRATORS", "MULTISCALE", "knn_sqdist", "diffused_keys",
+__all__ = ["DIFFUSION", "LAPLACIANS", "INTEGRATORS", "MULTISCALE", "diffused_keys",
            "diffusion_attention", "diffusion_weights"]
 
 
@@ -39,22 +39,6 @@ def _check(times, scale, temperature, integrator, num_steps, multiscale="mean"):
         raise BackendError(f"num_steps: expected an integer >= 1, got {num_steps!r}")
     one_of("multiscale", multiscale, MULTISCALE)
     return t
-
-
-def knn_sqdist(x, k: int, *, backend="auto"):
-    """Exact ``k`` nearest other points of every point of ``x (n, d)``, ``1 ≤ k ≤ n − 1``:
-    ``(idx (n, k) int64, d2 (n, k) float64)`` sorted by (squared distance, index). The Numba kernel
-    fuses a blocked GEMM, a one-pass top-k and an exact re-ranking (:mod:`kernels.numba.diffusion`);
-    the reference forms exact differences."""
-    be = resolve_backend(backend, (x,), DIFFUSION)
-    n = x.shape[0]
-    if not 1 <= int(k) <= n - 1:
-        raise BackendError(f"k: expected 1 <= k <= n - 1 = {n - 1}, got {k!r}")
-    if be == "numpy":
-        return _ref.knn(x, int(k))
-    from kernels.numba import diffusion as _nb
-
-    return _nb.knn(x, int(k))
 
 
 #: Below this many keys the diffusion's matrix products run on one BLAS thread (waking BLAS threads

@@ -17,7 +17,7 @@ GRAPH = declare("graph", graph=True)
 
 VARIANTS = ("gatv1", "gatv2")
 
-__all__ = ["GRAPH", "csr_by_destination", "edge_softmax_aggregate", "gat_attention", "knn_block", "rope_edge_scores"]
+__all__ = ["GRAPH", "csr_by_destination", "edge_softmax_aggregate", "gat_attention", "rope_edge_scores"]
 
 
 def edge_softmax_aggregate(scores, src, indptr, values, *, backend="auto"):
@@ -65,22 +65,6 @@ def gat_attention(zq, zk, zv, src, indptr, *, edge_attr=None, w_edge=None, att, 
         lin += edge_attr @ np.einsum("hct,hc->th", w_edge, a_e)
     scores = np.where(lin >= 0, lin, lin * lin.dtype.type(negative_slope))
     return _nb.softmax_aggregate(scores, src, indptr, zv)
-
-
-def knn_block(g, sq_rows, sq_all, i0, k, *, cosine=False, self_loops=False, backend="auto"):
-    """Exact top-``k`` of one block of a kNN search from its Gram block ``g (B, N)`` (float64).
-
-    ``(idx (B, k), dist (B, k))``: squared Euclidean (or ``1 − cos`` on unit rows) distances, sorted
-    by (distance, index); the query ``i0 + r`` itself is excluded, or first with distance 0 with
-    ``self_loops``. Both select with the one top-k helper: Numba :func:`kernels.numba.select.insert_sorted`
-    in one pass per row, the reference :func:`kernels.reference.select.top_k`.
-    """
-    be = resolve_backend(backend, (g,), GRAPH)
-    if be == "numpy":
-        return _ref.knn_block(g, sq_rows, sq_all, i0, k, cosine, self_loops)
-    from kernels.numba import graph as _nb
-
-    return _nb.knn_block(g, sq_rows, sq_all, i0, k, cosine, self_loops)
 
 
 def rope_edge_scores(q, k, src, indptr, positions, freqs, *, backend="auto"):

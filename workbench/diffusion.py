@@ -78,7 +78,7 @@ def knn_affinity(x, k: int, sigma: float | None = None, *, backend: str = "auto"
 
     ``x (n, d)``, ``1 ≤ k ≤ n − 1`` → ``scipy.sparse.csr_array (n, n)`` float64, symmetric, zero
     diagonal, at most ``2kn`` non-zeros. The neighbours are exact (ties to the smaller index; the
-    same as :func:`workbench.graph.knn_graph` up to ties): :func:`kernels.diffusion.knn_sqdist`, a fused
+    same as :func:`workbench.graph.knn_graph`): :func:`kernels.knn.knn`, a fused
     Numba kernel (blocked GEMM in the dtype of ``x``, one-pass top-k, exact float64 re-ranking — it
     never holds an ``n × n`` block) or the NumPy reference (``backend``). ``sigma=None``: the median
     kNN distance (positive ones). ``dense=True`` returns the same matrix as a dense array (cheaper
@@ -88,7 +88,7 @@ def knn_affinity(x, k: int, sigma: float | None = None, *, backend: str = "auto"
     import scipy.sparse as sp
 
     from kernels import BackendError
-    from kernels.diffusion import knn_sqdist
+    from kernels.knn import knn
 
     pts = _points(x)
     n = pts.shape[0]
@@ -97,7 +97,7 @@ def knn_affinity(x, k: int, sigma: float | None = None, *, backend: str = "auto"
     xa = np.asarray(x)
     xa = xa if xa.dtype in (np.float32, np.float64) else pts
     try:
-        idx, d2 = knn_sqdist(xa, int(k), backend=backend)
+        idx, d2 = knn(xa, int(k), backend=backend)
     except BackendError as exc:
         raise ConfigurationError(f"backend: {exc}") from None
     s = _sigma(sigma, np.sqrt(d2).reshape(-1))

@@ -12,7 +12,7 @@ from functools import cached_property
 import numpy as np
 
 import kernels
-import kernels.graph
+import kernels.knn
 from workbench.errors import ConfigurationError, DataError, ShapeError
 
 __all__ = ["Graph", "knn_graph", "hnsw_graph"]
@@ -165,42 +165,37 @@ def _unit_rows(a):
     return np.divide(a, nrm, out=np.zeros_like(a), where=nrm > 0)
 
 
-def knn_graph(x, k: int, metric: str = "euclidean", self_loops: bool = False, block_size: int = 1024,
+def knn_graph(x, k: int, metric: str = "euclidean", self_loops: bool = False, block_size: int = 128,
               backend: str = "auto") -> Graph:
     """Exact k-nearest-neighbour graph: an edge ``j → i`` for each of the ``k`` nearest ``j`` of ``i``.
 
-    ``x (N, d)``; ``metric`` ``"euclidean"`` (‖x_i − x_j‖) or ``"cosine"`` (1 − cos). Computed by
-    blocks of ``block_size`` queries (fewer if a block would exceed 8M distances) against all points
-    with BLAS (memory ``O(block_size · N)``, never ``N × N``); float64 distances; ties broken by
-    the smaller index. ``self_loops=False`` excludes ``i`` from its own neighbours (then
+    ``x (N, d)``; ``metric`` ``"euclidean"`` (‖x_i − x_j‖) or ``"cosine"`` (1 − cos, the neighbours
+    of the unit rows, whose ‖x̂_i − x̂_j‖² = 2(1 − cos)). One kernel, :func:`kernels.knn.knn`: blocks of
+    ``block_size`` queries against all points (memory ``O(block_size · N)`` per thread, never
+    ``N × N``; fewer queries if a block would exceed 8M distances), exact float64 distances, ties
+    broken by the smaller index. ``self_loops=False`` excludes ``i`` from its own neighbours (then
     ``k ≤ N − 1``); with ``self_loops=True`` ``i`` is its own first neighbour (distance 0). Edges
     are sorted by destination, then by distance; ``distance`` holds the metric distance per edge;
     ``edge_attr`` is None (use ``g.replace(edge_attr=g.distance)`` for distance features).
-    ``backend`` selects the top-k kernel (:func:`kernels.graph.knn_block`; "auto" = Numba).
+    ``backend``: the kernel's ("auto" = Numba).
     """
-    a = _points(x).astype(np.float64)
+    a = _points(x)
     n = a.shape[0]
     if metric not in _METRICS:
         raise DataError(f"metric: expected one of {_METRICS}, got {metric!r}")
     limit = n if self_loops else n - 1
     if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or not 1 <= k <= limit:
         raise DataError(f"k: expected an integer in [1, {limit}] for N={n} points (self_loops={self_loops}), got {k!r}")
+    if isinstance(block_size, (bool, np.bool_)) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
+        raise DataError(f"block_size: expected an integer >= 1, got {block_size!r}")
     if metric == "cosine":
-        a = _unit_rows(a)
-    sq = np.einsum("ij,ij->i", a, a)
+        a = _unit_rows(a.astype(np.float64))
     block_size = max(1, min(int(block_size), (1 << 23) // n))  # ≤ 8M distances (64 MiB) per block
-    src = np.empty((n, k), np.int64)
-    dist = np.empty((n, k), np.float64)
-    for i0 in range(0, n, block_size):
-        i1 = min(n, i0 + block_size)
-        try:
-            idx, d = kernels.graph.knn_block(a[i0:i1] @ a.T, sq[i0:i1], sq, i0, k, cosine=metric == "cosine",
-                                             self_loops=self_loops, backend=backend)
-        except kernels.BackendError as exc:
-            raise ConfigurationError(f"backend: {exc}") from None
-        src[i0:i1], dist[i0:i1] = idx, d
-    if metric == "euclidean":
-        dist = np.sqrt(dist)
+    try:
+        src, d2 = kernels.knn.knn(a, int(k), self_loops=bool(self_loops), block=block_size, backend=backend)
+    except kernels.BackendError as exc:
+        raise ConfigurationError(f"backend: {exc}") from None
+    dist = np.sqrt(d2) if metric == "euclidean" else 0.5 * d2
     edge_index = np.stack([src.reshape(-1), np.repeat(np.arange(n), k)])
     return Graph(n, edge_index, distance=dist.reshape(-1))
 

@@ -14,8 +14,8 @@ the expansion cancels, below ``tau_h·(‖q‖² + ‖k‖²)``), ``a = 1 + δ +
 ``δ = 2c_h‖q − k‖²/((1 − c_h‖q‖²)(1 − c_h‖k‖²))`` and ``Sᵀ −= c_H·log2 a`` (vectorised log2 of
 :mod:`kernels.numba.hyperbolic`); the S part from ``C = K̂_S,J Q̂_S,Iᵀ`` (unit directions),
 ``‖x̂ ∓ ŷ‖² = ‖x̂‖² + ‖ŷ‖² ∓ 2C`` (differences where either cancels) and
-``Sᵀ −= c_S·atan2(‖x̂ − ŷ‖, ‖x̂ + ŷ‖)`` (vectorised float32 arctangent); then the online softmax
-of the flash kernel (float64: with the vectorised ``2^x`` of :mod:`kernels.numba.vecmath`) and ``O ← 2^{m_old − m} O + P V_J`` (GEMM). Extra memory per thread
+``Sᵀ −= c_S·atan2(‖x̂ − ŷ‖, ‖x̂ + ŷ‖)`` (vectorised float32 arctangent). That is the score; the loop, masks, online softmax and
+``O ← 2^{m_old − m} O + P V_J`` (GEMM) are :mod:`kernels.numba.tile_driver`'s. Extra memory per thread
 ``O(bq·bk + bq·dv)``. Coefficients are per batch item, so the heads of a multi-head call are
 batch items of one launch.
 The kernels use Numba's NumPy error model (no zero-division checks, every divisor is kept
@@ -31,13 +31,9 @@ from numba.extending import overload
 from kernels.numba._common import (
     _LOG2E,
     FASTMATH,
-    MASKED,
-    mask_arg,
-    online_softmax_block,
-    rescale_accumulate,
     single_threaded_blas,
 )
-from kernels.numba.flash import query_block
+from kernels.numba.tile_driver import register, run
 from kernels.numba.hyperbolic import _acosh_arg, _diff2_row, log2_row
 
 
@@ -258,112 +254,40 @@ def _sphere_tile(g, st, qst, qsn, ks, ksn, tau, coef, m2, p2):
 
 
 @njit(fastmath=FASTMATH, error_model="numpy", cache=True)
-def _mask_tile(st, allowed, masked):
-    """``st[c, r] = masked`` where ``allowed[r, c]`` is False (``allowed`` the (queries, keys) tile)."""
-    for c in range(st.shape[0]):
-        for r in range(st.shape[1]):
-            if not allowed[r, c]:
-                st[c, r] = masked
-
-
-def softmax_tile(st, pt, m, m_new, alpha, ell, ibuf, fbuf):  # pragma: no cover - replaced by the overload
-    """:func:`online_softmax_block` with the scratch row of its vectorised ``2^x``: ``ibuf`` (int32)
-    for float32 scores, ``fbuf`` (a float64 row) seen as int64 for float64 scores."""
-    raise NotImplementedError
-
-
-@overload(softmax_tile, jit_options={"fastmath": FASTMATH, "error_model": "numpy"})
-def _softmax_tile_impl(st, pt, m, m_new, alpha, ell, ibuf, fbuf):
-    if st.dtype == types.float32:
-        def impl32(st, pt, m, m_new, alpha, ell, ibuf, fbuf):
-            online_softmax_block(st, pt, m, m_new, alpha, ell, ibuf)
-
-        return impl32
-
-    def impl64(st, pt, m, m_new, alpha, ell, ibuf, fbuf):
-        online_softmax_block(st, pt, m, m_new, alpha, ell, fbuf.view(np.int64))
-
-    return impl64
+def _queries(qctx, b, i0, i1, bk):
+    """Per query block: item ``b``'s coefficients, the block's E/H/S parts transposed (the E part
+    times its base-2 factor), their norms and ball factors, and the work rows of the H and S steps."""
+    qe, qh, qs, qn2, qf, qsn, coef = qctx
+    dt = qe.dtype
+    nq = i1 - i0
+    c_e = coef[b, 0]
+    return (coef[b, 1], coef[b, 2], qe.shape[2] > 0 and c_e != 0.0,
+            np.ascontiguousarray((qe[b, i0:i1] * c_e).T), np.ascontiguousarray(qh[b, i0:i1].T),
+            np.ascontiguousarray(qs[b, i0:i1].T), qn2[b, i0:i1], qf[b, i0:i1], qsn[b, i0:i1],
+            np.empty((bk, nq), dt), np.empty(nq, dt), np.empty(nq, dt), np.empty(nq, dt),
+            np.empty(nq, np.int32), np.empty(nq, dt))
 
 
 @njit(fastmath=FASTMATH, error_model="numpy", cache=True)
-def _softmax_tile(st, pt, m, m_new, alpha, ell, ibuf, fbuf):
-    softmax_tile(st, pt, m, m_new, alpha, ell, ibuf, fbuf)
+def _scores(qs, kctx, b, j0, j1, st):
+    """``Sᵀ = c_E K_E Q_Eᵀ − c_H log2 a_H − c_S·half-angle`` for keys ``j0:j1`` (base 2)."""
+    c_h, c_s, use_e, qet, qht, qst, qn2_b, qf_b, qsn_b, g_full, arg, m2, p2, ibuf, fbuf = qs
+    ke, kh, kn2, kf, ks, ksn, tau_h, tau_s = kctx
+    g = g_full[: j1 - j0]
+    if use_e:
+        np.dot(ke[b, j0:j1], qet, st)
+    else:
+        st[:, :] = 0.0
+    if kh.shape[2] > 0 and c_h != 0.0:
+        np.dot(kh[b, j0:j1], qht, g)
+        _hyperbolic_tile(g, st, qht, qn2_b, qf_b, kh[b, j0:j1], kn2[b, j0:j1], kf[b, j0:j1], tau_h, c_h,
+                         arg, ibuf, fbuf)
+    if ks.shape[2] > 0 and c_s != 0.0:
+        np.dot(ks[b, j0:j1], qst, g)
+        _sphere_tile(g, st, qst, qsn_b, ks[b, j0:j1], ksn[b, j0:j1], tau_s, c_s, m2, p2)
 
 
-@njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
-def _fused_forward(qe, ke, qh, kh, qn2, kn2, qf, kf, qs, ks, qsn, ksn, v, coef, mask, has_mask, mask_group,
-                   tau_h, tau_s, bq, bk):
-    B, lq, E = qe.shape
-    lk = ke.shape[1]
-    H = qh.shape[2]
-    S = qs.shape[2]
-    dv = v.shape[2]
-    dt = v.dtype
-    out = np.zeros((B, lq, dv), dt)
-    nqb = (lq + bq - 1) // bq
-    per_batch_mask = mask.shape[0] > 1
-    masked = dt.type(MASKED)
-    for item in prange(B * nqb):
-        b = item // nqb
-        i0 = (item % nqb) * bq
-        i1 = min(lq, i0 + bq)
-        nq = i1 - i0
-        mb = b // mask_group if per_batch_mask else 0
-        c_e = coef[b, 0]
-        c_h = coef[b, 1]
-        c_s = coef[b, 2]
-        use_e = E > 0 and c_e != 0.0
-        use_h = H > 0 and c_h != 0.0
-        use_s = S > 0 and c_s != 0.0
-        qet = np.ascontiguousarray((qe[b, i0:i1] * c_e).T)  # (E, nq), the base-2 factor folded in
-        qht = np.ascontiguousarray(qh[b, i0:i1].T)  # (H, nq)
-        qst = np.ascontiguousarray(qs[b, i0:i1].T)  # (S, nq)
-        qn2_b = qn2[b, i0:i1]
-        qf_b = qf[b, i0:i1]
-        qsn_b = qsn[b, i0:i1]
-        m = np.full(nq, masked, dt)
-        m_new = np.empty(nq, dt)
-        ell = np.zeros(nq, dt)
-        alpha = np.empty(nq, dt)
-        acc = np.zeros((nq, dv), dt)
-        st_full = np.empty((bk, nq), dt)
-        pt_full = np.empty((bk, nq), dt)
-        g_full = np.empty((bk, nq), dt)
-        pv = np.empty((nq, dv), dt)
-        arg = np.empty(nq, dt)
-        m2 = np.empty(nq, dt)
-        p2 = np.empty(nq, dt)
-        ibuf = np.empty(nq, np.int32)
-        fbuf = np.empty(nq, dt)
-        for j0 in range(0, lk, bk):
-            j1 = min(lk, j0 + bk)
-            nk = j1 - j0
-            st = st_full[:nk]
-            pt = pt_full[:nk]
-            g = g_full[:nk]
-            if use_e:
-                np.dot(ke[b, j0:j1], qet, st)
-            else:
-                st[:, :] = 0.0
-            if use_h:
-                np.dot(kh[b, j0:j1], qht, g)
-                _hyperbolic_tile(g, st, qht, qn2_b, qf_b, kh[b, j0:j1], kn2[b, j0:j1], kf[b, j0:j1], tau_h, c_h,
-                                 arg, ibuf, fbuf)
-            if use_s:
-                np.dot(ks[b, j0:j1], qst, g)
-                _sphere_tile(g, st, qst, qsn_b, ks[b, j0:j1], ksn[b, j0:j1], tau_s, c_s, m2, p2)
-            if has_mask:
-                _mask_tile(st, mask[mb, i0:i1, j0:j1], masked)
-            _softmax_tile(st, pt, m, m_new, alpha, ell, ibuf, fbuf)
-            np.dot(pt.T, v[b, j0:j1], pv)
-            rescale_accumulate(acc, alpha, pv)
-        for r in range(nq):
-            if ell[r] > 0.0:
-                inv = dt.type(1.0) / ell[r]
-                for c in range(dv):
-                    out[b, i0 + r, c] = acc[r, c] * inv
-    return out
+FUSED = register(_queries, _scores)
 
 
 #: Below ``TAU·(‖q‖² + ‖k‖²)`` an expanded squared distance is recomputed from the differences;
@@ -389,13 +313,7 @@ def fused_attention(qe, ke, qh, kh, dq, dk, qs, ks, v, coef, c_h, mask=None, mas
     kf = 1.0 / np.maximum(dk, tiny)
     # base 2: the E and S terms times log2(e); the H term multiplies log2(a) = ln(a)·log2(e) already
     coef2 = np.asarray(coef, np.float64) * np.array([_LOG2E, 1.0, _LOG2E])
-    if mask is not None:
-        mask = np.asarray(mask, dtype=bool)
-        mask = np.broadcast_to(mask, (mask.shape[0] if mask.ndim == 3 else 1, qe.shape[1], ke.shape[1]))
-    mask, has_mask = mask_arg(mask)
-    mask = _arg(mask, np.bool_)
-    bq = query_block(qe.shape[0], qe.shape[1], block_q)
     with single_threaded_blas():
-        return _fused_forward(f(qe), f(ke), f(qh), f(kh), f(sq(qh)), f(sq(kh)), f(qf), f(kf), f(qs), f(ks),
-                              f(sq(qs)), f(sq(ks)), f(v), f(coef2), mask, has_mask, int(mask_group),
-                              dt.type(TAU_H[dt]), dt.type(TAU_S[dt]), int(bq), int(block_k))
+        return run(FUSED, (f(qe), f(qh), f(qs), f(sq(qh)), f(qf), f(sq(qs)), f(coef2)),
+                   (f(ke), f(kh), f(sq(kh)), f(kf), f(ks), f(sq(ks)), dt.type(TAU_H[dt]), dt.type(TAU_S[dt])),
+                   f(v), dt, mask=mask, mask_group=mask_group, block_q=block_q, block_k=block_k)[0]

@@ -12,7 +12,6 @@ import numpy as np
 from numba import njit, prange
 
 from kernels.numba._common import FASTMATH
-from kernels.numba.select import insert_sorted
 
 
 @njit(inline="always", fastmath=FASTMATH)
@@ -82,38 +81,6 @@ def _gatv2(zq, zk, zv, src, indptr, edge_attr, w_edge, att, slope):
                 w[e, h] = acc
         _softmax_aggregate_row(i, lo, hi, src, w, zv, out)
     return out, w
-
-
-@njit(parallel=True, cache=True)
-def _knn_block(g, sq_rows, sq_all, i0, k, cosine, self_loops):
-    B, n = g.shape
-    idx = np.empty((B, k), np.int64)
-    dist = np.empty((B, k), np.float64)
-    for r in prange(B):
-        i = i0 + r
-        bd = np.full(k, np.inf)
-        bi = np.full(k, -1, np.int64)
-        m = 0
-        for j in range(n):
-            if j == i:
-                if not self_loops:
-                    continue
-                x = -1.0  # itself first
-            elif cosine:
-                x = max(1.0 - g[r, j], 0.0)
-            else:
-                x = max(sq_rows[r] + sq_all[j] - 2.0 * g[r, j], 0.0)
-            m = insert_sorted(bd, bi, m, x, j)  # j increasing: ties go to the smaller index
-        for c in range(k):
-            idx[r, c] = bi[c]
-            dist[r, c] = max(bd[c], 0.0)
-    return idx, dist
-
-
-def knn_block(g, sq_rows, sq_all, i0, k, cosine, self_loops):
-    """Top-``k`` selection of a Gram block in one pass per row (:func:`kernels.numba.select.insert_sorted`)."""
-    return _knn_block(np.ascontiguousarray(g, np.float64), np.ascontiguousarray(sq_rows, np.float64),
-                      np.ascontiguousarray(sq_all, np.float64), int(i0), int(k), bool(cosine), bool(self_loops))
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)

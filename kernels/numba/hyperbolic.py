@@ -1,6 +1,7 @@
-"""Numba hyperbolic attention: fused Poincaré distances, masked softmax and GEMM aggregation.
+"""Numba hyperbolic attention: the Poincaré-distance score on the tile driver
+(:mod:`kernels.numba.tile_driver`, which owns the loop, masks, online softmax and aggregation).
 
-Parallel over (batch, query block). Per key block ``K_J``: ``G = K_J Q_Iᵀ`` (one GEMM, one key
+Per key block ``K_J``: ``G = K_J Q_Iᵀ`` (one GEMM, one key
 per row so that per-query updates are contiguous, vectorised loops), then
 ``‖q − k‖² = ‖q‖² + ‖k‖² − 2 q·k`` — recomputed from the differences for the (rare) near pairs
 where the expansion cancels (below ``TAU·(‖q‖² + ‖k‖²)``; near the boundary even a rounding of
@@ -8,8 +9,8 @@ where the expansion cancels (below ``TAU·(‖q‖² + ‖k‖²)``; near the bo
 ``a = 1 + δ + √δ·√(δ + 2)`` (so ``d_c = ln(a)/√c``) and the base-2 score
 ``s = −log2(a)/(√c T)`` with a vectorisable ``log2`` (exponent bits plus an odd series in
 ``(m − 1)/(m + 1)``; relative error < 2e-7 in float32, ~1e-16 in float64); masked entries get
-:data:`MASKED`. Then the online
-softmax of the flash kernel and ``acc ← 2^{m_old − m}·acc + P·V'_J`` (GEMM, in float64: the
+:data:`MASKED`. Then the driver's online
+softmax and ``acc ← 2^{m_old − m}·acc + P·V'_J`` (GEMM, in float64: the
 Klein → Poincaré map that follows is ill-conditioned near the boundary) on transformed
 values ``V'`` (``[λ v, λ − 1]`` for the Einstein midpoint, ``log_0 v`` for the tangent mean; see
 :mod:`kernels.reference.hyperbolic`). Extra memory per thread ``O(bq·bk + bq·dv)``; nothing of
@@ -19,20 +20,15 @@ value transform, Klein → Poincaré) runs in NumPy.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange, types
+from numba import njit, types
 from numba.extending import overload
 
 from kernels.numba._common import (
     _LOG2E,
     FASTMATH,
-    MASKED,
-    exp_shifted,
-    online_softmax_block,
-    rescale_accumulate,
-    mask_arg,
     single_threaded_blas,
 )
-from kernels.numba.flash import query_block
+from kernels.numba.tile_driver import register, run, run_weights
 from kernels.numba.vecmath import log2_row64
 from kernels.reference import hyperbolic as _ref
 
@@ -113,118 +109,35 @@ def _acosh_arg(diff2, qf, kf, out):
         out[r] = one + delta + np.sqrt(delta) * np.sqrt(delta + two)
 
 
-@njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
-def _hyperbolic_forward(q, k, vt, qn2, qf, kn2, kf, mask, has_mask, coef, tau, bq, bk):
-    B, lq, _ = q.shape
-    lk = k.shape[1]
-    dv = vt.shape[2]
-    out = np.zeros((B, lq, dv), vt.dtype)
-    nqb = (lq + bq - 1) // bq
-    per_batch_mask = mask.shape[0] > 1
-    masked = q.dtype.type(MASKED)
-    one = q.dtype.type(1.0)
-    ncoef = -coef
-    for item in prange(B * nqb):
-        b = item // nqb
-        i0 = (item % nqb) * bq
-        i1 = min(lq, i0 + bq)
-        nq = i1 - i0
-        mb = b if per_batch_mask else 0
-        qt = np.ascontiguousarray(q[b, i0:i1].T)  # (d, nq)
-        qn2_b = qn2[b, i0:i1]
-        qf_b = qf[b, i0:i1]
-        m = np.full(nq, masked, q.dtype)
-        m_new = np.empty(nq, q.dtype)
-        ell = np.zeros(nq, q.dtype)
-        alpha = np.empty(nq, q.dtype)
-        acc = np.zeros((nq, dv), vt.dtype)
-        st_full = np.empty((bk, nq), q.dtype)
-        pt_full = np.empty((bk, nq), vt.dtype)
-        pv = np.empty((nq, dv), vt.dtype)
-        arg = np.empty(nq, q.dtype)
-        ibuf = np.empty(nq, np.int32)
-        fbuf = np.empty(nq, q.dtype)
-        for j0 in range(0, lk, bk):
-            j1 = min(lk, j0 + bk)
-            nk = j1 - j0
-            if nk == bk:
-                np.dot(k[b, j0:j1], qt, st_full)
-                st = st_full
-                pt = pt_full
-            else:
-                st = np.dot(k[b, j0:j1], qt)
-                pt = np.empty((nk, nq), vt.dtype)
-            for c in range(nk):
-                row = st[c]
-                _diff2_row(row, qn2_b, kn2[b, j0 + c], tau, qt, k[b, j0 + c])
-                _acosh_arg(row, qf_b, kf[b, j0 + c], arg)
-                log2_row(arg, row, ibuf, fbuf)
-                for r in range(nq):
-                    row[r] = ncoef * row[r]
-                if has_mask:
-                    for r in range(nq):
-                        if not mask[mb, i0 + r, j0 + c]:
-                            row[r] = masked
-            online_softmax_block(st, pt, m, m_new, alpha, ell, ibuf)
-            np.dot(pt.T, vt[b, j0:j1], pv)
-            rescale_accumulate(acc, alpha, pv)
-        for r in range(nq):
-            if ell[r] > 0.0:
-                inv = one / ell[r]
-                for c in range(dv):
-                    out[b, i0 + r, c] = acc[r, c] * inv
-    return out
+@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
+def _queries(qctx, b, i0, i1, bk):
+    """The block's queries transposed ``(d, nq)``, their ``‖q‖²`` and ``2c/(1 − c‖q‖²)``, work rows."""
+    q, qn2, qf = qctx
+    nq = i1 - i0
+    return (np.ascontiguousarray(q[b, i0:i1].T), qn2[b, i0:i1], qf[b, i0:i1], np.empty(nq, q.dtype),
+            np.empty(nq, np.int32), np.empty(nq, q.dtype))
 
 
-@njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
-def _hyperbolic_weights(q, k, qn2, qf, kn2, kf, mask, has_mask, coef, tau, bq):
-    B, lq, _ = q.shape
-    lk = k.shape[1]
-    w = np.zeros((B, lq, lk), q.dtype)
-    nqb = (lq + bq - 1) // bq
-    per_batch_mask = mask.shape[0] > 1
-    ln2 = q.dtype.type(1.0 / _LOG2E)
-    zero = q.dtype.type(0.0)
-    one = q.dtype.type(1.0)
-    two = q.dtype.type(2.0)
-    masked = q.dtype.type(MASKED)
-    ncoef = -coef * ln2
-    for item in prange(B * nqb):
-        b = item // nqb
-        i0 = (item % nqb) * bq
-        i1 = min(lq, i0 + bq)
-        mb = b if per_batch_mask else 0
-        kt = np.ascontiguousarray(k[b].T)
-        g = np.dot(q[b, i0:i1], kt)  # (nq, lk): one query per row, keys contiguous
-        arg = np.empty(lk, q.dtype)
-        ibuf = np.empty(lk, np.int32)
-        fbuf = np.empty(lk, q.dtype)
-        for r in range(i1 - i0):
-            i = i0 + r
-            row = g[r]
-            f_q = qf[b, i]
-            _diff2_row(row, kn2[b], qn2[b, i], tau, kt, q[b, i])
-            for j in range(lk):
-                delta = max(row[j], zero) * f_q * kf[b, j]
-                arg[j] = one + delta + np.sqrt(delta) * np.sqrt(delta + two)
-            log2_row(arg, row, ibuf, fbuf)
-            mx = masked
-            for j in range(lk):
-                s = ncoef * row[j]
-                if has_mask and not mask[mb, i, j]:
-                    s = masked
-                row[j] = s
-                mx = max(mx, s)
-            total = exp_shifted(row, mx, w[b, i], ibuf)
-            if total > zero:
-                inv = one / total
-                for j in range(lk):
-                    w[b, i, j] *= inv
-    return w
+@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
+def _scores(qs, kctx, b, j0, j1, st):
+    """``st[c] = −log2(a)/(√c T)``, ``a = 1 + δ + √δ·√(δ + 2)``, from one GEMM ``K_J Q_Iᵀ``."""
+    qt, qn2_b, qf_b, arg, ibuf, fbuf = qs
+    k, kn2, kf, ncoef, tau = kctx
+    np.dot(k[b, j0:j1], qt, st)
+    for c in range(j1 - j0):
+        row = st[c]
+        _diff2_row(row, qn2_b, kn2[b, j0 + c], tau, qt, k[b, j0 + c])
+        _acosh_arg(row, qf_b, kf[b, j0 + c], arg)
+        log2_row(arg, row, ibuf, fbuf)
+        for r in range(row.shape[0]):
+            row[r] = ncoef * row[r]
 
 
-def _prepare(q, k, mask, c):
-    """Projected ``q, k`` and the per-row factors the kernels take."""
+DISTANCE = register(_queries, _scores)
+
+
+def _prepare(q, k, c):
+    """Projected ``q, k`` and the per-row factors the score takes."""
     dtype = np.result_type(q.dtype, np.float32)
     q = np.ascontiguousarray(_ref.project(np.asarray(q, dtype), c))
     k = np.ascontiguousarray(_ref.project(np.asarray(k, dtype), c))
@@ -232,11 +145,7 @@ def _prepare(q, k, mask, c):
     kn2 = np.ascontiguousarray(_ref.sqnorm(k)[..., 0])
     qf = np.ascontiguousarray(2 * dtype.type(c) / _ref.one_minus(q, c)[..., 0])
     kf = np.ascontiguousarray(1 / _ref.one_minus(k, c)[..., 0])
-    if mask is not None:
-        mask = np.asarray(mask, dtype=bool)
-        mask = np.broadcast_to(mask, (mask.shape[0] if mask.ndim == 3 else 1, q.shape[1], k.shape[1]))
-    mask, has_mask = mask_arg(mask)
-    return q, k, qn2, qf, kn2, kf, mask, has_mask, dtype
+    return q, k, qn2, qf, kn2, kf, dtype
 
 
 #: Below ``TAU·(‖q‖² + ‖k‖²)`` the expansion ``‖q‖² + ‖k‖² − 2q·k`` is replaced by the exact
@@ -245,21 +154,20 @@ TAU = {np.dtype(np.float32): 0.125, np.dtype(np.float64): 2.0 ** -10}
 
 
 def attention(q, k, v, mask, c, temperature, aggregation, block_q, block_k):
-    """``(B, Lq, dv)``: transformed values, fused kernel, NumPy post-processing."""
-    q, k, qn2, qf, kn2, kf, mask, has_mask, dtype = _prepare(q, k, mask, c)
+    """``(B, Lq, dv)``: transformed values, the distance score on the tile driver, NumPy post-processing."""
+    q, k, qn2, qf, kn2, kf, dtype = _prepare(q, k, c)
     vt = np.ascontiguousarray(_ref.VALUES[aggregation](np.asarray(v, dtype), c))  # float64
     coef = dtype.type(1.0 / (np.sqrt(c) * temperature))
-    bq = query_block(q.shape[0], q.shape[1], block_q)
     with single_threaded_blas():
-        r = _hyperbolic_forward(q, k, vt, qn2, qf, kn2, kf, mask, has_mask, coef, dtype.type(TAU[dtype]),
-                                int(bq), int(block_k))
+        r = run(DISTANCE, (q, qn2, qf), (k, kn2, kf, -coef, dtype.type(TAU[dtype])), vt, dtype, mask=mask,
+                block_q=block_q, block_k=block_k)[0]
     return _ref.FINISH[aggregation](r, c, dtype)
 
 
 def weights(q, k, mask, c, temperature, block_q=64):
-    """``softmax(−d_c/T)`` rows, ``(B, Lq, Lk)``, computed block by block from one GEMM each."""
-    q, k, qn2, qf, kn2, kf, mask, has_mask, dtype = _prepare(q, k, mask, c)
+    """``softmax(−d_c/T)`` rows, ``(B, Lq, Lk)``, row block by row block (the driver's :func:`weights`)."""
+    q, k, qn2, qf, kn2, kf, dtype = _prepare(q, k, c)
     coef = dtype.type(1.0 / (np.sqrt(c) * temperature))
-    bq = query_block(q.shape[0], q.shape[1], block_q)
     with single_threaded_blas():
-        return _hyperbolic_weights(q, k, qn2, qf, kn2, kf, mask, has_mask, coef, dtype.type(TAU[dtype]), int(bq))
+        return run_weights(DISTANCE, (q, qn2, qf), (k, kn2, kf, -coef, dtype.type(TAU[dtype])), k.shape[1], dtype,
+                           mask=mask, block_q=block_q)

@@ -29,7 +29,7 @@ import numpy as np
 from numba import njit, prange
 
 from kernels.numba._common import _LOG2E, FASTMATH, MASKED, mask_arg, single_threaded_blas
-from kernels.numba.flash import query_block
+from kernels.numba.tile_driver import query_block
 from kernels.numba.hyperbolic import _diff2_row
 from kernels.numba.select import top_k_mask_row as _select
 from kernels.numba.vecmath import exp2_row64 as _exp2_row

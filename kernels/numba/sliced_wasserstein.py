@@ -1,17 +1,17 @@
 """Numba sliced-Wasserstein attention: fused ℓ_p feature distances, online softmax, GEMM aggregation.
 
 The features ``a (B, Lq, F)``, ``b (B, Lk, F)`` are the quantile features of
-:mod:`kernels.reference.sliced_wasserstein` (``SW_p = ‖a_i − b_j‖_p``). The attention kernel is
-parallel over (batch, query block); the weights and two-stage kernels run on one thread (a parallel
-Numba kernel costs ~4× more to compile, and neither is on the benchmarked path). Per key block ``B_J``:
+:mod:`kernels.reference.sliced_wasserstein` (``SW_p = ‖a_i − b_j‖_p``). Attention and weights run on
+the tile driver, parallel over (batch, query block); the two-stage kernel runs on one thread (a
+parallel Numba kernel costs ~4× more to compile, and it is not on the benchmarked path). Per key block ``B_J``:
 
 * ``p = 2``: ``G = B_J A_Iᵀ`` (one GEMM, one key per row so that per-query updates are contiguous,
   vectorised loops), ``‖a − b‖² = ‖a‖² + ‖b‖² − 2a·b``, recomputed from the differences for the
   (rare) near pairs where the expansion cancels (below ``TAU·(‖a‖² + ‖b‖²)``);
 * other ``p``: ``Σ_f |a_f − b_f|^p`` accumulated feature by feature (``p = 1`` without ``pow``);
 
-then base-2 scores ``s = −log2(e)·D/T`` (masked entries :data:`MASKED`), the online softmax of the
-flash kernel and ``acc ← 2^{m_old − m}·acc + P·V_J`` (GEMM). Extra memory per thread
+then base-2 scores ``s = −log2(e)·D/T``: that is the score; masks, online softmax and
+``acc ← 2^{m_old − m}·acc + P·V_J`` (GEMM) are :mod:`kernels.numba.tile_driver`'s. Extra memory per thread
 ``O(bq·bk + bq·dv)``; nothing of size ``Lq × Lk`` is allocated.
 
 The two-stage kernel (``num_candidates = C``): per query block one GEMM of raw dot products
@@ -23,19 +23,16 @@ GEMM cost; exact distances on those ``C`` keys only, softmax and a ``C × dv`` w
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from kernels.numba._common import (
     _LOG2E,
     FASTMATH,
-    MASKED,
-    exp_shifted,
     mask_arg,
-    online_softmax_block,
-    rescale_accumulate,
     single_threaded_blas,
 )
-from kernels.numba.flash import query_block
+from kernels.numba.select import insert_sorted
+from kernels.numba.tile_driver import register, run, run_weights
 
 #: Below ``TAU·(‖a‖² + ‖b‖²)`` the expansion ``‖a‖² + ‖b‖² − 2a·b`` is replaced by the exact
 #: ``Σ (a − b)²`` (its relative error is then at most ~``F·ε/TAU``).
@@ -87,122 +84,28 @@ def _dist_row(row, an2, bn2, tau, at, bvec, p):
         row[r] = row[r] ** inv
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _sw_forward(a, b, v, an2, bn2, mask, has_mask, coef, p, tau, bq, bk):
-    B, lq, F = a.shape
-    lk = b.shape[1]
-    dv = v.shape[2]
-    out = np.zeros((B, lq, dv), v.dtype)
-    nqb = (lq + bq - 1) // bq
-    per_batch_mask = mask.shape[0] > 1
-    masked = a.dtype.type(MASKED)
-    one = a.dtype.type(1.0)
-    ncoef = -coef
-    for item in prange(B * nqb):
-        bi = item // nqb
-        i0 = (item % nqb) * bq
-        i1 = min(lq, i0 + bq)
-        nq = i1 - i0
-        mb = bi if per_batch_mask else 0
-        at = np.ascontiguousarray(a[bi, i0:i1].T)  # (F, nq)
-        an2_b = an2[bi, i0:i1]
-        m = np.full(nq, masked, a.dtype)
-        m_new = np.empty(nq, a.dtype)
-        ell = np.zeros(nq, a.dtype)
-        alpha = np.empty(nq, a.dtype)
-        acc = np.zeros((nq, dv), v.dtype)
-        st_full = np.empty((bk, nq), a.dtype)
-        pt_full = np.empty((bk, nq), v.dtype)
-        pv = np.empty((nq, dv), v.dtype)
-        scratch = np.empty(nq, np.int32)
-        for j0 in range(0, lk, bk):
-            j1 = min(lk, j0 + bk)
-            nk = j1 - j0
-            if nk == bk:
-                st = st_full
-                pt = pt_full
-            else:
-                st = np.empty((nk, nq), a.dtype)
-                pt = np.empty((nk, nq), v.dtype)
-            if p == 2.0:
-                np.dot(b[bi, j0:j1], at, st)
-            for c in range(nk):
-                row = st[c]
-                _dist_row(row, an2_b, bn2[bi, j0 + c], tau, at, b[bi, j0 + c], p)
-                for r in range(nq):
-                    row[r] = ncoef * row[r]
-                if has_mask:
-                    for r in range(nq):
-                        if not mask[mb, i0 + r, j0 + c]:
-                            row[r] = masked
-            online_softmax_block(st, pt, m, m_new, alpha, ell, scratch)
-            np.dot(pt.T, v[bi, j0:j1], pv)
-            rescale_accumulate(acc, alpha, pv)
-        for r in range(nq):
-            if ell[r] > 0.0:
-                inv = one / ell[r]
-                for c in range(dv):
-                    out[bi, i0 + r, c] = acc[r, c] * inv
-    return out
+@njit(fastmath=FASTMATH, cache=True)
+def _queries(qctx, b, i0, i1, bk):
+    """The block's features transposed ``(F, nq)`` and their ``‖a‖²``."""
+    a, an2 = qctx
+    return np.ascontiguousarray(a[b, i0:i1].T), an2[b, i0:i1]
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _sw_weights(a, b, an2, bn2, mask, has_mask, inv_t, p, tau, bq):
-    B, lq, F = a.shape
-    lk = b.shape[1]
-    w = np.zeros((B, lq, lk), a.dtype)
-    nqb = (lq + bq - 1) // bq
-    per_batch_mask = mask.shape[0] > 1
-    masked = a.dtype.type(MASKED)
-    zero = a.dtype.type(0.0)
-    one = a.dtype.type(1.0)
-    for item in range(B * nqb):
-        bi = item // nqb
-        i0 = (item % nqb) * bq
-        i1 = min(lq, i0 + bq)
-        mb = bi if per_batch_mask else 0
-        bt = np.ascontiguousarray(b[bi].T)  # (F, lk)
-        if p == 2.0:
-            g = np.dot(a[bi, i0:i1], bt)  # (nq, lk): one query per row, keys contiguous
-        else:
-            g = np.empty((i1 - i0, lk), a.dtype)
-        scratch = np.empty(lk, np.int32)
-        for r in range(i1 - i0):
-            i = i0 + r
-            row = g[r]
-            _dist_row(row, bn2[bi], an2[bi, i], tau, bt, a[bi, i], p)
-            mx = masked
-            for j in range(lk):
-                s = -inv_t * row[j]
-                if has_mask and not mask[mb, i, j]:
-                    s = masked
-                row[j] = s
-                mx = max(mx, s)
-            total = exp_shifted(row, mx, w[bi, i], scratch)
-            if total > zero:
-                inv = one / total
-                for j in range(lk):
-                    w[bi, i, j] *= inv
-    return w
+def _scores(qs, kctx, b, j0, j1, st):
+    """``st[c] = −log2(e)·‖a_r − b_c‖_p/T`` (for ``p = 2`` from one GEMM ``B_J A_Iᵀ``)."""
+    at, an2_b = qs
+    feats, bn2, ncoef, p, tau = kctx
+    if p == 2.0:
+        np.dot(feats[b, j0:j1], at, st)
+    for c in range(j1 - j0):
+        row = st[c]
+        _dist_row(row, an2_b, bn2[b, j0 + c], tau, at, feats[b, j0 + c], p)
+        for r in range(row.shape[0]):
+            row[r] = ncoef * row[r]
 
 
-@njit(fastmath=FASTMATH, cache=True)
-def _insert_desc(vals, idx, m, x, j):
-    """Insert ``(x, j)`` into the descending list ``vals[:m]`` (capacity ``len(vals)``), after every
-    kept value ``≥ x`` (so, visiting ``j`` in increasing order, ties keep the smaller index);
-    returns the new length."""
-    C = vals.shape[0]
-    if m == C and not x > vals[C - 1]:
-        return m
-    pos = m if m < C else C - 1
-    while pos > 0 and vals[pos - 1] < x:
-        if pos < C:
-            vals[pos] = vals[pos - 1]
-            idx[pos] = idx[pos - 1]
-        pos -= 1
-    vals[pos] = x
-    idx[pos] = j
-    return m + 1 if m < C else m
+DISTANCE = register(_queries, _scores)
 
 
 @njit(fastmath=FASTMATH, cache=True)
@@ -212,14 +115,16 @@ def _top_candidates(row, qrow, kb, mask_row, has_mask, C, delta, vals, cand, poo
 
     ``row`` holds the GEMM estimates (input dtype), each within ``delta/2`` of the exact score: the
     ``C``-th largest estimate, lowered by ``delta``, bounds every true top-``C`` score from below, so
-    only the keys above it (about ``C``) are rescored exactly and ranked."""
+    only the keys above it (about ``C``) are rescored exactly and ranked. ``vals`` holds the kept
+    scores negated, ascending (:func:`kernels.numba.select.insert_sorted`: equal scores keep the
+    smaller index)."""
     m = 0
     for j in range(row.shape[0]):
         if has_mask and not mask_row[j]:
             continue
         x = np.float64(row[j])
-        if m < C or x > vals[C - 1]:
-            m = _insert_desc(vals, cand, m, x, j)
+        if m < C or -x < vals[C - 1]:
+            m = insert_sorted(vals, cand, m, -x, j)
     if m < C:  # every allowed key is a candidate; order them by exact score
         n_pool = m
         for c in range(m):
@@ -229,7 +134,7 @@ def _top_candidates(row, qrow, kb, mask_row, has_mask, C, delta, vals, cand, poo
                 if pool[b] < pool[a]:
                     pool[a], pool[b] = pool[b], pool[a]
     else:
-        thr = vals[C - 1] - delta
+        thr = -vals[C - 1] - delta
         n_pool = 0
         for j in range(row.shape[0]):
             if has_mask and not mask_row[j]:
@@ -244,7 +149,7 @@ def _top_candidates(row, qrow, kb, mask_row, has_mask, C, delta, vals, cand, poo
         acc = 0.0
         for t in range(d):
             acc += np.float64(qrow[t]) * np.float64(kb[j, t])
-        m = _insert_desc(vals, cand, m, acc, j)
+        m = insert_sorted(vals, cand, m, -acc, j)
     return m
 
 
@@ -339,20 +244,19 @@ def _prepare(a, b, mask, lq, lk):
 
 def attention(a, b, v, p, temperature, mask, block_q, block_k):
     """``softmax(−‖a_i − b_j‖_p / T) V``, ``(B, Lq, dv)``, fused (see the module docstring)."""
-    a, b, an2, bn2, mask, has_mask, dtype = _prepare(a, b, mask, a.shape[1], b.shape[1])
+    a, b, an2, bn2, _, _, dtype = _prepare(a, b, None, a.shape[1], b.shape[1])
     v = _writable(v, dtype)
-    coef = dtype.type(_LOG2E / temperature)
-    bq = query_block(a.shape[0], a.shape[1], block_q)
     with single_threaded_blas():
-        return _sw_forward(a, b, v, an2, bn2, mask, has_mask, coef, float(p), dtype.type(TAU[dtype]),
-                           int(bq), int(block_k))
+        return run(DISTANCE, (a, an2), (b, bn2, dtype.type(-_LOG2E / temperature), float(p), dtype.type(TAU[dtype])),
+                   v, dtype, mask=mask, block_q=block_q, block_k=block_k)[0]
 
 
 def weights(a, b, p, temperature, mask, block_q=128):
-    """``softmax(−‖a_i − b_j‖_p / T)`` rows, ``(B, Lq, Lk)`` (one thread; BLAS may use more)."""
-    a, b, an2, bn2, mask, has_mask, dtype = _prepare(a, b, mask, a.shape[1], b.shape[1])
-    return _sw_weights(a, b, an2, bn2, mask, has_mask, dtype.type(1.0 / temperature), float(p),
-                       dtype.type(TAU[dtype]), int(block_q))
+    """``softmax(−‖a_i − b_j‖_p / T)`` rows, ``(B, Lq, Lk)`` (the driver's :func:`weights`)."""
+    a, b, an2, bn2, _, _, dtype = _prepare(a, b, None, a.shape[1], b.shape[1])
+    with single_threaded_blas():
+        return run_weights(DISTANCE, (a, an2), (b, bn2, dtype.type(-_LOG2E / temperature), float(p),
+                                                dtype.type(TAU[dtype])), b.shape[1], dtype, mask=mask, block_q=block_q)
 
 
 def _two_stage_call(q, k, a, b, v, p, temperature, num_candidates, mask, need_out, block_q=256):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels.reference.select import top_k
 from kernels.reference.softmax import masked_softmax
 
 LAPLACIANS = ("unnormalized", "symmetric", "random_walk")
@@ -36,25 +35,6 @@ def pairwise_sqdist(x) -> np.ndarray:
     d2 = np.maximum(0.5 * (d2 + d2.T), 0.0)
     np.fill_diagonal(d2, 0.0)
     return d2
-
-
-def knn(x, k: int):
-    """Exact k nearest other points: ``(idx (n, k) int64, d2 (n, k) float64)``, squared Euclidean
-    distances from the differences (``scipy.spatial.distance.cdist``, row blocks), ties to the
-    smaller index (stable sort)."""
-    from scipy.spatial.distance import cdist
-
-    x = np.asarray(x, np.float64)
-    n = x.shape[0]
-    idx = np.empty((n, k), np.int64)
-    d2 = np.empty((n, k))
-    step = max(1, (1 << 22) // max(1, n))
-    for i0 in range(0, n, step):
-        i1 = min(n, i0 + step)
-        block = cdist(x[i0:i1], x, "sqeuclidean")
-        block[np.arange(i1 - i0), np.arange(i0, i1)] = np.inf  # not its own neighbour
-        idx[i0:i1], d2[i0:i1] = top_k(block, k, largest=False)
-    return idx, d2
 
 
 def _degrees(w) -> np.ndarray:

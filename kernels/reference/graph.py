@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels.reference.select import top_k
 
 
 def csr_by_destination(dst, num_dst: int):
@@ -96,28 +95,6 @@ def softmax_aggregate(scores, src, indptr, values):
     """``(out (Nd, H, F), weights (E, H))`` for precomputed scores ``(E, H)``."""
     w = segment_softmax(scores, indptr)
     return segment_aggregate(w, src, indptr, values), w
-
-
-def knn_block(g, sq_rows, sq_all, i0: int, k: int, cosine: bool, self_loops: bool):
-    """The ``k`` nearest points of the queries ``i0 .. i0 + B − 1`` from their Gram block ``g (B, N)``.
-
-    Squared Euclidean distance ``max(‖x_i‖² + ‖x_j‖² − 2 g_ij, 0)`` (``cosine``: ``max(1 − g_ij, 0)``
-    on unit rows); the point itself is excluded, or first (distance 0) with ``self_loops``. Returns
-    ``(idx (B, k), dist (B, k))`` sorted by (distance, index): ties go to the smaller index.
-    """
-    B, n = g.shape
-    if cosine:
-        d = 1.0 - g
-    else:
-        d = -2.0 * g
-        d += sq_rows[:, None]
-        d += sq_all[None, :]
-    np.maximum(d, 0.0, out=d)
-    rows = np.arange(B)
-    d[rows, rows + i0] = -1.0 if self_loops else np.inf
-    idx, dist = top_k(d, k, largest=False)
-    dist[idx == (rows + i0)[:, None]] = 0.0
-    return idx, dist
 
 
 def rope_edge_scores(q, k, src, indptr, positions, freqs):

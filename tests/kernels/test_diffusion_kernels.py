@@ -115,35 +115,3 @@ def test_reference_heat_matches_expm_for_several_times(rng):
     got = ref.heat(L, x, times, "expm")
     for t, g in zip(times, got):
         np.testing.assert_allclose(g, scipy.linalg.expm(-t * L) @ x, atol=1e-12)
-
-
-# -- the fused kNN kernel ------------------------------------------------------------------------------
-
-def brute_force_knn(x, k):
-    x = np.asarray(x, np.float64)
-    d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
-    np.fill_diagonal(d2, np.inf)
-    idx = np.argsort(d2, axis=1, kind="stable")[:, :k]
-    return idx, np.take_along_axis(d2, idx, axis=1)
-
-
-@SETTINGS
-@given(n=st.integers(2, 200), d=st.integers(1, 70), k=st.integers(1, 20), seed=st.integers(0, 2**32 - 1),
-       dtype=st.sampled_from([np.float32, np.float64]), kind=st.sampled_from(["normal", "clustered", "grid"]))
-def test_knn_kernel_equals_brute_force(n, d, k, seed, dtype, kind):
-    from kernels.diffusion import knn_sqdist
-
-    k = min(k, n - 1)
-    rng = np.random.default_rng(seed)
-    if kind == "normal":
-        x = rng.standard_normal((n, d))
-    elif kind == "clustered":  # near points far from the origin: the float32 GEMM estimate cancels
-        x = 1000.0 + rng.standard_normal((1, d)) + 1e-3 * rng.standard_normal((n, d))
-    else:  # integer grid: many exactly tied distances (ties go to the smaller index)
-        x = rng.integers(0, 3, size=(n, d)).astype(float)
-    x = x.astype(dtype)
-    idx, d2 = brute_force_knn(x, k)
-    for backend in ("numpy", "numba"):
-        gi, gd = knn_sqdist(x, k, backend=backend)
-        np.testing.assert_array_equal(gi, idx, err_msg=backend)
-        np.testing.assert_allclose(gd, d2, rtol=1e-12, atol=1e-9, err_msg=backend)

@@ -6,6 +6,7 @@ import param
 
 from kernels.diffusion import DIFFUSION, INTEGRATORS, LAPLACIANS, MULTISCALE, diffused_keys, diffusion_attention
 from kernels.diffusion import diffusion_weights
+from kernels.knn import KNN
 from workbench.diffusion import gaussian_affinity, knn_affinity, laplacian
 from workbench import checks as C
 from workbench.mechanisms import params as P
@@ -52,7 +53,7 @@ class Diffusion(Mechanism):
     formula = "softmax((e^{−tL} s·K qᵀ)/T) V,  L = Laplacian of the key graph"
     time_complexity = "O(Lq·Lk·d + kNN(Lk) + d·nnz(L)·steps) (knn); O(Lk²·d·steps) (dense)"
     memory_complexity = "O(k·Lk) graph (knn) or O(Lk²) (dense); O(threads·block²) (Numba); O(Lq·Lk) weights"
-    kernels_used = (DIFFUSION,)
+    kernels_used = (DIFFUSION, KNN)
 
     diffusion_time = param.Number(
         default=1.0, bounds=(0, 1e4),

@@ -1,4 +1,5 @@
-"""Numba exact k-nearest neighbours of a point set, fused: the hot path of the kNN diffusion graph.
+"""Numba exact k-nearest neighbours of a point set, fused: the one kNN kernel (the graphs of
+:func:`workbench.graph.knn_graph` and :func:`workbench.diffusion.knn_affinity`).
 
 Parallel over blocks of ``bq`` query points. Per block one GEMM ``G = X_I Xᵀ`` in the input dtype
 (BLAS, cache-sized tile; nothing of size ``n × n`` is held), then per point ``i``:
@@ -12,7 +13,8 @@ Parallel over blocks of ``bq`` query points. Per block one GEMM ``G = X_I Xᵀ``
    and the ``k`` smallest by (distance, index).
 
 So the result is the exact kNN (ties to the smaller index) — the same as the NumPy reference — at
-the cost of one float32 GEMM where the reference forms exact differences.
+the cost of one float32 GEMM where the reference forms exact differences. With ``self_loops`` the
+point is its own first neighbour (distance 0) and the ``k − 1`` others follow.
 """
 from __future__ import annotations
 
@@ -24,10 +26,12 @@ from kernels.numba.select import insert_sorted as _insert
 
 
 @njit(parallel=True, cache=True)
-def _knn(x, sq, norms, k, gamma, bq):
+def _knn(x, sq, norms, k_out, self_loops, gamma, bq):
     n, d = x.shape
-    out_idx = np.empty((n, k), np.int64)
-    out_d2 = np.empty((n, k), np.float64)
+    out_idx = np.empty((n, k_out), np.int64)
+    out_d2 = np.empty((n, k_out), np.float64)
+    first = 1 if self_loops else 0
+    k = k_out - first  # neighbours other than the point itself
     xt = np.ascontiguousarray(x.T)
     nmax = 0.0
     for j in range(n):
@@ -37,14 +41,19 @@ def _knn(x, sq, norms, k, gamma, bq):
         i0 = blk * bq
         i1 = min(n, i0 + bq)
         g = np.dot(x[i0:i1], xt)  # (nq, n) in the input dtype
-        est_v = np.empty(k, np.float64)
-        est_i = np.empty(k, np.int64)
+        est_v = np.empty(max(k, 1), np.float64)
+        est_i = np.empty(max(k, 1), np.int64)
         est = np.empty(n, np.float64)
         cand = np.empty(n, np.int64)
-        best_v = np.empty(k, np.float64)
-        best_i = np.empty(k, np.int64)
+        best_v = np.empty(max(k, 1), np.float64)
+        best_i = np.empty(max(k, 1), np.int64)
         for r in range(i1 - i0):
             i = i0 + r
+            if self_loops:
+                out_idx[i, 0] = i
+                out_d2[i, 0] = 0.0
+            if k == 0:
+                continue
             row = g[r]
             sqi = sq[i]
             for j in range(n):  # vectorised
@@ -73,14 +82,15 @@ def _knn(x, sq, norms, k, gamma, bq):
                     acc += diff * diff
                 mb = _insert(best_v, best_i, mb, acc, j)
             for c in range(k):
-                out_idx[i, c] = best_i[c]
-                out_d2[i, c] = best_v[c]
+                out_idx[i, first + c] = best_i[c]
+                out_d2[i, first + c] = best_v[c]
     return out_idx, out_d2
 
 
-def knn(x, k: int, block: int = 128):
-    """``(idx (n, k) int64, d2 (n, k) float64)``: the ``k`` nearest other points of every point, by
-    exact squared Euclidean distance, ties to the smaller index (see the module docstring)."""
+def knn(x, k: int, self_loops: bool = False, block: int = 128):
+    """``(idx (n, k) int64, d2 (n, k) float64)``: the ``k`` nearest points of every point (itself first
+    with ``self_loops``, else only the others), by exact squared Euclidean distance, ties to the
+    smaller index (see the module docstring). ``block`` queries per GEMM (memory ``block·n`` per thread)."""
     x = np.ascontiguousarray(x, dtype=np.result_type(x.dtype, np.float32))
     if not x.flags.writeable:
         x = x.copy()
@@ -91,4 +101,4 @@ def knn(x, k: int, block: int = 128):
     d = x.shape[1]
     gamma = d * u / (1 - d * u)
     with single_threaded_blas():
-        return _knn(x, sq, norms, int(k), gamma, int(block))
+        return _knn(x, sq, norms, int(k), bool(self_loops), gamma, int(block))
