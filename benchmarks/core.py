@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from workbench.benchmarking import fast_backend, interleaved_ratios, random_inputs
+from workbench.benchmarking import fast_backend, interleaved_ratios, random_inputs, split_sections
 
 ROOT = Path(__file__).resolve().parents[1]
 DASH = "—"
@@ -471,7 +471,10 @@ def write_markdown(path: Path, argv: list[str], table, summ, fc_lines, mach, ela
     ]
     if fc_lines:
         text += ["", "## Numba first call", "", *[f"- {s}" for s in fc_lines]]
-    path.write_text("\n".join(text) + "\n", encoding="utf-8")
+    # the sections other scripts wrote (graph, theories, dashboard…) stay, after this one's
+    own = {"", "Targets", "Numba first call"}
+    kept = [b for t, b in (split_sections(path.read_text(encoding="utf-8")) if path.exists() else []) if t not in own]
+    path.write_text("\n".join(text) + "\n" + "".join("\n" + b.rstrip("\n") + "\n" for b in kept), encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:

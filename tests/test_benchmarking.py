@@ -67,6 +67,15 @@ def test_append_section_writes_the_command_and_lines(tmp_path):
     assert path.read_text() == "# results\n\n## Title\n\nCommand: `python -m x --y`\n\n- a 1 s\n- b 2 s\n"
 
 
+def test_a_rerun_replaces_its_own_section_and_keeps_the_others(tmp_path):
+    path = tmp_path / "R.md"
+    path.write_text("# results\n\n## Title\n\n- old\n\n## Other\n\n- kept\n")
+    B.append_section(str(path), "Title", "cmd", ["new"])
+    text = path.read_text()
+    assert text == "# results\n\n## Title\n\nCommand: `cmd`\n\n- new\n\n## Other\n\n- kept\n"
+    assert [t for t, _ in B.split_sections(text)] == ["", "Title", "Other"]
+
+
 def test_bench_lengths_progress_and_cancel():
     calls = []
     np_ = {"backend": "numpy"}

@@ -15,12 +15,14 @@ and the dashboard's Bench tab (through :func:`bench_lengths`), so that a figure 
 * :func:`bench_lengths` — time and memory of a mechanism against sequence length, with progress
   and cancel (the Bench tab);
 * :func:`script_parser`, :func:`publish`, :func:`append_section` — a script's arguments, and its
-  result lines printed and appended to a Markdown file with the command that made them.
+  result lines printed and written as one section of a Markdown file with the command that made
+  them (a rerun replaces that section; :func:`split_sections` keeps the others).
 """
 from __future__ import annotations
 
 import argparse
 import gc
+import re
 import statistics
 import threading
 import time
@@ -33,7 +35,7 @@ import numpy as np
 from workbench.errors import ConfigurationError, DataError, WorkbenchError
 
 __all__ = ["Timing", "time_calls", "traced_peak_mib", "RssPeak", "interleaved_ratios", "random_inputs",
-           "fast_backend", "bench_lengths", "script_parser", "publish", "append_section"]
+           "fast_backend", "bench_lengths", "script_parser", "publish", "append_section", "split_sections"]
 
 
 @dataclass
@@ -191,13 +193,33 @@ def publish(lines: Sequence[str], ap: argparse.ArgumentParser, args: argparse.Na
     return 0
 
 
+def split_sections(text: str) -> list[tuple[str, str]]:
+    """``[(title, block), …]`` of a Markdown text cut before each ``## `` heading; ``title`` is the
+    heading without ``## `` ("" for the part before the first one), ``block`` the heading and its body."""
+    parts: list[tuple[str, str]] = []
+    for block in re.split(r"(?m)^(?=## )", text):
+        if block:
+            first = block.splitlines()[0]
+            parts.append((first[3:].strip() if first.startswith("## ") else "", block))
+    return parts
+
+
 def append_section(path: str, title: str, command: str, lines: Sequence[str]) -> None:
-    """Append ``## title``, the command that produced the lines, and the lines as a list to the
-    Markdown file at ``path``."""
-    with open(path, "a") as fh:
-        fh.write(f"\n## {title}\n\n")
-        fh.write(f"Command: `{command}`\n\n")
-        fh.writelines(f"- {line}\n" for line in lines)
+    """Write ``## title``, the command that produced the lines, and the lines as a list into the
+    Markdown file at ``path``: in place of an earlier section of that title, else at the end (so a
+    rerun replaces its own figures and keeps every other section)."""
+    block = f"## {title}\n\nCommand: `{command}`\n\n" + "".join(f"- {line}\n" for line in lines)
+    try:
+        with open(path) as fh:
+            parts = split_sections(fh.read())
+    except FileNotFoundError:
+        parts = []
+    if any(t == title for t, _ in parts):
+        text = "".join(block + "\n" if t == title else b for t, b in parts)
+    else:
+        text = "".join(b for _, b in parts).rstrip("\n") + "\n\n" + block
+    with open(path, "w") as fh:
+        fh.write(text.rstrip("\n") + "\n")
 
 
 # -- the Bench tab's sweep -----------------------------------------------------------------------
