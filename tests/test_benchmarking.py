@@ -116,5 +116,5 @@ def test_script_parser_and_publish_append_the_command(tmp_path, capsys):
     assert ap.description == "First line." and args.n == 3
     assert B.publish(["x 1"], ap, args, argv, "Thing") == 0
     assert capsys.readouterr().out == "x 1\n"
-    assert path.read_text() == (f"\n## Thing (`python -m benchmarks.x`)\n\n"
+    assert path.read_text() == (f"## Thing (`python -m benchmarks.x`)\n\n"
                                 f"Command: `python -m benchmarks.x --n 3 --append {path}`\n\n- x 1\n")

@@ -217,7 +217,8 @@ def append_section(path: str, title: str, command: str, lines: Sequence[str]) ->
     if any(t == title for t, _ in parts):
         text = "".join(block + "\n" if t == title else b for t, b in parts)
     else:
-        text = "".join(b for _, b in parts).rstrip("\n") + "\n\n" + block
+        head = "".join(b for _, b in parts).rstrip("\n")
+        text = head + "\n\n" + block if head else block
     with open(path, "w") as fh:
         fh.write(text.rstrip("\n") + "\n")
 
