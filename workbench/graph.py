@@ -13,6 +13,7 @@ import numpy as np
 
 import kernels
 import kernels.knn
+from workbench import checks
 from workbench.errors import ConfigurationError, DataError, ShapeError
 
 __all__ = ["Graph", "knn_graph", "hnsw_graph"]
@@ -186,8 +187,7 @@ def knn_graph(x, k: int, metric: str = "euclidean", self_loops: bool = False, bl
     limit = n if self_loops else n - 1
     if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or not 1 <= k <= limit:
         raise DataError(f"k: expected an integer in [1, {limit}] for N={n} points (self_loops={self_loops}), got {k!r}")
-    if isinstance(block_size, (bool, np.bool_)) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
-        raise DataError(f"block_size: expected an integer >= 1, got {block_size!r}")
+    block_size = checks.integer("block_size", block_size, minimum=1, error=DataError)
     if metric == "cosine":
         a = _unit_rows(a.astype(np.float64))
     block_size = max(1, min(int(block_size), (1 << 23) // n))  # ≤ 8M distances (64 MiB) per block

@@ -171,8 +171,12 @@ def single_threaded_blas():
     return one_blas_thread("numba")
 
 
-def mask_arg(mask, dtype=np.bool_):
-    """Numba kernels take a ``(Bm, Lq, Lk)`` mask always; ``None`` becomes a 1×1×1 dummy."""
+def mask_arg(mask, lq: int, lk: int):
+    """``(mask, has_mask)`` as the Numba kernels take it: a boolean ``(Lq, Lk)`` or ``(Bm, Lq, Lk)``
+    mask as a C-contiguous, writeable ``(Bm, Lq, Lk)`` array (a read-only one, e.g. a broadcast
+    view, is another Numba type and would compile its own kernel); ``None`` a 1×1×1 dummy."""
     if mask is None:
-        return np.ones((1, 1, 1), dtype=dtype), False
-    return np.ascontiguousarray(mask, dtype=dtype), True
+        return np.ones((1, 1, 1), dtype=np.bool_), False
+    mask = np.asarray(mask, dtype=bool)
+    mask = np.ascontiguousarray(np.broadcast_to(mask, (mask.shape[0] if mask.ndim == 3 else 1, lq, lk)))
+    return (mask if mask.flags.writeable else mask.copy()), True

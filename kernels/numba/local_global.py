@@ -74,10 +74,7 @@ def local_global_attention(q, k, v, positions, mask, scale, window, num_global, 
     """``(B, Lq, d), (B, Lk, d), (B, Lk, dv) → (B, Lq, dv)``; ``positions (Lq,)`` int."""
     dtype = np.result_type(q.dtype, np.float32)
     q, k, v = (np.ascontiguousarray(a, dtype=dtype) for a in (q, k, v))
-    if mask is not None:
-        mask = np.asarray(mask, dtype=bool)
-        mask = np.broadcast_to(mask, (mask.shape[0] if mask.ndim == 3 else 1, q.shape[1], k.shape[1]))
-    mask, has_mask = mask_arg(mask)
+    mask, has_mask = mask_arg(mask, q.shape[1], k.shape[1])
     positions = np.ascontiguousarray(positions, dtype=np.int64)
     return _local_global(q, k, v, positions, mask, has_mask, dtype.type(scale), int(window),
                          int(num_global), bool(causal))

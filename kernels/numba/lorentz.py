@@ -339,11 +339,7 @@ def _prepare(q, k, mask, curvatures, temperature, score):
     else:
         bq_ = bk_ = np.zeros((1, 1, 1))
         coef = _arg(1.0 / (sc * temperature))  # base 2: −log2(A)/(√c T) = −d·log2(e)/T
-    if mask is not None:
-        mask = np.asarray(mask, dtype=bool)
-        mask = np.broadcast_to(mask, (mask.shape[0] if mask.ndim == 3 else 1, q.shape[1], k.shape[1]))
-    mask, has_mask = mask_arg(mask)
-    mask = _arg(mask, np.bool_)
+    mask, has_mask = mask_arg(mask, q.shape[1], k.shape[1])
     return cs, sc, qhat, khat, qp, kp, bq_, bk_, coef, kind, far, mask, has_mask
 
 

@@ -235,11 +235,8 @@ def _prepare(a, b, mask, lq, lk):
     b = _writable(b, dtype)
     an2 = np.ascontiguousarray(np.einsum("...f,...f->...", a, a))
     bn2 = np.ascontiguousarray(np.einsum("...f,...f->...", b, b))
-    if mask is not None:
-        mask = np.asarray(mask, dtype=bool)
-        mask = np.broadcast_to(mask, (mask.shape[0] if mask.ndim == 3 else 1, lq, lk))
-    mask, has_mask = mask_arg(mask)
-    return a, b, an2, bn2, _writable(mask), has_mask, dtype
+    mask, has_mask = mask_arg(mask, lq, lk)
+    return a, b, an2, bn2, mask, has_mask, dtype
 
 
 def attention(a, b, v, p, temperature, mask, block_q, block_k):

@@ -228,17 +228,6 @@ def weights(key, qctx, kctx, w, mask, has_mask, mask_group, causal, offset, bq):
                     w[b, i, j] *= inv
 
 
-def _mask_arg(mask, lq: int, lk: int):
-    """``(mask (Bm, Lq, Lk) bool, has_mask)``, a 1×1×1 dummy for None; writeable (one Numba type)."""
-    if mask is not None:
-        mask = np.asarray(mask, dtype=bool)
-        mask = np.broadcast_to(mask, (mask.shape[0] if mask.ndim == 3 else 1, lq, lk))
-    mask, has_mask = mask_arg(mask)
-    if not mask.flags.writeable:
-        mask = mask.copy()
-    return mask, has_mask
-
-
 _ENTRIES: dict = {}
 
 
@@ -276,7 +265,7 @@ def run(key, qctx, kctx, v, score_dtype, mask=None, mask_group=1, causal=False, 
     B, lq, lk = qctx[0].shape[0], qctx[0].shape[1], v.shape[1]
     out = np.zeros((B, lq, v.shape[2]), v.dtype)
     lse = np.empty((B, lq), score_dtype)
-    mask, has_mask = _mask_arg(mask, lq, lk)
+    mask, has_mask = mask_arg(mask, lq, lk)
     bq = query_block(B, lq, block_q)
     _call(attend, key, qctx, kctx, v, out, lse, mask, has_mask, int(mask_group), bool(causal), int(offset),
           int(bq), int(block_k), bool(need_out))
@@ -289,7 +278,7 @@ def run_weights(key, qctx, kctx, lk: int, score_dtype, mask=None, mask_group=1, 
     :func:`kernels.numba._common.single_threaded_blas`)."""
     B, lq = qctx[0].shape[0], qctx[0].shape[1]
     w = np.zeros((B, lq, lk), score_dtype)
-    mask, has_mask = _mask_arg(mask, lq, lk)
+    mask, has_mask = mask_arg(mask, lq, lk)
     _call(weights, key, qctx, kctx, w, mask, has_mask, int(mask_group), bool(causal), int(offset),
           int(query_block(B, lq, block_q)))
     return w
