@@ -1,10 +1,8 @@
-"""Numba curvature score kernels: the fused E×H×S logits and hyperboloid distances, parallel over
-(batch, query block).
+"""Numba curvature score kernels: the fused E×H×S score on the tile driver, and hyperboloid
+distances, parallel over (batch, query block).
 
-Fused logits (see :mod:`kernels.reference.curvature`): per query block one GEMM
-``Q_E K_Eᵀ`` (BLAS) for the Euclidean part, then one pass over the keys that adds the Poincaré
-distance of the H slices (per-vector ball denominators precomputed) and the spherical geodesic
-distance of the S directions (precomputed unit vectors), writing the combined logit once.
+One score (:data:`FUSED`) serves both the fused logits (:func:`fused_logits`, the driver's
+:func:`~kernels.numba.tile_driver.logits` pass, ``(B, Lq, Lk)``) and the fused attention.
 
 Fused attention (:func:`fused_attention`): the same logits tile by tile, never ``Lq × Lk``.
 Per query block ``I`` and key block ``J`` (scores transposed, one key per row, queries
@@ -33,60 +31,8 @@ from kernels.numba._common import (
     FASTMATH,
     single_threaded_blas,
 )
-from kernels.numba.tile_driver import register, run
-from kernels.numba.hyperbolic import _acosh_arg, _diff2_row, log2_row
-
-
-@njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
-def _fused_logits(qe, keT, qh, kh, dq, dk, qs, ks, a_e, a_h, a_s, c_h, c_s, bq, out):
-    B, lq, E = qe.shape
-    lk = out.shape[2]
-    H = qh.shape[2]
-    S = qs.shape[2]
-    nqb = (lq + bq - 1) // bq
-    tiny = np.finfo(qe.dtype).tiny
-    two_c = qe.dtype.type(2.0 * c_h)
-    inv_sqrt_ch = qe.dtype.type(1.0 / np.sqrt(c_h))
-    inv_sqrt_cs = qe.dtype.type(2.0 / np.sqrt(c_s))
-    use_e = E > 0 and a_e != 0.0
-    use_h = H > 0 and a_h != 0.0
-    use_s = S > 0 and a_s != 0.0
-    for item in prange(B * nqb):
-        b = item // nqb
-        i0 = (item % nqb) * bq
-        i1 = min(lq, i0 + bq)
-        blk = out[b, i0:i1]
-        if use_e:
-            np.dot(qe[b, i0:i1], keT[b], blk)
-            for r in range(i1 - i0):
-                for j in range(lk):
-                    blk[r, j] *= a_e
-        else:
-            blk[:, :] = 0.0
-        if use_h:
-            for r in range(i1 - i0):
-                i = i0 + r
-                for j in range(lk):
-                    acc = qe.dtype.type(0.0)
-                    for t in range(H):
-                        df = qh[b, i, t] - kh[b, j, t]
-                        acc += df * df
-                    den = max(dq[b, i] * dk[b, j], tiny)
-                    x = two_c * acc / den
-                    blk[r, j] -= a_h * (np.log1p(x + np.sqrt(x * (x + 2.0))) * inv_sqrt_ch)
-        if use_s:
-            for r in range(i1 - i0):
-                i = i0 + r
-                for j in range(lk):
-                    m2 = qe.dtype.type(0.0)
-                    p2 = qe.dtype.type(0.0)
-                    for t in range(S):
-                        x = qs[b, i, t]
-                        y = ks[b, j, t]
-                        m2 += (x - y) * (x - y)
-                        p2 += (x + y) * (x + y)
-                    blk[r, j] -= a_s * (np.arctan2(np.sqrt(m2), np.sqrt(p2)) * inv_sqrt_cs)
-    return out
+from kernels.numba.tile_driver import register, run, run_logits
+from kernels.numba.hyperbolic import log2_acosh_rows
 
 
 def _arg(x, dtype):
@@ -94,19 +40,6 @@ def _arg(x, dtype):
     views, e.g. from ``np.broadcast_to``, would otherwise each compile their own specialisation)."""
     a = np.ascontiguousarray(x, dtype=dtype)
     return a if a.flags.writeable else a.copy()
-
-
-def fused_logits(qe, ke, qh, kh, dq, dk, qs, ks, a_e, a_h, a_s, c_h, c_s, block_q=64):
-    """Combined logits ``(B, Lq, Lk)``; ``a_*`` are the component factors with the temperature folded in,
-    ``dq``/``dk`` the ball denominators, ``qs``/``ks`` unit directions."""
-    dt = qe.dtype
-    B, lq, lk = qe.shape[0], qe.shape[1], ke.shape[1]
-    out = np.empty((B, lq, lk), dt)
-    keT = np.ascontiguousarray(np.swapaxes(ke, 1, 2))
-    args = [_arg(a, dt) for a in (qe, keT, qh, kh, dq, dk, qs, ks)]
-    with single_threaded_blas():
-        return _fused_logits(*args, dt.type(a_e), dt.type(a_h), dt.type(a_s), float(c_h), float(c_s),
-                             int(block_q), out)
 
 
 @njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
@@ -231,11 +164,9 @@ def _sphere_rows(g, an2, bn2, tau, at, bvec, m2, p2):
 @njit(fastmath=FASTMATH, error_model="numpy", cache=True)
 def _hyperbolic_tile(g, st, qht, qn2, qf, kh, kn2, kf, tau, coef, arg, ibuf, fbuf):
     """``st[c] −= coef·log2 a`` for the keys ``c`` of the tile, ``g[c]`` holding ``K_H Q_Hᵀ``."""
+    log2_acosh_rows(g, qht, qn2, qf, kh, kn2, kf, tau, arg, ibuf, fbuf)
     for c in range(st.shape[0]):
         row = g[c]
-        _diff2_row(row, qn2, kn2[c], tau, qht, kh[c])
-        _acosh_arg(row, qf, kf[c], arg)
-        log2_row(arg, row, ibuf, fbuf)
         srow = st[c]
         for r in range(srow.shape[0]):
             srow[r] -= coef * row[r]
@@ -296,6 +227,28 @@ TAU_H = {np.dtype(np.float32): 0.5, np.dtype(np.float64): 2.0 ** -10}
 TAU_S = {np.dtype(np.float32): 0.5, np.dtype(np.float64): 2.0 ** -10}
 
 
+def _contexts(qe, ke, qh, kh, dq, dk, qs, ks, coef, c_h, dt):
+    """The driver's query and key contexts of the fused score, in ``dt``."""
+    f = lambda x: _arg(x, dt)  # noqa: E731
+    tiny = np.finfo(dt).tiny
+    sq = lambda x: np.einsum("...i,...i->...", x, x)  # noqa: E731
+    qf = 2.0 * float(c_h) / np.maximum(dq, tiny)
+    kf = 1.0 / np.maximum(dk, tiny)
+    # base 2: the E and S terms times log2(e); the H term multiplies log2(a) = ln(a)·log2(e) already
+    coef2 = np.asarray(coef, np.float64) * np.array([_LOG2E, 1.0, _LOG2E])
+    return ((f(qe), f(qh), f(qs), f(sq(qh)), f(qf), f(sq(qs)), f(coef2)),
+            (f(ke), f(kh), f(sq(kh)), f(kf), f(ks), f(sq(ks)), dt.type(TAU_H[dt]), dt.type(TAU_S[dt])))
+
+
+def fused_logits(qe, ke, qh, kh, dq, dk, qs, ks, coef, c_h, block_q=64, block_k=256):
+    """The fused logits ``(B, Lq, Lk)`` in ``qe``'s dtype: the score of :func:`fused_attention`
+    (same ``coef (B, 3)``, ball denominators and unit directions), key tile by key tile."""
+    dt = np.dtype(qe.dtype)
+    qctx, kctx = _contexts(qe, ke, qh, kh, dq, dk, qs, ks, np.broadcast_to(coef, (qe.shape[0], 3)), c_h, dt)
+    with single_threaded_blas():
+        return run_logits(FUSED, qctx, kctx, ke.shape[1], dt, block_q=block_q, block_k=block_k)
+
+
 def fused_attention(qe, ke, qh, kh, dq, dk, qs, ks, v, coef, c_h, mask=None, mask_group=1, block_q=64,
                     block_k=256):
     """Softmax of the fused logits times ``v``, tile by tile: ``→ (B, Lq, dv)`` in ``v``'s dtype.
@@ -306,14 +259,7 @@ def fused_attention(qe, ke, qh, kh, dq, dk, qs, ks, v, coef, c_h, mask=None, mas
     ``mask (Bm, Lq, Lk)``, ``Bm`` in ``{1, B/mask_group}``: item ``b`` uses mask ``b // mask_group``.
     """
     dt = np.dtype(v.dtype)
-    f = lambda x: _arg(x, dt)  # noqa: E731
-    tiny = np.finfo(dt).tiny
-    sq = lambda x: np.einsum("...i,...i->...", x, x)  # noqa: E731
-    qf = 2.0 * float(c_h) / np.maximum(dq, tiny)
-    kf = 1.0 / np.maximum(dk, tiny)
-    # base 2: the E and S terms times log2(e); the H term multiplies log2(a) = ln(a)·log2(e) already
-    coef2 = np.asarray(coef, np.float64) * np.array([_LOG2E, 1.0, _LOG2E])
+    qctx, kctx = _contexts(qe, ke, qh, kh, dq, dk, qs, ks, coef, c_h, dt)
     with single_threaded_blas():
-        return run(FUSED, (f(qe), f(qh), f(qs), f(sq(qh)), f(qf), f(sq(qs)), f(coef2)),
-                   (f(ke), f(kh), f(sq(kh)), f(kf), f(ks), f(sq(ks)), dt.type(TAU_H[dt]), dt.type(TAU_S[dt])),
-                   f(v), dt, mask=mask, mask_group=mask_group, block_q=block_q, block_k=block_k)[0]
+        return run(FUSED, qctx, kctx, _arg(v, dt), dt, mask=mask, mask_group=mask_group, block_q=block_q,
+                   block_k=block_k)[0]

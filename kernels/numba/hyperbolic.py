@@ -110,6 +110,18 @@ def _acosh_arg(diff2, qf, kf, out):
 
 
 @njit(fastmath=FASTMATH, error_model="numpy", cache=True)
+def log2_acosh_rows(g, qt, qn2, qf, k, kn2, kf, tau, arg, ibuf, fbuf):
+    """``g[c, r] ← log2 a``, ``a = 1 + δ + √δ·√(δ + 2)`` of query ``r`` and key ``c``, from
+    ``g[c, r] = k_c·q_r`` (``d_c = ln(a)/√c``): ``qt (d, nq)``, ``qn2``/``qf`` per query
+    (``‖q‖²``, ``2c/(1 − c‖q‖²)``), ``k (nk, d)``, ``kn2``/``kf`` per key (``‖k‖²``, ``1/(1 − c‖k‖²)``)."""
+    for c in range(g.shape[0]):
+        row = g[c]
+        _diff2_row(row, qn2, kn2[c], tau, qt, k[c])
+        _acosh_arg(row, qf, kf[c], arg)
+        log2_row(arg, row, ibuf, fbuf)
+
+
+@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
 def _queries(qctx, b, i0, i1, bk):
     """The block's queries transposed ``(d, nq)``, their ``‖q‖²`` and ``2c/(1 − c‖q‖²)``, work rows."""
     q, qn2, qf = qctx
@@ -124,11 +136,9 @@ def _scores(qs, kctx, b, j0, j1, st):
     qt, qn2_b, qf_b, arg, ibuf, fbuf = qs
     k, kn2, kf, ncoef, tau = kctx
     np.dot(k[b, j0:j1], qt, st)
+    log2_acosh_rows(st, qt, qn2_b, qf_b, k[b, j0:j1], kn2[b, j0:j1], kf[b, j0:j1], tau, arg, ibuf, fbuf)
     for c in range(j1 - j0):
         row = st[c]
-        _diff2_row(row, qn2_b, kn2[b, j0 + c], tau, qt, k[b, j0 + c])
-        _acosh_arg(row, qf_b, kf[b, j0 + c], arg)
-        log2_row(arg, row, ibuf, fbuf)
         for r in range(row.shape[0]):
             row[r] = ncoef * row[r]
 

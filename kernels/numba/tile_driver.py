@@ -17,6 +17,8 @@ expensive blocks alternate between threads), scratch rows, partial last tiles, t
 (``m' = max(m, max_j s)``, ``ℓ ← 2^{m−m'}ℓ + Σ_j 2^{s−m'}``), the aggregation
 ``O ← 2^{m−m'}O + P·V_J`` (one GEMM per tile) and the finish ``O/ℓ``,
 ``lse = ln 2·(m + log2 ℓ)`` (``−∞`` for a row with no allowed key, whose output stays 0).
+:func:`weights` gives the softmax weights of the same scores and masks, :func:`logits` the scores
+themselves (natural units), so a kernel's maps come from the one score it registered.
 
 Which score is compiled in is chosen by the registration key, a string literal, at compile time:
 no call through a function pointer in the inner loop, and the compiled driver stays in Numba's
@@ -228,6 +230,33 @@ def weights(key, qctx, kctx, w, mask, has_mask, mask_group, causal, offset, bq):
                     w[b, i, j] *= inv
 
 
+@njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
+def logits(key, qctx, kctx, out, bq, bk):
+    """Fill ``out (B, Lq, Lk)`` with the scores themselves in natural units, ``s_ij = ln 2·score``
+    (no mask, no softmax: what a logit map shows). Key tiles of ``bk``; memory ``O(bq·bk)`` per
+    thread besides ``out``."""
+    literally(key)
+    B, lq, lk = out.shape
+    sdt = out.dtype
+    nqb = (lq + bq - 1) // bq
+    ln2 = sdt.type(1.0 / _LOG2E)
+    for item in prange(B * nqb):
+        b = item // nqb
+        i0 = (item % nqb) * bq
+        i1 = min(lq, i0 + bq)
+        nq = i1 - i0
+        qs = _prepare(key, qctx, b, i0, i1, bk)
+        st_full = np.empty((bk, nq), sdt)
+        for j0 in range(0, lk, bk):
+            j1 = min(lk, j0 + bk)
+            st = st_full[: j1 - j0]
+            _score(key, qs, kctx, b, j0, j1, st)
+            for r in range(nq):
+                row = out[b, i0 + r]
+                for c in range(j1 - j0):
+                    row[j0 + c] = st[c, r] * ln2
+
+
 _ENTRIES: dict = {}
 
 
@@ -282,3 +311,12 @@ def run_weights(key, qctx, kctx, lk: int, score_dtype, mask=None, mask_group=1, 
     _call(weights, key, qctx, kctx, w, mask, has_mask, int(mask_group), bool(causal), int(offset),
           int(query_block(B, lq, block_q)))
     return w
+
+
+def run_logits(key, qctx, kctx, lk: int, score_dtype, block_q=64, block_k=256):
+    """Allocate ``out (B, Lq, Lk)`` in ``score_dtype`` and call :func:`logits` (under the caller's
+    :func:`kernels.numba._common.single_threaded_blas`)."""
+    B, lq = qctx[0].shape[0], qctx[0].shape[1]
+    out = np.empty((B, lq, lk), score_dtype)
+    _call(logits, key, qctx, kctx, out, int(query_block(B, lq, block_q)), int(block_k))
+    return out

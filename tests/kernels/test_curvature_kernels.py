@@ -67,8 +67,8 @@ def test_fused_logits_distances_vanish_on_equal_points(backend):
     np.testing.assert_allclose(np.diagonal(out, axis1=1, axis2=2), 0.0, atol=1e-7)
     assert (out <= 1e-7).all()
     # antipodal spherical points are at distance π/√c_s
-    anti = kc.fused_logits(empty, empty, empty[:, :1], empty[:, :1], s[:, :1], -s[:, :1], c_s=4.0,
-                           weights=(0, 0, 1), backend=backend)
+    one = empty[:, :1]
+    anti = kc.fused_logits(one, one, one, one, s[:, :1], -s[:, :1], c_s=4.0, weights=(0, 0, 1), backend=backend)
     assert anti[0, 0, 0] == pytest.approx(-math.pi / 2, abs=1e-6)
 
 
@@ -120,6 +120,15 @@ def test_fused_logits_numba_equals_numpy(case):
     dist_slack = 16 * eps * 30.0 * (1e3 if case["adversarial"] else 1.0)
     tol = 8 * eps * (bound + np.abs(ref).astype(float)) + dist_slack + (1e-5 if dt == np.float32 else 1e-12)
     assert (np.abs(fast.astype(float) - ref.astype(float)) <= tol).all()
+
+
+def test_fused_slices_must_agree_on_rows():
+    """A slice with other rows is refused by name (the reference would broadcast it silently)."""
+    x, y = np.zeros((1, 6, 2)), np.zeros((1, 1, 3))
+    with pytest.raises(ValueError, match="qs has shape"):
+        kc.fused_logits(x, x, x, x, y, x, backend="numpy")
+    with pytest.raises(ValueError, match="kh has shape"):
+        kc.fused_attention(x, x, x, y, x, x, x, backend="numpy")
 
 
 def test_fused_logits_cupy_backend_is_refused():

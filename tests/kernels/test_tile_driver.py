@@ -1,7 +1,7 @@
 """The Numba tile driver (:mod:`kernels.numba.tile_driver`) with a score registered here (RBF,
 ``s = −‖q − k‖²/T``), against the masked softmax written in NumPy: every block size, partial tiles,
 boolean and causal masks, per-group masks, rows with no allowed key, log-sum-exp only, mixed dtypes;
-and the weights pass on the same score and masks."""
+the weights pass on the same score and masks, and the logits pass (the scores themselves)."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numba import njit
 
-from kernels.numba.tile_driver import register, run, run_weights
+from kernels.numba.tile_driver import register, run, run_logits, run_weights
 
 LOG2E = 1.4426950408889634
 
@@ -90,3 +90,7 @@ def test_driver_equals_the_masked_softmax(data, B, lq, lk, d, dv, bq, bk, causal
                     offset=offset, block_q=bq)
     assert w.dtype == sdt
     np.testing.assert_allclose(w, want_w, rtol=tol, atol=tol)
+    lg = run_logits(RBF, (q, sq(q)), (k, sq(k), sdt(LOG2E / T)), lk, sdt, block_q=bq, block_k=bk)
+    want_lg = -((q.astype(float)[:, :, None, :] - k.astype(float)[:, None, :, :]) ** 2).sum(-1) / T
+    assert lg.dtype == sdt and lg.shape == (B, lq, lk)
+    np.testing.assert_allclose(lg, want_lg, rtol=tol, atol=tol * (1 + np.abs(want_lg).max()))
