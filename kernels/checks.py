@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from kernels.capabilities import BackendError
 
 
@@ -19,3 +21,10 @@ def one_of(name: str, value, choices) -> None:
     """``value`` must be one of ``choices``."""
     if value not in choices:
         raise BackendError(f"{name}: expected one of {choices}, got {value!r}")
+
+
+def positive_int(name: str, value) -> int:
+    """``value`` as an ``int >= 1`` (a bool is not a count)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise BackendError(f"{name}: expected an integer >= 1, got {value!r}")
+    return int(value)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from kernels.capabilities import BackendError, declare
-from kernels.checks import one_of, positive
+from kernels.checks import one_of, positive, positive_int
 from kernels.dispatch import resolve_backend
 from kernels.reference import lorentz as _ref
 
@@ -21,6 +21,10 @@ from kernels.reference import lorentz as _ref
 LORENTZ = declare("lorentz", masks=True)
 
 SCORES = _ref.SCORES
+
+#: Queries per parallel work item and keys per tile of the Numba dense form.
+BLOCK_Q = 64
+BLOCK_K = 256
 
 
 def _check(curvatures, temperature, score, top_k):
@@ -42,15 +46,18 @@ def _mask(mask):
 
 
 def cascade_attention(q, k, v, *, curvatures, temperature=1.0, score="distance", top_k=0, mask=None,
-                      backend="auto"):
-    """``(B, Lq, d), (B, Lk, d), (B, Lk, dv) → S (H, B, Lq, dv + 1)`` float64 (rows with no allowed key: 0)."""
+                      backend="auto", block_q=BLOCK_Q, block_k=BLOCK_K):
+    """``(B, Lq, d), (B, Lk, d), (B, Lk, dv) → S (H, B, Lq, dv + 1)`` float64 (rows with no allowed key: 0).
+
+    ``block_q``/``block_k``: queries per work item and keys per tile of the Numba dense form."""
     be = resolve_backend(backend, (q, k, v), LORENTZ, mask=mask)
     cs = _check(curvatures, temperature, score, top_k)
     if be == "numpy":
         return _ref.cascade_attention(q, k, v, cs, float(temperature), score, int(top_k), _mask(mask))
     from kernels.numba import lorentz as _nb
 
-    return _nb.cascade_attention(q, k, v, cs, float(temperature), score, int(top_k), _mask(mask))
+    return _nb.cascade_attention(q, k, v, cs, float(temperature), score, int(top_k), _mask(mask),
+                                 positive_int("block_q", block_q), positive_int("block_k", block_k))
 
 
 def cascade_weights(q, k, *, curvatures, betas, temperature=1.0, score="distance", top_k=0, mask=None,

@@ -24,6 +24,7 @@ def cases(max_len=40):
         "mask": st.sampled_from(["none", "shared", "rows"]),
         "amp": st.sampled_from([0.3, 1.0, 30.0, 300.0]),  # 300: far points, the log-domain path
         "adversarial": st.booleans(),
+        "blocks": st.sampled_from([(64, 256), (1, 1), (4, 3), (7, 16)]),  # several key tiles and query blocks
     })
 
 
@@ -55,7 +56,8 @@ def test_numba_equals_numpy(case):
     q, k, v, mask, cs = problem(case)
     kw = dict(curvatures=cs, temperature=0.7, score=case["score"], top_k=case["top_k"], mask=mask)
     ref = kl.cascade_attention(q, k, v, backend="numpy", **kw)
-    fast = kl.cascade_attention(q, k, v, backend="numba", **kw)
+    bq, bk = case["blocks"]
+    fast = kl.cascade_attention(q, k, v, backend="numba", block_q=bq, block_k=bk, **kw)
     assert fast.shape == ref.shape == (len(cs),) + q.shape[:2] + (v.shape[-1] + 1,)
     assert np.isfinite(fast).all()
     np.testing.assert_allclose(fast, ref, rtol=1e-11, atol=1e-11 * max(1.0, float(np.abs(ref).max())))
@@ -119,6 +121,9 @@ def test_bad_arguments():
         kl.cascade_weights(x, x, curvatures=[1.0, 2.0], betas=[1.0])
     with pytest.raises(kernels.BackendError):
         kl.cascade_attention(x, x, x, curvatures=[1.0], backend="cupy")
+    for name, bad in (("block_k", 0), ("block_q", True), ("block_k", 2.5)):
+        with pytest.raises(kernels.BackendError, match=name):
+            kl.cascade_attention(x, x, x, curvatures=[1.0], backend="numba", **{name: bad})
 
 
 @pytest.mark.parametrize("a", [150.0, 299.0, 301.0, 700.0])
