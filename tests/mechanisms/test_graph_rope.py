@@ -18,17 +18,39 @@ from workbench.mechanisms.graph_rope import MAX_BUCKET_FACTOR, bucket_positions,
 SETTINGS = settings(max_examples=25, deadline=None)
 
 
-def rot_explicit(x, p, base=10000.0, scaling=1.0):
-    """Half-split rotation, coordinate by coordinate, float64; odd d: last coordinate untouched."""
+def rot_explicit(x, p, base=10000.0, scaling=1.0, layout="half"):
+    """Rotation, coordinate by coordinate, float64: pair i is (x_i, x_{i+D}) half-split or
+    (x_{2i}, x_{2i+1}) interleaved, turned by (p/scaling)·base^(−2i/2D); odd d: last coordinate untouched."""
     x = np.asarray(x, np.float64)
     d = len(x)
     D = d // 2
     y = x.copy()
     for i in range(D):
         th = (p / scaling) * base ** (-2.0 * i / (2 * D))
-        y[i] = x[i] * math.cos(th) - x[i + D] * math.sin(th)
-        y[i + D] = x[i] * math.sin(th) + x[i + D] * math.cos(th)
+        a, b = (i, i + D) if layout == "half" else (2 * i, 2 * i + 1)
+        y[a] = x[a] * math.cos(th) - x[b] * math.sin(th)
+        y[b] = x[a] * math.sin(th) + x[b] * math.cos(th)
     return y
+
+
+def hf_rotate_half(x, p, base=10000.0):
+    """Hugging Face's form: ``x·cos + rotate_half(x)·sin``, cos/sin tiled twice, ``rotate_half(x) = [−x₂, x₁]``."""
+    d = x.shape[-1]
+    inv = 1.0 / base ** (np.arange(0, d, 2) / d)
+    th = np.outer(p, inv)
+    cos, sin = np.cos(np.concatenate([th, th], -1)), np.sin(np.concatenate([th, th], -1))
+    x1, x2 = x[..., : d // 2], x[..., d // 2:]
+    return x * cos + np.concatenate([-x2, x1], -1) * sin
+
+
+def gptj_rotate_every_two(x, p, base=10000.0):
+    """GPT-J's form: ``x·cos + rotate_every_two(x)·sin``, cos/sin repeated per pair, ``(x₀, x₁) → (−x₁, x₀)``."""
+    d = x.shape[-1]
+    inv = 1.0 / base ** (np.arange(0, d, 2) / d)
+    th = np.outer(p, inv)
+    cos, sin = np.repeat(np.cos(th), 2, -1), np.repeat(np.sin(th), 2, -1)
+    rot = np.stack([-x[..., 1::2], x[..., ::2]], -1).reshape(x.shape)
+    return x * cos + rot * sin
 
 
 def bucket_explicit(dist, max_position, k):
@@ -38,20 +60,41 @@ def bucket_explicit(dist, max_position, k):
 
 # --- rotation ------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("layout", ["half", "interleaved"])
 @pytest.mark.parametrize("d", [1, 2, 7, 8, 33])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_rotation_matches_definition_and_preserves_norm(d, dtype):
+def test_rotation_matches_definition_and_preserves_norm(d, dtype, layout):
     rng = np.random.default_rng(d)
     x = rng.standard_normal((6, d)).astype(dtype)
     p = rng.uniform(-50, 600, 6)
-    y = rotate(x, p, base=500.0, scaling=1.5)
+    y = rotate(x, p, base=500.0, scaling=1.5, layout=layout)
     assert y.dtype == dtype
     tol = 1e-5 if dtype == np.float32 else 1e-12
     for r in range(6):
-        np.testing.assert_allclose(y[r], rot_explicit(x[r], p[r], 500.0, 1.5), atol=tol * 10)
+        np.testing.assert_allclose(y[r], rot_explicit(x[r], p[r], 500.0, 1.5, layout), atol=tol * 10)
     np.testing.assert_allclose(np.linalg.norm(y, axis=1), np.linalg.norm(x, axis=1), rtol=tol)
     if d % 2:
         np.testing.assert_array_equal(y[:, -1], x[:, -1])  # the odd coordinate passes through
+
+
+@pytest.mark.parametrize("d", [2, 8, 64])
+def test_layouts_match_the_models_own_formulas(d):
+    """Half-split is Hugging Face's ``rotate_half`` form, interleaved is GPT-J's ``rotate_every_two``;
+    the two differ on the same input (they pair different coordinates)."""
+    rng = np.random.default_rng(d)
+    x = rng.standard_normal((5, d))
+    p = np.array([0.0, 1.0, 7.0, 100.0, 511.0])
+    np.testing.assert_allclose(rotate(x, p, layout="half"), hf_rotate_half(x, p), atol=1e-12)
+    np.testing.assert_allclose(rotate(x, p, layout="interleaved"), gptj_rotate_every_two(x, p), atol=1e-12)
+    if d > 2:
+        assert not np.allclose(rotate(x, p, layout="half"), rotate(x, p, layout="interleaved"))
+
+
+def test_unknown_layout_is_refused():
+    with pytest.raises(ValueError, match="layout"):
+        rotate(np.zeros(4), 1.0, layout="neox")
+    with pytest.raises(ConfigurationError, match="rope_layout"):
+        workbench.make("graph_rope", rope_layout="neox")
 
 
 def test_upstream_norm_at_position_5():
@@ -109,16 +152,18 @@ def softmax_rows(S, allowed):
     return W
 
 
+@pytest.mark.parametrize("layout", ["half", "interleaved"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("d", [6, 7])
-def test_without_graph_is_index_rope(backend, dtype, d):
+def test_without_graph_is_index_rope(backend, dtype, d, layout):
     rng = np.random.default_rng(1)
     q, k, v = rng.standard_normal((4, d)), rng.standard_normal((9, d)), rng.standard_normal((9, 3))
     mask = rng.random((4, 9)) < 0.7
     mask[2] = False
-    m = workbench.make("graph_rope", backend=backend, base=100.0)
+    m = workbench.make("graph_rope", backend=backend, base=100.0, rope_layout=layout)
     out = m(q.astype(dtype), k.astype(dtype), v.astype(dtype), mask=mask)
-    S = np.array([[rot_explicit(q[i], i, 100.0) @ rot_explicit(k[j], j, 100.0) for j in range(9)] for i in range(4)])
+    S = np.array([[rot_explicit(q[i], i, 100.0, layout=layout) @ rot_explicit(k[j], j, 100.0, layout=layout)
+                   for j in range(9)] for i in range(4)])
     W = softmax_rows(S / math.sqrt(d), mask)
     tol = 2e-5 if dtype == np.float32 else 1e-10
     np.testing.assert_allclose(out, W @ v, atol=tol * 5)
@@ -134,14 +179,15 @@ def path_graph_with_tail(n=14):
     return Graph(n, [src, dst], distance=rng.uniform(0.1, 30, len(src)), layer=rng.integers(0, 3, n))
 
 
+@pytest.mark.parametrize("layout", ["half", "interleaved"])
 @pytest.mark.parametrize("buckets", [True, False])
-def test_graph_distance_equals_definition(backend, buckets):
+def test_graph_distance_equals_definition(backend, buckets, layout):
     g = path_graph_with_tail()
     n, d = g.num_nodes, 8
     rng = np.random.default_rng(2)
     q, k, v = rng.standard_normal((n, d)), rng.standard_normal((n, d)), rng.standard_normal((n, 5))
     m = workbench.make("graph_rope", position_source="graph_distance", buckets=buckets, max_position=10,
-                       bucket_factor=2.0, scaling=0.5, backend=backend)
+                       bucket_factor=2.0, scaling=0.5, backend=backend, rope_layout=layout)
     H = bfs(n, g.edge_index.T.tolist())
     allowed = H >= 0
     S = np.zeros((n, n))
@@ -149,21 +195,24 @@ def test_graph_distance_equals_definition(backend, buckets):
         for j in range(n):
             if allowed[i, j]:
                 p = bucket_explicit(H[i, j], 10, 2.0) if buckets else min(H[i, j], 10)
-                S[i, j] = q[i] @ rot_explicit(k[j], p, scaling=0.5) / math.sqrt(d)
+                S[i, j] = q[i] @ rot_explicit(k[j], p, scaling=0.5, layout=layout) / math.sqrt(d)
     W = softmax_rows(S, allowed)
     np.testing.assert_allclose(m(q, k, v, graph=g), W @ v, atol=1e-10)
     np.testing.assert_allclose(m.weights(q, k, graph=g), W, atol=1e-10)
     assert allowed[0].all() and not allowed[-1, :-1].any()  # node 0 reaches all; the tail only itself
 
 
+@pytest.mark.parametrize("layout", ["half", "interleaved"])
 @pytest.mark.parametrize("source", ["index", "hnsw_layer", "edge_weight"])
 @pytest.mark.parametrize("self_loops", [True, False])
-def test_edge_sources_equal_definition(backend, source, self_loops):
+def test_edge_sources_equal_definition(backend, source, self_loops, layout):
     g = path_graph_with_tail()
     n, d = g.num_nodes, 7
     rng = np.random.default_rng(3)
     q, k, v = rng.standard_normal((2, n, d)), rng.standard_normal((2, n, d)), rng.standard_normal((2, n, 4))
-    m = workbench.make("graph_rope", position_source=source, add_self_loops=self_loops, backend=backend)
+    m = workbench.make("graph_rope", position_source=source, add_self_loops=self_loops, backend=backend,
+                       rope_layout=layout)
+    rot = lambda x, p: rot_explicit(x, p, layout=layout)  # noqa: E731
     allowed = g.to_mask()
     dist = np.zeros((n, n))
     dist[g.dst, g.src] = g.distance
@@ -177,11 +226,11 @@ def test_edge_sources_equal_definition(backend, source, self_loops):
                 if not allowed[i, j]:
                     continue
                 if source == "index":
-                    S[i, j] = rot_explicit(q[b, i], i) @ rot_explicit(k[b, j], j)
+                    S[i, j] = rot(q[b, i], i) @ rot(k[b, j], j)
                 elif source == "hnsw_layer":
-                    S[i, j] = rot_explicit(q[b, i], g.layer[i]) @ rot_explicit(k[b, j], g.layer[j])
+                    S[i, j] = rot(q[b, i], g.layer[i]) @ rot(k[b, j], g.layer[j])
                 else:
-                    S[i, j] = q[b, i] @ rot_explicit(k[b, j], bucket_explicit(dist[i, j], 512, 4.0))
+                    S[i, j] = q[b, i] @ rot(k[b, j], bucket_explicit(dist[i, j], 512, 4.0))
         W = softmax_rows(S / math.sqrt(d), allowed)
         np.testing.assert_allclose(out[b], W @ v[b], atol=1e-10)
     if not self_loops:

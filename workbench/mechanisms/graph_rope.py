@@ -26,23 +26,42 @@ def rope_frequencies(d: int, base: float = 10000.0) -> np.ndarray:
     return base ** (-2.0 * np.arange(half) / (2 * half))
 
 
-def rotate(x, positions, base: float = 10000.0, scaling: float = 1.0) -> np.ndarray:
-    """Half-split rotary encoding ``rot(x, p)`` of the rows of ``x (..., d)`` at ``positions (...)``.
+#: Which coordinates rotate together: ``"half"`` pairs ``(x_i, x_{i+D})`` (GPT-NeoX, Hugging Face
+#: ``rotate_half``), ``"interleaved"`` pairs ``(x_{2i}, x_{2i+1})`` (RoFormer, GPT-J). Pair ``i`` turns by
+#: ``θ_i`` in both, so the layouts differ by a fixed permutation of the features.
+LAYOUTS = ("half", "interleaved")
 
-    With ``D = ⌊d/2⌋`` and ``θ_i = (p/scaling)·ω_i``: ``y_i = x_i cos θ_i − x_{i+D} sin θ_i``,
-    ``y_{i+D} = x_i sin θ_i + x_{i+D} cos θ_i``; for odd ``d`` the last coordinate passes through
+
+def half_split_order(d: int, layout: str) -> np.ndarray:
+    """Indices ``p`` with ``x[..., p]`` in half-split order: the identity for ``"half"``; for
+    ``"interleaved"`` ``[0, 2, …, 2D−2, 1, 3, …, 2D−1]`` then the unrotated coordinate of odd ``d``."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout: expected one of {LAYOUTS}, got {layout!r}")
+    if layout == "half":
+        return np.arange(d)
+    D = d // 2
+    return np.concatenate([np.arange(0, 2 * D, 2), np.arange(1, 2 * D, 2), np.arange(2 * D, d)])
+
+
+def rotate(x, positions, base: float = 10000.0, scaling: float = 1.0, layout: str = "half") -> np.ndarray:
+    """Rotary encoding ``rot(x, p)`` of the rows of ``x (..., d)`` at ``positions (...)``.
+
+    With ``D = ⌊d/2⌋`` and ``θ_i = (p/scaling)·ω_i``, half-split: ``y_i = x_i cos θ_i − x_{i+D} sin θ_i``,
+    ``y_{i+D} = x_i sin θ_i + x_{i+D} cos θ_i``; interleaved: the same on the pairs
+    ``(x_{2i}, x_{2i+1})`` (:data:`LAYOUTS`). For odd ``d`` the last coordinate passes through
     unrotated (upstream sets it to 0). An orthogonal map: norms are preserved and
     ``⟨rot(q, a), rot(k, b)⟩ = ⟨q, rot(k, b − a)⟩``.
     """
     x = np.asarray(x)
     d = x.shape[-1]
     D = d // 2
+    order = half_split_order(d, layout)
     theta = (np.asarray(positions, dtype=np.float64)[..., None] / scaling) * rope_frequencies(d, base)
     c, s = np.cos(theta).astype(x.dtype), np.sin(theta).astype(x.dtype)
     y = x.copy()
-    a, b = x[..., :D], x[..., D:2 * D]
-    y[..., :D] = a * c - b * s
-    y[..., D:2 * D] = a * s + b * c
+    a, b = x[..., order[:D]], x[..., order[D:2 * D]]
+    y[..., order[:D]] = a * c - b * s
+    y[..., order[D:2 * D]] = a * s + b * c
     return y
 
 
@@ -62,8 +81,9 @@ def bucket_positions(distance, max_position: int, factor: float = 4.0) -> np.nda
 class GraphRoPE(GraphMechanism):
     """Rotary position encoding with graph positions: ``softmax_j(s·⟨rot(q_i, p_i), rot(k_j, p_j)⟩) V``.
 
-    ``rot`` is the half-split rotation of :func:`rotate` (``ω_i = base^(−2i/d)``, angle
-    ``p·ω_i/scaling``; odd ``d``: the last coordinate is not rotated), ``s = 1/√d``.
+    ``rot`` is the rotation of :func:`rotate` (``ω_i = base^(−2i/d)``, angle ``p·ω_i/scaling``;
+    pairs by ``rope_layout``, half-split or interleaved; odd ``d``: the last coordinate is not
+    rotated), ``s = 1/√d``.
     Positions by ``position_source``:
     ``"index"`` node index (``p_i = i``, ``p_j = j``: standard RoPE); ``"hnsw_layer"`` the node's
     HNSW level (``graph.layer``); ``"graph_distance"`` the query sits at 0 and key ``j`` at
@@ -102,6 +122,11 @@ class GraphRoPE(GraphMechanism):
                            doc="Position scaling: the angle is (p / scaling)·ω_i.")
     add_self_loops = param.Boolean(default=True,
                                    doc="With a graph: every node also attends itself (relative position 0).")
+    rope_layout = param.Selector(
+        default="half", objects=list(LAYOUTS),
+        doc="Coordinates rotated together: 'half' pairs (x_i, x_i+d/2) as GPT-NeoX and Hugging Face "
+            "rotate_half; 'interleaved' pairs (x_2i, x_2i+1) as RoFormer and GPT-J. Match the model "
+            "whose weights you load.")
     scale = P.scale()
 
     def positions(self, distance) -> np.ndarray:
@@ -111,7 +136,7 @@ class GraphRoPE(GraphMechanism):
         return np.minimum(np.asarray(distance, dtype=np.float64), float(self.max_position))
 
     def _rot(self, x, p):
-        return rotate(x, p, self.base, self.scaling)
+        return rotate(x, p, self.base, self.scaling, self.rope_layout)
 
     # -- without a graph: dense, index positions ----------------------------------------------
     def _rotated(self, b):
@@ -149,7 +174,11 @@ class GraphRoPE(GraphMechanism):
             scores = np.einsum("ed,ed->e", rq[dst], rk[src])
         else:
             rel = graph.hop_distances[dst, src] if source == "graph_distance" else edges.distance
-            # ⟨rot(q_i, 0), rot(k_j, p_ij)⟩ per edge, without materialising rotated copies
+            # ⟨rot(q_i, 0), rot(k_j, p_ij)⟩ per edge, without materialising rotated copies; the kernel
+            # rotates half-split pairs, and reordering q and k alike leaves every dot product as it is
+            order = half_split_order(q.shape[-1], self.rope_layout)
+            if self.rope_layout != "half":
+                q, k = q[..., order], k[..., order]
             scores = kgraph.rope_edge_scores(q, k, src, edges.indptr, self.positions(rel) / self.scaling,
                                              rope_frequencies(q.shape[-1], self.base), backend=self.backend)
         scores = (scores * self._scale(q.shape[-1]))[:, None].astype(q.dtype)
