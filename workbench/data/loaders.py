@@ -133,6 +133,61 @@ def load_embeddings(source, *, filename: str | None = None, max_bytes: int | Non
         raise DataError(f"{name}: {exc}") from None
 
 
+#: Formats :func:`load_arrays` reads: named arrays, never pickles.
+ARRAY_FORMATS = (".npz", ".safetensors")
+
+
+def load_arrays(path, *, max_bytes: int | None = None) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` or ``.safetensors`` file by name (weights, not rows of embeddings).
+
+    The decoded size is bounded before anything is decoded: ``.npz`` members are read with a running
+    count (a zip's declared sizes are not trusted) and every ``.npy`` header is checked before NumPy
+    allocates; a ``.safetensors`` file is stored uncompressed, so its size on disk bounds it.
+    ``max_bytes`` as :func:`load_embeddings`. Raises :class:`DataError` naming the problem.
+    """
+    limit = max_upload_bytes() if max_bytes is None else int(max_bytes)
+    if not isinstance(path, (str, os.PathLike)):
+        raise DataError(f"path: expected a file path, got {type(path).__name__}")
+    path = Path(path)
+    name = path.name
+    if not path.is_file():
+        raise DataError(f"{name}: no such file: {path}")
+    ext = path.suffix.lower()
+    if ext not in ARRAY_FORMATS:
+        hint = (" (a PyTorch pickle: pickles are never loaded; save the state_dict with "
+                "safetensors.torch.save_file, or pass the state_dict itself)") if ext in (".pt", ".pth", ".bin") else ""
+        raise DataError(f"{name}: wrong extension {ext!r}; expected one of {', '.join(ARRAY_FORMATS)}{hint}")
+    size = path.stat().st_size
+    if size > limit:
+        raise DataError(f"{name}: too large: {_mib(size)} exceeds the limit of {_mib(limit)} "
+                        f"(set {ENV_MAX_UPLOAD_MB} to raise it)")
+    if ext == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.numpy import load
+
+        try:
+            return dict(load(path.read_bytes()))
+        except SafetensorError as exc:
+            raise DataError(f"{name}: corrupt: not a valid safetensors file ({_short(exc)})") from None
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{name}: non-numeric: a tensor has a dtype NumPy cannot hold ({_short(exc)}); "
+                            "convert to float32 before saving") from None
+    try:
+        zf = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise DataError(f"{name}: corrupt: not a valid .npz (zip) archive") from None
+    out, used = {}, 0
+    with zf:
+        for info in zf.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            key = info.filename[:-4]
+            stream = _read_member(zf, info, name, limit - used)
+            used += stream.getbuffer().nbytes
+            out[key] = _load_npy_stream(stream, name, f"array {key!r}", limit)
+    return out
+
+
 # -- helpers ---------------------------------------------------------------------------------------
 
 def _mib(n: int) -> str:

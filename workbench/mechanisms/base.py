@@ -56,6 +56,9 @@ class Mechanism(param.Parameterized):
     #: (heads or experts averaged) and random-feature estimates, whose entropy over many keys a
     #: key sample misjudges (calibration then checks it on a few queries against all keys).
     softmax_rows: bool = True
+    #: Names of the learned parameters :meth:`load_weights` accepts (``x @ W`` convention, biases
+    #: ``b_*``); empty for mechanisms without any.
+    learned_weights: tuple = ()
 
     backend = param.Selector(
         default="auto", objects=list(kernels.BACKENDS),
@@ -80,6 +83,7 @@ class Mechanism(param.Parameterized):
             super().__init__(**params)
         except (ValueError, TypeError) as exc:
             raise ConfigurationError(f"{type(self).__name__}: {exc}") from None
+        self._loaded_weights: dict | None = None
 
     @classmethod
     def _check_number(cls, name: str, value) -> None:
@@ -150,6 +154,44 @@ class Mechanism(param.Parameterized):
         """Warnings about inputs the mechanism accepts but reads in a way users may not expect
         (e.g. points outside a geometric mechanism's domain); empty by default."""
         return []
+
+    def load_weights(self, source, *, key_map: str | None = None, prefix: str = "", max_bytes: int | None = None):
+        """Use trained weights: ``source`` a dict of arrays, a PyTorch ``state_dict`` or an
+        ``.npz``/``.safetensors`` path; ``key_map`` and ``prefix`` as :mod:`workbench.weights`
+        (None: the names of :meth:`state_dict`). A missing, unknown or mis-shaped key raises
+        ShapeError naming it; nothing changes then. Returns the mechanism."""
+        if not self.learned_weights:
+            raise ConfigurationError(f"{type(self).__name__}: has no learned weights to load")
+        from workbench.weights import map_keys, read_weights
+
+        weights = map_keys(read_weights(source, max_bytes=max_bytes), key_map, prefix)
+        self._loaded_weights = self._accept_weights(weights)
+        return self
+
+    def state_dict(self, d: int | None = None, dv: int | None = None) -> dict:
+        """The weights in use, by :attr:`learned_weights` name (copies): the loaded ones, else those
+        the parameters give for inputs of width ``d`` (values ``dv``); what :meth:`load_weights` takes back."""
+        if not self.learned_weights:
+            raise ConfigurationError(f"{type(self).__name__}: has no learned weights")
+        if self._loaded_weights is not None:
+            return {k: v.copy() for k, v in self._loaded_weights.items()}
+        if d is None:
+            raise ConfigurationError("d: no weights are loaded; give the input width d (and dv) to get the "
+                                     "weights the parameters define")
+        return self._initial_weights(int(d), int(d if dv is None else dv))
+
+    @property
+    def weights_loaded(self) -> bool:
+        """Whether :meth:`load_weights` has set this mechanism's weights."""
+        return self._loaded_weights is not None
+
+    def _accept_weights(self, weights: dict) -> dict:
+        """Check ``weights`` (names and shapes, errors naming the key) and return what to keep."""
+        raise NotImplementedError
+
+    def _initial_weights(self, d: int, dv: int) -> dict:
+        """The weights the parameters define for widths ``d``, ``dv`` (no weights loaded)."""
+        raise NotImplementedError
 
     def params(self) -> dict:
         """Current parameter values by name."""
