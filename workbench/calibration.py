@@ -126,13 +126,13 @@ def _mechanism(name_or_mechanism, params: dict):
     if isinstance(name_or_mechanism, str):
         return workbench.make(name_or_mechanism, **params)
     if isinstance(name_or_mechanism, Mechanism):
-        return type(name_or_mechanism)(**{**name_or_mechanism.params(), **params})
+        return name_or_mechanism.with_params(**params)
     raise ConfigurationError(f"name_or_mechanism: expected a registered name or a Mechanism, got "
                              f"{type(name_or_mechanism).__name__}")
 
 
 def _rebuild(mech, changes: dict):
-    return type(mech)(**{**mech.params(), **changes})
+    return mech.with_params(**changes)
 
 
 def keys_digest(keys) -> str:

@@ -197,3 +197,18 @@ def test_inputs_must_match_the_loaded_widths():
     y = rng.standard_normal((3, 6))
     with pytest.raises(ConfigurationError, match="num_heads"):
         m(y, y, y)
+
+
+def test_calibration_keeps_the_loaded_weights():
+    """A calibrated copy uses the trained projections, not the seeded ones, and matches the
+    original at the calibrated scale."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((300, 8)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    m = workbench.make("multi_head", num_heads=2).load_weights(torch_mha_state(rng, 8), key_map="torch_mha")
+    cal = workbench.calibrate(m, x)
+    assert cal.weights_loaded
+    for key, value in cal.state_dict().items():
+        np.testing.assert_array_equal(value, m.state_dict()[key])
+    same = m.with_params(scale=cal.scale)
+    np.testing.assert_allclose(cal(x[:5], x, x), same(x[:5], x, x), atol=1e-6)

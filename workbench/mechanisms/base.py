@@ -180,6 +180,14 @@ class Mechanism(param.Parameterized):
                                      "weights the parameters define")
         return self._initial_weights(int(d), int(d if dv is None else dv))
 
+    def with_params(self, **changes) -> "Mechanism":
+        """A new mechanism of this type with these parameters changed; loaded weights go with it
+        (a rebuild from :meth:`params` alone would fall back to the seeded ones)."""
+        new = type(self)(**{**self.params(), **changes})
+        if self._loaded_weights is not None:
+            new._loaded_weights = {k: v.copy() for k, v in self._loaded_weights.items()}
+        return new
+
     @property
     def weights_loaded(self) -> bool:
         """Whether :meth:`load_weights` has set this mechanism's weights."""
