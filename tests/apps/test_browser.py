@@ -241,7 +241,9 @@ def test_page_loads_with_the_demo_maps_and_no_console_errors(app, server):
     time.sleep(1.0)  # let the rasterised images paint
     for i in range(2):
         assert _colours(app.map_png(i)) > 20, "the map looks blank"
-    assert app.page.locator(".wb-projection .bk-Canvas, .wb-projection .bk-Figure").count() >= 1
+    # the projection view renders after the maps: wait for it (a fixed pause failed on a loaded machine)
+    app.page.wait_for_selector(".wb-projection .bk-Canvas, .wb-projection .bk-Figure", state="attached",
+                               timeout=LOAD_S * 1000)
     app.shot("01-demo-compare")
     assert app.errors == [], app.errors
 
