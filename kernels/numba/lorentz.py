@@ -15,11 +15,10 @@ Busemann scores are ``−|B(k) − B(q)|/T`` from per-vector values. Scores are 
 
 Dense form: key tiles, one online softmax per head, and the hyperboloid sums by
 ``x^h_j = (t^h_j, f^h_j v_j)``: ``Σ_j p_j x^h_j = (Σ_j p_j t^h_j, (P ⊙ f^h) V)`` (one GEMM per head and
-tile, on the values shared by all heads). The mask, online-softmax and rescaling steps are the tile
-driver's (:mod:`kernels.numba.tile_driver`); the loop is its own because every head of a tile
-reuses one ``δ`` tile (one GEMM): the driver, one score per launch, would redo that GEMM per head
-(2,048 unit-norm queries and keys, d = 64, 2 cores: 38 ms with one head, 70 with two, 122 with
-four, 165 with eight). Extra memory per thread ``O(H·bq·dv + bq·bk)``; nothing
+tile, on the values shared by all heads). The loop is its own, not the tile driver's: every head
+of a tile reuses one ``δ`` tile (one GEMM), which the driver, one score per launch, would redo per
+head; and its online softmax stays written out here, because the driver's
+``online_softmax_block`` in its place measured 1.37× slower (benchmarks/RESULTS.md). Extra memory per thread ``O(H·bq·dv + bq·bk)``; nothing
 of size ``Lq × Lk``. Top-k form (``0 < top_k < Lk``): per query the head-0 scores of all keys (one
 row), the ``top_k``-th largest by quickselect (ties kept in key order, as a stable sort), then
 every head on the ``top_k`` kept keys only: ``O(Lq·Lk·d + Lq·top_k·H·dv)``. Weights: row by row.
@@ -32,19 +31,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from kernels.numba._common import (
-    _LOG2E,
-    FASTMATH,
-    MASKED,
-    mask_arg,
-    online_softmax_block,
-    rescale_accumulate,
-    single_threaded_blas,
-)
-from kernels.numba.tile_driver import mask_tile, query_block
+from kernels.numba._common import _LOG2E, FASTMATH, MASKED, mask_arg, single_threaded_blas
+from kernels.numba.tile_driver import query_block
 from kernels.numba.hyperbolic import _diff2_row
 from kernels.numba.select import top_k_mask_row as _select
 from kernels.numba.vecmath import exp2_row64 as _exp2_row
+from kernels.numba.vecmath import exp2_shifted_row64 as _exp2_row_shifted
 from kernels.numba.vecmath import log2_row64 as _log2_row
 
 #: Above this ``a = √c‖x‖`` the direct formula could overflow (``sinh a · sinh b``): log domain.
@@ -158,7 +150,6 @@ def _cascade_dense(qhat, khat, qn2, kn2, qp, kp, bq_, bk_, tv, fv, v, coef, kind
         acc = np.zeros((H, nq, dv))
         acc0 = np.zeros((H, nq))
         m_new = np.empty(nq)
-        alpha = np.empty(nq)
         arg = np.empty(nq)
         ibuf = np.empty(nq, np.int64)
         delta_full = np.empty((bk, nq))
@@ -180,23 +171,40 @@ def _cascade_dense(qhat, khat, qn2, kn2, qp, kp, bq_, bk_, tv, fv, v, coef, kind
                 lh = ell[h]
                 for c in range(nk):
                     _score_row(h, b, j0 + c, 1, i0, delta[c], qp, kp, bq_, bk_, coef[h], kind, far, arg, st[c], ibuf)
-                if has_mask:
-                    mask_tile(st, mask[mb, i0:i1, j0:j1], MASKED)
-                # the driver's online softmax (base 2), probabilities in place of the scores
-                online_softmax_block(st, st, mh, m_new, alpha, lh, ibuf)
-                a0 = acc0[h]
+                    if has_mask:
+                        srow = st[c]
+                        for r in range(nq):
+                            if not mask[mb, i0 + r, j0 + c]:
+                                srow[r] = MASKED
+                # online softmax (base 2): new maxima, rescale, probabilities into st
                 for r in range(nq):
-                    a0[r] *= alpha[r]
+                    m_new[r] = mh[r]
                 for c in range(nk):
                     srow = st[c]
+                    for r in range(nq):
+                        m_new[r] = max(m_new[r], srow[r])
+                for r in range(nq):
+                    alpha = np.exp2(mh[r] - m_new[r])
+                    lh[r] *= alpha
+                    acc0[h, r] *= alpha
+                    for t in range(dv):
+                        acc[h, r, t] *= alpha
+                    mh[r] = m_new[r]
+                for c in range(nk):
+                    srow = st[c]
+                    _exp2_row_shifted(srow, mh, srow, ibuf)
                     t_c = tv[h, b, j0 + c]
                     f_c = fv[h, b, j0 + c]
                     frow = pf[c]
                     for r in range(nq):
-                        a0[r] += srow[r] * t_c
-                        frow[r] = srow[r] * f_c
+                        p = srow[r]
+                        lh[r] += p
+                        acc0[h, r] += p * t_c
+                        frow[r] = p * f_c
                 np.dot(pf.T, v[b, j0:j1], pv)
-                rescale_accumulate(acc[h], alpha, pv)
+                for r in range(nq):
+                    for t in range(dv):
+                        acc[h, r, t] += pv[r, t]
         for h in range(H):
             for r in range(nq):
                 if ell[h, r] > 0.0:
