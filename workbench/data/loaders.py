@@ -142,7 +142,8 @@ def load_arrays(path, *, max_bytes: int | None = None) -> dict[str, np.ndarray]:
 
     The decoded size is bounded before anything is decoded: ``.npz`` members are read with a running
     count (a zip's declared sizes are not trusted) and every ``.npy`` header is checked before NumPy
-    allocates; a ``.safetensors`` file is stored uncompressed, so its size on disk bounds it.
+    allocates (the archive's declared sizes are checked first, as for embeddings); a ``.safetensors``
+    file is stored uncompressed, so its size on disk bounds it.
     ``max_bytes`` as :func:`load_embeddings`. Raises :class:`DataError` naming the problem.
     """
     limit = max_upload_bytes() if max_bytes is None else int(max_bytes)
@@ -162,30 +163,14 @@ def load_arrays(path, *, max_bytes: int | None = None) -> dict[str, np.ndarray]:
         raise DataError(f"{name}: too large: {_mib(size)} exceeds the limit of {_mib(limit)} "
                         f"(set {ENV_MAX_UPLOAD_MB} to raise it)")
     if ext == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.numpy import load
-
-        try:
-            return dict(load(path.read_bytes()))
-        except SafetensorError as exc:
-            raise DataError(f"{name}: corrupt: not a valid safetensors file ({_short(exc)})") from None
-        except (TypeError, ValueError) as exc:
-            raise DataError(f"{name}: non-numeric: a tensor has a dtype NumPy cannot hold ({_short(exc)}); "
-                            "convert to float32 before saving") from None
+        return _safetensors_arrays(path.read_bytes(), name)
     try:
         zf = zipfile.ZipFile(path)
     except zipfile.BadZipFile:
         raise DataError(f"{name}: corrupt: not a valid .npz (zip) archive") from None
-    out, used = {}, 0
     with zf:
-        for info in zf.infolist():
-            if not info.filename.endswith(".npy"):
-                continue
-            key = info.filename[:-4]
-            stream = _read_member(zf, info, name, limit - used)
-            used += stream.getbuffer().nbytes
-            out[key] = _load_npy_stream(stream, name, f"array {key!r}", limit)
-    return out
+        streams = _npz_streams(zf, name, limit)
+    return {key: _load_npy_stream(stream, name, f"array {key!r}", limit) for key, stream in streams.items()}
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -329,37 +314,50 @@ def _read_npz(data, name, *, limit, label_column):
     except zipfile.BadZipFile:
         raise DataError(f"{name}: corrupt: not a valid .npz (zip) archive") from None
     with zf:
-        infos = [i for i in zf.infolist() if i.filename.endswith(".npy")]
-        total = sum(i.file_size for i in zf.infolist())
-        if total > limit:  # what the archive declares (checked again while reading: it may lie)
-            raise DataError(f"{name}: too large: {_mib(total)} uncompressed exceeds the upload limit of {_mib(limit)} "
-                            f"(set {ENV_MAX_UPLOAD_MB} to raise it)")
-        if not infos:
-            raise DataError(f"{name}: zero rows: the .npz archive holds no arrays")
-        members, used = {}, 0
-        for info in infos:
-            key = info.filename[:-4]
-            stream = _read_member(zf, info, name, limit - used)
-            used += stream.getbuffer().nbytes
-            shape, dtype = _npy_header(stream, name, f"array {key!r}", limit)
-            stream.seek(0)
-            members[key] = (shape, dtype, lambda s=stream, k=key: _load_npy_stream(s, name, f"array {k!r}", limit))
-        x, labels, texts, notes, edges = _pick(members, name, "npz")
+        streams = _npz_streams(zf, name, limit)
+    if not streams:
+        raise DataError(f"{name}: zero rows: the .npz archive holds no arrays")
+    members = {}
+    for key, stream in streams.items():
+        shape, dtype = _npy_header(stream, name, f"array {key!r}", limit)
+        stream.seek(0)
+        members[key] = (shape, dtype, lambda s=stream, k=key: _load_npy_stream(s, name, f"array {k!r}", limit))
+    x, labels, texts, notes, edges = _pick(members, name, "npz")
     return x, labels, texts, notes, None, edges
 
 
-def _read_safetensors(data, name, *, limit, label_column):
+def _npz_streams(zf, name: str, limit: int) -> dict[str, io.BytesIO]:
+    """The decompressed ``.npy`` members of an ``.npz`` by name, at most ``limit`` bytes in all: the
+    sizes the archive declares are checked first, then a running count while reading (they may lie)."""
+    total = sum(i.file_size for i in zf.infolist())
+    if total > limit:
+        raise DataError(f"{name}: too large: {_mib(total)} uncompressed exceeds the upload limit of {_mib(limit)} "
+                        f"(set {ENV_MAX_UPLOAD_MB} to raise it)")
+    streams, used = {}, 0
+    for info in zf.infolist():
+        if info.filename.endswith(".npy"):
+            stream = _read_member(zf, info, name, limit - used)
+            used += stream.getbuffer().nbytes
+            streams[info.filename[:-4]] = stream
+    return streams
+
+
+def _safetensors_arrays(raw: bytes, name: str) -> dict[str, np.ndarray]:
+    """Every tensor of a ``.safetensors`` file's bytes as a NumPy array, by name."""
     from safetensors import SafetensorError
     from safetensors.numpy import load
 
-    raw = _read_all(data)
     try:
-        arrays = load(raw)
+        return dict(load(raw))
     except SafetensorError as exc:
         raise DataError(f"{name}: corrupt: not a valid safetensors file ({_short(exc)})") from None
     except (TypeError, ValueError) as exc:  # e.g. bfloat16, which NumPy has no type for
         raise DataError(f"{name}: non-numeric: a tensor has a dtype NumPy cannot hold ({_short(exc)}); "
                         "convert to float32 before saving") from None
+
+
+def _read_safetensors(data, name, *, limit, label_column):
+    arrays = _safetensors_arrays(_read_all(data), name)
     if not arrays:
         raise DataError(f"{name}: zero rows: the safetensors file holds no tensors")
     members = {k: (a.shape, a.dtype, lambda a=a: a) for k, a in arrays.items()}
