@@ -115,7 +115,7 @@ def _online_softmax_impl(st, pt, m, m_new, alpha, ell, ibuf, fbuf):
 
 
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
-def mask_tile(st, allowed, masked):
+def _mask_tile(st, allowed, masked):
     """``st[c, r] = masked`` where ``allowed[r, c]`` is False (``allowed`` the (queries, keys) tile)."""
     for c in range(st.shape[0]):
         for r in range(st.shape[1]):
@@ -166,7 +166,7 @@ def attend(key, qctx, kctx, v, out, lse, mask, has_mask, mask_group, causal, off
             pt = pt_full[:nk]
             _score(key, qs, kctx, b, j0, j1, st)
             if has_mask:
-                mask_tile(st, mask[mb, i0:i1, j0:j1], masked)
+                _mask_tile(st, mask[mb, i0:i1, j0:j1], masked)
             if causal and j1 - 1 > i0 + offset:  # rows r with i0 + r + offset < j are masked
                 for c in range(nk):
                     for r in range(max(0, min(nq, j0 + c - offset - i0))):
