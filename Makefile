@@ -30,11 +30,11 @@ $(BIN)/python:
 PINS := -c constraints.txt
 
 $(VENV)/.stamp-test: pyproject.toml constraints.txt | $(BIN)/python
-	$(PIP) install $(PINS) -e ".[test]"
+	$(PIP) install $(PINS) -e ".[test,models,bench]"
 	touch $@
 
 $(VENV)/.stamp-app: pyproject.toml constraints.txt | $(BIN)/python
-	$(PIP) install $(PINS) -e ".[app]"
+	$(PIP) install $(PINS) -e ".[app,models]"
 	touch $@
 
 $(VENV)/.stamp-bench: pyproject.toml constraints.txt | $(BIN)/python

@@ -1,4 +1,4 @@
-"""The dashboard: Data, Compare, Inspect, Report and Bench tabs over one :class:`~apps.session.Session`.
+"""The dashboard: Data, Compare, Inspect, Report, Bench and Model tabs over one :class:`~apps.session.Session`.
 
 ``Dashboard()`` builds everything for one browser session (``panel serve`` runs
 ``apps/dashboard.py`` once per session); it opens on the data set named in the URL (default the
@@ -20,10 +20,11 @@ from apps.bench_view import BenchView
 from apps.compare_view import CompareView
 from apps.data_view import DataView
 from apps.inspect_view import InspectView
+from apps.model_view import ModelView
 from apps.report_view import ReportView
 from apps.session import Session
 
-TABS = ("Data", "Compare", "Inspect", "Report", "Bench")
+TABS = ("Data", "Compare", "Inspect", "Report", "Bench", "Model")
 
 _EXTENSIONS_LOADED = False
 
@@ -88,10 +89,11 @@ class Dashboard:
         self.inspect = InspectView(self)
         self.report = ReportView(self)
         self.bench = BenchView(self)
+        self.model = ModelView(self)
         # Only the Compare tab is drawn when the page opens; each other tab is put in place the
         # first time it is shown and stays (Panel's own dynamic tabs detach hidden tabs, whose
         # later updates then point their stylesheets at the CDN, unreachable offline).
-        self._tab_views = (self.data, self.compare, self.inspect, self.report, self.bench)
+        self._tab_views = (self.data, self.compare, self.inspect, self.report, self.bench, self.model)
         self._drawn = {TABS.index("Compare")}
         self._tab_boxes = [pn.Column(*([view.view] if i in self._drawn else []), sizing_mode="stretch_width",
                                      margin=0) for i, view in enumerate(self._tab_views)]
@@ -172,6 +174,8 @@ class Dashboard:
             self.inspect.show_if_stale()
         if self.report.active:
             self.report.show_if_stale()
+        if TABS[event.new] == "Model":
+            self.model.start()
 
     def _restore_selection(self, prep) -> None:
         sel = self.initial_state.selected

@@ -20,7 +20,7 @@ import workbench
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
-#: The twelve tutorials of issue 6, in reading order.
+#: The tutorials in reading order (the twelve of issue 6, then real models).
 EXPECTED = [
     "01_quickstart",
     "02_geometry_aware_transformer",
@@ -34,6 +34,7 @@ EXPECTED = [
     "10_flash_and_linear_at_scale",
     "11_gpu_kernels",
     "12_build_your_own_mechanism",
+    "13_attention_of_a_real_transformer",
 ]
 
 

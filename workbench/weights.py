@@ -16,6 +16,13 @@ Key maps (``key_map=``):
   ``output.LayerNorm`` and the residual sum belong to the transformer layer, not to attention: they
   are read past, not applied.
 
+* ``"pyg"`` — PyTorch Geometric's ``GATv2Conv`` (``lin_l`` the source/key and value projection,
+  ``lin_r`` the destination/query one, ``att (1, H, C)``) or ``GATConv`` (``lin``, or ``lin_src`` and
+  ``lin_dst``; ``att_src``, ``att_dst``, ``att_edge``), each with an optional ``lin_edge`` and output
+  ``bias``; for :class:`~workbench.mechanisms.edge_featured.EdgeFeatured` (``variant`` ``"gatv2"`` or
+  ``"gatv1"``). The values are the source projection, as in PyG (``W_v = W``, ``b_v = b``).
+  ``residual=True`` (``res``) is refused.
+
 ``prefix`` selects the keys of one module in a larger state_dict (e.g.
 ``"encoder.layer.0.attention."``); keys outside it are not read. Within the map every key is
 accounted for: a missing, unknown or mis-shaped one raises an error that names it.
@@ -125,8 +132,50 @@ def _hf_bert(raw: dict) -> tuple[dict, set]:
     return out, used
 
 
+def _att(raw: dict, key: str, used: set) -> np.ndarray:
+    """PyG's ``(1, H, C)`` attention vector as ``(H, C)``."""
+    a = _take(raw, key, 3, used)
+    if a.shape[0] != 1:
+        raise ShapeError(f"{key}: expected shape (1, H, C), got {a.shape}")
+    return a[0]
+
+
+def _pyg_source(raw: dict, prefix: str, out: dict, used: set) -> None:
+    """The source projection: keys ``W``/``b`` and, as PyG sends it as the message, values ``W_v``/``b_v``."""
+    part: dict = {}
+    _linear(raw, prefix, "s", part, used)
+    out["W"] = out["W_v"] = part["W_s"]
+    if "b_s" in part:
+        out["b"] = out["b_v"] = part["b_s"]
+
+
+def _pyg(raw: dict) -> tuple[dict, set]:
+    out, used = {}, set()
+    if "res.weight" in raw:
+        raise ConfigurationError("res.weight: residual=True (a skip projection added to the output) is not supported")
+    if "att" in raw:  # GATv2Conv
+        _pyg_source(raw, "lin_l", out, used)
+        _linear(raw, "lin_r", "q", out, used)
+        out["a"] = _att(raw, "att", used)
+    elif "att_src" in raw:  # GATConv
+        _pyg_source(raw, "lin" if "lin.weight" in raw else "lin_src", out, used)
+        if "lin.weight" not in raw:
+            _linear(raw, "lin_dst", "q", out, used)
+        out["a_k"], out["a_q"] = _att(raw, "att_src", used), _att(raw, "att_dst", used)
+        if "att_edge" in raw:
+            out["a_e"] = _att(raw, "att_edge", used)
+    else:
+        raise ShapeError("att: missing; a PyG GATv2Conv state_dict has 'att', a GATConv one 'att_src' and 'att_dst' "
+                         f"(keys: {sorted(raw)})")
+    if "lin_edge.weight" in raw:
+        out["W_e"] = _take(raw, "lin_edge.weight", 2, used).T
+    if "bias" in raw:
+        out["b_o"] = _take(raw, "bias", 1, used)
+    return out, used
+
+
 #: ``name → function(raw) → (weights by the mechanism's names, keys read)``.
-KEY_MAPS: dict[str, Callable] = {"torch_mha": _torch_mha, "hf_bert": _hf_bert}
+KEY_MAPS: dict[str, Callable] = {"torch_mha": _torch_mha, "hf_bert": _hf_bert, "pyg": _pyg}
 
 
 def map_keys(raw: dict, key_map: str | None, prefix: str = "") -> dict[str, np.ndarray]:

