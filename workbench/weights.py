@@ -1,7 +1,11 @@
 """Trained weights in and out of a mechanism: sources, key maps, checks.
 
 A mechanism with learned parameters names them (:attr:`Mechanism.learned_weights`) in the ``x @ W``
-convention of this library (``W (d_in, d_out)``, biases ``(d_out,)``). :func:`read_weights` turns a
+convention of this library (``W (d_in, d_out)``, biases ``(d_out,)``): ``multi_head`` (``W_q, W_k,
+W_v, W_o`` and biases), ``edge_featured`` (GAT/GATv2 projections, attention vectors, biases),
+``dual_space`` (``W_E, W_H, W_O``), ``moe`` (``W_router`` and, under ``experts.{i}.``, each
+expert's own), ``hnsw_local_global`` (``w_gate``, ``b_gate``) and ``fused_mixed_curvature``
+(``head_weights``, the per-head mixing of the three geometries). :func:`read_weights` turns a
 source into named NumPy arrays; a key map renames (and, where the original stores ``y = x Wᵀ`` or
 packs several matrices into one, transposes and splits) the original's keys into those names.
 

@@ -14,6 +14,7 @@ from workbench.inputs import prepare
 from workbench.mechanisms import params as P
 from workbench.mechanisms.base import Mechanism
 from workbench.registry import register
+from workbench.weights import check_names, check_shape
 
 #: Relative margin of the projection into the ball, ``√c‖x‖ ≤ 1 − PROJECTION_EPS`` (upstream's
 #: 1e-5, float32-safe; the same for every dtype so that float32 and float64 agree).
@@ -55,6 +56,9 @@ class DualSpace(Mechanism):
     needs_graph = False
     accepts_graph = True  # fusion='graph_latent_cross' reads graph=
     kernels_used = (kernels.curvature.CURVATURE,)
+    #: ``x @ W`` convention, each ``(d, d)``: ``W_E`` (Euclidean branch), ``W_H`` (hyperbolic branch),
+    #: ``W_O`` (output, used when ``dv == d``; identity when not given).
+    learned_weights = ("W_E", "W_H", "W_O")
 
     euclidean_weight = param.Number(default=0.5, bounds=(0, None),
                                     doc="Weight α_E of the Euclidean dot-product term of the logit.")
@@ -66,7 +70,8 @@ class DualSpace(Mechanism):
     projections = param.Boolean(
         default=True,
         doc="Apply seeded W_E, W_H (d x d) and W_O (d x d, only when dv == d), entries "
-            "U(-1/sqrt(d), 1/sqrt(d)) as upstream; off = identity maps.")
+            "U(-1/sqrt(d), 1/sqrt(d)) as upstream, or trained ones after load_weights (which turns "
+            "this on); off = identity maps.")
     fusion = param.Selector(
         default="dual", objects=list(FUSIONS),
         doc="'dual': one dual-space attention; 'graph_latent_cross': graph, latent and cross "
@@ -109,7 +114,11 @@ class DualSpace(Mechanism):
         return ({} if c == self.c else {"c": c}), (f"hyperbolic branch: {rule}" if rule else "")
 
     def projection_weights(self, d: int) -> dict:
-        """The seeded ``W_E, W_H, W_O (d × d)`` (float64), entries ``U(−1/√d, 1/√d)``."""
+        """``W_E, W_H, W_O (d × d)`` (float64) as applied, ``y = W x``: the loaded ones, else seeded with
+        entries ``U(−1/√d, 1/√d)``."""
+        if self._loaded_weights is not None:
+            w = self._loaded_weights
+            return {"W_E": w["W_E"].T, "W_H": w["W_H"].T, "W_O": w["W_O"].T if "W_O" in w else np.eye(d)}
         rng = np.random.default_rng([self.seed, 0x647561])
         a = math.sqrt(2.0 / (2 * d))
         return {n: rng.uniform(-a, a, size=(d, d)) for n in ("W_E", "W_H", "W_O")}
@@ -208,8 +217,25 @@ class DualSpace(Mechanism):
             np.fill_diagonal(adj, True)
         return adj
 
+    def _initial_weights(self, d: int, dv: int) -> dict:
+        if not self.projections:
+            return {n: np.eye(d) for n in self.learned_weights}
+        return {n: w.T.copy() for n, w in self.projection_weights(d).items()}
+
+    def _accept_weights(self, w: dict) -> dict:
+        check_names(w, ("W_E", "W_H"), ("W_O",), "dual_space")
+        d = w["W_E"].shape[0]
+        for n in w:
+            check_shape(w, n, (d, d))
+        self.projections = True
+        return {k: np.array(v, dtype=np.float64) for k, v in w.items()}
+
     def _check(self, b):
         self._check_fusion_weights()
+        if self.projections and self._loaded_weights is not None:
+            d = self._loaded_weights["W_E"].shape[0]
+            if b.q.shape[-1] != d:
+                raise ShapeError(f"q: width {b.q.shape[-1]} does not match the loaded W_E ({d}, {d})")
         if self.fusion == "graph_latent_cross":
             self._adjacency(b)
 

@@ -7,10 +7,11 @@ import param
 from kernels.curvature import CURVATURE, fused_attention, fused_logits
 from kernels.reference.softmax import masked_softmax
 from workbench.curvature import ComponentQuantizer, component_dims
-from workbench.errors import ConfigurationError
+from workbench.errors import ConfigurationError, DataError
 from workbench.mechanisms import params as P
 from workbench.mechanisms.base import Mechanism
 from workbench.registry import register
+from workbench.weights import check_names, check_shape
 
 
 #: Elements of one work array of the forward (per-head copies of q, k, v for a chunk of batch items).
@@ -49,6 +50,8 @@ class FusedMixedCurvature(Mechanism):
     time_complexity = "O(Lq·Lk·d)"
     memory_complexity = "O(Lq·dv + threads·block²) forward (Numba); O(Lq·Lk) weights"
     kernels_used = (CURVATURE,)
+    #: ``head_weights (num_heads, 3)``: per head ``(w_E, w_H, w_S)`` (trained mixing weights).
+    learned_weights = ("head_weights",)
 
     euclidean_dim = param.Integer(default=None, allow_None=True, bounds=(0, None),
                                   doc="Width E of the Euclidean block (per head); None means ⌊d_head/2⌋.")
@@ -72,15 +75,32 @@ class FusedMixedCurvature(Mechanism):
                              doc="Score quantised q and k (8-bit E, 5-bit H and S, absmax per block).")
 
     def head_weights(self) -> np.ndarray:
-        """Component weights of every head, ``(num_heads, 3)``."""
+        """Component weights ``(w_E, w_H, w_S)`` of every head, ``(num_heads, 3)``: trained ones from
+        :meth:`load_weights`, else from ``weight_e/h/s`` and ``per_head_variation``."""
+        if self._loaded_weights is not None:
+            return self._loaded_weights["head_weights"].copy()
         h = np.arange(self.num_heads)
         f = h / self.num_heads - 0.5 if self.num_heads > 1 else np.zeros(1)
         v = self.per_head_variation
         w = np.stack([self.weight_e + f * v, self.weight_h - f * v / 2, self.weight_s + f * v / 2], axis=-1)
         return np.maximum(w, 0.0)
 
+    def _initial_weights(self, d: int, dv: int) -> dict:
+        return {"head_weights": self.head_weights()}
+
+    def _accept_weights(self, w: dict) -> dict:
+        check_names(w, ("head_weights",), (), "fused_mixed_curvature")
+        check_shape(w, "head_weights", (self.num_heads, 3))
+        hw = np.array(w["head_weights"], dtype=np.float64)
+        if (hw < 0).any():
+            raise DataError(f"head_weights: the component weights must be >= 0, got min {hw.min():.4g}")
+        return {"head_weights": hw}
+
     def _check(self, b):
         nh = self.num_heads
+        if self._loaded_weights is not None and self._loaded_weights["head_weights"].shape[0] != nh:
+            raise ConfigurationError(f"num_heads: the loaded head_weights have {self._loaded_weights['head_weights'].shape[0]} "
+                                     f"rows, num_heads={nh}")
         if b.dim % nh:
             raise ConfigurationError(f"num_heads: expected a divisor of the feature dimension d={b.dim}, got {nh}")
         if b.v is not None and b.v.shape[-1] % nh:

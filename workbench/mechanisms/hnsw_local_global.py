@@ -15,6 +15,7 @@ from workbench.inputs import prepare
 from workbench.mechanisms import params as P
 from workbench.mechanisms.base import Mechanism
 from workbench.registry import register
+from workbench.weights import check_names, check_shape
 
 
 @register("hnsw_local_global")
@@ -25,8 +26,9 @@ class HNSWLocalGlobal(Mechanism):
     ``add_self_loops``); global set ``N_G`` = nodes whose HNSW level ``graph.layer[j] ≥
     global_layer`` (the hubs every query may see). ``A_L = softmax_{N_L(i)}(s q_i·k_j)``,
     ``A_G = softmax_{N_G}(s q_i·k_j)``, ``out_i = (1 − g_i)·A_L V + g_i·A_G V`` with a fixed gate
-    ``g`` or, with ``gate='learned'``, ``g_i = σ(w·q_i/√d)`` (``w`` a learnable vector, initialised seeded ``N(0, I)``; nothing here
-    trains it). A node whose
+    ``g`` or, with ``gate='learned'``, ``g_i = σ(w·q_i/√d)`` (``w`` seeded ``N(0, I)``), or
+    ``σ(q_i·w_gate + b_gate)`` with a trained gate from :meth:`load_weights` (``w_gate (d,)`` or a
+    ``Linear(d, 1)`` weight ``(1, d)``, ``b_gate (1,)``). A node whose
     (masked) local or global set is empty uses the other one alone (weight 1); both empty gives 0.
     Needs ``graph=`` with per-node ``layer`` (e.g. ``workbench.graph.hnsw_graph``) and
     ``Lq == Lk == N``. Shapes ``(..., N, d), (..., N, d), (..., N, dv) → (..., N, dv)``.
@@ -37,6 +39,7 @@ class HNSWLocalGlobal(Mechanism):
     """
 
     family = "graph"
+    learned_weights = ("w_gate", "b_gate")
     formula = "(1 − g_i)·softmax_{layer-0 nbrs}(s·q_i·k_j) V + g_i·softmax_{hubs}(s·q_i·k_j) V"
     time_complexity = "O(E·d + N·H·d), E layer-0 edges, H hubs"
     memory_complexity = "O(E + N·H) (weights() is dense O(N²), for inspection)"
@@ -71,6 +74,29 @@ class HNSWLocalGlobal(Mechanism):
         """The seeded ``w (d,)`` of the learned gate."""
         return np.random.default_rng([self.seed, 0x676174]).standard_normal(d)
 
+    def gate_weights(self, d: int) -> tuple[np.ndarray, float]:
+        """``(w_gate (d,), b_gate)`` with ``g_i = σ(q_i·w_gate + b_gate)``: the loaded ones (a trained
+        ``Linear(d, 1)``), else ``w / √d`` of :meth:`gate_vector` and 0."""
+        if self._loaded_weights is not None:
+            w = self._loaded_weights
+            return w["w_gate"], float(w["b_gate"][0]) if "b_gate" in w else 0.0
+        return self.gate_vector(d) / math.sqrt(d), 0.0
+
+    def _initial_weights(self, d: int, dv: int) -> dict:
+        w, b = self.gate_weights(d)
+        return {"w_gate": w.copy(), "b_gate": np.array([b])}
+
+    def _accept_weights(self, w: dict) -> dict:
+        w = dict(w)
+        if "w_gate" in w and w["w_gate"].ndim == 2 and w["w_gate"].shape[0] == 1:
+            w["w_gate"] = w["w_gate"][0]  # a Linear(d, 1) weight (1, d)
+        check_names(w, ("w_gate",), ("b_gate",), "hnsw_local_global")
+        check_shape(w, "w_gate", (None,))
+        if "b_gate" in w:
+            check_shape(w, "b_gate", (1,))
+        self.gate = "learned"
+        return {k: np.array(v, dtype=np.float64) for k, v in w.items()}
+
     def gates(self, q) -> np.ndarray:
         """The gate ``g_i`` per query ``(..., N)`` (before empty-set overrides)."""
         b = prepare(q, q, None, None, need_v=False)
@@ -94,7 +120,10 @@ class HNSWLocalGlobal(Mechanism):
     # -- maths ---------------------------------------------------------------------------------------
     def _gate(self, q):
         if self.gate == "learned":
-            z = (q.astype(np.float64) @ self.gate_vector(q.shape[-1])) / math.sqrt(q.shape[-1])
+            w, bias = self.gate_weights(q.shape[-1])
+            if w.shape[0] != q.shape[-1]:
+                raise ShapeError(f"q: width {q.shape[-1]} does not match the loaded w_gate {w.shape}")
+            z = q.astype(np.float64) @ w + bias
             return 1.0 / (1.0 + np.exp(-z))
         return np.full(q.shape[:2], float(self.gate))
 

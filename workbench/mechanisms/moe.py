@@ -12,10 +12,11 @@ from kernels.dense import DENSE
 from kernels.graph import GRAPH
 from kernels.hyperbolic import HYPERBOLIC
 from kernels.linear import LINEAR
-from workbench.errors import ConfigurationError
+from workbench.errors import ConfigurationError, ShapeError
 from workbench.mechanisms import params as P
 from workbench.mechanisms.base import Mechanism
 from workbench.registry import register, registry
+from workbench.weights import check_names, check_shape
 
 #: The research note's roster: local (standard), hierarchical (hyperbolic), global (linear) and
 #: structural (edge-featured) experts. Names that are not registered are left out of the default.
@@ -126,6 +127,9 @@ class MoE(Mechanism):
     #: The kernels of the default experts (an expert outside them declares its own and refuses by itself).
     kernels_used = (DENSE, HYPERBOLIC, LINEAR, GRAPH)
     accepts_graph = True  # graph= is passed on to the experts that accept one
+    #: ``W_router (d, E)`` (``x @ W`` convention: logits ``q W_router``); the experts' own learned
+    #: weights under ``experts.{i}.`` (expert ``i``'s :meth:`state_dict` names).
+    learned_weights = ("W_router",)
 
     experts = param.List(
         default=list(DEFAULT_EXPERTS), item_type=str,
@@ -189,27 +193,75 @@ class MoE(Mechanism):
             raise ConfigurationError(f"expert_params: {unused} are not among the experts {list(names)}")
         key = (names, self.backend, self.seed, repr(sorted((n, sorted(p.items())) for n, p in extra.items())))
         if key not in self._expert_cache:
-            made = []
-            for i, n in enumerate(names):
-                cls = registry[n].cls
-                kw = {"backend": self.backend}
-                if "seed" in cls.param:
-                    kw["seed"] = self.seed + i  # repeated experts differ
-                kw.update({a: b for a, b in DEFAULT_EXPERT_PARAMS.get(n, {}).items() if a in cls.param})
-                kw.update(extra.get(n, {}))
-                try:
-                    m = cls(**kw)
-                except ConfigurationError as exc:
-                    raise ConfigurationError(f"expert_params: expert {n!r}: {exc}") from None
-                if getattr(m, "causal", False) or n == "local_global":
-                    raise ConfigurationError(
-                        f"experts: {n!r} depends on query positions; experts see routed queries as one block")
-                made.append(m)
+            made = self._make_experts(names, extra)
+            if self._loaded_weights is not None:
+                self._apply_expert_weights(made, self._loaded_weights)
             self._expert_cache = {key: made}
         return self._expert_cache[key]
 
+    def _make_experts(self, names, extra) -> list:
+        made = []
+        for i, n in enumerate(names):
+            cls = registry[n].cls
+            kw = {"backend": self.backend}
+            if "seed" in cls.param:
+                kw["seed"] = self.seed + i  # repeated experts differ
+            kw.update({a: b for a, b in DEFAULT_EXPERT_PARAMS.get(n, {}).items() if a in cls.param})
+            kw.update(extra.get(n, {}))
+            try:
+                m = cls(**kw)
+            except ConfigurationError as exc:
+                raise ConfigurationError(f"expert_params: expert {n!r}: {exc}") from None
+            if getattr(m, "causal", False) or n == "local_global":
+                raise ConfigurationError(
+                    f"experts: {n!r} depends on query positions; experts see routed queries as one block")
+            made.append(m)
+        return made
+
+    @staticmethod
+    def _apply_expert_weights(made: list, weights: dict) -> None:
+        """Give expert ``i`` the ``experts.{i}.*`` entries of ``weights`` (errors name the full key)."""
+        subs: dict = {}
+        for key, value in weights.items():
+            if not key.startswith("experts."):
+                continue
+            head, _, name = key[len("experts."):].partition(".")
+            if not head.isdigit() or int(head) >= len(made) or not name:
+                raise ShapeError(f"{key}: expected experts.{{i}}.NAME with 0 <= i < {len(made)}")
+            subs.setdefault(int(head), {})[name] = value
+        for i, sub in sorted(subs.items()):
+            m = made[i]
+            if not m.learned_weights:
+                raise ShapeError(f"experts.{i}.{next(iter(sub))}: expert {i} ({type(m).__name__}) has no learned weights")
+            try:
+                m._loaded_weights = m._accept_weights(sub)
+            except (ShapeError, ConfigurationError) as exc:
+                raise type(exc)(f"experts.{i}.{exc}") from None
+
+    def _initial_weights(self, d: int, dv: int) -> dict:
+        out = {"W_router": self.router_weights(d).T.copy()}
+        for i, m in enumerate(self._experts()):
+            if m.learned_weights:
+                out.update({f"experts.{i}.{k}": v for k, v in m.state_dict(d, dv).items()})
+        return out
+
+    def _accept_weights(self, w: dict) -> dict:
+        names = self.expert_names()
+        router = {k: v for k, v in w.items() if not k.startswith("experts.")}
+        check_names(router, ("W_router",), (), "moe")
+        check_shape(router, "W_router", (None, len(names)))
+        self._apply_expert_weights(self._make_experts(names, self.expert_params or {}), w)  # validates
+        self._expert_cache = {}  # rebuilt with the weights at the next call
+        return {k: np.array(v, dtype=np.float64) for k, v in w.items()}
+
     def router_weights(self, d: int, dtype=np.float64) -> np.ndarray:
-        """The seeded router ``G (E, d)``, Glorot-uniform: ``U(−a, a)``, ``a = √(6/(d + E))``."""
+        """The router ``G (E, d)``: the loaded ``W_routerᵀ``, else seeded Glorot-uniform ``U(−a, a)``,
+        ``a = √(6/(d + E))``."""
+        if self._loaded_weights is not None:
+            g = self._loaded_weights["W_router"]
+            if g.shape[0] != d:
+                raise ShapeError(f"q: width {d} does not match the loaded W_router {g.shape}")
+            return g.T.astype(dtype)
         E = len(self.expert_names())
         rng = np.random.default_rng([self.seed, 0x6D6F65])
         a = math.sqrt(6.0 / (d + E))
