@@ -57,12 +57,19 @@ def empty_image(label: str = "") -> hv.Image:
     return region_image(np.zeros((1, 1), np.float32), (0, 1), (0, 1), label=label)
 
 
-def _style(el, *, height: int, width: int | None, title: str, responsive: bool):
+#: Most rows/columns that get one tick label each (tokens of a short text); longer maps keep indices.
+MAX_TICK_LABELS = 64
+
+
+def _style(el, *, height: int, width: int | None, title: str, responsive: bool, labels=None):
     opts = dict(cmap=CMAP, colorbar=True, invert_yaxis=True, tools=["hover", "tap"],
                 active_tools=["wheel_zoom"], default_tools=["pan", "wheel_zoom", "box_zoom", "reset", "save"],
                 height=height, title=title, cnorm="log", clim=(LOG_FLOOR, None), nodata=None, lod=LOD,
                 clipping_colors={"min": "#440154", "NaN": (0, 0, 0, 0)}, clabel="weight (log)",
                 hover_tooltips=[("query", "$y{0}"), ("key", "$x{0}"), ("weight", "@image{0.0000}")])
+    if labels is not None and len(labels) <= MAX_TICK_LABELS:
+        ticks = [(i, str(t)) for i, t in enumerate(labels)]
+        opts.update(xticks=ticks, yticks=ticks, xrotation=90)
     if responsive:
         opts["responsive"] = True
         opts["min_width"] = 250
@@ -95,9 +102,12 @@ class TileView:
         self._on_hover = on_hover
         self.tile_fn: Callable | None = None
         self.shape = (1, 1)
+        self.labels: list | None = None
         self.pane = pn.pane.HoloViews(None, sizing_mode="stretch_width", linked_axes=False,
                                       min_height=height, css_classes=[css_class])
-        self.status = pn.pane.Str("", css_classes=[f"{css_class}-status"], margin=(0, 10))
+        # wrapped: side-by-side maps are narrow, and a long status would run into the next one
+        self.status = pn.pane.Str("", css_classes=[f"{css_class}-status"], margin=(0, 10),
+                                  stylesheets=["pre {white-space: pre-wrap; margin: 2px 0;}"])
         self.last: dict = {}
         self._query = streams.Stream.define("Query", query=-1)()
         self._generation = 0
@@ -107,13 +117,15 @@ class TileView:
         self._pending = False
 
     def set_source(self, tile_fn: Callable, shape: tuple[int, int], title: str = "",
-                   first: tuple | None = None) -> None:
+                   first: tuple | None = None, labels=None) -> None:
         """A new map: ``tile_fn(rows, cols, out_shape)`` over ``shape = (n_queries, n_keys)``.
 
         The plot is rebuilt with axes spanning the whole map, so zooming out never goes past the
         map's edges. ``first = (tile, rows, cols)``, a tile already computed (see :meth:`plan`),
         is drawn at once; otherwise an empty placeholder is shown until the first tile arrives.
+        ``labels`` (one per row and column, e.g. tokens) label the axes of a small square map.
         """
+        self.labels = None if labels is None else list(labels)
         self.tile_fn, self.shape = tile_fn, (int(shape[0]), int(shape[1]))
         self._generation += 1
         nq, nk = self.shape
@@ -134,7 +146,8 @@ class TileView:
             pointer.add_subscriber(self._hovered)
         marker = hv.DynamicMap(lambda query: selection_marker(None if query < 0 else query, nk),
                                streams=[self._query])
-        el = _style(image, height=self.height, width=None, title=title or self.title, responsive=True)
+        el = _style(image, height=self.height, width=None, title=title or self.title, responsive=True,
+                    labels=self.labels)
         self.element = (el * marker).opts(xlim=(-0.5, nk - 0.5), ylim=(-0.5, nq - 0.5))
         self.pane.object = self.element
         self._label = title or self.title
@@ -302,15 +315,17 @@ class MapView(TileView):
         rows, cols, out_shape = plan
         return compare.pool_weights(weights, rows, cols, out_shape), rows, cols
 
-    def show(self, weights: np.ndarray, first: tuple | None = None) -> None:
-        """Display a dense ``(Lq, Lk)`` matrix; see the class docstring."""
+    def show(self, weights: np.ndarray, first: tuple | None = None, labels=None) -> None:
+        """Display a dense ``(Lq, Lk)`` matrix; see the class docstring. ``labels`` as
+        :meth:`set_source` (new labels rebuild the plot)."""
         w = np.asarray(weights)
         if first is not None and not (first[1][1] <= w.shape[0] and first[2][1] <= w.shape[1]):
             first = None  # planned for another shape
         fn = lambda rows, cols, out_shape: compare.pool_weights(w, rows, cols, out_shape)  # noqa: E731
-        same = self._pipe is not None and self.shape == w.shape
+        labels = None if labels is None else list(labels)
+        same = self._pipe is not None and self.shape == w.shape and labels == self.labels
         self.weights = w
         if same:
             self.update_source(fn, first)
         else:
-            self.set_source(fn, w.shape, self.title, first=first)
+            self.set_source(fn, w.shape, self.title, first=first, labels=labels)

