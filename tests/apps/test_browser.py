@@ -373,14 +373,19 @@ def test_the_model_tab_shows_a_2000_token_head_after_each_choice(app):
     app.wait_text(".wb-activity", idle, LOAD_S, "the alternatives of the long text")
     TIMINGS["model_long_text"] = info
     select = app.page.locator(".wb-model-head select")
-    times, server = [], []
+    times, status_times, server = [], [], []
     for head in ("3", "7", "11"):
+        app.wait_text(".wb-model-diag", lambda t: t and "output distance" in t[0], LOAD_S, "the alternatives")
+        time.sleep(0.5)  # the previous step's last images have arrived
+        t0 = time.perf_counter()
         times.append(app.time_image_change(lambda h=head: select.select_option(h)))
         status = app.wait_text(own, lambda t, h=head: t and f"head {h}:" in t[0], STEP_S, f"head {head}")[0]
+        # the head is shown when its status has reached the page (polled every 50 ms) and an image changed
+        status_times.append(max(time.perf_counter() - t0, times[-1]))
         server.append(float(re.search(r"shown ([0-9.]+) s", status).group(1)))
-        app.wait_text(".wb-activity", idle, LOAD_S, "the alternatives")
-    TIMINGS["model_head_2000_tokens_visible_after_choice_s"] = [round(t, 3) for t in times]
-    TIMINGS["model_head_2000_tokens_visible_after_choice_median_s"] = round(statistics.median(times), 3)
+    TIMINGS["model_head_2000_tokens_first_image_change_s"] = [round(t, 3) for t in times]
+    TIMINGS["model_head_2000_tokens_visible_after_choice_s"] = [round(t, 3) for t in status_times]
+    TIMINGS["model_head_2000_tokens_visible_after_choice_median_s"] = round(statistics.median(status_times), 3)
     TIMINGS["model_head_2000_tokens_server_s"] = server
     TIMINGS["model_head_status"] = status
     diag = app.wait_text(".wb-model-diag", lambda t: t and "output distance" in t[0], LOAD_S,

@@ -563,10 +563,10 @@ def test_runner_supersedes_cancels_and_reports_errors_off_the_ui_thread():
 
 def test_only_the_compare_tab_is_drawn_until_another_is_shown(dash):
     boxes = dash._tab_boxes
-    assert [len(b.objects) for b in boxes] == [0, 1, 0, 0, 0] and boxes[1].objects[0] is dash.compare.view
+    assert [len(b.objects) for b in boxes] == [0, 1, 0, 0, 0, 0] and boxes[1].objects[0] is dash.compare.view
     dash.tabs.active = 0  # the Data tab, drawn now and kept
     dash.tabs.active = 1
-    assert boxes[0].objects == [dash.data.view] and [len(b.objects) for b in boxes] == [1, 1, 0, 0, 0]
+    assert boxes[0].objects == [dash.data.view] and [len(b.objects) for b in boxes] == [1, 1, 0, 0, 0, 0]
     dash.tabs.active = 3  # the Report: drawn, and computed because it is shown
     assert boxes[3].objects == [dash.report.view] and dash.report.active
 
