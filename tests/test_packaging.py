@@ -69,6 +69,15 @@ def test_import_workbench_is_light():
     assert json.loads(out.stdout) == []
 
 
+def test_workbench_models_imports_no_model_library_until_a_model_is_loaded():
+    """The ``models`` extra is optional: importing :mod:`workbench.models` (and the dashboard's Model
+    tab) reads nothing of PyTorch or transformers until :func:`workbench.models.load_model`."""
+    code = ("import sys, json, workbench.models, apps.model_view; "
+            "print(json.dumps(sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert json.loads(out.stdout) == []
+
+
 _CACHE_PROBE = """
 import json, numpy as np, kernels
 from kernels.numba import linear

@@ -22,14 +22,16 @@ def feature_matrix() -> str:
     """The README's feature matrix as Markdown, generated from the registry so it cannot drift: one
     row per mechanism (with the kernels it calls), then why a backend cannot serve, per kernel."""
     backends = ("numpy", "numba", "cupy")
-    head = "| mechanism | family | formula | time | memory | graph | kernels | " + " | ".join(backends) + " |"
-    rows = [head, "|" + "---|" * (7 + len(backends))]
+    head = ("| mechanism | family | formula | time | memory | graph | kernels | " + " | ".join(backends)
+            + " | key shards |")
+    rows = [head, "|" + "---|" * (8 + len(backends))]
     why: dict = {}  # kernel name -> {backend: reason}, in order of first use
     for name in list_mechanisms():
         info = registry[name]
         marks = ["✓" if info.backends.get(b) is None else "—" for b in backends]
         cells = [f"`{name}`", info.family, info.formula, info.time_complexity, info.memory_complexity,
-                 "yes" if info.needs_graph else "no", ", ".join(info.kernels), *marks]
+                 "yes" if info.needs_graph else "no", ", ".join(info.kernels), *marks,
+                 "✓" if info.cls.not_shardable is None else "—"]
         rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         for kernel in info.cls.kernels_used:
             why.setdefault(kernel.name, {b: r for b, r in kernel.backends.items() if r is not None})
@@ -37,6 +39,8 @@ def feature_matrix() -> str:
                  "its kernels, and `python -m workbench info NAME` says why per mechanism):", ""]
     rows += [f"- `{kernel}`: " + "; ".join(f"{b}: {r}" for b, r in reasons.items())
              for kernel, reasons in why.items() if reasons]
+    rows += ["", "Key shards: runs on a Dask cluster by key shards merged exactly by log-sum-exp "
+                 "(`workbench.distributed.attend`); `python -m workbench info NAME` says why not."]
     return "\n".join(rows)
 
 
@@ -47,6 +51,8 @@ def _info(name: str) -> str:
              f"  needs a graph: {'yes' if info.needs_graph else 'no'}", f"  kernels: {', '.join(info.kernels)}",
              "  backends (served only where every kernel is):"]
     lines += [f"    {b}: {'yes' if why is None else 'no (' + why + ')'}" for b, why in info.backends.items()]
+    shard = info.cls.not_shardable
+    lines.append(f"  key shards (workbench.distributed): {'yes' if shard is None else 'no (' + shard + ')'}")
     lines.append("  parameters:")
     for pname, p in info.parameters.items():
         bounds = f" bounds={p.bounds}" if getattr(p, "bounds", None) is not None else ""

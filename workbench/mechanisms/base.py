@@ -59,6 +59,10 @@ class Mechanism(param.Parameterized):
     #: Names of the learned parameters :meth:`load_weights` accepts (``x @ W`` convention, biases
     #: ``b_*``); empty for mechanisms without any.
     learned_weights: tuple = ()
+    #: Why the mechanism cannot run as key shards merged by log-sum-exp (:meth:`shard_partial`,
+    #: :mod:`workbench.distributed`); None for those that can (they define :meth:`_shard_partial`).
+    not_shardable: str | None = ("its output is not one softmax over the keys, so partial results over "
+                                 "key shards cannot be merged by their log-sum-exp")
 
     backend = param.Selector(
         default="auto", objects=list(kernels.BACKENDS),
@@ -120,6 +124,27 @@ class Mechanism(param.Parameterized):
         self._check(batch)
         w = self._run(self._weights, batch)
         return batch.restore(self._finite(w, "weights"))
+
+    def shard_partial(self, q, k, v, *, mask=None, query_offset: int = 0, key_offset: int = 0):
+        """``(out (..., Lq, dv), lse (..., Lq))`` of the queries at positions ``query_offset + i``
+        over the key shard at positions ``key_offset + j`` (``mask`` sliced to the shard): merged
+        over all shards by :func:`workbench.distributed.merge_partials` it equals the call on all
+        keys. Raises ConfigurationError naming why where :attr:`not_shardable`."""
+        if self.not_shardable:
+            raise ConfigurationError(f"{self.registry_name or type(self).__name__}: cannot run by key shards: "
+                                     f"{self.not_shardable}")
+        from workbench.checks import integer
+
+        q0 = integer("query_offset", query_offset, minimum=0)
+        k0 = integer("key_offset", key_offset, minimum=0)
+        self._check_numbers()
+        batch = self._prepare(q, k, v, mask)
+        self._check(batch)
+        out, lse = self._run(lambda b: self._shard_partial(b, q0, k0), batch)
+        return batch.restore(out), batch.restore(lse, trailing=1)
+
+    def _shard_partial(self, b, query_offset: int, key_offset: int):
+        raise NotImplementedError
 
     def backend_for(self, *arrays) -> str:
         """The backend a call on ``arrays`` runs on: :attr:`backend` resolved against

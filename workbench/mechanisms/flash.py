@@ -25,6 +25,7 @@ class Flash(Mechanism):
     time_complexity = "O(Lq·Lk·d)"
     memory_complexity = "O(Lq·dv + threads·block_size·query_block_size)"
     kernels_used = (FLASH,)
+    not_shardable = None  # its own (out, lse) merge across key shards
 
     block_size = param.Integer(default=128, bounds=(1, 65_536), doc="Keys per block (the tile width).")
     query_block_size = param.Integer(
@@ -48,6 +49,11 @@ class Flash(Mechanism):
         b = self._prepare(q, k, v, mask)
         out, lse = self._run(lambda b: kernels.flash_attention(b.q, b.k, b.v, **self._kernel_args(b)), b)
         return b.restore(self._finite(out, "output")), b.restore(lse, trailing=1)
+
+    def _shard_partial(self, b, query_offset, key_offset):
+        args = self._kernel_args(b)
+        args["causal_offset"] = self.causal_offset + query_offset - key_offset  # global causal rule, local positions
+        return kernels.flash_attention(b.q, b.k, b.v, **args)
 
     def _forward(self, b):
         return kernels.flash_attention(b.q, b.k, b.v, **self._kernel_args(b))[0]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import kernels
 from kernels.dense import DENSE
+from kernels.flash import FLASH
 from workbench.mechanisms import params as P
 from workbench.mechanisms.base import Mechanism
 from workbench.registry import register
@@ -22,7 +23,8 @@ class ScaledDotProduct(Mechanism):
     formula = "softmax(s·QKᵀ + M) V,  s = 1/√d"
     time_complexity = "O(Lq·Lk·d)"
     memory_complexity = "O(Lq·Lk) weights; O(Lq·d) output (Numba kernel: tiled)"
-    kernels_used = (DENSE,)
+    kernels_used = (DENSE, FLASH)  # FLASH: the (out, lse) of a key shard
+    not_shardable = None  # one softmax over keys: shards merge by log-sum-exp
 
     causal = P.causal()
     causal_offset = P.causal_offset()
@@ -31,6 +33,12 @@ class ScaledDotProduct(Mechanism):
     def _forward(self, b):
         return kernels.attention(b.q, b.k, b.v, mask=b.mask, scale=self._scale(b.dim), causal=self.causal,
                                  causal_offset=self.causal_offset, backend=self.backend)
+
+    def _shard_partial(self, b, query_offset, key_offset):
+        # the causal rule j ≤ i + offset in global positions, written in the shard's local ones
+        return kernels.flash_attention(b.q, b.k, b.v, mask=b.mask, scale=self._scale(b.dim), causal=self.causal,
+                                       causal_offset=self.causal_offset + query_offset - key_offset,
+                                       backend=self.backend)
 
     def _weights(self, b):
         return kernels.attention_weights(b.q, b.k, mask=b.mask, scale=self._scale(b.dim), causal=self.causal,

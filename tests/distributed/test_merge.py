@@ -1,0 +1,85 @@
+"""The log-sum-exp merge against attention over all keys, written out here: any split of the keys,
+any tree, fully masked shards and rows; and shard_partial of every shardable mechanism."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import workbench
+from workbench.distributed import merge_all, merge_partials, shardable
+from workbench.errors import ConfigurationError
+
+
+def softmax_attention(q, k, v, allowed, scale):
+    """Dense definition in float64: rows with no allowed key give 0 and lse −∞."""
+    s = np.where(allowed, scale * q @ k.T, -np.inf)
+    m = s.max(1, keepdims=True)
+    e = np.where(allowed, np.exp(s - np.where(np.isfinite(m), m, 0)), 0.0)
+    tot = e.sum(1, keepdims=True)
+    out = np.divide(e, tot, out=np.zeros_like(e), where=tot > 0) @ v
+    lse = np.where(tot[:, 0] > 0, np.log(np.where(tot[:, 0] > 0, tot[:, 0], 1)) + np.where(np.isfinite(m[:, 0]), m[:, 0], 0), -np.inf)
+    return out, lse
+
+
+def partial(q, k, v, allowed, scale):
+    return softmax_attention(q, k, v, allowed, scale)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 9), st.integers(2, 40), st.integers(1, 6), st.integers(0, 2**31 - 1), st.floats(0.0, 0.6))
+def test_merging_any_split_equals_all_keys(lq, lk, n_shards, seed, p_masked):
+    rng = np.random.default_rng(seed)
+    q, k, v = rng.standard_normal((lq, 5)), rng.standard_normal((lk, 5)), rng.standard_normal((lk, 3))
+    allowed = rng.random((lq, lk)) >= p_masked
+    allowed[0] = False  # a query that sees nothing
+    want_out, want_lse = softmax_attention(q, k, v, allowed, 0.7)
+    cuts = np.sort(rng.choice(np.arange(1, lk), size=min(n_shards - 1, lk - 1), replace=False))
+    bounds = np.concatenate([[0], cuts, [lk]]).astype(int)
+    parts = [partial(q, k[a:b], v[a:b], allowed[:, a:b], 0.7) for a, b in zip(bounds[:-1], bounds[1:])]
+    out, lse = merge_all(parts)
+    np.testing.assert_allclose(out, want_out, atol=1e-12)
+    np.testing.assert_array_equal(np.isneginf(lse), np.isneginf(want_lse))
+    np.testing.assert_allclose(lse[np.isfinite(lse)], want_lse[np.isfinite(want_lse)], atol=1e-12)
+    # a left-to-right chain gives the same as the tree
+    chain = parts[0]
+    for p in parts[1:]:
+        chain = merge_partials(chain, p)
+    np.testing.assert_allclose(chain[0], out, atol=1e-12)
+
+
+def test_large_logits_do_not_overflow():
+    q = np.array([[30.0, 0.0]])
+    k = np.array([[30.0, 0.0], [-30.0, 0.0], [29.0, 0.0]])
+    v = np.eye(3)
+    want, _ = softmax_attention(q, k, v, np.ones((1, 3), bool), 1.0)
+    out, _ = merge_all([partial(q, k[i:i + 1], v[i:i + 1], np.ones((1, 1), bool), 1.0) for i in range(3)])
+    np.testing.assert_allclose(out, want, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", [n for n, why in shardable().items() if why is None])
+@pytest.mark.parametrize("causal", [False, True])
+def test_shard_partials_of_every_shardable_mechanism_merge_to_its_call(name, causal):
+    rng = np.random.default_rng(1)
+    lq, lk = 23, 37
+    q, k, v = (rng.standard_normal((2, L, 8)).astype(np.float32) for L in (lq, lk, lk))
+    mask = rng.random((2, lq, lk)) > 0.3
+    mech = workbench.make(name, causal=causal, causal_offset=lk - lq)
+    want = mech(q, k, v, mask=mask)
+    for qa, qb in ((0, 10), (10, 23)):
+        parts = [mech.shard_partial(q[:, qa:qb], k[:, a:b], v[:, a:b], mask=mask[:, qa:qb, a:b], query_offset=qa,
+                                    key_offset=a) for a, b in ((0, 5), (5, 20), (20, 37))]
+        out, _ = merge_all(parts)
+        np.testing.assert_allclose(out, want[:, qa:qb], atol=2e-6)
+
+
+def test_the_others_refuse_with_a_reason():
+    reasons = shardable()
+    assert {n for n, why in reasons.items() if why is None} >= {"scaled_dot_product", "flash"}
+    assert reasons["hyperbolic"] and "log-sum-exp" in reasons["hyperbolic"]
+    x = np.ones((4, 8), np.float32)
+    with pytest.raises(ConfigurationError, match="hyperbolic: cannot run by key shards"):
+        workbench.make("hyperbolic").shard_partial(x, x, x)
+    with pytest.raises(ConfigurationError, match="key_offset"):
+        workbench.make("flash").shard_partial(x, x, x, key_offset=-1)
