@@ -39,3 +39,14 @@ def test_blas_threads_benchmark_runs_both_limiters():
     rows = [line for line in p.stdout.splitlines() if line.startswith("| ") and " ms | " in line]
     assert [r.split("|")[1].strip() for r in rows] == ["threadpoolctl", "blas_threads"], p.stdout
     assert "ratio threadpoolctl / blas_threads" in p.stdout
+
+
+def test_port_equality_script_measures_the_originals():
+    pytest.importorskip("torch_geometric")
+    import numpy as np
+
+    from benchmarks import port_equality
+
+    diffs = {**port_equality.gat(np.random.default_rng(0)), **port_equality.mha(np.random.default_rng(1))}
+    assert set(diffs) == {"PyG GATv2Conv", "PyG GATConv", "torch.nn.MultiheadAttention"}
+    assert all(0 <= d <= 1e-5 for d in diffs.values())
