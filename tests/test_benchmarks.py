@@ -1,13 +1,15 @@
 """Smoke tests of the benchmark scripts: ``python -m benchmarks.core --quick`` runs and lists every
 mechanism; ``benchmarks.blas_threads`` runs both limiters.
 
-Needs no PyTorch: without it the torch rows and the ratios show "—".
+Needs no PyTorch: without it the torch rows and the ratios show "—" (and the port-equality check skips).
 """
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import workbench
 
