@@ -52,3 +52,12 @@ def test_port_equality_script_measures_the_originals():
     diffs = {**port_equality.gat(np.random.default_rng(0)), **port_equality.mha(np.random.default_rng(1))}
     assert set(diffs) == {"PyG GATv2Conv", "PyG GATConv", "torch.nn.MultiheadAttention"}
     assert all(0 <= d <= 1e-5 for d in diffs.values())
+
+
+def test_scale_benchmark_compares_sharded_with_single_process():
+    from benchmarks import scale
+
+    r = scale.run(length=2048, dim=16, workers=2, shards=3, repeats=1, query_block=700)
+    assert r["max_abs_diff"] < 1e-5 and r["single_s"] > 0 and r["sharded_s"] > 0
+    assert len(r["worker_extra_mib"]) == 2
+    assert "| 2,048 | 16 | 2 × 3 (700) |" in scale.markdown(r)

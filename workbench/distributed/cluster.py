@@ -4,7 +4,8 @@
 * ``WORKBENCH_DASK_SCHEDULER=tcp://host:8786`` (or ``scheduler=``): that cluster. Start one on
   several machines with ``dask scheduler`` on one host and ``dask worker tcp://host:8786`` on each.
 * Otherwise an embedded :class:`distributed.LocalCluster` of worker processes, one per core
-  (one thread each: the kernels parallelise inside a task), created once per process.
+  (one task at a time each, its Numba and BLAS threads limited so the workers together use the
+  cores once), created once per process.
 
 A scheduler that does not answer within ``timeout`` seconds raises ConfigurationError naming it.
 """
@@ -27,11 +28,19 @@ def local_client(n_workers: int | None = None):
     from distributed import Client, LocalCluster
 
     if _LOCAL is None or _LOCAL[1].status not in ("running", "connecting"):
-        n = n_workers or max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+        n = n_workers or cores
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, protocol="tcp",
-                               host="127.0.0.1", dashboard_address=None)
+                               host="127.0.0.1", dashboard_address=None, env=worker_env(max(1, cores // n)))
         _LOCAL = (cluster, Client(cluster))
     return _LOCAL[1]
+
+
+def worker_env(threads: int) -> dict:
+    """Environment of a worker process whose kernels may use ``threads`` threads: Numba's and the
+    BLAS pools sized so that workers sharing a machine do not oversubscribe its cores."""
+    t = str(int(threads))
+    return {"NUMBA_NUM_THREADS": t, "OMP_NUM_THREADS": t, "OPENBLAS_NUM_THREADS": t, "MKL_NUM_THREADS": t}
 
 
 def connect(scheduler: str, timeout: float = CONNECT_TIMEOUT_S):
@@ -61,4 +70,4 @@ def get_client(client=None, scheduler: str | None = None):
     return local_client()
 
 
-__all__ = ["ENV", "CONNECT_TIMEOUT_S", "connect", "get_client", "local_client"]
+__all__ = ["ENV", "CONNECT_TIMEOUT_S", "connect", "get_client", "local_client", "worker_env"]
