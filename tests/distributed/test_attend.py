@@ -123,3 +123,15 @@ def test_the_scheduler_setting_is_used_without_a_client(client, monkeypatch):
     q, k, v = data(6, lead=())
     monkeypatch.setenv("WORKBENCH_DASK_SCHEDULER", client.scheduler.address)
     np.testing.assert_allclose(attend("flash", q, k, v), workbench.make("flash")(q, k, v), atol=2e-6)
+
+
+def test_multi_head_with_trained_weights_by_shards(client):
+    rng = np.random.default_rng(7)
+    q, k, v = data(7, lead=())
+    sd = {n: rng.standard_normal((16, 16)).astype(np.float32) / 4 for n in ("W_q", "W_k", "W_o")}
+    sd.update(W_v=rng.standard_normal((8, 8)).astype(np.float32) / 3, b_q=rng.standard_normal(16), b_o=np.ones(8))
+    sd["W_o"] = rng.standard_normal((8, 8)) / 3
+    mech = workbench.make("multi_head", num_heads=4).load_weights(sd)
+    got, lse = attend(mech, q, k, v, client=client, key_shards=3, query_block=100, return_lse=True)
+    np.testing.assert_allclose(got, mech(q, k, v), atol=3e-6)
+    assert lse.shape == (300, 4)  # one log-sum-exp per head

@@ -65,18 +65,19 @@ def test_shard_partials_of_every_shardable_mechanism_merge_to_its_call(name, cau
     lq, lk = 23, 37
     q, k, v = (rng.standard_normal((2, L, 8)).astype(np.float32) for L in (lq, lk, lk))
     mask = rng.random((2, lq, lk)) > 0.3
-    mech = workbench.make(name, causal=causal, causal_offset=lk - lq)
+    extra = {"num_heads": 2, "projections": True} if name == "multi_head" else {}
+    mech = workbench.make(name, causal=causal, causal_offset=lk - lq, **extra)
     want = mech(q, k, v, mask=mask)
     for qa, qb in ((0, 10), (10, 23)):
         parts = [mech.shard_partial(q[:, qa:qb], k[:, a:b], v[:, a:b], mask=mask[:, qa:qb, a:b], query_offset=qa,
                                     key_offset=a) for a, b in ((0, 5), (5, 20), (20, 37))]
         out, _ = merge_all(parts)
-        np.testing.assert_allclose(out, want[:, qa:qb], atol=2e-6)
+        np.testing.assert_allclose(mech.shard_finish(out, 8, 8), want[:, qa:qb], atol=2e-6)
 
 
 def test_the_others_refuse_with_a_reason():
     reasons = shardable()
-    assert {n for n, why in reasons.items() if why is None} >= {"scaled_dot_product", "flash"}
+    assert {n for n, why in reasons.items() if why is None} >= {"scaled_dot_product", "flash", "multi_head"}
     assert reasons["hyperbolic"] and "log-sum-exp" in reasons["hyperbolic"]
     x = np.ones((4, 8), np.float32)
     with pytest.raises(ConfigurationError, match="hyperbolic: cannot run by key shards"):

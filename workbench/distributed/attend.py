@@ -53,6 +53,11 @@ def _partial(mech, q, k, v, mask, q0: int, k0: int):
     return mech.shard_partial(np.asarray(q), k, v, mask=mask, query_offset=q0, key_offset=k0)
 
 
+def _finish(mech, merged, d: int, dv: int):
+    out, lse = merged
+    return mech.shard_finish(out, d, dv), lse
+
+
 def _shape_of(x, what: str) -> tuple:
     if isinstance(x, (str, os.PathLike)):
         path = Path(x)
@@ -63,7 +68,7 @@ def _shape_of(x, what: str) -> tuple:
 
 
 def _key_shards(k, v, key_shards: int | None, n_workers: int):
-    """``[(k_shard, v_shard, offset, length)]`` and ``Lk`` from Dask arrays, lists of paths or arrays."""
+    """``[(k_shard, v_shard, offset, length)]``, ``Lk`` and ``dv`` from Dask arrays, lists of paths or arrays."""
     if isinstance(k, (list, tuple)):
         if not isinstance(v, (list, tuple)) or len(v) != len(k) or not k:
             raise ShapeError("k, v: expected two lists of the same (non-zero) number of shards")
@@ -74,7 +79,7 @@ def _key_shards(k, v, key_shards: int | None, n_workers: int):
                 raise ShapeError(f"k[{i}], v[{i}]: expected (..., Lk_i, d) and (..., Lk_i, dv), got {sk} and {sv}")
             shards.append((ks, vs, off, sk[-2]))
             off += sk[-2]
-        return shards, off
+        return shards, off, int(_shape_of(v[0], "v[0]")[-1])
     if hasattr(k, "chunks") and hasattr(k, "to_delayed"):  # Dask arrays: their chunks are the shards
         import dask.array as da
 
@@ -83,13 +88,15 @@ def _key_shards(k, v, key_shards: int | None, n_workers: int):
         v = v.rechunk({i: -1 for i in range(v.ndim) if i != v.ndim - 2})
         kd, vd = k.to_delayed().reshape(-1), v.to_delayed().reshape(-1)
         offs = np.concatenate([[0], np.cumsum(k.chunks[-2])])
-        return [(kd[i], vd[i], int(offs[i]), int(c)) for i, c in enumerate(k.chunks[-2])], int(offs[-1])
+        return ([(kd[i], vd[i], int(offs[i]), int(c)) for i, c in enumerate(k.chunks[-2])], int(offs[-1]),
+                int(v.shape[-1]))
     k, v = np.asarray(k), np.asarray(v)
     lk = k.shape[-2]
     n = key_shards or max(1, n_workers)
     n = integer("key_shards", n, minimum=1, maximum=max(1, lk))
     bounds = np.linspace(0, lk, n + 1).astype(int)
-    return [(k[..., a:b, :], v[..., a:b, :], int(a), int(b - a)) for a, b in zip(bounds[:-1], bounds[1:])], lk
+    return ([(k[..., a:b, :], v[..., a:b, :], int(a), int(b - a)) for a, b in zip(bounds[:-1], bounds[1:])], lk,
+            int(v.shape[-1]))
 
 
 def _mask_block(mask, lq: int, lk: int, rows: slice, cols: slice):
@@ -136,8 +143,8 @@ def _attend(mech, cl, q, k, v, mask, qb, key_shards, return_lse):
     q = np.asarray(q)
     if q.ndim < 2:
         raise ShapeError(f"q: expected (..., Lq, d), got shape {q.shape}")
-    shards, lk = _key_shards(k, v, key_shards, n_workers)
-    lq = q.shape[-2]
+    shards, lk, dv = _key_shards(k, v, key_shards, n_workers)
+    lq, d = q.shape[-2], q.shape[-1]
     delayed_mech = dask.delayed(mech, pure=True)
     pieces: dict = {}
 
@@ -162,12 +169,13 @@ def _attend(mech, cl, q, k, v, mask, qb, key_shards, return_lse):
         while len(parts) > 1:  # a balanced tree of exact pairwise merges
             parts = [dask.delayed(merge_partials, pure=True)(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
                      for i in range(0, len(parts), 2)]
-        merged.append(parts[0])
+        merged.append(dask.delayed(_finish, pure=True)(delayed_mech, parts[0], d, dv))
     results = cl.gather(cl.compute(merged))
-    out = np.concatenate([np.asarray(o) for o, _ in results], axis=-2).astype(q.dtype, copy=False)
+    axis = q.ndim - 2  # the query axis, counted from the front (lse may carry a head axis after it)
+    out = np.concatenate([np.asarray(o) for o, _ in results], axis=axis).astype(q.dtype, copy=False)
     if not return_lse:
         return out
-    return out, np.concatenate([np.asarray(lse) for _, lse in results], axis=-1)
+    return out, np.concatenate([np.asarray(lse) for _, lse in results], axis=axis)
 
 
 __all__ = ["attend", "QUERY_BLOCK"]

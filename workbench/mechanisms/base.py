@@ -9,7 +9,7 @@ import param
 
 import kernels
 from kernels import capabilities
-from workbench.errors import ConfigurationError, NumericalError
+from workbench.errors import ConfigurationError, NumericalError, ShapeError
 from workbench.inputs import Batch, all_finite, prepare
 
 #: What a mechanism that declares no kernels (nor ``backends``) runs on: its own NumPy code.
@@ -129,7 +129,8 @@ class Mechanism(param.Parameterized):
         """``(out (..., Lq, dv), lse (..., Lq))`` of the queries at positions ``query_offset + i``
         over the key shard at positions ``key_offset + j`` (``mask`` sliced to the shard): merged
         over all shards by :func:`workbench.distributed.merge_partials` it equals the call on all
-        keys. Raises ConfigurationError naming why where :attr:`not_shardable`."""
+        keys (after :meth:`shard_finish`; per head for multi-head: ``out (..., Lq, h, dh)``,
+        ``lse (..., Lq, h)``). Raises ConfigurationError naming why where :attr:`not_shardable`."""
         if self.not_shardable:
             raise ConfigurationError(f"{self.registry_name or type(self).__name__}: cannot run by key shards: "
                                      f"{self.not_shardable}")
@@ -138,6 +139,8 @@ class Mechanism(param.Parameterized):
         q0 = integer("query_offset", query_offset, minimum=0)
         k0 = integer("key_offset", key_offset, minimum=0)
         self._check_numbers()
+        if np.ndim(q) < 2:
+            raise ShapeError(f"q: key shards take queries of shape (..., Lq, d), got {np.shape(q)}")
         batch = self._prepare(q, k, v, mask)
         self._check(batch)
         out, lse = self._run(lambda b: self._shard_partial(b, q0, k0), batch)
@@ -145,6 +148,11 @@ class Mechanism(param.Parameterized):
 
     def _shard_partial(self, b, query_offset: int, key_offset: int):
         raise NotImplementedError
+
+    def shard_finish(self, out, d: int, dv: int):
+        """The merged partial output → the call's output (default: itself; e.g. ``W_o`` after merged
+        heads). ``d``, ``dv``: the widths of the keys and values."""
+        return out
 
     def backend_for(self, *arrays) -> str:
         """The backend a call on ``arrays`` runs on: :attr:`backend` resolved against

@@ -39,6 +39,8 @@ class MultiHead(Mechanism):
     memory_complexity = "O(h·Lq·Lk) weights; O(Lq·dv) output (Numba kernel: tiled)"
     kernels_used = (DENSE,)
     learned_weights = ("W_q", "W_k", "W_v", "W_o", "b_q", "b_k", "b_v", "b_o")
+    #: Shardable per head: partials ``(..., Lq, h, dh)`` with one log-sum-exp per head, ``W_o`` after the merge.
+    not_shardable = None
 
     num_heads = param.Integer(default=8, bounds=(1, 4096), doc="Number of heads h; d and dv must be divisible by h.")
     projections = param.Boolean(
@@ -127,6 +129,23 @@ class MultiHead(Mechanism):
         scale = self._scale(q.shape[-1])
         args = dict(mask=mask, scale=scale, causal=self.causal, causal_offset=self.causal_offset, backend=self.backend)
         return self._split(q), self._split(k), (self._split(v) if with_values else None), args, w
+
+    def _shard_partial(self, b, query_offset, key_offset):
+        """Per head: ``(out (B, Lq, h, dh), lse (B, Lq, h))`` (projections applied, not ``W_o``)."""
+        qh, kh, vh, args, _ = self._heads(b, True)
+        B, lq, h = b.q.shape[0], b.q.shape[1], self.num_heads
+        args.pop("causal_offset")
+        out, lse = kernels.flash_attention(qh, kh, vh, causal_offset=self.causal_offset + query_offset - key_offset,
+                                           **args)
+        dh = out.shape[-1]
+        return (out.reshape(B, h, lq, dh).transpose(0, 2, 1, 3), lse.reshape(B, h, lq).transpose(0, 2, 1))
+
+    def shard_finish(self, out, d: int, dv: int):
+        """Merged heads ``(..., Lq, h, dh)`` → ``(..., Lq, dv')``: concatenated, then ``W_o`` (and ``b_o``)."""
+        x = np.asarray(out).reshape(np.shape(out)[:-2] + (-1,))
+        if not self.projections:
+            return x
+        return _affine(x, self.projection_weights(d, dv, x.dtype), "o")
 
     def _forward(self, b):
         qh, kh, vh, args, w = self._heads(b, True)
