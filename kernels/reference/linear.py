@@ -29,11 +29,13 @@ def random_features(num_features: int, dim: int, seed, orthogonal: bool = True) 
     return w * norms[:, None]
 
 
-def feature_map(x, w, kind: str, scale: float, is_query: bool, valid=None):
+def feature_map(x, w, kind: str, scale: float, is_query: bool, valid=None, return_stabilizer: bool = False):
     """``φ(x)``: ``(B, L, d) → (B, L, m)``, non-negative for every kernel.
 
     FAVOR+ subtracts a stabiliser that cancels in the ratio: the row maximum for queries and
-    the per-batch maximum over the ``valid`` keys (``(B|1, L)`` bool, default all) for keys.
+    the per-batch maximum over the ``valid`` keys (``(B|1, L)`` bool, default all) for keys. With
+    ``return_stabilizer`` also the keys' stabiliser ``(B, 1, 1)`` (``exp`` of it is the factor the
+    features were divided by; 0 for the other kernels), for merging key shards.
     """
     xs = x * np.asarray(np.sqrt(scale), dtype=x.dtype)
     z = np.matmul(xs, w.T.astype(x.dtype, copy=False))  # (B, L, m); updated in place below
@@ -45,15 +47,18 @@ def feature_map(x, w, kind: str, scale: float, is_query: bool, valid=None):
             if valid is not None:  # invalid keys get φ = 0 and no say in the stabiliser
                 np.copyto(z, -np.inf, where=~np.asarray(valid, dtype=bool)[..., None])
             stab = z.max(axis=(-2, -1), keepdims=True)
-            z -= np.where(np.isfinite(stab), stab, 0)
+            stab = np.where(np.isfinite(stab), stab, 0)
+            z -= stab
         np.exp(z, out=z)
         z *= np.asarray(1.0 / np.sqrt(w.shape[0]), dtype=x.dtype)
-        return z
+        return (z, stab.astype(np.float64)) if return_stabilizer and not is_query else z
     if kind == "relu":
-        return np.maximum(z, 0)
-    if kind == "elu+1":
-        return np.where(z > 0, z + 1, np.exp(np.minimum(z, 0)))
-    raise ValueError(f"kernel must be one of {FEATURE_KERNELS}, got {kind!r}")
+        out = np.maximum(z, 0)
+    elif kind == "elu+1":
+        out = np.where(z > 0, z + 1, np.exp(np.minimum(z, 0)))
+    else:
+        raise ValueError(f"kernel must be one of {FEATURE_KERNELS}, got {kind!r}")
+    return (out, np.zeros((out.shape[0], 1, 1))) if return_stabilizer and not is_query else out
 
 
 def implied_weights(q_feat, k_feat, allowed=None):

@@ -135,3 +135,9 @@ def test_multi_head_with_trained_weights_by_shards(client):
     got, lse = attend(mech, q, k, v, client=client, key_shards=3, query_block=100, return_lse=True)
     np.testing.assert_allclose(got, mech(q, k, v), atol=3e-6)
     assert lse.shape == (300, 4)  # one log-sum-exp per head
+
+
+def test_linear_by_summed_key_statistics(client):
+    q, k, v = data(8)
+    m = workbench.make("linear", num_features=64)
+    np.testing.assert_allclose(attend(m, q, k, v, client=client, key_shards=5), m(q, k, v), atol=2e-6)

@@ -58,29 +58,53 @@ def test_large_logits_do_not_overflow():
     np.testing.assert_allclose(out, want, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", [n for n, why in shardable().items() if why is None])
-@pytest.mark.parametrize("causal", [False, True])
+#: Every shardable mechanism, plain and causal (linear shards only without causal masking).
+SHARD_CASES = [(n, c) for n, why in shardable().items() if why is None for c in (False, True)
+               if not (n == "linear" and c)]
+
+
+@pytest.mark.parametrize("name,causal", SHARD_CASES)
 def test_shard_partials_of_every_shardable_mechanism_merge_to_its_call(name, causal):
     rng = np.random.default_rng(1)
     lq, lk = 23, 37
     q, k, v = (rng.standard_normal((2, L, 8)).astype(np.float32) for L in (lq, lk, lk))
     mask = rng.random((2, lq, lk)) > 0.3
     extra = {"num_heads": 2, "projections": True} if name == "multi_head" else {}
-    mech = workbench.make(name, causal=causal, causal_offset=lk - lq, **extra)
-    want = mech(q, k, v, mask=mask)
+    if name == "linear":  # by key shards without causal masking or masks (tested below)
+        mech = workbench.make(name)
+        want = mech(q, k, v)
+    else:
+        mech = workbench.make(name, causal=causal, causal_offset=lk - lq, **extra)
+        want = mech(q, k, v, mask=mask)
     for qa, qb in ((0, 10), (10, 23)):
-        parts = [mech.shard_partial(q[:, qa:qb], k[:, a:b], v[:, a:b], mask=mask[:, qa:qb, a:b], query_offset=qa,
-                                    key_offset=a) for a, b in ((0, 5), (5, 20), (20, 37))]
+        parts = [mech.shard_partial(q[:, qa:qb], k[:, a:b], v[:, a:b], query_offset=qa, key_offset=a,
+                                    mask=None if name == "linear" else mask[:, qa:qb, a:b])
+                 for a, b in ((0, 5), (5, 20), (20, 37))]
         out, _ = merge_all(parts)
         np.testing.assert_allclose(mech.shard_finish(out, 8, 8), want[:, qa:qb], atol=2e-6)
 
 
 def test_the_others_refuse_with_a_reason():
     reasons = shardable()
-    assert {n for n, why in reasons.items() if why is None} >= {"scaled_dot_product", "flash", "multi_head"}
+    assert {n for n, why in reasons.items() if why is None} >= {"scaled_dot_product", "flash", "multi_head", "linear"}
     assert reasons["hyperbolic"] and "log-sum-exp" in reasons["hyperbolic"]
     x = np.ones((4, 8), np.float32)
     with pytest.raises(ConfigurationError, match="hyperbolic: cannot run by key shards"):
         workbench.make("hyperbolic").shard_partial(x, x, x)
     with pytest.raises(ConfigurationError, match="key_offset"):
         workbench.make("flash").shard_partial(x, x, x, key_offset=-1)
+
+
+@pytest.mark.parametrize("kernel", ["favor+", "relu", "elu+1"])
+def test_linear_key_statistics_merge_exactly(kernel):
+    """FAVOR+ stabilises each shard's key features by its own maximum: the shard's lse carries it."""
+    rng = np.random.default_rng(2)
+    q, k, v = (rng.standard_normal((2, L, 16)).astype(np.float32) for L in (50, 97, 97))
+    k[:, 40:] *= 3  # shards with very different feature scales
+    m = workbench.make("linear", kernel=kernel)
+    out, _ = merge_all([m.shard_partial(q, k[:, a:b], v[:, a:b], key_offset=a) for a, b in ((0, 30), (30, 31), (31, 97))])
+    np.testing.assert_allclose(out, m(q, k, v), atol=2e-6)
+    with pytest.raises(ConfigurationError, match="linear: by key shards only without causal"):
+        workbench.make("linear", causal=True).shard_partial(q, q, q)
+    with pytest.raises(ConfigurationError, match="linear: by key shards only"):
+        m.shard_partial(q, k, v, mask=np.ones((50, 97), bool))

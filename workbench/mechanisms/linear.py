@@ -8,7 +8,7 @@ import kernels
 from kernels.linear import LINEAR
 from kernels.reference.linear import FEATURE_KERNELS, feature_map, implied_weights, random_features
 from kernels.reference.dense import allowed_pattern
-from workbench.errors import ShapeError
+from workbench.errors import ConfigurationError, ShapeError
 from workbench.mechanisms import params as P
 from workbench.mechanisms.base import Mechanism
 from workbench.registry import register
@@ -31,6 +31,9 @@ class Linear(Mechanism):
     time_complexity = "O((Lq+Lk)·m·(d+dv))"
     memory_complexity = "O((Lq+Lk)·m + m·dv)"
     kernels_used = (LINEAR,)
+    #: Key shards merge exactly: a shard's output with ``lse = log(φ(q)·Σφ(k)) + key stabiliser``
+    #: weighs it by its share of the normaliser (without causal masking, masks or ``redraw``).
+    not_shardable = None
 
     num_features = param.Integer(default=256, bounds=(1, 16_384), doc="Number of random features m.")
     kernel = param.Selector(default="favor+", objects=list(FEATURE_KERNELS),
@@ -68,6 +71,20 @@ class Linear(Mechanism):
         s = self._scale(b.dim)
         key_padding = b.mask[:, 0, :] if b.mask is not None and b.mask.shape[1] == 1 else None
         return feature_map(b.q, w, self.kernel, s, True), feature_map(b.k, w, self.kernel, s, False, key_padding)
+
+    def _shard_partial(self, b, query_offset, key_offset):
+        if self.causal or self.redraw or b.mask is not None:
+            raise ConfigurationError("linear: by key shards only without causal, mask or redraw (their prefix "
+                                     "sums, masks and fresh features do not split by keys)")
+        w = self.features(b.dim)
+        s = self._scale(b.dim)
+        qf = feature_map(b.q, w, self.kernel, s, True)
+        kf, stab = feature_map(b.k, w, self.kernel, s, False, return_stabilizer=True)
+        out = kernels.linear_attention(qf, kf, b.v, backend=self.backend)
+        den = np.einsum("bqm,bm->bq", qf.astype(np.float64), kf.astype(np.float64).sum(axis=1))
+        with np.errstate(divide="ignore"):
+            lse = np.where(den > 0, np.log(np.where(den > 0, den, 1.0)) + stab[:, :, 0], -np.inf)
+        return out, lse
 
     def _forward(self, b):
         qf, kf = self._maps(b)
