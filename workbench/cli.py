@@ -99,6 +99,24 @@ def _calibrate(name: str, source: str, target: float) -> str:
     return "\n".join(lines)
 
 
+def _attend(name: str, q: str, k: list, v: list, out: str, scheduler: str | None, key_shards: int | None) -> str:
+    """``attend`` command: sharded exact attention over ``.npy`` files on a Dask cluster."""
+    import numpy as np
+
+    from workbench.distributed import attend
+
+    if len(k) != len(v):
+        raise ValueError(f"--k, --v: expected as many value shards as key shards, got {len(k)} and {len(v)}")
+    queries = np.load(q, mmap_mode="r", allow_pickle=False)
+    if len(k) == 1 and key_shards:  # one file, split into shards here
+        keys, values = np.load(k[0], allow_pickle=False), np.load(v[0], allow_pickle=False)
+    else:  # one shard per file, each read where its tasks run
+        keys, values = k, v
+    result = attend(name, np.asarray(queries), keys, values, scheduler=scheduler, key_shards=key_shards)
+    np.save(out, result, allow_pickle=False)
+    return f"{name}: {result.shape[-2]:,} queries × {result.shape[-1]} → {out}"
+
+
 MATRIX_MARKERS = ("<!-- feature-matrix:start -->", "<!-- feature-matrix:end -->")
 
 
@@ -131,6 +149,15 @@ def main(argv: list[str] | None = None) -> int:
     cal.add_argument("name")
     cal.add_argument("source", help="an embeddings file (.npy, .npz, .csv, …) or a shipped data set's name")
     cal.add_argument("--target", type=float, default=0.5, help="mean H/ln n of self-attention (default 0.5)")
+    att = sub.add_parser("attend", help="exact attention over .npy files on a Dask cluster (key shards merged "
+                                        "by log-sum-exp); writes the output as .npy")
+    att.add_argument("name", help="a mechanism that runs by key shards (see 'info NAME')")
+    att.add_argument("--q", required=True, help="queries (.npy, (..., Lq, d))")
+    att.add_argument("--k", required=True, nargs="+", help="key shards (.npy files, read where each task runs)")
+    att.add_argument("--v", required=True, nargs="+", help="value shards, one per key shard")
+    att.add_argument("--out", required=True, help="where to write the output (.npy)")
+    att.add_argument("--scheduler", help="tcp://host:8786 (default: $WORKBENCH_DASK_SCHEDULER, else a local cluster)")
+    att.add_argument("--key-shards", type=int, help="split a single key/value file into this many shards")
     args = parser.parse_args(argv)
     try:
         if args.command == "list":
@@ -144,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             return _warm(args.names, args.jobs)
         elif args.command == "calibrate":
             print(_calibrate(args.name, args.source, args.target))
+        elif args.command == "attend":
+            print(_attend(args.name, args.q, args.k, args.v, args.out, args.scheduler, args.key_shards))
         else:
             print(_info(args.name))
     except Exception as exc:  # a clear message, not a traceback

@@ -141,3 +141,19 @@ def test_linear_by_summed_key_statistics(client):
     q, k, v = data(8)
     m = workbench.make("linear", num_features=64)
     np.testing.assert_allclose(attend(m, q, k, v, client=client, key_shards=5), m(q, k, v), atol=2e-6)
+
+
+def test_the_cli_runs_sharded_files_on_a_given_scheduler(client, tmp_path, capsys):
+    from workbench.cli import main
+
+    q, k, v = data(9, lead=())
+    for name, a in (("q", q), ("k0", k[:500]), ("k1", k[500:]), ("v0", v[:500]), ("v1", v[500:])):
+        np.save(tmp_path / f"{name}.npy", a)
+    p = lambda n: str(tmp_path / f"{n}.npy")  # noqa: E731
+    rc = main(["attend", "flash", "--q", p("q"), "--k", p("k0"), p("k1"), "--v", p("v0"), p("v1"),
+               "--out", p("out"), "--scheduler", client.scheduler.address])
+    assert rc == 0 and "300 queries" in capsys.readouterr().out
+    np.testing.assert_allclose(np.load(p("out")), workbench.make("flash")(q, k, v), atol=2e-6)
+    rc = main(["attend", "hyperbolic", "--q", p("q"), "--k", p("k0"), "--v", p("v0"), "--out", p("x"),
+               "--scheduler", client.scheduler.address])
+    assert rc == 2 and "cannot run by key shards" in capsys.readouterr().err

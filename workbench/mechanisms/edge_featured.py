@@ -98,7 +98,9 @@ class EdgeFeatured(GraphMechanism):
         p = self.parameters(d, dv, de)
         H, C = p["W"].shape[:2]
         flat = {n: p[n].reshape(H * C, -1).T.copy() for n in ("W", "W_q", "W_v", "W_e")}
-        names = self._required() + (("W_e",) + (("a_e",) if self.variant == "gatv1" else ()) if de else ())
+        names = list(self._required())
+        if de:  # edge weights, and GAT v1's edge attention vector
+            names += ["W_e", "a_e"] if self.variant == "gatv1" else ["W_e"]
         return {n: flat[n] if n in flat else p[n].copy() for n in names}
 
     def _accept_weights(self, w: dict) -> dict:
