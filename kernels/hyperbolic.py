@@ -49,6 +49,22 @@ def hyperbolic_attention(q, k, v, *, c=1.0, temperature=1.0, aggregation="einste
     return _nb.attention(q, k, v, mask, c, temperature, aggregation, int(block_q), int(block_k))
 
 
+def hyperbolic_partial(q, k, v, *, c=1.0, temperature=1.0, aggregation="einstein", mask=None, backend="auto"):
+    """One key shard's ``(r (B, Lq, m), lse (B, Lq))`` (float64; see
+    :func:`kernels.reference.hyperbolic.partial`): merged over shards by the lse,
+    ``hyperbolic_finish(r)`` is :func:`hyperbolic_attention` over all keys. NumPy reference on
+    every backend (the fused kernel returns no log-sum-exp)."""
+    resolve_backend(backend, (q, k, v), HYPERBOLIC, mask=mask)  # refuses what a call would refuse
+    _check(c, temperature, aggregation)
+    return _ref.partial(q, k, v, float(c), float(temperature), aggregation, mask)
+
+
+def hyperbolic_finish(r, *, c=1.0, aggregation="einstein", dtype=None):
+    """Merged partials ``r`` → the aggregated values in the ball (``dtype``, default that of ``r``)."""
+    _check(c, 1.0, aggregation)
+    return _ref.FINISH[aggregation](r, float(c), dtype)
+
+
 def hyperbolic_weights(q, k, *, c=1.0, temperature=1.0, mask=None, backend="auto"):
     """``W = softmax_j(−d_c(π q_i, π k_j)/T)``: ``(B, Lq, d), (B, Lk, d) → (B, Lq, Lk)``."""
     be = resolve_backend(backend, (q, k), HYPERBOLIC, mask=mask)

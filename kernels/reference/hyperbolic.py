@@ -55,11 +55,41 @@ def lorentz_pairwise_distance(x, y, c):
     return _L.pairwise_distance(x, y, c)
 
 
+def logits(q, k, c, temperature):
+    """``−d_c(π q_i, π k_j)/T``: ``(B, Lq, d), (B, Lk, d) → (B, Lq, Lk)``."""
+    d = pairwise_distance(project(q, c), project(k, c), c)
+    return -d / q.dtype.type(temperature)
+
+
 def weights(q, k, c, temperature, mask=None):
     """``W = softmax(−d_c(π q_i, π k_j)/T)`` over allowed keys: ``→ (B, Lq, Lk)``."""
-    qp, kp = project(q, c), project(k, c)
-    d = pairwise_distance(qp, kp, c)
-    return masked_softmax(-d / q.dtype.type(temperature), None if mask is None else np.asarray(mask, bool))
+    return masked_softmax(logits(q, k, c, temperature), None if mask is None else np.asarray(mask, bool))
+
+
+def partial(q, k, v, c, temperature, aggregation="einstein", mask=None, block=2048):
+    """One key shard's ``(r (B, Lq, m), lse (B, Lq))``, float64: ``r = Σ_j W_ij u_j`` with the
+    shard's own softmax ``W`` and the aggregation's values ``u`` (:data:`VALUES`), ``lse`` the
+    log-sum-exp of its logits (−∞ where a row has no allowed key). Merged over shards by their lse
+    (``r`` is linear in the weights), ``FINISH[aggregation](r)`` is the attention over all keys.
+    Keys by ``block`` at a time (memory ``O(Lq·block)``)."""
+    from kernels.reference.lse_merge import merge_partials
+
+    u = VALUES[aggregation](v, c)
+    m = None if mask is None else np.asarray(mask, bool)
+    acc = None
+    for j0 in range(0, k.shape[1], block):
+        j1 = min(k.shape[1], j0 + block)
+        s = logits(q, k[:, j0:j1], c, temperature).astype(np.float64)
+        if m is not None:
+            s = np.where(m[..., j0:j1] if m.shape[-1] != 1 else m, s, -np.inf)
+        top = s.max(axis=-1)
+        safe = np.where(np.isfinite(top), top, 0.0)
+        e = np.exp(s - safe[..., None])
+        tot = e.sum(axis=-1)
+        lse = np.where(tot > 0, safe + np.log(np.where(tot > 0, tot, 1.0)), -np.inf)
+        r = np.matmul(e / np.where(tot > 0, tot, 1.0)[..., None], u[:, j0:j1])
+        acc = (r, lse) if acc is None else merge_partials(acc, (r, lse))
+    return acc
 
 
 def einstein_values(v, c):
@@ -102,5 +132,5 @@ def attention(q, k, v, c, temperature, aggregation="einstein", mask=None):
 
 
 __all__ = ["AGGREGATIONS", "VALUES", "FINISH", "eps", "sqnorm", "project", "one_minus", "pairwise_distance",
-           "lorentz_pairwise_distance", "weights", "einstein_values", "einstein_finish", "tangent_values",
+           "lorentz_pairwise_distance", "logits", "weights", "partial", "einstein_values", "einstein_finish", "tangent_values",
            "tangent_finish", "attention"]

@@ -111,8 +111,8 @@ def test_a_scheduler_that_does_not_answer_fails_within_seconds():
 
 def test_refusals(client):
     q, k, v = data(5, lead=())
-    with pytest.raises(ConfigurationError, match="hyperbolic cannot run by key shards"):
-        attend("hyperbolic", q, k, v, client=client)
+    with pytest.raises(ConfigurationError, match="lorentz_cascade cannot run by key shards"):
+        attend("lorentz_cascade", q, k, v, client=client)
     with pytest.raises(ConfigurationError, match="query_block"):
         attend("flash", q, k, v, client=client, query_block=0)
     with pytest.raises(ConfigurationError, match="client"):
@@ -154,6 +154,13 @@ def test_the_cli_runs_sharded_files_on_a_given_scheduler(client, tmp_path, capsy
                "--out", p("out"), "--scheduler", client.scheduler.address])
     assert rc == 0 and "300 queries" in capsys.readouterr().out
     np.testing.assert_allclose(np.load(p("out")), workbench.make("flash")(q, k, v), atol=2e-6)
-    rc = main(["attend", "hyperbolic", "--q", p("q"), "--k", p("k0"), "--v", p("v0"), "--out", p("x"),
+    rc = main(["attend", "lorentz_cascade", "--q", p("q"), "--k", p("k0"), "--v", p("v0"), "--out", p("x"),
                "--scheduler", client.scheduler.address])
     assert rc == 2 and "cannot run by key shards" in capsys.readouterr().err
+
+
+def test_hyperbolic_by_shards(client):
+    q, k, v = data(10)
+    v = 0.3 * v
+    m = workbench.make("hyperbolic", c=0.5)
+    np.testing.assert_allclose(attend(m, q, k, v, client=client, key_shards=3, query_block=128), m(q, k, v), atol=3e-5)

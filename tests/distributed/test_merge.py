@@ -60,7 +60,7 @@ def test_large_logits_do_not_overflow():
 
 #: Every shardable mechanism, plain and causal (linear shards only without causal masking).
 SHARD_CASES = [(n, c) for n, why in shardable().items() if why is None for c in (False, True)
-               if not (n == "linear" and c)]
+               if not c or (n != "linear" and "causal" in workbench.registry[n].parameters)]
 
 
 @pytest.mark.parametrize("name,causal", SHARD_CASES)
@@ -73,6 +73,9 @@ def test_shard_partials_of_every_shardable_mechanism_merge_to_its_call(name, cau
     if name == "linear":  # by key shards without causal masking or masks (tested below)
         mech = workbench.make(name)
         want = mech(q, k, v)
+    elif not causal and "causal" not in workbench.registry[name].parameters:
+        mech = workbench.make(name)
+        want = mech(q, k, v, mask=mask)
     else:
         mech = workbench.make(name, causal=causal, causal_offset=lk - lq, **extra)
         want = mech(q, k, v, mask=mask)
@@ -86,11 +89,14 @@ def test_shard_partials_of_every_shardable_mechanism_merge_to_its_call(name, cau
 
 def test_the_others_refuse_with_a_reason():
     reasons = shardable()
-    assert {n for n, why in reasons.items() if why is None} >= {"scaled_dot_product", "flash", "multi_head", "linear"}
-    assert reasons["hyperbolic"] and "log-sum-exp" in reasons["hyperbolic"]
+    assert {n for n, why in reasons.items() if why is None} >= {"scaled_dot_product", "flash", "multi_head", "linear",
+                                                                 "hyperbolic"}
+    assert reasons["lorentz_cascade"] and "log-sum-exp" in reasons["lorentz_cascade"]
     x = np.ones((4, 8), np.float32)
-    with pytest.raises(ConfigurationError, match="hyperbolic: cannot run by key shards"):
-        workbench.make("hyperbolic").shard_partial(x, x, x)
+    with pytest.raises(ConfigurationError, match="lorentz_cascade: cannot run by key shards"):
+        workbench.make("lorentz_cascade").shard_partial(x, x, x)
+    with pytest.raises(ConfigurationError, match="hyperbolic: by key shards only with aggregation"):
+        workbench.make("hyperbolic", aggregation="frechet").shard_partial(x, x, x)
     with pytest.raises(ConfigurationError, match="key_offset"):
         workbench.make("flash").shard_partial(x, x, x, key_offset=-1)
 
@@ -108,3 +114,21 @@ def test_linear_key_statistics_merge_exactly(kernel):
         workbench.make("linear", causal=True).shard_partial(q, q, q)
     with pytest.raises(ConfigurationError, match="linear: by key shards only"):
         m.shard_partial(q, k, v, mask=np.ones((50, 97), bool))
+
+
+@pytest.mark.parametrize("aggregation", ["einstein", "tangent"])
+def test_hyperbolic_means_merge_exactly_near_the_boundary(aggregation):
+    """Einstein midpoint and tangent mean are ratios of weighted sums: shards merge by their lse,
+    also with points near the ball's boundary and masks, in key chunks smaller than a shard."""
+    from kernels.reference.hyperbolic import partial
+
+    rng = np.random.default_rng(3)
+    q, k, v = (rng.standard_normal((2, L, 6)).astype(np.float32) for L in (20, 45, 45))
+    v /= np.linalg.norm(v, axis=-1, keepdims=True) * 1.001  # values just inside the unit ball
+    mask = rng.random((2, 20, 45)) > 0.4
+    m = workbench.make("hyperbolic", aggregation=aggregation, c=1.0, temperature=0.7)
+    parts = [m.shard_partial(q, k[:, a:b], v[:, a:b], mask=mask[:, :, a:b], key_offset=a) for a, b in ((0, 7), (7, 45))]
+    out = m.shard_finish(merge_all(parts)[0], 6, 6)
+    np.testing.assert_allclose(out, m(q, k, v, mask=mask), atol=3e-5)
+    whole = partial(q, k, v, 1.0, 0.7, aggregation, mask, block=4)  # chunked inside one shard
+    np.testing.assert_allclose(whole[0], merge_all(parts)[0], atol=1e-9)

@@ -53,9 +53,9 @@ def _partial(mech, q, k, v, mask, q0: int, k0: int):
     return mech.shard_partial(np.asarray(q), k, v, mask=mask, query_offset=q0, key_offset=k0)
 
 
-def _finish(mech, merged, d: int, dv: int):
+def _finish(mech, merged, d: int, dv: int, dtype):
     out, lse = merged
-    return mech.shard_finish(out, d, dv), lse
+    return mech.shard_finish(out, d, dv, dtype), lse
 
 
 def _shape_of(x, what: str) -> tuple:
@@ -169,7 +169,7 @@ def _attend(mech, cl, q, k, v, mask, qb, key_shards, return_lse):
         while len(parts) > 1:  # a balanced tree of exact pairwise merges
             parts = [dask.delayed(merge_partials, pure=True)(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
                      for i in range(0, len(parts), 2)]
-        merged.append(dask.delayed(_finish, pure=True)(delayed_mech, parts[0], d, dv))
+        merged.append(dask.delayed(_finish, pure=True)(delayed_mech, parts[0], d, dv, q.dtype))
     results = cl.gather(cl.compute(merged))
     axis = q.ndim - 2  # the query axis, counted from the front (lse may carry a head axis after it)
     out = np.concatenate([np.asarray(o) for o, _ in results], axis=axis).astype(q.dtype, copy=False)

@@ -149,9 +149,9 @@ class Mechanism(param.Parameterized):
     def _shard_partial(self, b, query_offset: int, key_offset: int):
         raise NotImplementedError
 
-    def shard_finish(self, out, d: int, dv: int):
+    def shard_finish(self, out, d: int, dv: int, dtype=None):
         """The merged partial output → the call's output (default: itself; e.g. ``W_o`` after merged
-        heads). ``d``, ``dv``: the widths of the keys and values."""
+        heads). ``d``, ``dv``: the widths of the keys and values; ``dtype``: that of the queries."""
         return out
 
     def backend_for(self, *arrays) -> str:

@@ -6,8 +6,10 @@ import param
 
 from kernels.geometry import stereographic as _K
 from kernels.hyperbolic import AGGREGATIONS as _CLOSED_FORM
-from kernels.hyperbolic import HYPERBOLIC, hyperbolic_attention, hyperbolic_weights
+from kernels.hyperbolic import (HYPERBOLIC, hyperbolic_attention, hyperbolic_finish, hyperbolic_partial,
+                                hyperbolic_weights)
 from workbench.geometry import poincare as _P
+from workbench.errors import ConfigurationError
 from workbench.mechanisms import params as P
 from workbench.mechanisms.base import Mechanism
 from workbench.registry import register
@@ -43,6 +45,9 @@ class Hyperbolic(Mechanism):
     memory_complexity = "O(Lq·dv + threads·block²) (einstein/tangent, Numba); O(Lq·Lk) otherwise"
     needs_graph = False
     kernels_used = (HYPERBOLIC,)
+    #: By key shards for the closed-form means: the Einstein midpoint and the tangent mean are ratios
+    #: of weighted sums, which shards merge exactly by their log-sum-exp ('frechet' and 'mobius' refuse).
+    not_shardable = None
 
     c = param.Number(default=1.0, bounds=(0, 1e12), inclusive_bounds=(False, True),
                      doc="Curvature magnitude c > 0: the ball of radius 1/sqrt(c), curvature -c.")
@@ -79,6 +84,16 @@ class Hyperbolic(Mechanism):
 
     def _weights(self, b):
         return hyperbolic_weights(b.q, b.k, **self._kw(b))
+
+    def _shard_partial(self, b, query_offset, key_offset):
+        if self.aggregation not in _CLOSED_FORM:
+            raise ConfigurationError(f"hyperbolic: by key shards only with aggregation in {list(_CLOSED_FORM)} "
+                                     f"(ratios of weighted sums); {self.aggregation!r} needs all the weights at once")
+        return hyperbolic_partial(b.q, b.k, b.v, aggregation=self.aggregation, **self._kw(b))
+
+    def shard_finish(self, out, d: int, dv: int, dtype=None):
+        """Merged ``r`` → the Einstein midpoint or tangent mean in the ball (``dtype``, default float32)."""
+        return hyperbolic_finish(out, c=self.c, aggregation=self.aggregation, dtype=dtype or np.float32)
 
     def _forward(self, b):
         if self.aggregation in _CLOSED_FORM:

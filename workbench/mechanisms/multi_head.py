@@ -140,7 +140,7 @@ class MultiHead(Mechanism):
         dh = out.shape[-1]
         return (out.reshape(B, h, lq, dh).transpose(0, 2, 1, 3), lse.reshape(B, h, lq).transpose(0, 2, 1))
 
-    def shard_finish(self, out, d: int, dv: int):
+    def shard_finish(self, out, d: int, dv: int, dtype=None):
         """Merged heads ``(..., Lq, h, dh)`` → ``(..., Lq, dv')``: concatenated, then ``W_o`` (and ``b_o``)."""
         x = np.asarray(out).reshape(np.shape(out)[:-2] + (-1,))
         if not self.projections:
