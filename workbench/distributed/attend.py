@@ -13,6 +13,7 @@ Dask schedules, retries on lost workers and moves data: nothing here schedules.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -170,7 +171,10 @@ def _attend(mech, cl, q, k, v, mask, qb, key_shards, return_lse):
             parts = [dask.delayed(merge_partials, pure=True)(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
                      for i in range(0, len(parts), 2)]
         merged.append(dask.delayed(_finish, pure=True)(delayed_mech, parts[0], d, dv, q.dtype))
-    results = cl.gather(cl.compute(merged))
+    with warnings.catch_warnings():  # NumPy pieces ride in the graph on purpose (see the module docstring)
+        warnings.filterwarnings("ignore", message="Sending large graph")
+        futures = cl.compute(merged)
+    results = cl.gather(futures)
     axis = q.ndim - 2  # the query axis, counted from the front (lse may carry a head axis after it)
     out = np.concatenate([np.asarray(o) for o, _ in results], axis=axis).astype(q.dtype, copy=False)
     if not return_lse:
