@@ -27,7 +27,7 @@ OPTION_NAMES = ["keys", "queries", "n_queries", "label", "normalisation", "pca_d
 
 
 def _mb(n: int) -> str:
-    return f"{n / (1 << 20):g}MB"
+    return f"{n / (1 << 30):.1f}GB" if n >= 1 << 30 else f"{n / (1 << 20):g}MB"
 
 
 class DataView:
@@ -71,7 +71,9 @@ class DataView:
         self.formats = pn.pane.Markdown(
             f"Formats: {', '.join(ACCEPTED)} (numeric columns; an optional label or text column). "
             f"Uploads up to **{_mb(s.max_bytes)}** (server setting `WORKBENCH_MAX_UPLOAD_MB`, "
-            "`make serve MAX_UPLOAD_MB=…`). Server paths are confined to `WORKBENCH_DATA_DIR` when it is set. "
+            f"`make serve MAX_UPLOAD_MB=…`); files on the server up to **{_mb(s.max_path_bytes)}** "
+            "(`WORKBENCH_MAX_PATH_MB`, default a quarter of its memory). Server paths are confined to "
+            "`WORKBENCH_DATA_DIR` when it is set. "
             "Pickles are never loaded.",
             sizing_mode="stretch_width", styles={"font-size": "12px", "color": "#555"})
         self.view = pn.Row(

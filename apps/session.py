@@ -152,11 +152,13 @@ class Session(param.Parameterized):
     PREP_OPTIONS = ("queries", "n_queries", "label", "normalisation", "pca_dim", "seed")
 
     def __init__(self, runner: Runner | None = None, messages: Messages | None = None,
-                 max_bytes: int | None = None, **params):
+                 max_bytes: int | None = None, max_path_bytes: int | None = None, **params):
         super().__init__(**params)
         self.runner = runner or Runner()
         self.messages = messages or Messages()
         self.max_bytes = wdata.max_upload_bytes() if max_bytes is None else int(max_bytes)
+        # files on the server's own disk are not uploads: their cap follows the machine's memory
+        self.max_path_bytes = wdata.max_path_bytes() if max_path_bytes is None else int(max_path_bytes)
         self.dataset = None
         self.keys_dataset = None
         self.uploaded_keys = None
@@ -213,7 +215,7 @@ class Session(param.Parameterized):
                 self.messages.error(f"path: {text!r} is outside the data directory {str(base)!r} "
                                     f"(server setting {DATA_DIR_ENV})")
                 return
-        limit = self.max_bytes
+        limit = self.max_path_bytes
         self._load(lambda job: wdata.load_embeddings(target, max_bytes=limit),
                    where=f"path {text!r}", as_keys=as_keys)
 

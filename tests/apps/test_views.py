@@ -294,6 +294,21 @@ def test_a_file_over_the_size_cap_is_refused():
     assert d.session.prepared is before
 
 
+def test_a_server_file_over_the_upload_cap_loads_under_its_own_cap(tmp_path):
+    """Uploads keep their cap; a file on the server's disk has its own (default: a quarter of the
+    machine's memory), and is refused beyond it."""
+    path = tmp_path / "server.npy"
+    np.save(path, np.random.default_rng(0).standard_normal((100, 8)).astype(np.float32))
+    d = Dashboard(sync=True, demo_size=SMALL, max_bytes=1000, state=REFERENCE_BACKEND)
+    assert d.session.max_path_bytes >= 1 << 20
+    d.session.load_path(str(path))
+    assert d.session.dataset.x.shape == (100, 8), _alerts(d)
+    d.session.max_path_bytes = 1000
+    d.session.load_path(str(path))
+    kind, text = _alerts(d)[0]
+    assert kind == "danger" and "too large" in text
+
+
 def test_keys_of_another_dimension_are_refused_and_the_data_kept(shared):
     dash = shared
     before = dash.session.prepared

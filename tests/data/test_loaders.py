@@ -256,8 +256,12 @@ def test_too_large_is_refused_before_parsing(tmp_path, monkeypatch):
     with open(big, "wb") as f:  # a 2 GiB sparse file: nothing is written, nothing may be read
         f.truncate(2 << 30)
     monkeypatch.setattr(pathlib.Path, "read_bytes", lambda self: pytest.fail("read before the size check"))
+    monkeypatch.setenv("WORKBENCH_MAX_PATH_MB", "200")  # a file on disk: the path cap (default: memory / 4)
     msg = _error(big)
-    assert msg.startswith("huge.npy: too large") and "2048.0 MiB" in msg and ENV_MAX_UPLOAD_MB in msg
+    assert msg.startswith("huge.npy: too large") and "2048.0 MiB" in msg and "WORKBENCH_MAX_PATH_MB" in msg
+    monkeypatch.setenv(ENV_MAX_UPLOAD_MB, "0.001")  # bytes: the upload cap
+    msg = _error(b"1,2\n3,4\n" * 200, filename="up.csv")
+    assert "upload limit" in msg and ENV_MAX_UPLOAD_MB in msg
     msg = _error(b"1,2\n3,4\n", filename="small.csv", max_bytes=4)
     assert "too large" in msg and "8 bytes" in msg
 
@@ -270,6 +274,21 @@ def test_upload_limit_from_the_environment(monkeypatch):
     monkeypatch.setenv(ENV_MAX_UPLOAD_MB, "lots")
     with pytest.raises(ConfigurationError, match=ENV_MAX_UPLOAD_MB):
         load_embeddings(b"1,2\n3,4\n", filename="e.csv")
+
+
+def test_path_limit_from_the_environment_and_the_machine(monkeypatch, tmp_path):
+    from workbench.data import ENV_MAX_PATH_MB, max_path_bytes
+
+    monkeypatch.delenv(ENV_MAX_PATH_MB, raising=False)
+    assert max_path_bytes() >= max_upload_bytes()  # a quarter of the memory, never below the upload cap
+    monkeypatch.setenv(ENV_MAX_PATH_MB, "0.5")
+    assert max_path_bytes() == 2**19
+    monkeypatch.setenv(ENV_MAX_PATH_MB, "-1")
+    with pytest.raises(ConfigurationError, match=ENV_MAX_PATH_MB):
+        max_path_bytes()
+    np.save(tmp_path / "a.npy", np.ones((64, 8), np.float32))
+    msg = _error(tmp_path / "a.npy", max_bytes=100)
+    assert "too large" in msg and ENV_MAX_PATH_MB in msg and "upload" not in msg
 
 
 def test_npz_zip_bomb_is_too_large(tmp_path):

@@ -48,6 +48,10 @@ MIB = 1 << 20
 DEFAULT_MAX_BYTES = 200 * MIB
 #: Environment variable with the size cap in MiB (a positive number, e.g. ``500`` or ``0.5``).
 ENV_MAX_UPLOAD_MB = "WORKBENCH_MAX_UPLOAD_MB"
+#: Environment variable: the size cap (MiB) of files read from the server's own disk.
+ENV_MAX_PATH_MB = "WORKBENCH_MAX_PATH_MB"
+#: How to raise a size limit, in the errors that decoding checks raise for uploads and files alike.
+_RAISE = f"raise it with {ENV_MAX_UPLOAD_MB} for uploads, {ENV_MAX_PATH_MB} for files on the server"
 
 #: Extension → format name.
 FORMATS = {
@@ -65,16 +69,36 @@ _NPY_MAGIC = b"\x93NUMPY"
 
 def max_upload_bytes() -> int:
     """The size cap in bytes: ``WORKBENCH_MAX_UPLOAD_MB`` (MiB, read at each call) or 200 MiB."""
-    raw = os.environ.get(ENV_MAX_UPLOAD_MB, "").strip()
+    env = _env_mib(ENV_MAX_UPLOAD_MB)
+    return DEFAULT_MAX_BYTES if env is None else env
+
+
+def _env_mib(name: str) -> int | None:
+    raw = os.environ.get(name, "").strip()
     if not raw:
-        return DEFAULT_MAX_BYTES
+        return None
     try:
         mb = float(raw)
     except ValueError:
         mb = float("nan")
     if not (np.isfinite(mb) and mb > 0):
-        raise ConfigurationError(f"{ENV_MAX_UPLOAD_MB}: expected a positive number of MiB, got {raw!r}")
+        raise ConfigurationError(f"{name}: expected a positive number of MiB, got {raw!r}")
     return int(mb * MIB)
+
+
+def max_path_bytes() -> int:
+    """The size cap in bytes of a file read from the server's disk (not an upload, whose cap
+    :func:`max_upload_bytes` stays): ``WORKBENCH_MAX_PATH_MB``, or a quarter of the machine's memory
+    (a file decodes to at most about twice its size as float32 plus its float64 checks), and never
+    below the upload cap."""
+    env = _env_mib(ENV_MAX_PATH_MB)
+    if env is not None:
+        return env
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX: the upload cap
+        return max_upload_bytes()
+    return max(max_upload_bytes(), int(total) // 4)
 
 
 def load_embeddings(source, *, filename: str | None = None, max_bytes: int | None = None,
@@ -82,12 +106,14 @@ def load_embeddings(source, *, filename: str | None = None, max_bytes: int | Non
     """Read embeddings from ``source`` (a path, or the ``bytes`` of an upload with its ``filename``).
 
     The format comes from the extension of ``filename`` (or of the path); ``max_bytes`` caps the
-    size (None: :func:`max_upload_bytes`), checked before parsing; ``label_column`` picks the
+    size (None: :func:`max_upload_bytes` for bytes, :func:`max_path_bytes` for a path), checked
+    before parsing; ``label_column`` picks the
     label/text column of a table by name or 0-based index. Returns a :class:`Dataset` with
     ``x (n, d)`` float32; raises :class:`DataError` naming the problem for any bad file.
     """
-    limit = max_upload_bytes() if max_bytes is None else int(max_bytes)
-    if isinstance(source, (bytes, bytearray, memoryview)):
+    is_upload = isinstance(source, (bytes, bytearray, memoryview))
+    limit = (max_upload_bytes() if is_upload else max_path_bytes()) if max_bytes is None else int(max_bytes)
+    if is_upload:
         data: bytes | Path = bytes(source)
         if not filename:
             raise DataError("filename: an upload needs its file name (the extension tells the format), got none")
@@ -108,8 +134,8 @@ def load_embeddings(source, *, filename: str | None = None, max_bytes: int | Non
         got = f"extension {ext!r}" if ext else "no extension"
         raise DataError(f"{name}: wrong extension: {got}; expected one of {', '.join(FORMATS)}")
     if size > limit:
-        raise DataError(f"{name}: too large: {_mib(size)} exceeds the upload limit of {_mib(limit)} "
-                        f"(set {ENV_MAX_UPLOAD_MB} to raise it)")
+        which, env = ("upload limit", ENV_MAX_UPLOAD_MB) if where == "upload" else ("limit", f"{ENV_MAX_PATH_MB} or max_bytes")
+        raise DataError(f"{name}: too large: {_mib(size)} exceeds the {which} of {_mib(limit)} (set {env} to raise it)")
     if size == 0:
         raise DataError(f"{name}: zero rows: the file is empty (0 bytes)")
     fmt = FORMATS[ext]
@@ -144,9 +170,10 @@ def load_arrays(path, *, max_bytes: int | None = None) -> dict[str, np.ndarray]:
     count (a zip's declared sizes are not trusted) and every ``.npy`` header is checked before NumPy
     allocates (the archive's declared sizes are checked first, as for embeddings); a ``.safetensors``
     file is stored uncompressed, so its size on disk bounds it.
-    ``max_bytes`` as :func:`load_embeddings`. Raises :class:`DataError` naming the problem.
+    ``max_bytes`` caps the decoded size (None: :func:`max_path_bytes`, as for any file on disk).
+    Raises :class:`DataError` naming the problem.
     """
-    limit = max_upload_bytes() if max_bytes is None else int(max_bytes)
+    limit = max_path_bytes() if max_bytes is None else int(max_bytes)
     if not isinstance(path, (str, os.PathLike)):
         raise DataError(f"path: expected a file path, got {type(path).__name__}")
     path = Path(path)
@@ -220,7 +247,7 @@ def _npy_header(f, name: str, what: str, limit: int | None = None):
     declared = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
     if limit is not None and declared > limit:
         raise DataError(f"{name}: too large: {what} declares shape {shape} of {dtype} ({_mib(declared)}), over the "
-                        f"upload limit of {_mib(limit)} (set {ENV_MAX_UPLOAD_MB} to raise it)")
+                        f"limit of {_mib(limit)} ({_RAISE})")
     return shape, dtype
 
 
@@ -300,8 +327,8 @@ def _read_member(zf, info, name: str, budget: int) -> io.BytesIO:
                     break
                 buf.write(chunk)
                 if buf.tell() > budget:
-                    raise DataError(f"{name}: too large: array {key!r} decompresses past the upload limit "
-                                    f"(more than {_mib(budget)} left of it; set {ENV_MAX_UPLOAD_MB} to raise it)")
+                    raise DataError(f"{name}: too large: array {key!r} decompresses past the limit "
+                                    f"(more than {_mib(budget)} left of it; {_RAISE})")
     except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{name}: corrupt: member {key!r} cannot be read ({_short(exc)})") from None
     buf.seek(0)
@@ -331,8 +358,8 @@ def _npz_streams(zf, name: str, limit: int) -> dict[str, io.BytesIO]:
     sizes the archive declares are checked first, then a running count while reading (they may lie)."""
     total = sum(i.file_size for i in zf.infolist())
     if total > limit:
-        raise DataError(f"{name}: too large: {_mib(total)} uncompressed exceeds the upload limit of {_mib(limit)} "
-                        f"(set {ENV_MAX_UPLOAD_MB} to raise it)")
+        raise DataError(f"{name}: too large: {_mib(total)} uncompressed exceeds the limit of {_mib(limit)} "
+                        f"({_RAISE})")
     streams, used = {}, 0
     for info in zf.infolist():
         if info.filename.endswith(".npy"):
@@ -488,7 +515,7 @@ def _read_parquet(data, name, *, limit, label_column):
     total = _parquet_decoded_bytes(pf.metadata)
     if total > limit:
         raise DataError(f"{name}: too large: about {_mib(total)} once decoded ({pf.metadata.num_rows:,} rows) exceeds "
-                        f"the upload limit of {_mib(limit)} (set {ENV_MAX_UPLOAD_MB} to raise it)")
+                        f"the limit of {_mib(limit)} ({_RAISE})")
     table = pf.read()
     if table.num_rows == 0:
         raise DataError(f"{name}: zero rows: the Parquet file has columns {table.column_names} but no rows")
