@@ -42,7 +42,7 @@ def _mechanism(mechanism, params: dict):
     return mech
 
 
-def _load(x, what: str):
+def _load(x):
     """A shard as an array: a path (``.npy``, memory-mapped) or the array itself."""
     if isinstance(x, (str, os.PathLike)):
         return np.load(x, mmap_mode="r", allow_pickle=False)
@@ -50,8 +50,8 @@ def _load(x, what: str):
 
 
 def _partial(mech, q, k, v, mask, q0: int, k0: int):
-    q, k, v = _load(q, "q"), np.asarray(_load(k, "k")), np.asarray(_load(v, "v"))
-    return mech.shard_partial(np.asarray(q), k, v, mask=mask, query_offset=q0, key_offset=k0)
+    return mech.shard_partial(np.asarray(_load(q)), np.asarray(_load(k)), np.asarray(_load(v)), mask=mask,
+                              query_offset=q0, key_offset=k0)
 
 
 def _finish(mech, merged, d: int, dv: int, dtype):
@@ -80,7 +80,8 @@ def _key_shards(k, v, key_shards: int | None, n_workers: int):
                 raise ShapeError(f"k[{i}], v[{i}]: expected (..., Lk_i, d) and (..., Lk_i, dv), got {sk} and {sv}")
             shards.append((ks, vs, off, sk[-2]))
             off += sk[-2]
-        return shards, off, int(_shape_of(v[0], "v[0]")[-1])
+            dv = int(sv[-1])
+        return shards, off, dv
     if hasattr(k, "chunks") and hasattr(k, "to_delayed"):  # Dask arrays: their chunks are the shards
         import dask.array as da
 
@@ -147,24 +148,20 @@ def _attend(mech, cl, q, k, v, mask, qb, key_shards, return_lse):
     shards, lk, dv = _key_shards(k, v, key_shards, n_workers)
     lq, d = q.shape[-2], q.shape[-1]
     delayed_mech = dask.delayed(mech, pure=True)
-    pieces: dict = {}
 
     def data(x):
         # NumPy pieces travel inside the task graph: the scheduler keeps them, so a lost worker's tasks
         # can be rerun (scattered data would die with it); Dask chunks keep their own lineage and
         # paths are read where the task runs
-        if isinstance(x, np.ndarray):
-            key = id(x)
-            if key not in pieces:
-                pieces[key] = dask.delayed(np.ascontiguousarray(x), pure=True)
-            return pieces[key]
-        return x
+        return dask.delayed(np.ascontiguousarray(x), pure=True) if isinstance(x, np.ndarray) else x
 
+    # each shard wrapped once: every query block's tasks share it
+    shards = [(data(ks), data(vs), off, n) for ks, vs, off, n in shards]
     merged = []
     for q0 in range(0, lq, qb):
         rows = slice(q0, min(lq, q0 + qb))
         qd = data(q[..., rows, :])
-        parts = [dask.delayed(_partial, pure=True)(delayed_mech, qd, data(ks), data(vs),
+        parts = [dask.delayed(_partial, pure=True)(delayed_mech, qd, ks, vs,
                                                    _mask_block(mask, lq, lk, rows, slice(off, off + n)), q0, off)
                  for ks, vs, off, n in shards]
         while len(parts) > 1:  # a balanced tree of exact pairwise merges
