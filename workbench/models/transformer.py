@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from kernels.reference.softmax import masked_softmax
+from workbench.checks import integer
 from workbench.errors import ConfigurationError, DataError
 
 #: The models the extra ships: name → how to load it (no download).
@@ -83,10 +85,8 @@ class ModelRun:
         return len(self.tokens)
 
     def _check(self, layer, head) -> tuple[int, int]:
-        for name, val, n in (("layer", layer, self.num_layers), ("head", head, self.num_heads)):
-            if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or not 0 <= val < n:
-                raise ConfigurationError(f"{name}: expected an integer in [0, {n}), got {val!r}")
-        return int(layer), int(head)
+        return (integer("layer", layer, minimum=0, maximum=self.num_layers - 1),
+                integer("head", head, minimum=0, maximum=self.num_heads - 1))
 
     def head_inputs(self, layer: int, head: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(q, k, v)`` of one head, each ``(L, dh)`` float32."""
@@ -105,22 +105,21 @@ class ModelRun:
         q, k, _ = self.head_inputs(layer, head)
         if rows is not None:
             q = q[np.asarray(rows)]
-        s = (q.astype(np.float64) @ k.T.astype(np.float64)) * self.scale
-        s[~self.same_window(rows)] = -np.inf
-        s -= s.max(axis=1, keepdims=True)
-        p = np.exp(s)
-        p /= p.sum(axis=1, keepdims=True)
-        return p.astype(np.float32)
+        return _softmax(q, k, self.scale, self.same_window(rows)).astype(np.float32)
 
     def context(self, layer: int, head: int) -> np.ndarray:
-        """The model's own head output ``A V_h`` ``(L, dh)``, by windows (never an ``L × L`` array
-        across windows)."""
-        _, _, v = self.head_inputs(layer, head)
+        """The model's own head output ``A V_h`` ``(L, dh)``, window by window (each window's block of
+        the block-diagonal attention alone)."""
+        q, k, v = self.head_inputs(layer, head)
         out = np.empty_like(v)
         for a, b in self.windows:
-            rows = np.arange(a, b)
-            out[a:b] = self.attention(layer, head, rows)[:, a:b] @ v[a:b]
+            out[a:b] = _softmax(q[a:b], k[a:b], self.scale) @ v[a:b]
         return out
+
+
+def _softmax(q, k, scale: float, allowed=None) -> np.ndarray:
+    """``softmax(s·q kᵀ)`` over the allowed keys, float64 (BERT's eager attention for one sequence)."""
+    return masked_softmax((q.astype(np.float64) @ k.T.astype(np.float64)) * scale, allowed)
 
 
 class TransformerModel:
@@ -148,9 +147,7 @@ class TransformerModel:
     def attention_state_dict(self, layer: int) -> dict:
         """The attention weights of ``layer`` as NumPy arrays, Hugging Face names under
         ``encoder.layer.{layer}.attention.`` (for ``load_weights(..., key_map="hf_bert")``)."""
-        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 0 <= layer < self.num_layers:
-            raise ConfigurationError(f"layer: expected an integer in [0, {self.num_layers}), got {layer!r}")
-        mod = self.encoder.encoder.layer[int(layer)].attention
+        mod = self.encoder.encoder.layer[integer("layer", layer, minimum=0, maximum=self.num_layers - 1)].attention
         return {k: v.detach().cpu().numpy().copy() for k, v in mod.state_dict().items()}
 
     def tokenize(self, text: str) -> list[int]:
@@ -164,9 +161,7 @@ class TransformerModel:
         ``progress(done, total)`` is called after every window."""
         import torch
 
-        if isinstance(max_tokens, bool) or not isinstance(max_tokens, (int, np.integer)) \
-                or not 1 <= max_tokens <= MAX_TOKENS:
-            raise ConfigurationError(f"max_tokens: expected an integer in [1, {MAX_TOKENS}], got {max_tokens!r}")
+        integer("max_tokens", max_tokens, minimum=1, maximum=MAX_TOKENS)
         ids = self.tokenize(text)
         per = self.window - 2
         cls, sep = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
@@ -256,9 +251,7 @@ def load_model(name: str = MODELS[0], *, window: int | None = None) -> Transform
     _check_bert_style(encoder, "name")
     limit = int(min(encoder.config.max_position_embeddings, limit))
     if window is not None:
-        if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or not 3 <= window <= limit:
-            raise ConfigurationError(f"window: expected an integer in [3, {limit}], got {window!r}")
-        limit = int(window)
+        limit = integer("window", window, minimum=3, maximum=limit)
     return TransformerModel(Path(str(name)).name if str(name) not in MODELS else str(name), encoder, tokenizer, limit)
 
 
