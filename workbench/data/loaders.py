@@ -134,8 +134,7 @@ def load_embeddings(source, *, filename: str | None = None, max_bytes: int | Non
         got = f"extension {ext!r}" if ext else "no extension"
         raise DataError(f"{name}: wrong extension: {got}; expected one of {', '.join(FORMATS)}")
     if size > limit:
-        which, env = ("upload limit", ENV_MAX_UPLOAD_MB) if where == "upload" else ("limit", f"{ENV_MAX_PATH_MB} or max_bytes")
-        raise DataError(f"{name}: too large: {_mib(size)} exceeds the {which} of {_mib(limit)} (set {env} to raise it)")
+        raise _too_large(name, size, limit, upload=where == "upload")
     if size == 0:
         raise DataError(f"{name}: zero rows: the file is empty (0 bytes)")
     fmt = FORMATS[ext]
@@ -187,8 +186,7 @@ def load_arrays(path, *, max_bytes: int | None = None) -> dict[str, np.ndarray]:
         raise DataError(f"{name}: wrong extension {ext!r}; expected one of {', '.join(ARRAY_FORMATS)}{hint}")
     size = path.stat().st_size
     if size > limit:
-        raise DataError(f"{name}: too large: {_mib(size)} exceeds the limit of {_mib(limit)} "
-                        f"(set {ENV_MAX_UPLOAD_MB} to raise it)")
+        raise _too_large(name, size, limit, upload=False)
     if ext == ".safetensors":
         return _safetensors_arrays(path.read_bytes(), name)
     try:
@@ -201,6 +199,12 @@ def load_arrays(path, *, max_bytes: int | None = None) -> dict[str, np.ndarray]:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
+def _too_large(name: str, size: int, limit: int, *, upload: bool) -> DataError:
+    """The error for a file of ``size`` bytes over ``limit``, naming the setting that raises it."""
+    which, env = ("upload limit", ENV_MAX_UPLOAD_MB) if upload else ("limit", f"{ENV_MAX_PATH_MB} or max_bytes")
+    return DataError(f"{name}: too large: {_mib(size)} exceeds the {which} of {_mib(limit)} (set {env} to raise it)")
+
 
 def _mib(n: int) -> str:
     return f"{n / MIB:.1f} MiB" if n >= MIB / 10 else f"{n} bytes"
