@@ -149,6 +149,11 @@ class Mechanism(param.Parameterized):
     def _shard_partial(self, b, query_offset: int, key_offset: int):
         raise NotImplementedError
 
+    def _shard_causal_offset(self, query_offset: int, key_offset: int) -> int:
+        """The causal rule ``j ≤ i + causal_offset`` in global positions, written in a shard's local
+        ones (query ``i = query_offset + r``, key ``j = key_offset + c``)."""
+        return self.causal_offset + query_offset - key_offset
+
     def shard_finish(self, out, d: int, dv: int, dtype=None):
         """The merged partial output → the call's output (default: itself; e.g. ``W_o`` after merged
         heads). ``d``, ``dv``: the widths of the keys and values; ``dtype``: that of the queries."""

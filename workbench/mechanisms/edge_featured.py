@@ -105,9 +105,8 @@ class EdgeFeatured(GraphMechanism):
 
     def _accept_weights(self, w: dict) -> dict:
         req = self._required()
-        opt = tuple(n for n in self.learned_weights if n not in req
-                    and not (self.variant == "gatv2" and n in ("a_q", "a_k", "a_e"))
-                    and not (self.variant == "gatv1" and n == "a"))
+        own_vectors = ("a",) if self.variant == "gatv2" else ("a_q", "a_k", "a_e")
+        opt = tuple(n for n in ("W_q", "W_e", *own_vectors, "b", "b_q", "b_v", "b_o") if n not in req)
         if self.variant == "gatv2" and any(n in w for n in ("a_q", "a_k", "a_e")):
             raise ConfigurationError("variant: the weights are GAT v1's (a_q/a_k: PyG GATConv); set variant='gatv1'")
         if self.variant == "gatv1" and "a" in w:

@@ -52,7 +52,7 @@ class Flash(Mechanism):
 
     def _shard_partial(self, b, query_offset, key_offset):
         args = self._kernel_args(b)
-        args["causal_offset"] = self.causal_offset + query_offset - key_offset  # global causal rule, local positions
+        args["causal_offset"] = self._shard_causal_offset(query_offset, key_offset)
         return kernels.flash_attention(b.q, b.k, b.v, **args)
 
     def _forward(self, b):

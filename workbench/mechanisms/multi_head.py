@@ -134,9 +134,8 @@ class MultiHead(Mechanism):
         """Per head: ``(out (B, Lq, h, dh), lse (B, Lq, h))`` (projections applied, not ``W_o``)."""
         qh, kh, vh, args, _ = self._heads(b, True)
         B, lq, h = b.q.shape[0], b.q.shape[1], self.num_heads
-        args.pop("causal_offset")
-        out, lse = kernels.flash_attention(qh, kh, vh, causal_offset=self.causal_offset + query_offset - key_offset,
-                                           **args)
+        args["causal_offset"] = self._shard_causal_offset(query_offset, key_offset)
+        out, lse = kernels.flash_attention(qh, kh, vh, **args)
         dh = out.shape[-1]
         return (out.reshape(B, h, lq, dh).transpose(0, 2, 1, 3), lse.reshape(B, h, lq).transpose(0, 2, 1))
 

@@ -35,9 +35,8 @@ class ScaledDotProduct(Mechanism):
                                  causal_offset=self.causal_offset, backend=self.backend)
 
     def _shard_partial(self, b, query_offset, key_offset):
-        # the causal rule j ≤ i + offset in global positions, written in the shard's local ones
         return kernels.flash_attention(b.q, b.k, b.v, mask=b.mask, scale=self._scale(b.dim), causal=self.causal,
-                                       causal_offset=self.causal_offset + query_offset - key_offset,
+                                       causal_offset=self._shard_causal_offset(query_offset, key_offset),
                                        backend=self.backend)
 
     def _weights(self, b):
