@@ -203,10 +203,11 @@ class ModelView:
 
         def alt_work(job):
             out = []
+            ref = models.model_head(run, layer, head) if names else None  # once for every alternative
             for i, name in enumerate(names):
                 job.check()
                 job.progress(i / max(len(names), 1), name)
-                c = models.compare_head(run, layer, head, name, calibrated=calibrated)
+                c = models.compare_head(run, layer, head, name, calibrated=calibrated, reference=ref)
                 w = c.result.weights
                 out.append((name, c, None if w is None else MapView.pooled(w, plans[i])))
             return out

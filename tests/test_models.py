@@ -154,3 +154,13 @@ def test_a_local_model_directory_and_a_smaller_window(model, tmp_path):
         models.load_model(tmp_path, window=10_000)
     with pytest.raises(ConfigurationError, match="name"):
         models.load_model(str(tmp_path / "missing"))
+
+
+def test_compare_head_reuses_a_given_reference(model):
+    run = model.run(TEXT)
+    ref = models.model_head(run, 1, 2)
+    c = models.compare_head(run, 1, 2, "linear", reference=ref)
+    assert c.model is ref
+    fresh = models.compare_head(run, 1, 2, "linear").diagnostics
+    for key in ("top_k_overlap", "output_distance", "entropy_mean"):
+        assert c.diagnostics[key] == fresh[key]

@@ -56,9 +56,11 @@ def head_params(name: str, params: dict | None, run: ModelRun, layer: int, head:
 
 
 def compare_head(run: ModelRun, layer: int, head: int, name: str, params: dict | None = None, *,
-                 calibrated: bool = False, top_k: int = 8, want_weights: bool = True) -> HeadComparison:
+                 calibrated: bool = False, top_k: int = 8, want_weights: bool = True,
+                 reference: compare.RunResult | None = None) -> HeadComparison:
     """Mechanism ``name`` on the head's own ``q, k, v`` against the head (see the module docstring).
-    Errors of the mechanism come back in ``result.error``, as :func:`workbench.compare.run`."""
+    Errors of the mechanism come back in ``result.error``, as :func:`workbench.compare.run`.
+    ``reference``: the head's :func:`model_head`, when several mechanisms are compared with it."""
     import workbench
 
     if name not in workbench.registry:
@@ -66,7 +68,7 @@ def compare_head(run: ModelRun, layer: int, head: int, name: str, params: dict |
     q, k, v = run.head_inputs(layer, head)
     p = head_params(name, params, run, layer, head, calibrated=calibrated)
     res = compare.run(name, p, q, k, v, want_weights=want_weights)
-    ref = model_head(run, layer, head, with_weights=want_weights)
+    ref = model_head(run, layer, head, with_weights=want_weights) if reference is None else reference
     return HeadComparison(int(layer), int(head), res, ref, compare.diagnostics(res, ref, top_k=top_k))
 
 
