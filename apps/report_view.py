@@ -26,9 +26,20 @@ STATUS_COLOURS = {"OK": "#2e7d32", "WARNING": "#f9a825", "CRITICAL": "#c62828"}
 
 
 def metric_rows(report) -> list[dict]:
-    """Plain rows of the report's metrics: name, value, status, score."""
-    return [{"metric": m.name, "value": _num(m.value), "status": str(m.status), "score": _num(m.score)}
-            for m in report.metrics]
+    """Plain rows of the report's metrics: name, value, its standard error (sampled reports), status, score."""
+    errors = getattr(report, "errors", {}) or {}
+    return [{"metric": m.name, "value": _num(m.value), "std_error": _num(errors.get(m.name)),
+             "status": str(m.status), "score": _num(m.score)} for m in report.metrics]
+
+
+def sample_note(report) -> str:
+    """One sentence on the sampling of a sampled report ('' when every key was measured)."""
+    s = (getattr(report, "settings", {}) or {}).get("sample")
+    if not s:
+        return ""
+    return (f"Measured on {s['replicates']} random samples of {s['size']:,} of the {s['of']:,} keys "
+            f"({'disjoint' if s.get('disjoint') else 'independent'}); each value is their mean, ± its standard "
+            f"error over the samples.")
 
 
 def _num(v):
@@ -45,12 +56,15 @@ def metrics_html(report) -> str:
     for r in metric_rows(report):
         colour = STATUS_COLOURS.get(r["status"].upper(), "#555")
         value = "—" if r["value"] is None else f"{r['value']:.4g}"
+        if r["std_error"] is not None:
+            value += f" ± {r['std_error']:.2g}"
         score = "—" if r["score"] is None else f"{r['score']:.2f}"
         rows.append(f"<tr><td>{html.escape(r['metric'])}</td><td class='num'>{value}</td>"
                     f"<td><span class='wb-status' style='background:{colour}'>{html.escape(r['status'])}</span></td>"
                     f"<td class='num'>{score}</td></tr>")
+    note = sample_note(report)
     return ("<table class='wb-metrics'><tr><th>metric</th><th>value</th><th>status</th><th>score</th></tr>"
-            + "".join(rows) + "</table>")
+            + "".join(rows) + "</table>" + (f"<p><small>{html.escape(note)}</small></p>" if note else ""))
 
 
 def _value(v) -> str:

@@ -20,7 +20,8 @@ SLICED_WASSERSTEIN = declare("sliced_wasserstein", masks=True)
 BLOCK_Q = 256
 BLOCK_K = 256
 
-__all__ = ["SLICED_WASSERSTEIN", "directions", "features", "quantile_grid", "sorted_projections", "sw_attention", "sw_weights"]
+__all__ = ["SLICED_WASSERSTEIN", "directions", "features", "quantile_grid", "sorted_projections", "sw_attention", "sw_weights",
+           "sw_partial"]
 
 
 def _check(p, temperature, num_candidates):
@@ -75,3 +76,10 @@ def sw_weights(a, b, *, p=2.0, temperature=1.0, mask=None, num_candidates=None, 
     if two_stage:
         return _nb.two_stage_weights(q, k, a, b, p, temperature, int(num_candidates), mask)
     return _nb.weights(a, b, p, temperature, mask)
+
+
+def sw_partial(a, b, v, *, p=2.0, temperature=1.0, mask=None):
+    """``(out (B, Lq, dv), lse (B, Lq))`` of the full path over one key shard (float64; the NumPy
+    reference, blocked over keys, on every backend): see :func:`kernels.reference.sliced_wasserstein.partial`."""
+    p, temperature, _ = _checked(p, temperature, None, b, None, None)
+    return _ref.partial(a, b, v, p, temperature, mask)

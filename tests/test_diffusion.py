@@ -221,3 +221,15 @@ def test_bad_input(call, exc, arg):
     x = np.random.default_rng(0).standard_normal((5, 2))
     with pytest.raises(exc, match=rf"\b{arg}\b"):
         call(x)
+
+
+def test_knn_affinity_from_a_given_graph_equals_the_searched_one(rng):
+    from workbench.errors import ShapeError
+    from workbench.graph import knn_graph
+
+    x = rng.standard_normal((300, 7))
+    a = knn_affinity(x, 6)
+    b = knn_affinity(x, 6, graph=knn_graph(x, 6))
+    assert abs(a - b).max() < 1e-12
+    with pytest.raises(ShapeError, match="graph"):
+        knn_affinity(x, 5, graph=knn_graph(x, 6))

@@ -209,3 +209,50 @@ def test_hnsw_cosine_and_errors(points):
         with pytest.raises(DataError) as e:
             hnsw_graph(points[:50], **kwargs)
         assert arg in str(e.value)
+
+
+# -- ann_knn_graph: knn_graph's layout from an HNSW index ------------------------------------------
+
+
+def _clustered(rng, n=3000, d=24, centres=30):
+    c = rng.standard_normal((centres, d)) * 3
+    return (c[rng.integers(0, centres, n)] + rng.standard_normal((n, d))).astype(np.float32)
+
+
+def test_ann_knn_graph_has_knn_graphs_layout_and_finds_most_neighbours(rng):
+    from workbench.graph import ann_knn_graph
+
+    x = _clustered(rng)
+    g, exact = ann_knn_graph(x, 10, seed=1), knn_graph(x, 10)
+    n = len(x)
+    assert g.num_nodes == n and g.num_edges == 10 * n
+    np.testing.assert_array_equal(g.dst, np.repeat(np.arange(n), 10))
+    src = np.asarray(g.src).reshape(n, 10)
+    assert not np.any(src == np.arange(n)[:, None])  # no self-loops
+    dist = np.asarray(g.distance).reshape(n, 10)
+    assert np.all(np.diff(dist, axis=1) >= 0)  # sorted per node
+    np.testing.assert_allclose(dist, np.linalg.norm(x[src].astype(np.float64) - x[:, None].astype(np.float64),
+                                                    axis=2), rtol=1e-12)
+    want = np.asarray(exact.src).reshape(n, 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(src, want)])
+    assert recall > 0.9
+
+
+def test_ann_knn_graph_with_duplicates_never_lists_a_point_as_its_own_neighbour(rng):
+    from workbench.graph import ann_knn_graph
+
+    x = np.repeat(_clustered(rng, 200, 6, 5), 3, axis=0)
+    src = np.asarray(ann_knn_graph(x, 4).src).reshape(len(x), 4)
+    assert not np.any(src == np.arange(len(x))[:, None])
+    assert np.all([len(set(r)) == 4 for r in src])
+
+
+@pytest.mark.parametrize("kw, name", [({"k": 0}, "k"), ({"k": 50}, "k"), ({"M": 1}, "M"), ({"ef": 0}, "ef"),
+                                      ({"seed": -1}, "seed")])
+def test_ann_knn_graph_names_bad_arguments(rng, kw, name):
+    from workbench.errors import DataError
+    from workbench.graph import ann_knn_graph
+
+    args = {"k": 3, **kw}
+    with pytest.raises(DataError, match=name):
+        ann_knn_graph(rng.standard_normal((50, 4)), **args)

@@ -72,7 +72,8 @@ def gaussian_affinity(x, sigma: float | None = None) -> np.ndarray:
     return w
 
 
-def knn_affinity(x, k: int, sigma: float | None = None, *, backend: str = "auto", dense: bool = False):
+def knn_affinity(x, k: int, sigma: float | None = None, *, backend: str = "auto", dense: bool = False,
+                 graph=None):
     """Sparse Gaussian k-nearest-neighbour graph: ``W_ij = exp(−‖x_i − x_j‖²/(2σ²))`` if ``j`` is among
     the ``k`` nearest neighbours of ``i`` or ``i`` among those of ``j`` (union symmetrisation), else 0.
 
@@ -82,7 +83,10 @@ def knn_affinity(x, k: int, sigma: float | None = None, *, backend: str = "auto"
     Numba kernel (blocked GEMM in the dtype of ``x``, one-pass top-k, exact float64 re-ranking — it
     never holds an ``n × n`` block) or the NumPy reference (``backend``). ``sigma=None``: the median
     kNN distance (positive ones). ``dense=True`` returns the same matrix as a dense array (cheaper
-    to build and apply for small ``n``). Paper: von Luxburg, *A Tutorial on Spectral Clustering*,
+    to build and apply for small ``n``). ``graph``: the neighbours already found, a
+    :class:`workbench.graph.Graph` in :func:`workbench.graph.knn_graph`'s layout with ``k`` edges
+    per node and their ``distance`` (e.g. :func:`workbench.graph.ann_knn_graph`'s), used instead of
+    searching again. Paper: von Luxburg, *A Tutorial on Spectral Clustering*,
     2007, §2.2.
     """
     import scipy.sparse as sp
@@ -96,10 +100,19 @@ def knn_affinity(x, k: int, sigma: float | None = None, *, backend: str = "auto"
         raise ConfigurationError(f"k: expected an integer in [1, n - 1] = [1, {n - 1}] for n={n} points, got {k!r}")
     xa = np.asarray(x)
     xa = xa if xa.dtype in (np.float32, np.float64) else pts
-    try:
-        idx, d2 = knn(xa, int(k), backend=backend)
-    except BackendError as exc:
-        raise ConfigurationError(f"backend: {exc}") from None
+    if graph is not None:
+        if getattr(graph, "num_nodes", None) != n or getattr(graph, "distance", None) is None \
+                or graph.num_edges != n * int(k) or not np.array_equal(np.asarray(graph.dst),
+                                                                      np.repeat(np.arange(n), int(k))):
+            raise ShapeError(f"graph: expected a kNN graph on the n={n} points with k={k} edges per node "
+                             f"(knn_graph's layout, with distances)")
+        idx = np.asarray(graph.src, np.int64).reshape(n, int(k))
+        d2 = np.asarray(graph.distance, np.float64).reshape(n, int(k)) ** 2
+    else:
+        try:
+            idx, d2 = knn(xa, int(k), backend=backend)
+        except BackendError as exc:
+            raise ConfigurationError(f"backend: {exc}") from None
     s = _sigma(sigma, np.sqrt(d2).reshape(-1))
     vals = np.exp(-d2.reshape(-1) / (2.0 * s * s))
     rows = np.repeat(np.arange(n), k)

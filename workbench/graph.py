@@ -16,7 +16,7 @@ import kernels.knn
 from workbench import checks
 from workbench.errors import ConfigurationError, DataError, ShapeError
 
-__all__ = ["Graph", "knn_graph", "hnsw_graph"]
+__all__ = ["Graph", "knn_graph", "ann_knn_graph", "hnsw_graph"]
 
 
 def _readonly(a):
@@ -197,6 +197,53 @@ def knn_graph(x, k: int, metric: str = "euclidean", self_loops: bool = False, bl
         raise ConfigurationError(f"backend: {exc}") from None
     dist = np.sqrt(d2) if metric == "euclidean" else 0.5 * d2
     edge_index = np.stack([src.reshape(-1), np.repeat(np.arange(n), k)])
+    return Graph(n, edge_index, distance=dist.reshape(-1))
+
+
+def ann_knn_graph(x, k: int, *, M: int = 16, ef: int = 64, seed: int = 0, num_threads: int = 0) -> Graph:
+    """Approximate k-nearest-neighbour graph from an HNSW index: :func:`knn_graph`'s format, ``O(n log n · d)``.
+
+    The same layout as :func:`knn_graph` (Euclidean, no self-loops, ``k`` edges ``j → i`` per
+    node sorted by distance, exact float64 ``distance`` per edge), but the neighbours are the
+    ``k`` nearest that an ``hnswlib`` index (``M`` links, ``ef_construction = ef_search =
+    max(ef, k + 1)``) finds for each point, so a few may be missed. ``num_threads=0`` uses every
+    core (the order of insertion then varies, so the graph can differ slightly between runs).
+    Paper: Malkov & Yashunin, *Efficient and robust approximate nearest neighbor search using
+    Hierarchical Navigable Small World graphs*, 2018.
+    """
+    import os
+
+    import hnswlib
+
+    a = np.ascontiguousarray(_points(x), dtype=np.float32)
+    n, dim = a.shape
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n - 1:
+        raise DataError(f"k: expected an integer in [1, {n - 1}] for N={n} points, got {k!r}")
+    M = checks.integer("M", M, minimum=2, maximum=200, error=DataError)
+    ef = max(checks.integer("ef", ef, minimum=1, maximum=10_000, error=DataError), int(k) + 1)
+    seed = checks.integer("seed", seed, minimum=0, error=DataError)
+    threads = checks.integer("num_threads", num_threads, minimum=0, error=DataError) or (os.cpu_count() or 1)
+    index = hnswlib.Index(space="l2", dim=dim)
+    index.init_index(max_elements=n, M=M, ef_construction=ef, random_seed=seed)
+    index.add_items(a, np.arange(n), num_threads=threads)
+    index.set_ef(ef)
+    labels, _ = index.knn_query(a, k=int(k) + 1, num_threads=threads)
+    labels = labels.astype(np.int64)
+    # drop each point itself (usually first; a duplicate may take its place), keep the k nearest others
+    own = labels == np.arange(n)[:, None]
+    drop = np.where(own.any(axis=1), np.argmax(own, axis=1), int(k))
+    keep = np.ones_like(labels, dtype=bool)
+    keep[np.arange(n), drop] = False
+    src = labels[keep].reshape(n, int(k))
+    dist = np.empty((n, int(k)))
+    for i0 in range(0, n, 4096):  # exact float64 distances, 4,096 points at a time (bounded memory)
+        i1 = min(n, i0 + 4096)
+        diff = a[src[i0:i1]].astype(np.float64) - a[i0:i1, None, :]
+        dist[i0:i1] = np.sqrt(np.einsum("ikd,ikd->ik", diff, diff))
+    order = np.argsort(dist, axis=1, kind="stable")
+    src = np.take_along_axis(src, order, axis=1)
+    dist = np.take_along_axis(dist, order, axis=1)
+    edge_index = np.stack([src.reshape(-1), np.repeat(np.arange(n), int(k))])
     return Graph(n, edge_index, distance=dist.reshape(-1))
 
 

@@ -94,6 +94,37 @@ def attention(a, b, v, p, temperature, mask=None):
     return np.matmul(w, np.asarray(v, np.float64)).astype(v.dtype)
 
 
+def partial(a, b, v, p, temperature, mask=None, block: int = 1024):
+    """``(out (B, Lq, dv), lse (B, Lq))`` of ``softmax(−‖a_i − b_j‖_p / T)`` over the keys at hand.
+
+    ``lse = log Σ_j exp(−‖a_i − b_j‖_p / T)`` over allowed keys (``−inf`` with none, then
+    ``out = 0``): one key shard's partial result, merged with others by
+    :func:`kernels.reference.lse_merge.merge_partials`. Keys by blocks of ``block`` (memory
+    ``O(Lq·block)``), merged the same way; float64.
+    """
+    from kernels.reference.lse_merge import merge_partials
+
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    v = np.asarray(v, np.float64)
+    mask = None if mask is None else np.asarray(mask, bool)
+    B, lq = a.shape[:2]
+    acc = (np.zeros((B, lq, v.shape[-1])), np.full((B, lq), -np.inf))
+    for j0 in range(0, b.shape[1], block):
+        j1 = min(b.shape[1], j0 + block)
+        s = -distances(a, b[:, j0:j1], p) / float(temperature)
+        if mask is not None:
+            s = np.where(mask[..., j0:j1], s, -np.inf)
+        m = s.max(axis=-1)
+        safe = np.where(np.isfinite(m), m, 0.0)
+        e = np.exp(s - safe[..., None])
+        tot = e.sum(axis=-1)
+        lse = np.where(tot > 0, safe + np.log(np.where(tot > 0, tot, 1.0)), -np.inf)
+        out = np.matmul(e, v[:, j0:j1]) / np.where(tot > 0, tot, 1.0)[..., None]
+        acc = merge_partials(acc, (out, lse))
+    return acc
+
+
 def candidates(q, k, num_candidates: int, mask=None):
     """Top-``C`` allowed keys per query by ``⟨q, k⟩`` (float64; ties to the smaller index).
 

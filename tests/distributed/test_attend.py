@@ -164,3 +164,17 @@ def test_hyperbolic_by_shards(client):
     v = 0.3 * v
     m = workbench.make("hyperbolic", c=0.5)
     np.testing.assert_allclose(attend(m, q, k, v, client=client, key_shards=3, query_block=128), m(q, k, v), atol=3e-5)
+
+
+def test_sliced_wasserstein_and_local_global_by_shards(client):
+    q, k, v = data(11, lq=400, lk=400)
+    mask = np.random.default_rng(3).random((2, 400, 400)) > 0.1
+    sw = workbench.make("sliced_wasserstein", temperature=0.5)
+    np.testing.assert_allclose(attend(sw, q, k, v, mask=mask, client=client, key_shards=3, query_block=96),
+                               sw(q, k, v, mask=mask), atol=2e-6)
+    for kw in ({"window": 16}, {"window": 9, "num_global_tokens": 3, "causal": True}):
+        lg = workbench.make("local_global", **kw)
+        np.testing.assert_allclose(attend(lg, q, k, v, mask=mask, client=client, key_shards=5, query_block=64),
+                                   lg(q, k, v, mask=mask), atol=2e-6)
+    with pytest.raises(workbench.errors.ShapeError, match="Lq == Lk"):
+        attend("local_global", q[:, :100], k, v, client=client)

@@ -66,20 +66,24 @@ SHARD_CASES = [(n, c) for n, why in shardable().items() if why is None for c in 
 @pytest.mark.parametrize("name,causal", SHARD_CASES)
 def test_shard_partials_of_every_shardable_mechanism_merge_to_its_call(name, causal):
     rng = np.random.default_rng(1)
-    lq, lk = 23, 37
+    positional = name == "local_global"  # query i sits at key position i: Lq == Lk
+    lq, lk = (37, 37) if positional else (23, 37)
     q, k, v = (rng.standard_normal((2, L, 8)).astype(np.float32) for L in (lq, lk, lk))
     mask = rng.random((2, lq, lk)) > 0.3
     extra = {"num_heads": 2, "projections": True} if name == "multi_head" else {}
+    if positional:  # a window narrower than the shards, so most shards are outside a block's halo
+        extra = {"window": 7, "num_global_tokens": 2}
     if name == "linear":  # by key shards without causal masking or masks (tested below)
         mech = workbench.make(name)
         want = mech(q, k, v)
     elif not causal and "causal" not in workbench.registry[name].parameters:
-        mech = workbench.make(name)
+        mech = workbench.make(name, **extra)
         want = mech(q, k, v, mask=mask)
     else:
-        mech = workbench.make(name, causal=causal, causal_offset=lk - lq, **extra)
+        offset = {} if positional else {"causal_offset": lk - lq}
+        mech = workbench.make(name, causal=causal, **offset, **extra)
         want = mech(q, k, v, mask=mask)
-    for qa, qb in ((0, 10), (10, 23)):
+    for qa, qb in ((0, 10), (10, lq)):
         parts = [mech.shard_partial(q[:, qa:qb], k[:, a:b], v[:, a:b], query_offset=qa, key_offset=a,
                                     mask=None if name == "linear" else mask[:, qa:qb, a:b])
                  for a, b in ((0, 5), (5, 20), (20, 37))]
@@ -90,13 +94,15 @@ def test_shard_partials_of_every_shardable_mechanism_merge_to_its_call(name, cau
 def test_the_others_refuse_with_a_reason():
     reasons = shardable()
     assert {n for n, why in reasons.items() if why is None} >= {"scaled_dot_product", "flash", "multi_head", "linear",
-                                                                 "hyperbolic"}
+                                                                 "hyperbolic", "sliced_wasserstein", "local_global"}
     assert reasons["lorentz_cascade"] and "log-sum-exp" in reasons["lorentz_cascade"]
     x = np.ones((4, 8), np.float32)
     with pytest.raises(ConfigurationError, match="lorentz_cascade: cannot run by key shards"):
         workbench.make("lorentz_cascade").shard_partial(x, x, x)
     with pytest.raises(ConfigurationError, match="hyperbolic: by key shards only with aggregation"):
         workbench.make("hyperbolic", aggregation="frechet").shard_partial(x, x, x)
+    with pytest.raises(ConfigurationError, match="sliced_wasserstein: by key shards only on the full path"):
+        workbench.make("sliced_wasserstein", num_candidates=4).shard_partial(x, x, x)
     with pytest.raises(ConfigurationError, match="key_offset"):
         workbench.make("flash").shard_partial(x, x, x, key_offset=-1)
 

@@ -47,6 +47,27 @@ def test_knn_bridges_disconnected_components(rng, kruskal_deaths):
     np.testing.assert_allclose(ph.deaths, kruskal_deaths(x), rtol=1e-9)
 
 
+@pytest.mark.parametrize("exact", (True, False))
+def test_knn_bridges_many_small_components(rng, kruskal_deaths, exact):
+    # 40 tight clusters of 6 points at random centres: k = 3 leaves each cluster its own component, so
+    # every Borůvka round must find the exact shortest edge out of dozens of components, whether
+    # it trusts the kNN radii (exact lists) or searches every member (approximate lists)
+    centres = rng.standard_normal((40, 8)) * 20
+    x = np.repeat(centres, 6, axis=0) + 0.3 * rng.standard_normal((240, 8))
+    ph = h0_persistence(x, method="knn", graph=knn_graph(x, 3), graph_exact=exact)
+    assert ph.bridges >= 39
+    np.testing.assert_allclose(ph.deaths, kruskal_deaths(x), rtol=1e-9)
+
+
+def test_knn_bridges_chain_of_components(rng, kruskal_deaths):
+    # clusters on a line at growing gaps: the nearest other component of each is its neighbour on the
+    # line, and a list of 2 neighbours always stays inside (the pruning by kNN radius is exercised)
+    x = np.concatenate([rng.standard_normal((5, 3)) * 0.1 + np.array([3.0 * i + 0.1 * i * i, 0, 0])
+                        for i in range(25)])
+    ph = h0_persistence(x, method="knn", graph=knn_graph(x, 2))
+    np.testing.assert_allclose(ph.deaths, kruskal_deaths(x), rtol=1e-9)
+
+
 def test_knn_with_a_precomputed_graph(rng, kruskal_deaths):
     x = rng.standard_normal((90, 3))
     ph = h0_persistence(x, method="knn", graph=knn_graph(x, 12))

@@ -147,6 +147,7 @@ def _attend(mech, cl, q, k, v, mask, qb, key_shards, return_lse):
         raise ShapeError(f"q: expected (..., Lq, d), got shape {q.shape}")
     shards, lk, dv = _key_shards(k, v, key_shards, n_workers)
     lq, d = q.shape[-2], q.shape[-1]
+    mech.check_sharded(lq, lk)
     delayed_mech = dask.delayed(mech, pure=True)
 
     def data(x):

@@ -142,12 +142,20 @@ class Mechanism(param.Parameterized):
         if np.ndim(q) < 2:
             raise ShapeError(f"q: key shards take queries of shape (..., Lq, d), got {np.shape(q)}")
         batch = self._prepare(q, k, v, mask)
-        self._check(batch)
+        self._check_shard(batch)
         out, lse = self._run(lambda b: self._shard_partial(b, q0, k0), batch)
         return batch.restore(out), batch.restore(lse, trailing=1)
 
     def _shard_partial(self, b, query_offset: int, key_offset: int):
         raise NotImplementedError
+
+    def _check_shard(self, b) -> None:
+        """The checks of one shard's inputs (default: those of a call); see :meth:`check_sharded`."""
+        self._check(b)
+
+    def check_sharded(self, lq: int, lk: int) -> None:
+        """Checks of a sharded call's whole shapes (``Lq`` queries, ``Lk`` keys) that no single shard can
+        make (e.g. local-global's ``Lq == Lk``); ShapeError naming the arrays. Default: none."""
 
     def _shard_causal_offset(self, query_offset: int, key_offset: int) -> int:
         """The causal rule ``j ≤ i + causal_offset`` in global positions, written in a shard's local

@@ -7,9 +7,9 @@ import numpy as np
 import param
 
 from kernels.sliced_wasserstein import SLICED_WASSERSTEIN, directions, features, quantile_grid, sorted_projections
-from kernels.sliced_wasserstein import sw_attention, sw_weights
+from kernels.sliced_wasserstein import sw_attention, sw_partial, sw_weights
 from workbench import checks as C
-from workbench.errors import ShapeError
+from workbench.errors import ConfigurationError, ShapeError
 from workbench.mechanisms import params as P
 from workbench.mechanisms.base import Mechanism
 from workbench.registry import register
@@ -76,6 +76,7 @@ class SlicedWasserstein(Mechanism):
     time_complexity = "O(Lq·Lk·P + (Lq+Lk)·P·d); two-stage O(Lq·Lk·d + Lq·C·(P+dv))"
     memory_complexity = "O((Lq+Lk)·P) features; O(threads·block²) (Numba); O(Lq·Lk) weights"
     kernels_used = (SLICED_WASSERSTEIN,)
+    not_shardable = None  # the full path is one softmax over keys (two-stage refuses in _shard_partial)
 
     num_projections = param.Integer(
         default=32, bounds=(1, 4096),
@@ -114,6 +115,15 @@ class SlicedWasserstein(Mechanism):
 
     def _forward(self, b):
         return sw_attention(self._point_features(b.q), self._point_features(b.k), b.v, **self._kw(b, b.q, b.k))
+
+    def _shard_partial(self, b, query_offset, key_offset):
+        if self.num_candidates is not None:
+            raise ConfigurationError("sliced_wasserstein: by key shards only on the full path (num_candidates=None): "
+                                     "the two-stage form keeps each query's top-C keys over all keys, which no "
+                                     "single shard knows")
+        out, lse = sw_partial(self._point_features(b.q), self._point_features(b.k), b.v, p=self.wasserstein_power,
+                              temperature=self.temperature, mask=b.mask)
+        return out, lse
 
     def _weights(self, b):
         return sw_weights(self._point_features(b.q), self._point_features(b.k), **self._kw(b, b.q, b.k))

@@ -45,7 +45,7 @@ from workbench.report.profiles import METRIC_NAMES, check_profile, profile_specs
 from workbench.report.recommend import THRESHOLDS, _sparse_params, recommend
 from workbench.report.records import Report
 
-__all__ = ["build_report", "analyze_keys"]
+__all__ = ["build_report", "analyze_keys", "SAMPLE_SIZE", "REPLICATES"]
 
 #: Neighbours of the shared kNN graph (persistence and locality want at least this many).
 _GRAPH_K = 10
@@ -140,16 +140,18 @@ def _sdpa_weights(qs: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return np.asarray(workbench.make("scaled_dot_product", backend="numpy").weights(qs, keys), dtype=np.float64)
 
 
-def _shared_graph(k64: np.ndarray, k: int):
-    """The exact kNN graph with ``max(k, 10)`` neighbours and its first-``k`` subgraph (None for one key)."""
+def _shared_graph(k64: np.ndarray, k: int, hnsw_above: int, seed: int):
+    """``(graph, first-k subgraph, neighbours, approximate)``: the kNN graph with ``max(k, 10)``
+    neighbours, exact up to ``hnsw_above`` keys and from HNSW above (None for one key)."""
     n = k64.shape[0]
     if n < 2:
-        return None, None, 0
-    from workbench.graph import knn_graph
+        return None, None, 0, False
+    from workbench.graph import ann_knn_graph, knn_graph
 
     kbig = min(max(k, _GRAPH_K), n - 1)
-    g = knn_graph(k64, kbig)
-    return g, _sub_graph(g, n, kbig, min(k, n - 1)), kbig
+    approximate = n > hnsw_above
+    g = ann_knn_graph(k64, kbig, seed=seed) if approximate else knn_graph(k64, kbig)
+    return g, _sub_graph(g, n, kbig, min(k, n - 1)), kbig, approximate
 
 
 def _ot(qs, k64, compat: bool, num_projections: int, seed: int) -> tuple[float, float]:
@@ -174,13 +176,14 @@ def _coherence(k64, k: int, gk) -> tuple[float, dict]:
     return float(np.mean(list(parts.values()))), parts
 
 
-def _persistence(k64, g, persistence: str, exact_max: int):
+def _persistence(k64, g, persistence: str, exact_max: int, exact_graph: bool = True):
     """H0 deaths and the default value ``mean/median`` of the positive deaths (1 for none)."""
     n = k64.shape[0]
     # the shared graph serves the kNN method unless there are duplicate keys (zero-length edges):
     # then h0_persistence merges the duplicates first and builds its own graph on the distinct keys
     share = g is not None and n > exact_max and persistence != "exact" and bool(np.all(np.asarray(g.distance) > 0))
-    ph = h0_persistence(k64, method=persistence, exact_max=exact_max, k=_GRAPH_K, graph=g if share else None)
+    ph = h0_persistence(k64, method=persistence, exact_max=exact_max, k=_GRAPH_K, graph=g if share else None,
+                        graph_exact=exact_graph)
     pos = ph.deaths[ph.deaths > 0]
     return ph, (float(pos.mean() / np.median(pos)) if pos.size else 1.0)
 
@@ -195,22 +198,22 @@ def _energy(qs, k64, k: int, gk, compat: bool):
     dist = np.asarray(gk.distance)
     pos = dist[dist > 0]
     sigma = float(np.median(pos)) if pos.size else 1.0  # knn_affinity's own default
-    wmat = knn_affinity(k64, min(k, n - 1), sigma)
+    kk = min(k, n - 1)
+    wmat = knn_affinity(k64, kk, sigma, graph=gk)
     logits = k64 @ qs.T  # (n, Lq) raw dot products
     xc = logits - logits.mean(axis=0)  # the energy ignores a shift (as softmax does): E(x) = E(x − x̄)
     if compat:
-        raw = float(diffusion_energy(xc, knn_affinity(k64, min(k, n - 1), 1.0)))
+        raw = float(diffusion_energy(xc, knn_affinity(k64, kk, 1.0, graph=gk)))
         return raw, raw, wmat, sigma
     raw = float(diffusion_energy(xc, wmat))
     den = float(np.sum(xc * xc))
     return (raw / den if den > 0 else 0.0), raw, wmat, sigma
 
 
-def _entropy(qs, k64, w) -> tuple[float, float]:
-    """(mean entropy in nats, as a fraction of ln n) of the given or scaled dot-product weights."""
+def _entropy(qs, k64, w, n: int) -> tuple[float, float]:
+    """(mean entropy in nats, as a fraction of ln n) of the given or scaled dot-product weights over ``n`` keys."""
     from workbench.entropy import row_entropy
 
-    n = k64.shape[0]
     wq = w if w is not None else _sdpa_weights(qs, k64)
     ent = float(np.mean(row_entropy(wq)))
     return ent, (ent / math.log(n) if n > 1 else 1.0)
@@ -226,76 +229,142 @@ def _self_queries(k64: np.ndarray, seed: int) -> np.ndarray:
     return k64[np.sort(idx)]
 
 
-def _features(k64, gk, wmat, seed: int) -> dict:
-    n = k64.shape[0]
+def _features(k64, gk, wmat, seed: int, positions: np.ndarray, n_total: int) -> dict:
+    """The structure features; ``positions`` are the rows' places in the whole key set of ``n_total``.
+
+    In a sample of ``m`` keys a key's ``k``-th nearest sampled key is about its ``k·n/m``-th nearest
+    key, so for the locality features the sampled positions are rescaled by ``m/n``: the index gaps
+    then estimate those of the whole set's kNN graph (exactly so for keys ordered along a sequence).
+    """
     if gk is not None:
-        loc, win, gap90 = F.sequence_locality(np.asarray(gk.src), np.asarray(gk.dst), n)
+        pos = positions * (k64.shape[0] / n_total) if k64.shape[0] < n_total else positions
+        loc, win, gap90 = F.sequence_locality(pos[np.asarray(gk.src)], pos[np.asarray(gk.dst)], n_total)
         rough, pc_rough, contrast = F.key_structure(k64, wmat)
     else:
         loc, win, gap90, rough, pc_rough, contrast = 0.0, 1, 0, 0.0, 0.0, 1.0
-    window = _sparse_params(gap90, n)["window"]
+    window = _sparse_params(gap90, n_total)["window"]
     return {"sequence_locality": loc, "locality_window": win, "index_gap_p90": gap90,
-            "window_fraction": window / n if n else 1.0,
+            "window_fraction": window / n_total if n_total else 1.0,
             "gromov_delta": F.gromov_delta(k64, seed=seed), "norm_share": F.norm_share(k64, seed=seed),
             "key_roughness": rough, "pc_roughness": pc_rough, "structure_contrast": contrast}
 
 
+#: ``sample="auto"``: above this many keys the report is measured on samples of this size.
+SAMPLE_SIZE = 20_000
+#: Independent samples measured when sampling (their spread gives each metric's standard error).
+REPLICATES = 3
+def _measure(qs, k64, positions, n_total, w, ib, compat, k, seed, num_projections, persistence, exact_max,
+             advice_from_keys):
+    """Every raw value, metric input and feature of queries ``qs`` over the keys ``k64`` (all or a sample)."""
+    from workbench.autograph import AUTO_HNSW_ABOVE
+
+    m = k64.shape[0]
+    g, gk, kbig, approximate = _shared_graph(k64, k, AUTO_HNSW_ABOVE, seed)
+    ot, ot_raw = _ot(qs, k64, compat, num_projections, seed)
+    coherence, parts = _coherence(k64, k, gk)
+    ph, h0_ratio = _persistence(k64, g, persistence, exact_max, not approximate)
+    ib_total, ib_per_dim = _ib_kl(*ib) if ib is not None else (None, None)
+    energy, energy_raw, wmat, sigma = _energy(qs, k64, k, gk, compat)
+    # entropy of given weights: over all n keys; of scaled dot-product: over the keys at hand
+    ent, ratio = _entropy(_self_queries(k64, seed) if advice_from_keys else qs, k64, w,
+                          n_total if w is not None else m)
+    values = {"ot_mean_distance": ot_raw, "topology_coherence": coherence, "h0_death_sum": ph.total,
+              **({"ib_kl": ib_total} if ib is not None else {}), "diffusion_energy": energy_raw,
+              "attention_entropy": ent}
+    raw = {"ot_distance": ot, "topology_coherence": coherence,
+           "ib_kl": None if ib is None else (ib_total if compat else ib_per_dim), "diffusion_energy": energy,
+           "attention_entropy": ent if compat else ratio, "h0_persistence": ph.total if compat else h0_ratio}
+    feats = {"n_keys": n_total, **{f"coherence_{name}": v for name, v in parts.items()}, "h0_ratio": h0_ratio,
+             "h0_bridges": ph.bridges, **_features(k64, gk, wmat, seed, positions, n_total),
+             "entropy_ratio_for_advice": ratio}
+    settings = {"graph_k": kbig, "graph": "hnsw" if approximate else "knn",
+                "affinity_sigma": 1.0 if compat else sigma, "persistence_method": ph.method}
+    return values, raw, feats, settings
+
+
+def _samples(n: int, size: int, replicates: int, seed: int) -> list:
+    """``replicates`` sorted index sets of ``size`` rows: disjoint when they fit, else independent."""
+    rng = np.random.default_rng([seed, n, size])
+    if size * replicates <= n:
+        pick = rng.choice(n, size=size * replicates, replace=False)
+        return [np.sort(pick[i * size:(i + 1) * size]) for i in range(replicates)]
+    return [np.sort(rng.choice(n, size=size, replace=False)) for _ in range(replicates)]
+
+
+def _mean(dicts: list) -> dict:
+    """Entry-wise mean of numeric dicts (integers rounded back); others from the first."""
+    out = {}
+    for key, v in dicts[0].items():
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+            out[key] = v
+            continue
+        mean = float(np.mean([d[key] for d in dicts]))
+        out[key] = int(round(mean)) if isinstance(v, (int, np.integer)) else mean
+    return out
+
+
+def _sample_size(sample, n: int) -> int | None:
+    if sample is None:
+        return None
+    if isinstance(sample, str):
+        if sample != "auto":
+            raise ConfigurationError(f"sample: expected 'auto', None or an integer >= 64, got {sample!r}")
+        sample = SAMPLE_SIZE
+    size = C.integer("sample", sample, minimum=64, maximum=10_000_000)
+    return size if n > size else None
+
+
 def _build(q, K, weights, ib_mean, ib_logvar, profile, k, seed, num_projections, persistence, exact_max,
-           advice_from_keys: bool) -> Report:
+           advice_from_keys: bool, sample="auto", replicates: int = REPLICATES) -> Report:
     profile = check_profile(profile)
     k = _int("k", k, 1)
     seed = _seed(seed)
     num_projections = _int("num_projections", num_projections, 1)
+    replicates = C.integer("replicates", replicates, minimum=1, maximum=20)
     keys = points(K, "K")
     n, d = keys.shape
-    k64 = keys.astype(np.float64)
+    size = _sample_size(sample, n)
     qs = _queries(q, d)
     w = _weights(weights, qs.shape[0], n) if weights is not None else None
     ib = _ib(ib_mean, ib_logvar)
     compat = profile == "compat"
-
-    g, gk, kbig = _shared_graph(k64, k)
-    ot, ot_raw = _ot(qs, k64, compat, num_projections, seed)
-    coherence, parts = _coherence(k64, k, gk)
-    ph, h0_ratio = _persistence(k64, g, persistence, exact_max)
-    ib_total, ib_per_dim = _ib_kl(*ib) if ib is not None else (None, None)
-    energy, energy_raw, wmat, sigma = _energy(qs, k64, k, gk, compat)
-    ent, ratio = _entropy(_self_queries(k64, seed) if advice_from_keys else qs, k64, w)
-
-    values = {"ot_mean_distance": ot_raw, "topology_coherence": coherence, "h0_death_sum": ph.total,
-              **({"ib_kl": ib_total} if ib is not None else {}), "diffusion_energy": energy_raw,
-              "attention_entropy": ent}
-    settings = {"k": k, "seed": seed, "num_projections": num_projections, "graph_k": kbig,
-                "affinity_sigma": 1.0 if compat else sigma, "persistence_method": ph.method,
+    rows = [np.arange(n)] if size is None else _samples(n, size, replicates, seed)
+    runs = [_measure(qs, keys[r].astype(np.float64), r, n, w, ib, compat, k, seed, num_projections, persistence,
+                     exact_max, advice_from_keys) for r in rows]
+    values = _mean([r[0] for r in runs])
+    raw = _mean([{m: v for m, v in r[1].items() if v is not None} for r in runs])
+    feats = _mean([r[2] for r in runs])
+    errors = {}
+    if len(runs) > 1:  # the standard error of each metric's mean over the independent samples
+        for m in raw:
+            errors[m] = float(np.std([r[1][m] for r in runs], ddof=1) / math.sqrt(len(runs)))
+    settings = {"k": k, "seed": seed, "num_projections": num_projections, **runs[0][3],
                 "entropy_from": "weights" if w is not None else (
-                    "scaled_dot_product self-attention of sampled keys" if advice_from_keys else "scaled_dot_product")}
+                    "scaled_dot_product self-attention of sampled keys" if advice_from_keys else "scaled_dot_product"),
+                "sample": None if size is None else {"size": size, "replicates": len(rows), "of": n,
+                                                     "disjoint": size * len(rows) <= n}}
 
     specs = profile_specs(profile, n)
-    raw = {"ot_distance": ot, "topology_coherence": coherence,
-           "ib_kl": None if ib is None else (ib_total if compat else ib_per_dim), "diffusion_energy": energy,
-           "attention_entropy": ent if compat else ratio, "h0_persistence": ph.total if compat else h0_ratio}
-    metrics = [specs[m].evaluate(raw[m]) for m in METRIC_NAMES if raw[m] is not None]
+    metrics = [specs[m].evaluate(raw[m]) for m in METRIC_NAMES if m in raw]
     health = float(np.mean([m.score for m in metrics])) if metrics else 1.0
 
-    feats = {"n_keys": n, **{f"coherence_{m}": v for m, v in parts.items()}, "h0_ratio": h0_ratio,
-             "h0_bridges": ph.bridges, **_features(k64, gk, wmat, seed)}
-    ent_ratio = ratio
+    ent_ratio = feats["entropy_ratio_for_advice"]
     if advice_from_keys:
         source = "self-attention over these keys (sampled keys as queries)"
     else:
         source = "the queries' attention" if w is None else "the given attention weights"
-    feats["entropy_ratio_for_advice"] = ent_ratio
+    k0 = keys[rows[0]].astype(np.float64)
     suggested = None
     if n >= 2 and not advice_from_keys and not (THRESHOLDS["entropy_low"] <= ent_ratio <= THRESHOLDS["entropy_high"]):
-        suggested = F.temperature_for_logits(qs @ k64.T / math.sqrt(d), 0.5)
-    rec = recommend(feats, k64, k=k, seed=seed, entropy_ratio=ent_ratio, suggested_temperature=suggested,
+        suggested = F.temperature_for_logits(qs @ k0.T / math.sqrt(d), 0.5)
+    rec = recommend(feats, k0, k=k, seed=seed, entropy_ratio=ent_ratio, suggested_temperature=suggested,
                     entropy_source=source, calibrate_from_keys=advice_from_keys)
-    return Report(metrics, health, rec, profile, n, d, qs.shape[0], values, feats, settings)
+    return Report(metrics, health, rec, profile, n, d, qs.shape[0], values, feats, settings, errors)
 
 
 def build_report(q, K, weights=None, ib_mean=None, ib_logvar=None, profile: str = "default", *, k: int = 8,
                  seed: int = 1, num_projections: int = 64, persistence: str = "auto",
-                 exact_max: int = 1024) -> Report:
+                 exact_max: int = 1024, sample="auto", replicates: int = REPLICATES) -> Report:
     """The unified report for queries ``q`` attending keys ``K``.
 
     ``q (d,)`` or ``(Lq, d)``; ``K (n, d)``; ``weights (n,)`` or ``(Lq, n)`` attention weights
@@ -307,20 +376,30 @@ def build_report(q, K, weights=None, ib_mean=None, ib_logvar=None, profile: str 
     "auto"/"exact"/"knn" and ``exact_max`` choose the H0 method. See the module docstring for
     every value and :mod:`workbench.report.recommend` for the rules. Temperature advice comes
     from the queries' attention entropy.
+
+    ``sample``: above ``sample`` keys ("auto": :data:`SAMPLE_SIZE`; None: never) every metric and
+    feature is measured on ``replicates`` uniform random samples of that many keys (disjoint when
+    they fit, rows kept in their order, positions in the whole set for the locality features),
+    then averaged; ``report.errors`` holds each metric's standard error over the samples and
+    ``settings["sample"]`` the sampling. Given ``weights`` still count over every key.
     """
     return _build(q, K, weights, ib_mean, ib_logvar, profile, k, seed, num_projections, persistence, exact_max,
-                  advice_from_keys=False)
+                  advice_from_keys=False, sample=sample, replicates=replicates)
 
 
 def analyze_keys(K, *, profile: str = "default", k: int = 8, seed: int = 1, num_projections: int = 64,
-                 persistence: str = "auto", exact_max: int = 1024) -> Report:
+                 persistence: str = "auto", exact_max: int = 1024, sample="auto",
+                 replicates: int = REPLICATES) -> Report:
     """The report of a key set alone: :func:`build_report` with the key centroid as the query.
 
     ``q = mean_j k_j``; attention entropy from its scaled dot-product weights; no IB KL
     (docs/upstream.md#report). Temperature advice comes from self-attention over the keys
     (up to 64 sampled keys as queries), since the centroid's weights say little about how
-    the keys attend each other. ``K (n, d)``, ``n ≥ 1``.
+    the keys attend each other. ``K (n, d)``, ``n ≥ 1``. Above ``sample`` keys the report is
+    measured on samples (see :func:`build_report`): a million 384-d keys take seconds, not hours;
+    the centroid is still that of every key. A memory-mapped ``K`` is read, not copied.
     """
     keys = points(K, "K")
-    return _build(keys.astype(np.float64).mean(axis=0), keys, None, None, None, profile, k, seed, num_projections,
-                  persistence, exact_max, advice_from_keys=True)
+    centroid = keys.mean(axis=0, dtype=np.float64)  # float64 sums without a float64 copy of the keys
+    return _build(centroid, keys, None, None, None, profile, k, seed, num_projections, persistence, exact_max,
+                  advice_from_keys=True, sample=sample, replicates=replicates)

@@ -47,7 +47,7 @@ def sequence_locality(src: np.ndarray, dst: np.ndarray, n: int) -> tuple[float, 
     """``(fraction of edges with |i − j| ≤ ⌈n/32⌉, that window W, 90th percentile of |i − j|)``."""
     if n < 2 or src.size == 0:
         return 0.0, 1, 0
-    gap = np.abs(src.astype(np.int64) - dst.astype(np.int64))
+    gap = np.abs(np.asarray(src, np.float64) - np.asarray(dst, np.float64))  # (float: sampled positions rescaled)
     w = max(1, int(np.ceil(n / 32)))
     return float(np.mean(gap <= w)), w, int(np.percentile(gap, 90))
 

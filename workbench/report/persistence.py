@@ -10,8 +10,10 @@ so none is dropped (upstream drops the largest, docs/upstream.md#report).
   (``O(n²d)`` time, ``O(n²)`` memory).
 * ``method="knn"``: the MST of the exact ``k``-nearest-neighbour graph
   (:func:`workbench.graph.knn_graph`, symmetrised), made connected by Borůvka rounds that add,
-  for every component but the largest, its exact shortest edge to another component (BLAS by
-  blocks, never ``n × n``). Every bridge is a complete-graph MST edge (cut property), and the
+  for every component but the largest, its exact shortest edge to another component: the nearest
+  outside neighbour its members' lists hold, then a search (BLAS by blocks, never ``n × n``) of
+  only those members whose kNN radius is shorter than that edge — an exact kNN list that lies
+  inside the component proves nothing outside is nearer than its radius. Every bridge is a complete-graph MST edge (cut property), and the
   result equals the complete-graph MST whenever the kNN graph holds every MST edge inside its
   components (the case for generic data with ``k ≳ 10``; ``tests/report/test_persistence.py``
   checks it against brute-force Kruskal). Otherwise it is a spanning tree whose deaths are
@@ -107,23 +109,111 @@ def _exact(a: np.ndarray) -> np.ndarray:
     return _mst_edges(n, iu, ju, np.sqrt(d2[iu, ju]))
 
 
-def _nearest_outside(a, sq, members, comp, block=1024):
-    """For the points ``members`` (one component), the shortest edge to a point of another component."""
-    best = (np.inf, -1, -1)
-    c = comp[members[0]]
-    outside = comp != c
-    for i0 in range(0, members.size, block):
-        m = members[i0:i0 + block]
-        d2 = sq[m, None] + sq[None, :] - 2.0 * (a[m] @ a.T)
-        d2[:, ~outside] = np.inf
-        flat = int(np.argmin(d2))
-        r, j = divmod(flat, a.shape[0])
-        if d2[r, j] < best[0]:
-            best = (float(d2[r, j]), int(m[r]), int(j))
-    return best[1], best[2]
+class _Outside:
+    """Per point, what is known of its nearest point outside its own component, kept across Borůvka rounds.
+
+    ``cand[i]``, ``cand_d2[i]``: the nearest point outside the component ``i`` had when it was last
+    searched (-1 if never); ``lb[i]``: a lower bound on the squared distance from ``i`` to any point
+    outside its current component. Components only grow, so a candidate that is still outside is
+    still the nearest outside, and the distance to an old candidate stays a lower bound.
+    """
+
+    def __init__(self, n: int, lists, kth):
+        self.lists = lists
+        self.cand = np.full(n, -1, np.int64)
+        self.cand_d2 = np.full(n, np.inf)
+        self.lb = kth ** 2  # an exact kNN list inside the component: nothing outside is nearer than its radius
+
+    def bridges(self, a, sq, comp, ncomp, block=1024) -> list:
+        """One Borůvka round: for every component but the largest, its exact shortest edge to another one.
+
+        Each component's candidates: its members' still-valid nearest outside points and the first
+        outside point of their (distance-sorted) neighbour lists. Only members without a valid
+        candidate whose lower bound is below the component's best candidate are searched against
+        every point (blocked BLAS, never ``n × n``).
+        """
+        n = a.shape[0]
+        sizes = np.bincount(comp, minlength=ncomp)
+        largest = int(np.argmax(sizes))
+        best = np.full(ncomp, np.inf)
+        pair = np.full((ncomp, 2), -1, np.int64)
+
+        def offer(i, j, d2):
+            # per component, the smallest offered squared length (ties: the first offered)
+            c = comp[i]
+            order = np.lexsort((d2, c))
+            c, i, j, d2 = c[order], i[order], j[order], d2[order]
+            first = np.ones(c.size, bool)
+            first[1:] = c[1:] != c[:-1]
+            c, i, j, d2 = c[first], i[first], j[first], d2[first]
+            better = d2 < best[c]
+            best[c[better]] = d2[better]
+            pair[c[better]] = np.stack([i[better], j[better]], axis=1)
+
+        active = comp != largest
+        has = self.cand >= 0
+        valid = has & (comp[np.maximum(self.cand, 0)] != comp) & active
+        stale = has & ~valid
+        self.lb[stale] = np.maximum(self.lb[stale], self.cand_d2[stale])
+        self.cand[stale] = -1
+        if valid.any():
+            rows = np.flatnonzero(valid)
+            offer(rows, self.cand[rows], self.cand_d2[rows])
+        if self.lists is not None:
+            ok = self.lists >= 0
+            out = ok & (comp[np.where(ok, self.lists, 0)] != comp[:, None])
+            hit = out.any(axis=1) & active
+            if hit.any():
+                rows = np.flatnonzero(hit)
+                j = self.lists[rows, np.argmax(out[rows], axis=1)]  # sorted lists: the first outside is nearest
+                diff = a[rows] - a[j]
+                offer(rows, j, np.einsum("ij,ij->i", diff, diff))
+        search = np.flatnonzero(active & ~valid & (self.lb < best[comp]))
+        if search.size:
+            a32 = self.a32 if getattr(self, "a32", None) is not None else a.astype(np.float32)
+            self.a32 = a32
+            norm = np.sqrt(sq)
+            # float32 Gram distances are off by at most about d·u·(‖a_i‖ + ‖a_j‖)² (u = 2⁻²⁴, with
+            # margin): every point within that of a row's float32 minimum is re-ranked in float64
+            slack = 4.0 * a.shape[1] * 2.0 ** -24
+        for i0 in range(0, search.size, block):
+            m = search[i0:i0 + block]
+            d2 = sq[m, None].astype(np.float32) + sq[None, :].astype(np.float32) - 2.0 * (a32[m] @ a32.T)
+            d2[comp[m][:, None] == comp[None, :]] = np.inf
+            tol = slack * (norm[m] + norm.max()) ** 2
+            r, c = np.nonzero(d2 <= (d2.min(axis=1) + tol)[:, None])
+            diff = a[m[r]] - a[c]
+            dr = np.einsum("ij,ij->i", diff, diff)
+            order = np.lexsort((c, dr, r))  # per row: the exact minimum, ties to the smaller index
+            r, c, dr = r[order], c[order], dr[order]
+            first = np.ones(r.size, bool)
+            first[1:] = r[1:] != r[:-1]
+            j, exact = c[first], dr[first]
+            self.cand[m], self.cand_d2[m] = j, exact
+            self.lb[m] = np.maximum(self.lb[m], exact)
+            offer(m, j, exact)
+        keep = np.flatnonzero(np.isfinite(best))
+        return [(int(p[0]), int(p[1])) for p in pair[keep]]
 
 
-def _knn(a: np.ndarray, k: int, graph=None) -> tuple[np.ndarray, int]:
+def _lists(n: int, rows: np.ndarray, cols: np.ndarray, known) -> tuple:
+    """Each point's neighbour list (``cols`` of its edges sorted by length, -1 pads) and the longest length."""
+    if known is None or rows.size == 0:
+        return None, np.zeros(n)
+    order = np.lexsort((known, rows))
+    r, c, d = rows[order], cols[order], known[order]
+    cnt = np.bincount(r, minlength=n)
+    width = int(cnt.max())
+    start = np.concatenate([[0], np.cumsum(cnt)[:-1]])
+    pos = np.arange(r.size) - start[r]
+    lists = np.full((n, width), -1, np.int64)
+    lists[r, pos] = c
+    kth = np.zeros(n)
+    np.maximum.at(kth, r, d)
+    return lists, kth
+
+
+def _knn(a: np.ndarray, k: int, graph=None, exact_lists: bool = True) -> tuple[np.ndarray, int]:
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -139,27 +229,28 @@ def _knn(a: np.ndarray, k: int, graph=None) -> tuple[np.ndarray, int]:
     keep = src != dst
     rows, cols = src[keep], dst[keep]
     known = np.asarray(graph.distance)[keep] if graph.distance is not None else None
-    bridges = []
     a64 = a.astype(np.float64, copy=False)
     sq = np.einsum("ij,ij->i", a64, a64)
+    # neighbour lists per point (edge j → i: j is a neighbour of i); a point's kNN radius bounds
+    # how near an outside point can be only when its list holds its exact nearest neighbours
+    lists, kth = _lists(n, cols, rows, known)
+    if not exact_lists:
+        kth = np.zeros(n)  # no radius to trust: every member of a component is searched
+    outside = _Outside(n, lists, kth)
+    bridges: list = []
     while True:
-        er = np.concatenate([rows] + [np.array([b[0]]) for b in bridges]) if bridges else rows
-        ec = np.concatenate([cols] + [np.array([b[1]]) for b in bridges]) if bridges else cols
+        er = np.concatenate([rows, np.array([b[0] for b in bridges], np.int64)])
+        ec = np.concatenate([cols, np.array([b[1] for b in bridges], np.int64)])
         adj = coo_matrix((np.ones(er.size), (er, ec)), shape=(n, n))
         ncomp, comp = connected_components(adj, directed=False)
         if ncomp == 1:
             break
-        sizes = np.bincount(comp, minlength=ncomp)
-        largest = int(np.argmax(sizes))
-        order = np.argsort(comp, kind="stable")
-        starts = np.concatenate([[0], np.cumsum(sizes)])
-        for c in range(ncomp):
-            if c == largest:
-                continue
-            members = order[starts[c]:starts[c + 1]]
-            bridges.append(_nearest_outside(a64, sq, members, comp))
-    er = np.concatenate([rows] + [np.array([b[0]]) for b in bridges]) if bridges else rows
-    ec = np.concatenate([cols] + [np.array([b[1]]) for b in bridges]) if bridges else cols
+        found = outside.bridges(a64, sq, comp, ncomp)
+        if not found:  # cannot happen for finite points (every component but one has an outside point)
+            raise NumericalError(f"x: could not connect {ncomp} components of the kNN graph")
+        bridges += found
+    er = np.concatenate([rows, np.array([b[0] for b in bridges], np.int64)])
+    ec = np.concatenate([cols, np.array([b[1] for b in bridges], np.int64)])
     if known is None:
         lengths = _lengths(a64, np.stack([er, ec], axis=1))
     else:  # the graph's own distances for its edges (the deaths are recomputed from the tree's endpoints)
@@ -187,7 +278,8 @@ def _knn_unique(a: np.ndarray, k: int) -> tuple[np.ndarray, int, int]:
     return edges, nb, min(k, max(m - 1, 1))
 
 
-def h0_persistence(x, *, method: str = "auto", k: int = 10, exact_max: int = 1024, graph=None) -> H0Persistence:
+def h0_persistence(x, *, method: str = "auto", k: int = 10, exact_max: int = 1024, graph=None,
+                   graph_exact: bool = True) -> H0Persistence:
     """All ``n − 1`` finite H0 deaths of the Rips filtration of ``x``: the Euclidean MST edge lengths.
 
     ``deaths = sorted(‖x_i − x_j‖ for (i, j) in MST(x))``; births are 0, so the total
@@ -195,7 +287,9 @@ def h0_persistence(x, *, method: str = "auto", k: int = 10, exact_max: int = 102
     ``method``: "exact" (complete graph), "knn" (kNN graph made connected, see the module
     docstring), "auto" (exact for ``n ≤ exact_max``). ``graph``: an optional precomputed
     :class:`workbench.graph.Graph` kNN graph of ``x`` for the kNN method (its edges are used
-    as they are). Paper: Edelsbrunner, Letscher & Zomorodian, *Topological Persistence and
+    as they are; ``graph_exact=False`` says its lists are approximate, e.g.
+    :func:`workbench.graph.ann_knn_graph`, so the bridging searches every member of a component
+    instead of trusting each point's kNN radius). Paper: Edelsbrunner, Letscher & Zomorodian, *Topological Persistence and
     Simplification*, 2002.
     """
     a = points(x, "x")
@@ -213,7 +307,7 @@ def h0_persistence(x, *, method: str = "auto", k: int = 10, exact_max: int = 102
     if use_exact:
         edges, kk, nb = _exact(a64), None, 0
     elif graph is not None:
-        edges, nb = _knn(a64, int(k), graph)
+        edges, nb = _knn(a64, int(k), graph, exact_lists=bool(graph_exact))
         kk = None
     else:
         edges, nb, kk = _knn_unique(a64, int(k))

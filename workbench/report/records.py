@@ -105,7 +105,9 @@ class Report:
     "compat"; ``n_keys``, ``dim``, ``n_queries``; ``values`` upstream's raw report fields
     (``ot_mean_distance``, ``topology_coherence``, ``h0_death_sum``, ``ib_kl``,
     ``diffusion_energy``, ``attention_entropy``); ``features`` the structure features;
-    ``settings`` the options used (k, seed, persistence method, affinity σ, …).
+    ``settings`` the options used (k, seed, persistence method, affinity σ, the sampling, …);
+    ``errors`` each metric's standard error over the samples it was measured on (empty when
+    every key was measured).
     """
 
     metrics: list
@@ -118,11 +120,12 @@ class Report:
     values: dict = field(default_factory=dict)
     features: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
+    errors: dict = field(default_factory=dict)
 
     def __post_init__(self):
         object.__setattr__(self, "metrics", list(self.metrics))
         object.__setattr__(self, "health_score", float(self.health_score))
-        for name in ("values", "features", "settings"):
+        for name in ("values", "features", "settings", "errors"):
             object.__setattr__(self, name, plain(getattr(self, name)))
 
     # -- queries -------------------------------------------------------------------------------
@@ -163,6 +166,7 @@ class Report:
             "metrics": [m.to_dict() for m in self.metrics],
             "recommendation": self.recommendation.to_dict(),
             "values": self.values, "features": self.features, "settings": self.settings,
+            "errors": self.errors,
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -176,7 +180,7 @@ class Report:
             return cls([MetricValue.from_dict(m) for m in d["metrics"]], d["health_score"],
                        Recommendation.from_dict(d["recommendation"]), d.get("profile", "default"),
                        d.get("n_keys", 0), d.get("dim", 0), d.get("n_queries", 0), d.get("values", {}),
-                       d.get("features", {}), d.get("settings", {}))
+                       d.get("features", {}), d.get("settings", {}), d.get("errors", {}))
         except KeyError as exc:
             raise ConfigurationError(f"report: missing entry {exc.args[0]!r} in {sorted(d)}") from None
 

@@ -72,7 +72,10 @@ class _Window:
         nrm = np.linalg.norm(self.K, axis=1)
         ok = nrm >= COS_EPS
         u = np.divide(self.K, nrm[:, None], out=np.zeros_like(self.K), where=ok[:, None])
-        c = np.einsum("ed,ed->e", u[self.src], u[self.dst])
+        c = np.empty(self.src.size)
+        for e0 in range(0, c.size, 65536):  # by blocks of edges: never E × d gathered at once
+            s, t = self.src[e0:e0 + 65536], self.dst[e0:e0 + 65536]
+            c[e0:e0 + s.size] = np.einsum("ed,ed->e", u[s], u[t])
         return np.clip(c, -1.0, 1.0)
 
 
