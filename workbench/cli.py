@@ -1,4 +1,5 @@
-"""Command line: ``workbench list|info NAME|matrix [--write README]|warm|calibrate NAME FILE`` (also ``python -m workbench``)."""
+"""Command line: ``workbench list|info NAME|matrix [--write README]|warm|calibrate NAME FILE|attend|report FILE``
+(also ``python -m workbench``)."""
 from __future__ import annotations
 
 import argparse
@@ -82,16 +83,24 @@ def _warm(names: list[str], jobs: int = 0) -> int:
     return 1 if failed else 0
 
 
+def _dataset(source: str):
+    """A shipped data set by name, else the embeddings file at ``source``."""
+    from pathlib import Path
+
+    from workbench.data import DEMOS, load_demo, load_embeddings
+
+    return load_demo(source) if source in DEMOS and not Path(source).exists() else load_embeddings(source)
+
+
 def _calibrate(name: str, source: str, target: float) -> str:
     """Calibrate ``name`` on the embeddings of a file or a shipped data set; the record as text and JSON."""
     import json
     from pathlib import Path
 
     from workbench.calibration import calibrate
-    from workbench.data import DEMOS, load_demo, load_embeddings
     from workbench.report.records import plain
 
-    ds = load_demo(source) if source in DEMOS and not Path(source).exists() else load_embeddings(source)
+    ds = _dataset(source)
     cal = calibrate(name, ds.x, target_entropy=target).calibration
     lines = [f"{name} on {ds.name} ({ds.n:,} × {ds.dim}): {cal.describe()}",
              *(f"  note: {n}" for n in cal.notes),
@@ -115,6 +124,33 @@ def _attend(name: str, q: str, k: list, v: list, out: str, scheduler: str | None
     result = attend(name, np.asarray(queries), keys, values, scheduler=scheduler, key_shards=key_shards)
     np.save(out, result, allow_pickle=False)
     return f"{name}: {result.shape[-2]:,} queries × {result.shape[-1]} → {out}"
+
+
+def _report(source: str, sample: int | None, json_out: str | None) -> str:
+    """``report`` command: the unified report of a key file (``.npy``/``.parquet`` opened lazily) or data set."""
+    from pathlib import Path
+
+    from workbench.report import analyze_keys
+
+    if Path(source).suffix.lower() in (".npy", ".parquet"):
+        from workbench.data import open_lazy
+
+        keys = open_lazy(source)
+    else:
+        keys = _dataset(source).x
+    rep = analyze_keys(keys, sample="auto" if sample is None else (None if sample == 0 else sample))
+    if json_out:
+        Path(json_out).write_text(rep.to_json())
+    s = rep.settings.get("sample")
+    lines = [f"{Path(source).name}: {rep.n_keys:,} keys × {rep.dim}"
+             + (f", measured on {s['replicates']} samples of {s['size']:,} keys (values ± standard error)" if s else ""),
+             f"recommendation: {rep.recommendation.choice} → {rep.recommendation.mechanism} "
+             f"{rep.recommendation.params}", f"  why: {rep.recommendation.rule}",
+             f"health score: {rep.health_score:.3f}"]
+    for m in rep.metrics:
+        err = rep.errors.get(m.name)
+        lines.append(f"  {m.name}: {m.value:.4g}" + (f" ± {err:.2g}" if err is not None else "") + f"  {m.status}")
+    return "\n".join(lines + ([f"JSON → {json_out}"] if json_out else []))
 
 
 MATRIX_MARKERS = ("<!-- feature-matrix:start -->", "<!-- feature-matrix:end -->")
@@ -158,6 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     att.add_argument("--out", required=True, help="where to write the output (.npy)")
     att.add_argument("--scheduler", help="tcp://host:8786 (default: $WORKBENCH_DASK_SCHEDULER, else a local cluster)")
     att.add_argument("--key-shards", type=int, help="split a single key/value file into this many shards")
+    rp = sub.add_parser("report", help="the unified report of a key file (.npy and .parquet opened lazily: files "
+                                       "larger than memory work) or a shipped data set")
+    rp.add_argument("source", help="an embeddings file or a shipped data set's name")
+    rp.add_argument("--sample", type=int, help="keys per sample (default: the report's; 0: measure every key)")
+    rp.add_argument("--json", metavar="PATH", help="also write the whole report as JSON")
     args = parser.parse_args(argv)
     try:
         if args.command == "list":
@@ -171,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
             return _warm(args.names, args.jobs)
         elif args.command == "calibrate":
             print(_calibrate(args.name, args.source, args.target))
+        elif args.command == "report":
+            print(_report(args.source, args.sample, args.json))
         elif args.command == "attend":
             print(_attend(args.name, args.q, args.k, args.v, args.out, args.scheduler, args.key_shards))
         else:

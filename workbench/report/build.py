@@ -233,12 +233,15 @@ def _features(k64, gk, wmat, seed: int, positions: np.ndarray, n_total: int) -> 
     """The structure features; ``positions`` are the rows' places in the whole key set of ``n_total``.
 
     In a sample of ``m`` keys a key's ``k``-th nearest sampled key is about its ``k·n/m``-th nearest
-    key, so for the locality features the sampled positions are rescaled by ``m/n``: the index gaps
-    then estimate those of the whole set's kNN graph (exactly so for keys ordered along a sequence).
+    key. The locality fraction compares the gaps with ``⌈n/32⌉`` as they are (a sampled neighbour
+    within the window is still within it); the 90th-percentile gap that sizes the recommended
+    window is rescaled by ``m/n``, to estimate the whole set's kNN gaps (exactly so for keys
+    ordered along a sequence).
     """
     if gk is not None:
-        pos = positions * (k64.shape[0] / n_total) if k64.shape[0] < n_total else positions
-        loc, win, gap90 = F.sequence_locality(pos[np.asarray(gk.src)], pos[np.asarray(gk.dst)], n_total)
+        loc, win, gap90 = F.sequence_locality(positions[np.asarray(gk.src)], positions[np.asarray(gk.dst)], n_total)
+        if k64.shape[0] < n_total:
+            gap90 = int(gap90 * k64.shape[0] / n_total)
         rough, pc_rough, contrast = F.key_structure(k64, wmat)
     else:
         loc, win, gap90, rough, pc_rough, contrast = 0.0, 1, 0, 0.0, 0.0, 1.0
@@ -303,6 +306,27 @@ def _mean(dicts: list) -> dict:
     return out
 
 
+def _is_lazy(x) -> bool:
+    return hasattr(x, "compute") and hasattr(x, "chunks")  # a Dask array (e.g. data.open_lazy of a Parquet file)
+
+
+def _keys(K):
+    """``K`` validated; a Dask array is kept lazy (its shape checked, its rows validated when read)."""
+    if not _is_lazy(K):
+        return points(K, "K")
+    if len(K.shape) != 2 or 0 in K.shape:
+        raise ShapeError(f"K: expected shape (n, d) with n, d >= 1, got shape {K.shape}")
+    if not np.issubdtype(K.dtype, np.number):
+        raise DataError(f"K: expected a real numeric array, got dtype {K.dtype}")
+    return K
+
+
+def _rows(keys, r: np.ndarray) -> np.ndarray:
+    """Rows ``r`` (sorted) of the keys as float64: read from a memory map or a Dask array only now."""
+    block = keys[r].compute() if _is_lazy(keys) else keys[r]
+    return points(block, "K").astype(np.float64)
+
+
 def _sample_size(sample, n: int) -> int | None:
     if sample is None:
         return None
@@ -321,15 +345,17 @@ def _build(q, K, weights, ib_mean, ib_logvar, profile, k, seed, num_projections,
     seed = _seed(seed)
     num_projections = _int("num_projections", num_projections, 1)
     replicates = C.integer("replicates", replicates, minimum=1, maximum=20)
-    keys = points(K, "K")
+    keys = _keys(K)
     n, d = keys.shape
     size = _sample_size(sample, n)
+    if size is None and _is_lazy(keys):
+        keys = points(keys.compute(), "K")  # every key is measured: read them all
     qs = _queries(q, d)
     w = _weights(weights, qs.shape[0], n) if weights is not None else None
     ib = _ib(ib_mean, ib_logvar)
     compat = profile == "compat"
     rows = [np.arange(n)] if size is None else _samples(n, size, replicates, seed)
-    runs = [_measure(qs, keys[r].astype(np.float64), r, n, w, ib, compat, k, seed, num_projections, persistence,
+    runs = [_measure(qs, _rows(keys, r), r, n, w, ib, compat, k, seed, num_projections, persistence,
                      exact_max, advice_from_keys) for r in rows]
     values = _mean([r[0] for r in runs])
     raw = _mean([{m: v for m, v in r[1].items() if v is not None} for r in runs])
@@ -353,7 +379,7 @@ def _build(q, K, weights, ib_mean, ib_logvar, profile, k, seed, num_projections,
         source = "self-attention over these keys (sampled keys as queries)"
     else:
         source = "the queries' attention" if w is None else "the given attention weights"
-    k0 = keys[rows[0]].astype(np.float64)
+    k0 = _rows(keys, rows[0])
     suggested = None
     if n >= 2 and not advice_from_keys and not (THRESHOLDS["entropy_low"] <= ent_ratio <= THRESHOLDS["entropy_high"]):
         suggested = F.temperature_for_logits(qs @ k0.T / math.sqrt(d), 0.5)
@@ -397,9 +423,15 @@ def analyze_keys(K, *, profile: str = "default", k: int = 8, seed: int = 1, num_
     (up to 64 sampled keys as queries), since the centroid's weights say little about how
     the keys attend each other. ``K (n, d)``, ``n ≥ 1``. Above ``sample`` keys the report is
     measured on samples (see :func:`build_report`): a million 384-d keys take seconds, not hours;
-    the centroid is still that of every key. A memory-mapped ``K`` is read, not copied.
+    the centroid is still that of every key. A memory-mapped ``K`` is streamed, not copied; a
+    Dask array (:func:`workbench.data.open_lazy` of a Parquet file) is read once for the
+    centroid and then only at the sampled rows.
     """
-    keys = points(K, "K")
+    keys = _keys(K)
     centroid = keys.mean(axis=0, dtype=np.float64)  # float64 sums without a float64 copy of the keys
+    if _is_lazy(keys):
+        centroid = np.asarray(centroid.compute())  # one streaming pass over the row groups
+        if not np.isfinite(centroid).all():
+            raise NumericalError("K: expected finite values, got NaN or infinity (the keys' mean is not finite)")
     return _build(centroid, keys, None, None, None, profile, k, seed, num_projections, persistence, exact_max,
                   advice_from_keys=True, sample=sample, replicates=replicates)

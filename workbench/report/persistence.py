@@ -77,9 +77,12 @@ def points(x, name: str = "K") -> np.ndarray:
         raise ShapeError(f"{name}: expected at least one point of dimension >= 1, got shape {a.shape}")
     if a.dtype not in (np.float32, np.float64):
         a = a.astype(np.float64)
-    if not np.isfinite(a).all():
-        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
-        raise NumericalError(f"{name}: expected finite values, got {a[bad]} at index {bad}")
+    step = max(1, (1 << 22) // a.shape[1])  # by blocks of rows: a memory-mapped file is streamed, not copied
+    for i0 in range(0, a.shape[0], step):
+        block = np.asarray(a[i0:i0 + step])
+        if not np.isfinite(block).all():
+            r, c = (int(i) for i in np.argwhere(~np.isfinite(block))[0])
+            raise NumericalError(f"{name}: expected finite values, got {block[r, c]} at index {(i0 + r, c)}")
     return a
 
 
@@ -132,7 +135,6 @@ class _Outside:
         candidate whose lower bound is below the component's best candidate are searched against
         every point (blocked BLAS, never ``n × n``).
         """
-        n = a.shape[0]
         sizes = np.bincount(comp, minlength=ncomp)
         largest = int(np.argmax(sizes))
         best = np.full(ncomp, np.inf)
