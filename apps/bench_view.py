@@ -13,6 +13,7 @@ import holoviews as hv
 import panel as pn
 
 from workbench import benchmarking
+from workbench.distributed import bench_grid, configured_client
 
 from apps import export
 from apps.task_controls import TaskControls
@@ -105,6 +106,17 @@ class BenchView:
 
         def work(job):
             event = threading.Event()
+            client = configured_client()  # a configured Dask cluster runs the cells side by side
+            if client is not None:
+                def grid_progress(done, n):
+                    job.progress(done / n, f"{done}/{n} cells on the cluster {client.scheduler.address}")
+                    if job.cancelled:
+                        event.set()
+
+                rows = bench_grid([(n, params.get(n, {})) for n in names], lengths, d=d, repeats=repeats,
+                                  graph_k=gk, client=client, progress=grid_progress, cancel=event)
+                job.check()
+                return rows
             rows: list[dict] = []
             for i, name in enumerate(names):
                 job.check()

@@ -252,10 +252,13 @@ class ReportView:
         labels = kds.labels if kds is not None else prep.key_labels
 
         def work(job):
+            from workbench.distributed import configured_client
             from workbench.report import evaluate
 
-            return evaluate(keys, labels, report=report, cancel=job.event,
-                            progress=lambda i, n: job.progress(i / n, f"{i}/{n} candidates"))
+            client = configured_client()  # a configured Dask cluster scores the candidates side by side
+            where = "" if client is None else f" on the cluster {client.scheduler.address}"
+            return evaluate(keys, labels, report=report, cancel=job.event, client=client,
+                            progress=lambda i, n: job.progress(i / n, f"{i}/{n} candidates{where}"))
 
         def done(ev):
             self.evaluation = ev

@@ -725,3 +725,32 @@ def test_a_calibration_that_cannot_run_leaves_the_panel_working_and_says_why():
     assert d.session.prepared.shape == (1, 1)
     assert "not calibrated" in sdp.calib_info.object and "at least 2 keys" in sdp.calib_info.object
     assert sdp.map.weights is not None and sdp.map.weights.shape == (1, 1)
+
+
+def test_bench_and_evaluation_run_on_a_configured_cluster(dash, monkeypatch):
+    # WORKBENCH_DASK_SCHEDULER set: the Bench tab's cells and the Report's candidates run as Dask tasks
+    distributed = pytest.importorskip("distributed")
+    import workbench.distributed.grid as grid
+
+    # worker processes, as a real cluster has (Numba's parallel kernels must not run in two threads of a process)
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, protocol="tcp",
+                                       host="127.0.0.1", dashboard_address=None)
+    monkeypatch.setattr(grid, "_CONFIGURED", {})
+    monkeypatch.setenv("WORKBENCH_DASK_SCHEDULER", cluster.scheduler_address)
+    try:
+        dash.bench.lengths.value = [32, 64]
+        dash.bench.repeats.value = 1
+        dash.bench.mechanisms.value = ["scaled_dot_product", "flash"]
+        dash.bench.start()
+        rows = dash.bench.rows
+        assert [(r["mechanism"], r["length"]) for r in rows] == [
+            ("scaled_dot_product", 32), ("scaled_dot_product", 64), ("flash", 32), ("flash", 64)]
+        assert all(r["seconds"] > 0 and "params" in r for r in rows), rows
+        assert grid._CONFIGURED  # the configured scheduler was used
+        dash.tabs.active = 3
+        ev = dash.report.evaluation
+        assert ev is not None and not ev.cancelled and ev.best is not None, dash.messages.history
+    finally:
+        for c in grid._CONFIGURED.values():
+            c.close()
+        cluster.close()

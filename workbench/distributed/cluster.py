@@ -2,7 +2,9 @@
 
 * ``client=`` given: that :class:`distributed.Client`.
 * ``WORKBENCH_DASK_SCHEDULER=tcp://host:8786`` (or ``scheduler=``): that cluster. Start one on
-  several machines with ``dask scheduler`` on one host and ``dask worker tcp://host:8786`` on each.
+  several machines with ``dask scheduler`` on one host and ``dask worker tcp://host:8786
+  --nworkers auto --nthreads 1`` on each (one task per worker process: a task's Numba kernel uses
+  the process's threads itself, and two kernels in threads of one process would contend).
 * Otherwise an embedded :class:`distributed.LocalCluster` of worker processes, one per core
   (one task at a time each, its Numba and BLAS threads limited so the workers together use the
   cores once), created once per process.

@@ -23,10 +23,10 @@ Modules: :mod:`~workbench.report.metrics` (thresholds, status, score),
 from __future__ import annotations
 
 from workbench.report.build import analyze_keys, build_report
-from workbench.report.evaluate import Evaluation, evaluate
+from workbench.report.evaluate import Evaluation, evaluate, evaluate_grid, grid_table
 from workbench.report.metrics import HIGHER_IS_WORSE, LOWER_IS_WORSE, MetricSpec, MetricValue
 from workbench.report.profiles import METRIC_NAMES, PROFILES, profile_specs
 from workbench.report.records import CHOICES, Recommendation, Report
 
-__all__ = ["analyze_keys", "build_report", "evaluate", "Evaluation", "Report", "Recommendation", "MetricValue", "MetricSpec",
+__all__ = ["analyze_keys", "build_report", "evaluate", "evaluate_grid", "grid_table", "Evaluation", "Report", "Recommendation", "MetricValue", "MetricSpec",
            "HIGHER_IS_WORSE", "LOWER_IS_WORSE", "METRIC_NAMES", "PROFILES", "CHOICES", "profile_specs"]

@@ -38,7 +38,7 @@ import numpy as np
 
 from workbench.errors import ConfigurationError, ShapeError, WorkbenchError
 
-__all__ = ["Evaluation", "evaluate", "candidates", "denoising_recall", "strided_sample"]
+__all__ = ["Evaluation", "evaluate", "evaluate_grid", "grid_table", "candidates", "denoising_recall", "strided_sample"]
 
 #: The default sample size (keys scored per candidate), and the most allowed (every candidate runs
 #: self-attention over the sample: 10,000² pairs is already tens of seconds for some).
@@ -147,7 +147,7 @@ def _check_labels(labels, n: int):
 def evaluate(keys, labels=None, *, mechanisms=None, sample: int = DEFAULT_SAMPLE, k: int | None = None,
              target_entropy: float = 0.5, report=None, seed: int = 0,
              progress: Callable[[int, int], None] | None = None,
-             cancel: threading.Event | None = None) -> Evaluation:
+             cancel: threading.Event | None = None, client=None) -> Evaluation:
     """Run each candidate mechanism, calibrated, on a sample of ``keys (n, d)`` and score it.
 
     ``labels (n,)`` (optional) select the measure (see the module docstring); ``mechanisms``:
@@ -158,8 +158,18 @@ def evaluate(keys, labels=None, *, mechanisms=None, sample: int = DEFAULT_SAMPLE
     recommendation is marked, its features give the candidates' structure; computed on the sample
     when None); ``seed`` of the noise and samples; ``progress(i, total)`` after each candidate;
     ``cancel`` stops between candidates (the rows so far are returned, ``cancelled`` set).
+    ``client``: a :class:`distributed.Client` to run the candidates on, one Dask task each
+    (:func:`workbench.distributed.run_grid`; progress as they finish, cancel drops the pending
+    ones); None runs them here, one after the other.
     """
-    from workbench.report.downstream import knn_label_accuracy
+    setup = _setup(keys, labels, sample, k, report, seed)
+    cells = _cells(setup, mechanisms, target_entropy, seed)
+    rows, cancelled = _run_cells(cells, client, progress, cancel)
+    return _evaluation(setup, rows, cancelled, mechanisms)
+
+
+def _setup(keys, labels, sample, k, report, seed) -> dict:
+    """The sample, what the mechanisms see, the measure and the report of one data set."""
     from workbench.report.persistence import points
 
     x = points(keys, "keys")
@@ -181,16 +191,23 @@ def evaluate(keys, labels=None, *, mechanisms=None, sample: int = DEFAULT_SAMPLE
         med = float(np.median(np.linalg.norm(xs - xs[nn[:, 0]], axis=1)))
         noise = rng.standard_normal(xs.shape) * (med / math.sqrt(xs.shape[1]))
         seen = (xs + noise).astype(xs.dtype)
-        score_of = lambda z: denoising_recall(z, xs, kk)  # noqa: E731
         measure = "denoising_recall"
     else:
         seen = xs
-        score_of = lambda z: knn_label_accuracy(z, ys, kk)  # noqa: E731
         measure = "knn_accuracy"
     if report is None:
         from workbench.report import analyze_keys
 
         report = analyze_keys(seen)
+    rows = [{"choice": "raw", "mechanism": "(the keys themselves)", "params": {}, "temperature": None,
+             "entropy": None, "score": _score(measure, seen, xs, ys, kk), "seconds": 0.0, "error": None}]
+    return {"seen": seen, "clean": xs, "labels": ys, "k": kk, "measure": measure, "report": report, "rows": rows,
+            "sample": int(idx.size), "n": n}
+
+
+def _cells(setup: dict, mechanisms, target_entropy: float, seed: int) -> list[dict]:
+    """One cell (keyword arguments of :func:`_candidate_row`) per candidate mechanism."""
+    report, seen = setup["report"], setup["seen"]
     if mechanisms is None:
         cands = candidates(report)
     else:
@@ -198,36 +215,99 @@ def evaluate(keys, labels=None, *, mechanisms=None, sample: int = DEFAULT_SAMPLE
         for m in mechanisms:
             name, params = (m, {}) if isinstance(m, str) else (m[0], dict(m[1]))
             cands.append((name, name, params))
-    rows = [{"choice": "raw", "mechanism": "(the keys themselves)", "params": {}, "temperature": None,
-             "entropy": None, "score": score_of(seen), "seconds": 0.0, "error": None}]
-    cancelled = False
-    for i, (choice, name, structure) in enumerate(cands):
+    cells = []
+    for choice, name, structure in cands:
+        fit = _reusable_fit(report, choice, name, structure, seen, target_entropy) if mechanisms is None else None
+        cells.append({"choice": choice, "name": name, "structure": dict(structure), "seen": seen,
+                      "target": target_entropy, "seed": seed, "fit": fit, "measure": setup["measure"],
+                      "clean": setup["clean"], "labels": setup["labels"], "k": setup["k"]})
+    return cells
+
+
+def _score(measure: str, z, clean, labels, k: int) -> float:
+    from workbench.report.downstream import knn_label_accuracy
+
+    return denoising_recall(z, clean, k) if measure == "denoising_recall" else knn_label_accuracy(z, labels, k)
+
+
+def _candidate_row(choice, name, structure, seen, target, seed, fit, measure, clean, labels, k) -> dict:
+    """One candidate calibrated, run and scored: its row of the table (errors in ``error``)."""
+    row = {"choice": choice, "mechanism": name, "params": dict(structure), "temperature": None, "entropy": None,
+           "score": None, "seconds": None, "error": None}
+    t0 = time.perf_counter()
+    try:
+        row.update(_run_candidate(name, structure, seen, target, seed, fit))
+        row["score"] = _score(measure, row.pop("output"), clean, labels, k)
+    except WorkbenchError as exc:
+        row["error"] = str(exc)
+    except MemoryError:
+        row["error"] = f"{name}: out of memory on {seen.shape[0]} keys"
+    row["seconds"] = time.perf_counter() - t0
+    return row
+
+
+def _run_cells(cells: list, client, progress, cancel) -> tuple[list, bool]:
+    """The rows of ``cells`` in their order (None where cancelled before it ran) and whether any was:
+    here one by one, or as Dask tasks on ``client``."""
+    if client is not None:
+        from workbench.distributed.grid import GridFailure, run_grid
+
+        got = run_grid(_candidate_row, cells, client=client, progress=progress, cancel=cancel)
+        rows = [{"choice": c["choice"], "mechanism": c["name"], "params": c["structure"], "temperature": None,
+                 "entropy": None, "score": None, "seconds": None, "error": str(r)} if isinstance(r, GridFailure)
+                else r for c, r in zip(cells, got)]
+        return rows, any(r is None for r in rows)
+    rows: list = [None] * len(cells)
+    for i, cell in enumerate(cells):
         if cancel is not None and cancel.is_set():
-            cancelled = True
-            break
-        row = {"choice": choice, "mechanism": name, "params": dict(structure), "temperature": None, "entropy": None,
-               "score": None, "seconds": None, "error": None}
-        t0 = time.perf_counter()
-        try:
-            fit = _reusable_fit(report, choice, name, structure, seen, target_entropy) if mechanisms is None else None
-            row.update(_run_candidate(name, structure, seen, target_entropy, seed, fit))
-            row["score"] = score_of(row.pop("output"))
-        except WorkbenchError as exc:
-            row["error"] = str(exc)
-        except MemoryError:
-            row["error"] = f"{name}: out of memory on {seen.shape[0]} keys"
-        row["seconds"] = time.perf_counter() - t0
-        rows.append(row)
+            return rows, True
+        rows[i] = _candidate_row(**cell)
         if progress is not None:
-            progress(i + 1, len(cands))
+            progress(i + 1, len(cells))
+    return rows, False
+
+
+def _evaluation(setup: dict, cand_rows: list, cancelled: bool, mechanisms) -> "Evaluation":
+    rows = setup["rows"] + [r for r in cand_rows if r is not None]
     scored = [r for r in rows[1:] if r["score"] is not None]
     best = max(scored, key=lambda r: r["score"])["choice"] if scored else None
-    rec = report.recommendation.choice if mechanisms is None else None
+    rec = setup["report"].recommendation.choice if mechanisms is None else None
     regret = None
     if rec is not None and best is not None:
         rec_score = next((r["score"] for r in scored if r["choice"] == rec), None)
         regret = None if rec_score is None else max(0.0, max(r["score"] for r in scored) - rec_score)
-    return Evaluation(rows, measure, rec, best, regret, int(idx.size), n, cancelled)
+    return Evaluation(rows, setup["measure"], rec, best, regret, setup["sample"], setup["n"], cancelled)
+
+
+def evaluate_grid(datasets: dict, *, mechanisms=None, sample: int = DEFAULT_SAMPLE, k: int | None = None,
+                  target_entropy: float = 0.5, seed: int = 0, client=None,
+                  progress: Callable[[int, int], None] | None = None,
+                  cancel: threading.Event | None = None) -> dict:
+    """:func:`evaluate` of several data sets at once: every candidate × data set one cell.
+
+    ``datasets``: ``name → keys`` or ``name → (keys, labels)``. Each data set's sample, noise and
+    report are made here; then all cells run together (as Dask tasks on ``client``, else one
+    after the other). Returns ``name → Evaluation``; :func:`grid_table` joins them into one table.
+    """
+    if not isinstance(datasets, dict) or not datasets:
+        raise ConfigurationError("datasets: expected a non-empty dict of name → keys or (keys, labels)")
+    setups, cells, owner = {}, [], []
+    for name, d in datasets.items():
+        keys, labels = d if isinstance(d, tuple) else (d, None)
+        setups[name] = _setup(keys, labels, sample, k, None, seed)
+        for c in _cells(setups[name], mechanisms, target_entropy, seed):
+            cells.append(c)
+            owner.append(name)
+    rows, cancelled = _run_cells(cells, client, progress, cancel)
+    by: dict = {name: [] for name in datasets}
+    for name, r in zip(owner, rows):
+        by[name].append(r)
+    return {name: _evaluation(setups[name], by[name], cancelled, mechanisms) for name in datasets}
+
+
+def grid_table(evaluations: dict) -> list[dict]:
+    """One table of several :class:`Evaluation`: each row with its ``dataset``."""
+    return [{"dataset": name, **row} for name, ev in evaluations.items() for row in ev.table()]
 
 
 def _reusable_fit(report, choice: str, name: str, structure: dict, x: np.ndarray, target: float):
