@@ -20,6 +20,12 @@ buffers freed by the warm-up back to the OS, so that the timed calls' allocation
 would otherwise reuse them silently) show in the peak.
 
 PyTorch is optional: without it the torch rows and the ratios show "—".
+
+``--scheduler tcp://host:8786`` (or ``--dask`` for an embedded LocalCluster) runs the cases as a
+Dask task grid (:func:`workbench.distributed.run_grid`): each task still runs its case in a fresh
+subprocess of the worker, so each row is what one machine measured alone only when each worker
+has a machine to itself (``dask worker --nworkers 1`` per host, the repository at the same path
+everywhere); the table gathers them in the usual order.
 """
 from __future__ import annotations
 
@@ -185,6 +191,25 @@ def _subprocess(args: list[str], timeout: float, env: dict | None = None) -> dic
 def measure(case: Case, timeout: float = CASE_TIMEOUT_S) -> dict:
     case.result = _subprocess(["-m", "benchmarks.core", "--case", json.dumps(case.spec)], timeout)
     return case.result
+
+
+def _measure_spec(spec: dict, timeout: float = CASE_TIMEOUT_S) -> dict:
+    """One case in a fresh subprocess, as a Dask task (see the module docstring)."""
+    return _subprocess(["-m", "benchmarks.core", "--case", json.dumps(spec)], timeout)
+
+
+def measure_grid(cases: list[Case], scheduler: str | None) -> None:
+    """Measure ``cases`` as a Dask task grid on ``scheduler`` (None: the embedded cluster)."""
+    from workbench.distributed import GridFailure, run_grid
+
+    todo = [c for c in cases if c.result is None]
+
+    def progress(done, total):
+        print(f"[{done}/{total}] cases measured on the cluster", file=sys.stderr, flush=True)
+
+    got = run_grid(_measure_spec, [{"spec": c.spec} for c in todo], scheduler=scheduler, progress=progress)
+    for c, r in zip(todo, got):
+        c.result = {"ok": False, "error": str(r)} if isinstance(r, GridFailure) or r is None else r
 
 
 def torch_available() -> bool:
@@ -489,6 +514,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--targets-only", action="store_true",
                     help="only the interleaved target pairs; with --append PATH, add them to a Markdown file")
     ap.add_argument("--append", metavar="PATH", help="with --targets-only: append the lines to PATH")
+    ap.add_argument("--scheduler", metavar="ADDRESS", help="run the cases as a Dask task grid on this scheduler")
+    ap.add_argument("--dask", action="store_true", help="run the cases as a Dask task grid on an embedded LocalCluster")
     ap.add_argument("--case", help=argparse.SUPPRESS)
     ap.add_argument("--first-calls", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -526,6 +553,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no mechanism {args.only!r}; registered: {', '.join(workbench.list_mechanisms())}", file=sys.stderr)
         return 2
     have_torch = torch_available()
+    if not have_torch:
+        for c in cases:
+            if c.kind == "torch":
+                c.result = {"ok": False, "error": "torch not installed"}
+    if args.scheduler or args.dask:
+        measure_grid(cases, args.scheduler)
     for i, c in enumerate(cases, 1):
         label = f"[{i}/{len(cases)}] {c.name} {c.backend} {_shape(c.shape)}"
         if c.result is not None:  # decided without running (e.g. graph mechanisms)

@@ -143,7 +143,7 @@ def _in_child(path: str, seed: int, sample):
 _DECIDING = ("sequence_locality", "gromov_delta", "h0_ratio", "norm_share", "key_roughness", "structure_contrast")
 
 
-def report_run(n: int, subset: int, seeds: int, path: str) -> dict:
+def report_run(n: int, subset: int, seeds: int, path: str, sample="auto") -> dict:
     """Time and peak memory of ``analyze_keys`` at ``n`` keys; its recommendation against exact reports on subsets."""
     if not os.path.exists(path) or np.load(path, mmap_mode="r").shape[0] != n:
         out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, 384))
@@ -152,13 +152,13 @@ def report_run(n: int, subset: int, seeds: int, path: str) -> dict:
         del out
     rows = []
     for seed in range(1, seeds + 1):
-        sec, peak, choice, rep = _in_child(path, seed, "auto")
+        sec, peak, choice, rep = _in_child(path, seed, sample)
         keys = np.load(path, mmap_mode="r")
         pick = np.sort(np.random.default_rng(seed).choice(n, size=subset, replace=False))
         sub = os.path.join(os.path.dirname(path) or ".", f"subset_{seed}.npy")
         np.save(sub, np.asarray(keys[pick]))
         sec_x, peak_x, choice_x, rep_x = _in_child(sub, seed, None)
-        sec_s, _, choice_s, _ = _in_child(sub, seed, "auto")
+        sec_s, _, choice_s, _ = _in_child(sub, seed, sample)
         os.remove(sub)
         rows.append({"seed": seed, "seconds": sec, "peak_mib": peak, "choice": choice,
                      "errors": rep["errors"], "sample": rep["settings"]["sample"],
@@ -167,16 +167,17 @@ def report_run(n: int, subset: int, seeds: int, path: str) -> dict:
                      "features": {f: rep["features"][f] for f in _DECIDING},
                      "exact_features": {f: rep_x["features"][f] for f in _DECIDING}})
         print(rows[-1], flush=True)
-    return {"n": n, "subset": subset, "rows": rows, "cores": os.cpu_count()}
+    return {"n": n, "subset": subset, "rows": rows, "cores": os.cpu_count(), "sample": sample}
 
 
 def report_markdown(r: dict) -> str:
     rows = r["rows"]
     agree = sum(x["choice"] == x["exact_subset_choice"] for x in rows)
     agree_s = sum(x["sampled_subset_choice"] == x["exact_subset_choice"] for x in rows)
+    opt = "" if r.get("sample", "auto") == "auto" else f" --sample {r['sample']}"
     lines = [f"\n### `analyze_keys` at {r['n']:,} × 384 (`python -m benchmarks.scale --report --n {r['n']} "
-             f"--subset {r['subset']} --seeds {len(rows)}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})\n",
-             "| seed | 1M: seconds | peak RSS MiB | recommendation | exact on a random subset: seconds | "
+             f"--subset {r['subset']} --seeds {len(rows)}{opt}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})\n",
+             f"| seed | all {r['n']:,} keys: seconds | peak RSS MiB | recommendation | exact on a random subset: seconds | "
              "its recommendation | sampled on that subset: seconds | its recommendation |",
              "|---|---|---|---|---|---|---|---|"]
     for x in rows:
@@ -190,7 +191,7 @@ def report_markdown(r: dict) -> str:
                  + ", ".join(f"{m} {e:.2g}" for m, e in rows[0]["errors"].items())
                  + f". {r['cores']} cores; keys memory-mapped from a float32 `.npy` (the peak includes the "
                  f"pages of the keys read).\n")
-    lines += ["| feature the rules read | " + " | ".join(f"seed {x['seed']}: 1M sampled / exact subset" for x in rows[:3])
+    lines += ["| feature the rules read | " + " | ".join(f"seed {x['seed']}: all keys sampled / exact subset" for x in rows[:3])
               + " |", "|---|" + "---|" * min(3, len(rows))]
     for f in _DECIDING:
         lines.append(f"| {f} | " + " | ".join(f"{x['features'][f]:.3f} / {x['exact_features'][f]:.3f}"
@@ -211,10 +212,11 @@ def main(argv=None) -> None:
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--subset", type=int, default=100_000)
     ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--sample", type=int, help="keys per sample of the report (default: the report's own)")
     ap.add_argument("--keys", default="/tmp/workbench_scale_keys.npy", help="where the generated keys are kept")
     a = ap.parse_args(argv)
     if a.report:
-        text = report_markdown(report_run(a.n, a.subset, a.seeds, a.keys))
+        text = report_markdown(report_run(a.n, a.subset, a.seeds, a.keys, "auto" if a.sample is None else a.sample))
     else:
         text = markdown(run(a.length, a.dim, a.workers, a.shards, a.repeats, a.query_block))
     print(text)

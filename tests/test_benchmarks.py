@@ -61,3 +61,35 @@ def test_scale_benchmark_compares_sharded_with_single_process():
     assert r["max_abs_diff"] < 1e-5 and r["single_s"] > 0 and r["sharded_s"] > 0
     assert len(r["worker_extra_mib"]) == 2
     assert "| 2,048 | 16 | 2 × 3 (700) |" in scale.markdown(r)
+
+
+def test_the_report_at_scale_benchmark_compares_with_exact_subsets(tmp_path):
+    from benchmarks import scale
+
+    r = scale.report_run(n=4000, subset=2000, seeds=1, path=str(tmp_path / "keys.npy"), sample=600)
+    (row,) = r["rows"]
+    assert row["sample"] == {"size": 600, "replicates": 3, "of": 4000, "disjoint": True}
+    assert row["peak_mib"] > 0 and row["seconds"] > 0 and set(row["errors"]) >= {"ot_distance", "h0_persistence"}
+    assert row["exact_subset_choice"] in ("Standard", "Sparse", "Geometric", "Diffusion")
+    text = scale.report_markdown(r)
+    assert "equals the exact report" in text and "--sample 600" in text
+
+
+def test_real_derived_keys_are_unit_norm_and_seeded():
+    import numpy as np
+
+    from benchmarks import scale
+
+    a, b = scale.real_derived(500, seed=3), scale.real_derived(500, seed=3)
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (500, 384) and a.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1, atol=1e-5)
+
+
+def test_core_benchmark_cases_run_as_a_dask_grid():
+    p = subprocess.run([sys.executable, "-m", "benchmarks.core", "--quick", "--only", "flash", "--dask"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "cases measured on the cluster" in p.stderr
+    rows = [line for line in p.stdout.splitlines() if line.startswith("flash")]
+    assert rows and all("error" not in line for line in rows), p.stdout

@@ -116,3 +116,31 @@ def test_large_samples_use_the_ann_graph_with_the_same_bridging(rng, monkeypatch
     assert exact.settings["graph"] == "knn" and ann.settings["graph"] == "hnsw"
     assert ann.metric("h0_persistence").value == pytest.approx(exact.metric("h0_persistence").value, rel=0.02)
     assert ann.recommendation.choice == exact.recommendation.choice
+
+
+def test_the_report_command_reads_a_file_lazily(tmp_path, rng, capsys):
+    import json
+
+    from workbench.cli import main
+
+    np.save(tmp_path / "k.npy", _unit(rng, 3000, 16))
+    rc = main(["report", str(tmp_path / "k.npy"), "--sample", "800", "--json", str(tmp_path / "r.json")])
+    out = capsys.readouterr().out
+    assert rc == 0 and "3,000 keys × 16, measured on 3 samples of 800 keys" in out and " ± " in out
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["settings"]["sample"]["size"] == 800 and rep["errors"]
+    assert main(["report", "python_stdlib"]) == 0 and "recommendation:" in capsys.readouterr().out
+    assert main(["report", str(tmp_path / "missing.npy")]) == 2
+    assert "missing.npy: no such file" in capsys.readouterr().err
+
+
+def test_the_report_view_shows_errors_and_the_sampling(rng):
+    from apps.report_view import metric_rows, metrics_html
+
+    rep = analyze_keys(_unit(rng, 1500, 8), sample=500, replicates=2)
+    rows = metric_rows(rep)
+    assert all(r["std_error"] == pytest.approx(rep.errors[r["metric"]]) for r in rows)
+    html = metrics_html(rep)
+    assert " ± " in html and "2 random samples of 500 of the 1,500 keys" in html
+    whole = analyze_keys(_unit(rng, 300, 8))
+    assert " ± " not in metrics_html(whole) and all(r["std_error"] is None for r in metric_rows(whole))

@@ -27,6 +27,16 @@ Raw values (upstream's report fields, docs/upstream.md#report), for queries ``Q 
    attend each other, not how their centroid does). Default: divided by ``ln n`` (1 for
    ``n = 1``), two-sided (near one-hot and near uniform are both warnings); compat: nats.
 
+**Sampling** (above ``sample`` keys, default :data:`SAMPLE_SIZE` = 20,000): every value above and
+every feature is measured on ``replicates`` (3) uniform random samples of ``sample`` keys,
+disjoint when they fit, rows in their order; the report gives their means, ``errors`` the
+standard error of each metric over the samples (``std/√r``), and ``settings["sample"]`` the
+sampling. The graph-based values then describe the sample's graph, whose neighbours lie farther
+apart than the whole set's (e.g. roughness and the H0 ratio rise a little; the locality window is
+rescaled to whole-set gaps); ``benchmarks/scale.py --report`` compares the recommendation with
+the exact report's. A sample above :data:`workbench.autograph.AUTO_HNSW_ABOVE` keys gets an
+approximate (HNSW) kNN graph, whose H0 components are bridged by the same exact shortest edges.
+
 Recommendation features and rules: :mod:`workbench.report.features`,
 :mod:`workbench.report.recommend`. One exact kNN graph (:func:`workbench.graph.knn_graph`, with
 ``max(k, 10)`` neighbours) serves coherence, persistence, the affinity's ``σ`` and locality.
