@@ -157,14 +157,15 @@ _NOT_YET = object()
 
 
 def declare(name: str, *, dtypes=FLOATS, masks=False, causal=False, graph=False, max_head_dim=None,
-            numba: str | None = None, cupy=_NOT_YET) -> Kernel:
+            numba: str | None = None, cupy=_NOT_YET, cupy_limits: Mapping | None = None) -> Kernel:
     """The specs of one kernel: the NumPy reference, the Numba kernel (``numba``: None, or why there
     is none) and the CuPy kernel (``cupy``: None once it exists, or why there is none; by default
-    ``"no CuPy kernel for <name> yet"``). The three take the same inputs."""
+    ``"no CuPy kernel for <name> yet"``). The three take the same inputs, except what
+    ``cupy_limits`` narrows for the CuPy kernel (e.g. ``{"dtypes": ("float32",), "max_head_dim": 128}``)."""
     cupy = f"no CuPy kernel for {name} yet" if cupy is _NOT_YET else cupy
     common = dict(dtypes=dtypes, masks=masks, causal=causal, graph=graph, max_head_dim=max_head_dim)
     return Kernel(name, (KernelSpec(name, "numpy", **common), KernelSpec(name, "numba", missing=numba, **common),
-                         KernelSpec(name, "cupy", missing=cupy, **common)))
+                         KernelSpec(name, "cupy", missing=cupy, **{**common, **dict(cupy_limits or {})})))
 
 
 def as_kernels(supported) -> tuple:

@@ -7,8 +7,10 @@ from kernels.capabilities import declare
 from kernels.dispatch import resolve_backend
 from kernels.reference import flash as _ref
 
-#: What the kernel serves on each backend (:mod:`kernels.capabilities`).
-FLASH = declare("flash", masks=True, causal=True)
+#: What the kernel serves on each backend (:mod:`kernels.capabilities`); the CuPy kernel is
+#: ``kernels/gpu/flash_fwd.cu`` (float32, head dimensions up to 128).
+FLASH = declare("flash", masks=True, causal=True, cupy=None,
+                cupy_limits={"dtypes": ("float32",), "max_head_dim": 128})
 
 
 def flash_attention(q, k, v, *, mask=None, scale=None, causal=False, causal_offset=0,
@@ -23,6 +25,10 @@ def flash_attention(q, k, v, *, mask=None, scale=None, causal=False, causal_offs
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
     if be == "numpy":
         return _ref.flash_attention(q, k, v, mask, scale, causal, causal_offset, block_size)
+    if be == "cupy":
+        from kernels.gpu.flash import flash_cupy
+
+        return flash_cupy(q, k, v, mask, scale, causal, causal_offset)
     from kernels.numba import flash as _nb
 
     return _nb.flash_forward(q, k, v, mask, scale, causal, causal_offset, query_block_size, block_size)
@@ -37,6 +43,10 @@ def flash_weights(q, k, *, mask=None, scale=None, causal=False, causal_offset=0,
         from kernels.reference.dense import attention_weights
 
         return attention_weights(q, k, mask, scale, causal, causal_offset)
+    if be == "cupy":
+        from kernels.gpu.flash import weights_cupy
+
+        return weights_cupy(q, k, mask, scale, causal, causal_offset)
     from kernels.numba import flash as _nb
 
     return _nb.attention_weights(q, k, mask, scale, causal, causal_offset, query_block_size, block_size)

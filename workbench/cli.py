@@ -95,7 +95,6 @@ def _dataset(source: str):
 def _calibrate(name: str, source: str, target: float) -> str:
     """Calibrate ``name`` on the embeddings of a file or a shipped data set; the record as text and JSON."""
     import json
-    from pathlib import Path
 
     from workbench.calibration import calibrate
     from workbench.report.records import plain

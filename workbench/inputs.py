@@ -2,7 +2,8 @@
 
 Shapes follow SDPA: ``q (..., Lq, d)``, ``k (..., Lk, d)``, ``v (..., Lk, dv)``; leading
 dimensions broadcast. A 1-D query ``(d,)`` with ``k (n, d)`` is one query (output ``(dv,)``).
-Boolean masks (True = may attend) broadcast to ``(..., Lq, Lk)``.
+Boolean masks (True = may attend) broadcast to ``(..., Lq, Lk)``. CuPy arrays stay CuPy arrays
+(the CuPy backend serves them: CuPy in, CuPy out); everything else becomes NumPy.
 """
 from __future__ import annotations
 
@@ -38,7 +39,20 @@ class Batch:
         return out
 
 
+def _xp(x):
+    """The array module of ``x``: CuPy for a CuPy array (never imported otherwise), else NumPy."""
+    from kernels.dispatch import is_cupy_array
+
+    if is_cupy_array(x):
+        import cupy
+
+        return cupy
+    return np
+
+
 def _asarray(name: str, x) -> np.ndarray:
+    if _xp(x) is not np:
+        return x
     try:
         return np.asarray(x)
     except ValueError as exc:  # ragged nested sequences
@@ -51,6 +65,9 @@ def all_finite(a: np.ndarray) -> bool:
     flat = a.reshape(-1)
     if flat.size == 0:
         return True
+    xp = _xp(flat)
+    if xp is not np:
+        return bool(xp.isfinite(flat).all())
     if not flat.flags.c_contiguous:
         flat = np.ascontiguousarray(flat)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -70,7 +87,8 @@ def _as_float(name: str, x) -> np.ndarray:
     dtype = np.float64 if a.dtype == np.float64 else np.float32
     a = a.astype(dtype, copy=False)
     if not all_finite(a):
-        bad = np.argwhere(~np.isfinite(a))[0]
+        xp = _xp(a)
+        bad = [int(i) for i in xp.argwhere(~xp.isfinite(a))[0]]
         raise NumericalError(
             f"{name}: expected finite values, got {a[tuple(bad)]} at index {tuple(int(i) for i in bad)}"
         )
@@ -121,8 +139,9 @@ def prepare(q, k, v=None, mask=None, *, need_v: bool = True, graph=None) -> Batc
     B = int(np.prod(batch_shape, dtype=np.int64))
 
     def flat(a):
-        a = np.broadcast_to(a.astype(dtype, copy=False), batch_shape + a.shape[-2:])
-        return np.ascontiguousarray(a.reshape((B,) + a.shape[-2:]))
+        xp = _xp(a)
+        a = xp.broadcast_to(a.astype(dtype, copy=False), batch_shape + a.shape[-2:])
+        return xp.ascontiguousarray(a.reshape((B,) + a.shape[-2:]))
 
     qf, kf = flat(q), flat(k)
     vf = flat(v) if v is not None else None
@@ -148,4 +167,4 @@ def _prepare_mask(mask, batch_shape, B, lq, lk, single):
     lead = m.shape[:-2]
     if all(s == 1 for s in lead):
         return m.reshape((1,) + m.shape[-2:])
-    return np.broadcast_to(m, batch_shape + m.shape[-2:]).reshape((B,) + m.shape[-2:])
+    return _xp(m).broadcast_to(m, batch_shape + m.shape[-2:]).reshape((B,) + m.shape[-2:])

@@ -45,10 +45,25 @@ def test_every_kernel_declares_three_backends_once(kernel):
     assert [s.backend for s in kernel.specs] == ["numpy", "numba", "cupy"]
     assert all(s.kernel == kernel.name for s in kernel.specs)
     assert kernel.backends["numpy"] is None  # the reference always serves
-    assert kernel.backends["cupy"] == f"no CuPy kernel for {kernel.name} yet"
+    if kernel.name not in WITH_CUPY:
+        assert kernel.backends["cupy"] == f"no CuPy kernel for {kernel.name} yet"
 
 
-@pytest.mark.parametrize("kernel", ALL, ids=lambda k: k.name)
+#: Kernels with a CuPy kernel (kernels/gpu): served for CuPy arrays within their limits.
+WITH_CUPY = {"flash"}
+
+
+def test_kernels_with_a_cupy_kernel_serve_cupy_arrays_only(fake_cupy):
+    for kernel in ALL:
+        if kernel.name not in WITH_CUPY:
+            continue
+        spec = kernel.spec("cupy")
+        assert spec.not_supported_reasons(Inputs.of([fake_cupy()])) == []
+        assert any("needs CuPy arrays" in r for r in spec.not_supported_reasons(Inputs.of(arrays())))
+        assert any("float32" in r for r in spec.not_supported_reasons(Inputs.of([fake_cupy(dtype=np.float64)])))
+
+
+@pytest.mark.parametrize("kernel", [k for k in ALL if k.name not in WITH_CUPY], ids=lambda k: k.name)
 def test_cupy_cannot_serve_any_input_today(kernel, fake_cupy):
     for inputs in (Inputs.of(arrays()), Inputs.of([fake_cupy()]), Inputs(libraries=("cupy",), dtypes=("float64",))):
         reasons = kernel.spec("cupy").not_supported_reasons(inputs)
@@ -96,9 +111,10 @@ def test_cupy_arrays_are_a_reason_for_the_cpu_backends(fake_cupy):
 
 
 def test_head_dim_limit_where_a_kernel_has_one():
-    # No kernel of ours has a head-dimension limit today (the Numba tiles allocate per call): the
-    # field is None for all of them, and a spec that sets one refuses wider heads.
-    assert all(s.max_head_dim is None for k in ALL for s in k.specs)
+    # Only the CuPy flash kernel has a head-dimension limit (its output row lives in registers); the
+    # CPU kernels allocate per call. A spec that sets one refuses wider heads.
+    assert {(k.name, s.backend): s.max_head_dim for k in ALL for s in k.specs
+            if s.max_head_dim is not None} == {("flash", "cupy"): 128}
     spec = KernelSpec("toy", "numba", max_head_dim=128)
     assert spec.not_supported_reasons(Inputs.of(arrays(d=128))) == []
     assert spec.not_supported_reasons(Inputs.of(arrays(d=256))) == ["numba toy takes head dimensions up to 128, got 256"]
@@ -121,12 +137,12 @@ def test_auto_picks_the_first_backend_without_reasons():
 
 
 def test_auto_with_no_backend_lists_every_backend_s_reasons(fake_cupy):
-    x = fake_cupy()
+    x = fake_cupy(dtype=np.float64)  # the CuPy flash kernel takes float32 only
     with pytest.raises(kernels.BackendError) as excinfo:
         kernels.flash_attention(x, x, x)
     msg = str(excinfo.value)
     assert msg.startswith("no backend can serve flash: ")
-    for part in ("cupy: no CuPy kernel for flash yet", "numba: numba needs NumPy arrays, got CuPy arrays",
+    for part in ("cupy: flash takes dtypes float32, got float64", "numba: numba needs NumPy arrays, got CuPy arrays",
                  "numpy: numpy needs NumPy arrays, got CuPy arrays"):
         assert part in msg
     assert not_supported_reasons("auto", Inputs.of(arrays()), BY_NAME["flash"]) == []

@@ -3,6 +3,7 @@ import pytest
 
 import kernels
 from kernels.dispatch import resolve_backend
+from kernels.dense import DENSE
 from kernels.flash import FLASH
 
 SUPPORT = {"numpy": None, "numba": None, "cupy": "no CuPy kernel yet"}
@@ -15,8 +16,10 @@ def test_auto_picks_numba_for_numpy_arrays():
 
 
 def test_unavailable_backend_says_why():
-    with pytest.raises(kernels.BackendError, match="backend 'cupy' cannot serve flash: no CuPy kernel for flash yet"):
-        resolve_backend("cupy", [np.zeros(1)], FLASH)
+    with pytest.raises(kernels.BackendError, match="backend 'cupy' cannot serve dense: no CuPy kernel for dense yet"):
+        resolve_backend("cupy", [np.zeros(1)], DENSE)
+    with pytest.raises(kernels.BackendError, match="backend 'cupy' cannot serve flash: cupy needs CuPy arrays"):
+        resolve_backend("cupy", [np.zeros(1, np.float32)], FLASH)
     with pytest.raises(kernels.BackendError, match="no CuPy kernel yet"):
         resolve_backend("cupy", [np.zeros(1)], SUPPORT)
     with pytest.raises(kernels.BackendError, match="backend must be one of"):

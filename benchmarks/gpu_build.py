@@ -1,0 +1,48 @@
+"""Registers, spills and shared memory of every GPU kernel body, compiled by nvcc for sm_80 and sm_90.
+
+Run: ``python -m benchmarks.gpu_build [--append benchmarks/RESULTS.md]``. Each body of
+``kernels/gpu`` is compiled with the CUDA prelude (``--resource-usage``) for the compile-time
+variants the launchers build; no GPU is needed.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import tempfile
+import time
+
+from kernels.gpu.build import ARCHS, HOT, VARIANTS, find_nvcc, nvcc_resources
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--append", metavar="PATH")
+    a = ap.parse_args(argv)
+    nvcc = find_nvcc()
+    if nvcc is None:
+        raise SystemExit("nvcc not found: install the CUDA toolkit")
+    version = subprocess.run([nvcc, "--version"], capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    lines = [f"\n### GPU kernels compiled by nvcc (`python -m benchmarks.gpu_build`, "
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})\n",
+             f"{version}. No GPU involved: registers, local-memory spills and static shared memory per thread "
+             "block, as ptxas reports them.\n",
+             "| kernel | variant | arch | registers / thread | spill bytes | shared memory (bytes) |",
+             "|---|---|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, variants in VARIANTS.items():
+            for defines in variants:
+                if (name, next(iter(defines.values()))) not in HOT:
+                    continue
+                for arch in ARCHS:
+                    r = nvcc_resources(nvcc, name, arch, defines, tmp)
+                    var = ", ".join(f"{k}={v}" for k, v in defines.items())
+                    lines.append(f"| `{name}` | {var} | {arch} | {r['registers']} | {r['spill_bytes']} | {r['smem']:,} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if a.append:
+        with open(a.append, "a", encoding="utf-8") as fh:
+            fh.write(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Compile the kernel bodies with nvcc (no GPU needed): what CI checks and RESULTS.md records.
+
+:data:`VARIANTS` lists the compile-time constants each body is built with (the launchers' head
+dimensions, the edge cases); :data:`HOT` the variants that must not spill to local memory;
+:func:`nvcc_resources` compiles one variant for one architecture and reads ptxas's report.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from kernels.gpu.sources import source
+
+ARCHS = ("sm_80", "sm_90")
+#: Compile-time variants of each body (every ``kernels/gpu/*.cu`` has an entry).
+VARIANTS = {"flash_fwd": [{"HEAD_DIM": 1, "VALUE_DIM": 1}, {"HEAD_DIM": 64, "VALUE_DIM": 64},
+                          {"HEAD_DIM": 128, "VALUE_DIM": 128}]}
+#: ``(body, first define's value)`` of the hot variants: no local-memory spills allowed.
+HOT = {("flash_fwd", 64), ("flash_fwd", 128)}
+
+__all__ = ["ARCHS", "VARIANTS", "HOT", "find_nvcc", "nvcc_resources"]
+
+
+def find_nvcc() -> str | None:
+    """The nvcc on PATH, else the CUDA toolkit's default location, else None."""
+    path = shutil.which("nvcc")
+    if path is None and os.path.exists("/usr/local/cuda/bin/nvcc"):
+        path = "/usr/local/cuda/bin/nvcc"
+    return path
+
+
+def nvcc_resources(nvcc: str, name: str, arch: str, defines: dict, workdir) -> dict:
+    """Compile body ``name`` for ``arch`` (``--resource-usage``) in ``workdir``: registers per thread,
+    spill bytes (stores + loads), static shared memory, and ptxas's text. RuntimeError on a failed build."""
+    workdir = Path(workdir)
+    tag = "_".join(str(v) for v in defines.values())
+    src = workdir / f"{name}_{arch}_{tag}.cu"
+    src.write_text(source(name, "cuda", defines))
+    p = subprocess.run([nvcc, f"-arch={arch}", "-cubin", "-o", str(src.with_suffix(".cubin")), "--resource-usage",
+                        str(src)], capture_output=True, text=True, timeout=300)
+    if p.returncode != 0:
+        raise RuntimeError(f"nvcc {name} {defines} {arch}:\n{p.stderr[-3000:]}")
+    text = p.stdout + p.stderr
+    regs = [int(x) for x in re.findall(r"Used (\d+) registers", text)]
+    spills = [int(a) + int(b) for a, b in re.findall(r"(\d+) bytes spill stores, (\d+) bytes spill loads", text)]
+    smem = [int(x) for x in re.findall(r"(\d+) bytes smem", text)]
+    if not regs:
+        raise RuntimeError(f"nvcc {name} {defines} {arch}: no resource report in\n{text}")
+    return {"registers": max(regs), "spill_bytes": sum(spills), "smem": max(smem, default=0), "text": text}

@@ -1,0 +1,66 @@
+"""The CuPy backend of the flash kernel: capabilities everywhere; on a GPU (marked gpu, skipped
+cleanly without one) the kernel and the mechanism on CuPy arrays against the NumPy reference."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import workbench
+from kernels.capabilities import Inputs, not_supported_reasons
+from kernels.flash import FLASH
+from kernels.reference.flash import flash_attention
+
+
+def test_the_registry_serves_flash_on_cupy_within_its_limits():
+    assert workbench.registry["flash"].backends["cupy"] is None
+    ok = Inputs(dtypes=("float32",), shapes=((2, 8, 64),), libraries=("cupy",))
+    assert not_supported_reasons("cupy", ok, (FLASH,)) == []
+    f64 = Inputs(dtypes=("float64",), shapes=((2, 8, 64),), libraries=("cupy",))
+    assert any("float32" in r for r in not_supported_reasons("cupy", f64, (FLASH,)))
+    wide = Inputs(dtypes=("float32",), shapes=((2, 8, 256),), libraries=("cupy",))
+    assert any("up to 128" in r for r in not_supported_reasons("cupy", wide, (FLASH,)))
+    numpy_in = Inputs(dtypes=("float32",), shapes=((2, 8, 64),), libraries=("numpy",))
+    assert any("needs CuPy arrays" in r for r in not_supported_reasons("cupy", numpy_in, (FLASH,)))
+
+
+def _cupy():
+    cp = pytest.importorskip("cupy", reason="CuPy is not installed (a GPU machine has cupy-cuda13x)")
+    try:
+        if cp.cuda.runtime.getDeviceCount() < 1:
+            pytest.skip("no CUDA device")
+    except Exception as exc:  # no driver
+        pytest.skip(f"no CUDA device ({type(exc).__name__})")
+    return cp
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("B,lq,lk,d", [(2, 300, 517, 64), (1, 1, 1, 1), (3, 77, 33, 128)])
+def test_the_cuda_kernel_equals_the_reference(B, lq, lk, d):
+    cp = _cupy()
+    from kernels.gpu.flash import flash_cupy
+
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.standard_normal(s).astype(np.float32) for s in ((B, lq, d), (B, lk, d), (B, lk, d)))
+    mask = rng.random((B, lq, lk)) > 0.3
+    for kw in ({}, {"mask": mask}, {"causal": True, "causal_offset": lk - lq}):
+        out, lse = flash_cupy(cp.asarray(q), cp.asarray(k), cp.asarray(v), None if "mask" not in kw else
+                              cp.asarray(mask), None, kw.get("causal", False), kw.get("causal_offset", 0))
+        want, want_lse = flash_attention(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64),
+                                         kw.get("mask"), None, kw.get("causal", False), kw.get("causal_offset", 0))
+        np.testing.assert_allclose(cp.asnumpy(out), want, atol=2e-6, rtol=2e-5)
+        fin = np.isfinite(want_lse)
+        np.testing.assert_allclose(cp.asnumpy(lse)[fin], want_lse[fin], atol=2e-5)
+
+
+@pytest.mark.gpu
+def test_cupy_in_cupy_out_through_the_mechanism():
+    cp = _cupy()
+    rng = np.random.default_rng(1)
+    q, k, v = (rng.standard_normal((2, 4, 100, 64)).astype(np.float32) for _ in range(3))
+    m = workbench.make("flash", causal=True)
+    got = m(cp.asarray(q), cp.asarray(k), cp.asarray(v))
+    assert isinstance(got, cp.ndarray) and got.shape == (2, 4, 100, 64)
+    assert m.backend_for(cp.asarray(q)) == "cupy"
+    np.testing.assert_allclose(cp.asnumpy(got), m(q, k, v), atol=2e-6)
+    w = m.weights(cp.asarray(q), cp.asarray(k))
+    np.testing.assert_allclose(cp.asnumpy(w), m.weights(q, k), atol=2e-6)

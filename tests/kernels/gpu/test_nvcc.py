@@ -1,0 +1,29 @@
+"""Every portable kernel body compiles with nvcc for sm_80 and sm_90 (CUDA prelude), with
+``--resource-usage``; the hot kernels spill nothing to local memory (register counts: RESULTS.md,
+``python -m benchmarks.gpu_build``)."""
+from __future__ import annotations
+
+import pytest
+
+from kernels.gpu.build import ARCHS, HOT, VARIANTS, nvcc_resources
+from kernels.gpu.sources import GPU_DIR, PRELUDES, bodies
+
+
+def test_every_body_has_variants_and_both_preludes_exist():
+    assert set(bodies()) == set(VARIANTS), "a new .cu body needs its compile variants in kernels/gpu/build.py"
+    assert all(p.is_file() for p in PRELUDES.values())
+    for name in bodies():
+        body = (GPU_DIR / f"{name}.cu").read_text()
+        # portable subset: indices, local memory and barriers come through the prelude
+        for cuda_only in ("__syncthreads", "threadIdx", "blockIdx", "__shared__", "__shfl", "atomicAdd", "__global__"):
+            assert cuda_only not in body, f"{name}.cu uses {cuda_only} directly"
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_bodies_compile_for_the_gpu(nvcc, tmp_path, name, arch):
+    for defines in VARIANTS[name]:
+        r = nvcc_resources(nvcc, name, arch, defines, tmp_path)
+        if (name, next(iter(defines.values()))) in HOT:
+            assert r["spill_bytes"] == 0, f"{name} {defines} on {arch} spills:\n{r['text']}"
+            assert r["registers"] <= 255
