@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import time
 
-from kernels.gpu.build import ARCHS, HOT, VARIANTS, find_nvcc, nvcc_resources
+from kernels.gpu.build import ARCHS, VARIANTS, find_nvcc, is_hot, nvcc_resources
 
 
 def main(argv=None) -> None:
@@ -31,7 +31,7 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name, variants in VARIANTS.items():
             for defines in variants:
-                if (name, next(iter(defines.values()))) not in HOT:
+                if not is_hot(defines):
                     continue
                 for arch in ARCHS:
                     r = nvcc_resources(nvcc, name, arch, defines, tmp)

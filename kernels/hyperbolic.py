@@ -11,8 +11,9 @@ from kernels.capabilities import BackendError, declare
 from kernels.dispatch import resolve_backend
 from kernels.reference import hyperbolic as _ref
 
-#: What the kernel serves on each backend (:mod:`kernels.capabilities`).
-HYPERBOLIC = declare("hyperbolic", masks=True)
+#: What the kernel serves on each backend (:mod:`kernels.capabilities`); the CuPy kernel is the
+#: Poincaré score of ``kernels/gpu/flash_fwd.cu`` (float32, head dimensions up to 128).
+HYPERBOLIC = declare("hyperbolic", masks=True, cupy=None, cupy_limits={"dtypes": ("float32",), "max_head_dim": 128})
 
 #: Aggregations with a closed form served here (the Fréchet mean and the Möbius sum, which need
 #: the weights themselves, are computed by the mechanism from :func:`hyperbolic_weights`).
@@ -44,6 +45,10 @@ def hyperbolic_attention(q, k, v, *, c=1.0, temperature=1.0, aggregation="einste
     c, temperature = float(c), float(temperature)
     if be == "numpy":
         return _ref.attention(q, k, v, c, temperature, aggregation, mask)
+    if be == "cupy":
+        from kernels.gpu.hyperbolic import hyperbolic_cupy
+
+        return hyperbolic_cupy(q, k, v, c, temperature, aggregation, mask)
     from kernels.numba import hyperbolic as _nb
 
     return _nb.attention(q, k, v, mask, c, temperature, aggregation, int(block_q), int(block_k))
@@ -54,8 +59,14 @@ def hyperbolic_partial(q, k, v, *, c=1.0, temperature=1.0, aggregation="einstein
     :func:`kernels.reference.hyperbolic.partial`): merged over shards by the lse,
     ``hyperbolic_finish(r)`` is :func:`hyperbolic_attention` over all keys. NumPy reference on
     every backend (the fused kernel returns no log-sum-exp)."""
-    resolve_backend(backend, (q, k, v), HYPERBOLIC, mask=mask)  # refuses what a call would refuse
+    be = resolve_backend(backend, (q, k, v), HYPERBOLIC, mask=mask)  # refuses what a call would refuse
     _check(c, temperature, aggregation)
+    if be == "cupy":  # the reference on the host, CuPy in and out
+        import cupy as cp
+
+        r, lse = _ref.partial(*(cp.asnumpy(x) for x in (q, k, v)), float(c), float(temperature), aggregation,
+                              None if mask is None else cp.asnumpy(mask))
+        return cp.asarray(r), cp.asarray(lse)
     return _ref.partial(q, k, v, float(c), float(temperature), aggregation, mask)
 
 
@@ -72,6 +83,11 @@ def hyperbolic_weights(q, k, *, c=1.0, temperature=1.0, mask=None, backend="auto
     c, temperature = float(c), float(temperature)
     if be == "numpy":
         return _ref.weights(q, k, c, temperature, mask)
+    if be == "cupy":  # for inspection: the reference on the host, CuPy in and out
+        import cupy as cp
+
+        return cp.asarray(_ref.weights(cp.asnumpy(q), cp.asnumpy(k), c, temperature,
+                                       None if mask is None else cp.asnumpy(mask)))
     from kernels.numba import hyperbolic as _nb
 
     return _nb.weights(q, k, mask, c, temperature)

@@ -1,7 +1,7 @@
 """Compile the kernel bodies with nvcc (no GPU needed): what CI checks and RESULTS.md records.
 
 :data:`VARIANTS` lists the compile-time constants each body is built with (the launchers' head
-dimensions, the edge cases); :data:`HOT` the variants that must not spill to local memory;
+dimensions, the edge cases); :func:`is_hot` says which must not spill to local memory;
 :func:`nvcc_resources` compiles one variant for one architecture and reads ptxas's report.
 """
 from __future__ import annotations
@@ -16,12 +16,20 @@ from kernels.gpu.sources import source
 
 ARCHS = ("sm_80", "sm_90")
 #: Compile-time variants of each body (every ``kernels/gpu/*.cu`` has an entry).
-VARIANTS = {"flash_fwd": [{"HEAD_DIM": 1, "VALUE_DIM": 1}, {"HEAD_DIM": 64, "VALUE_DIM": 64},
-                          {"HEAD_DIM": 128, "VALUE_DIM": 128}]}
-#: ``(body, first define's value)`` of the hot variants: no local-memory spills allowed.
-HOT = {("flash_fwd", 64), ("flash_fwd", 128)}
+VARIANTS = {"flash_fwd": [{"HEAD_DIM": 1, "VALUE_DIM": 1, "SCORE": 0},
+                          {"HEAD_DIM": 64, "VALUE_DIM": 64, "SCORE": 0},
+                          {"HEAD_DIM": 128, "VALUE_DIM": 128, "SCORE": 0},
+                          {"HEAD_DIM": 1, "VALUE_DIM": 2, "SCORE": 1},  # hyperbolic: values one wider
+                          {"HEAD_DIM": 64, "VALUE_DIM": 65, "SCORE": 1},
+                          {"HEAD_DIM": 128, "VALUE_DIM": 129, "SCORE": 1}]}
+#: The hot variants (head dimensions 64 and 128): no local-memory spills allowed.
+HOT_HEAD_DIMS = (64, 128)
 
-__all__ = ["ARCHS", "VARIANTS", "HOT", "find_nvcc", "nvcc_resources"]
+
+def is_hot(defines: dict) -> bool:
+    return defines.get("HEAD_DIM") in HOT_HEAD_DIMS
+
+__all__ = ["ARCHS", "VARIANTS", "HOT_HEAD_DIMS", "is_hot", "find_nvcc", "nvcc_resources"]
 
 
 def find_nvcc() -> str | None:

@@ -1,10 +1,15 @@
-"""Launch ``flash_fwd.cu``: float32 flash attention forward, ``(out (B, Lq, dv), lse (B, Lq))``.
+"""Launch ``flash_fwd.cu`` (softmax attention by tiles, float32) on CuPy arrays or through OpenCL.
 
 One block of :data:`BLOCK_Q` threads per (query tile, batch), key tiles of :data:`BLOCK_K`; the
-head dimensions are compile-time constants (one compiled module per ``(d, dv)``, cached). The mask
-is passed as uint8 with a stride per axis (0 where it broadcasts). :func:`flash_cupy` runs on CuPy
-arrays; :func:`flash_opencl` runs the same body through OpenCL (PoCL on the CPU: the tests'
-backend, never offered to users). Both equal :func:`kernels.reference.flash.flash_attention`.
+head dimensions and the score are compile-time constants (one compiled module per variant,
+cached). The mask is passed as uint8 with a stride per axis (0 where it broadcasts).
+
+* :func:`flash_cupy` / :func:`flash_opencl`: ``(out (B, Lq, dv), lse (B, Lq))`` of
+  ``softmax(scale · q kᵀ) v``, equal to :func:`kernels.reference.flash.flash_attention`;
+* :func:`poincare_partial`: the Poincaré-ball score with given values (hyperbolic attention's
+  aggregation terms), on either API (:mod:`kernels.gpu.hyperbolic`).
+
+The OpenCL path runs the same body on PoCL (the tests' backend, never offered to users).
 """
 from __future__ import annotations
 
@@ -15,18 +20,23 @@ import numpy as np
 
 from kernels.gpu.sources import source
 
-#: Query rows per block (one thread each) and keys per tile; the largest head dimension served.
-BLOCK_Q, BLOCK_K, MAX_HEAD_DIM = 32, 16, 128
+#: Query rows per block (one thread each) and keys per tile; the largest head dimensions served
+#: (values one wider: the Einstein midpoint's extra column).
+BLOCK_Q, BLOCK_K, MAX_HEAD_DIM, MAX_VALUE_DIM = 32, 16, 128, 129
+#: The scores of the body (its ``SCORE`` constant).
+SCORES = {"dot": 0, "poincare": 1}
 
-__all__ = ["BLOCK_Q", "BLOCK_K", "MAX_HEAD_DIM", "flash_cupy", "flash_opencl", "launch_plan", "weights_cupy"]
+__all__ = ["BLOCK_Q", "BLOCK_K", "MAX_HEAD_DIM", "MAX_VALUE_DIM", "SCORES", "flash_cupy", "flash_opencl",
+           "launch_plan", "poincare_partial", "weights_cupy", "opencl_context"]
 
 
-def launch_plan(q_shape, k_shape, v_shape, mask_shape, scale, causal, causal_offset) -> dict:
+def launch_plan(q_shape, k_shape, v_shape, mask_shape, scale, causal, causal_offset, score: str = "dot") -> dict:
     """Grid, block, compile-time constants and scalar arguments of one call (shapes only)."""
     B, lq, d = q_shape
     lk, dv = k_shape[1], v_shape[2]
-    if d > MAX_HEAD_DIM or dv > MAX_HEAD_DIM:
-        raise ValueError(f"q, v: the GPU flash kernel takes head dimensions up to {MAX_HEAD_DIM}, got d={d}, dv={dv}")
+    if d > MAX_HEAD_DIM or dv > MAX_VALUE_DIM:
+        raise ValueError(f"q, v: the GPU kernel takes head dimensions up to {MAX_HEAD_DIM} (values "
+                         f"{MAX_VALUE_DIM}), got d={d}, dv={dv}")
     if mask_shape is None:
         sb = sq = 0
     else:
@@ -35,7 +45,8 @@ def launch_plan(q_shape, k_shape, v_shape, mask_shape, scale, causal, causal_off
         sq = lk if mask_shape[1] == lq and lq > 1 else 0
         sb = mask_shape[1] * lk if mask_shape[0] == B and B > 1 else 0
     return {"grid": (max(1, math.ceil(lq / BLOCK_Q)), B), "block": (BLOCK_Q,),
-            "defines": {"HEAD_DIM": d, "VALUE_DIM": dv, "BLOCK_Q": BLOCK_Q, "BLOCK_K": BLOCK_K},
+            "defines": {"HEAD_DIM": d, "VALUE_DIM": dv, "BLOCK_Q": BLOCK_Q, "BLOCK_K": BLOCK_K,
+                        "SCORE": SCORES[score]},
             "has_mask": mask_shape is not None, "mask_sb": sb, "mask_sq": sq,
             "scale": float(1.0 / math.sqrt(d) if scale is None else scale), "causal": bool(causal),
             "causal_offset": int(causal_offset), "lq": lq, "lk": lk, "out_shape": (B, lq, dv), "lse_shape": (B, lq)}
@@ -48,10 +59,16 @@ def _mask3(mask, xp):
     return xp.ascontiguousarray(m.astype(xp.uint8))
 
 
+def _scalars(plan: dict) -> list:
+    return [np.int32(plan["has_mask"]), np.int64(plan["mask_sb"]), np.int64(plan["mask_sq"]),
+            np.float32(plan["scale"]), np.int32(plan["causal"]), np.int32(plan["causal_offset"]),
+            np.int32(plan["lq"]), np.int32(plan["lk"])]
+
+
 # -- CuPy ---------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=32)
 def _cuda_function(defines: tuple):
     import cupy as cp
 
@@ -59,23 +76,30 @@ def _cuda_function(defines: tuple):
     return module.get_function("flash_fwd")
 
 
-def flash_cupy(q, k, v, mask=None, scale=None, causal=False, causal_offset=0):
-    """The kernel on CuPy arrays ``q (B, Lq, d), k (B, Lk, d), v (B, Lk, dv)`` float32 → CuPy ``(out, lse)``."""
+def _run_cuda(q, k, v, mask, scale, causal, causal_offset, score="dot", qden=None, kden=None, curv=0.0):
     import cupy as cp
 
     q, k, v = (cp.ascontiguousarray(x, dtype=cp.float32) for x in (q, k, v))
     m = None if mask is None else _mask3(mask, cp)
-    plan = launch_plan(q.shape, k.shape, v.shape, None if m is None else m.shape, scale, causal, causal_offset)
+    plan = launch_plan(q.shape, k.shape, v.shape, None if m is None else m.shape, scale, causal, causal_offset, score)
     out = cp.empty(plan["out_shape"], cp.float32)
     lse = cp.empty(plan["lse_shape"], cp.float32)
-    if q.shape[1] == 0 or q.shape[0] == 0:
+    if q.size == 0 or k.shape[1] == 0:
+        out[...] = 0
+        lse[...] = -cp.inf
         return out, lse
+    one = cp.ones(1, cp.float32)
     fn = _cuda_function(tuple(plan["defines"].items()))
     fn(plan["grid"], plan["block"],
-       (q, k, v, m if m is not None else cp.zeros(1, cp.uint8), np.int32(plan["has_mask"]), np.int64(plan["mask_sb"]),
-        np.int64(plan["mask_sq"]), np.float32(plan["scale"]), np.int32(plan["causal"]),
-        np.int32(plan["causal_offset"]), np.int32(plan["lq"]), np.int32(plan["lk"]), out, lse))
+       (q, k, v, m if m is not None else cp.zeros(1, cp.uint8), *_scalars(plan), out, lse,
+        one if qden is None else cp.ascontiguousarray(qden, dtype=cp.float32),
+        one if kden is None else cp.ascontiguousarray(kden, dtype=cp.float32), np.float32(curv)))
     return out, lse
+
+
+def flash_cupy(q, k, v, mask=None, scale=None, causal=False, causal_offset=0):
+    """``(out, lse)`` on CuPy arrays ``q (B, Lq, d), k (B, Lk, d), v (B, Lk, dv)``, float32."""
+    return _run_cuda(q, k, v, mask, scale, causal, causal_offset)
 
 
 def weights_cupy(q, k, mask=None, scale=None, causal=False, causal_offset=0):
@@ -84,10 +108,8 @@ def weights_cupy(q, k, mask=None, scale=None, causal=False, causal_offset=0):
     import cupy as cp
 
     q, k = (cp.ascontiguousarray(x, dtype=cp.float32) for x in (q, k))
-    d = q.shape[-1]
-    s = float(1.0 / math.sqrt(d) if scale is None else scale)
-    ones = cp.ones(k.shape[:2] + (1,), cp.float32)
-    _, lse = flash_cupy(q, k, ones, mask, s, causal, causal_offset)
+    s = float(1.0 / math.sqrt(q.shape[-1]) if scale is None else scale)
+    _, lse = flash_cupy(q, k, cp.ones(k.shape[:2] + (1,), cp.float32), mask, s, causal, causal_offset)
     allowed = cp.ones((1, q.shape[1], k.shape[1]), bool)
     if mask is not None:
         allowed = allowed & cp.asarray(mask, bool)
@@ -110,7 +132,7 @@ def opencl_context():
     return ctx, cl.CommandQueue(ctx)
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=32)
 def _opencl_kernel(defines: tuple):
     import pyopencl as cl
 
@@ -118,32 +140,45 @@ def _opencl_kernel(defines: tuple):
     return cl.Program(ctx, source("flash_fwd", "opencl", dict(defines))).build().flash_fwd
 
 
-def flash_opencl(q, k, v, mask=None, scale=None, causal=False, causal_offset=0):
-    """The same body through OpenCL on NumPy arrays (float32) → NumPy ``(out, lse)``."""
+def _run_opencl(q, k, v, mask, scale, causal, causal_offset, score="dot", qden=None, kden=None, curv=0.0):
     import pyopencl as cl
 
     q, k, v = (np.ascontiguousarray(x, dtype=np.float32) for x in (q, k, v))
     m = None if mask is None else _mask3(mask, np)
-    plan = launch_plan(q.shape, k.shape, v.shape, None if m is None else m.shape, scale, causal, causal_offset)
-    out = np.empty(plan["out_shape"], np.float32)
-    lse = np.empty(plan["lse_shape"], np.float32)
-    if q.shape[1] == 0 or q.shape[0] == 0:
+    plan = launch_plan(q.shape, k.shape, v.shape, None if m is None else m.shape, scale, causal, causal_offset, score)
+    out = np.zeros(plan["out_shape"], np.float32)
+    lse = np.full(plan["lse_shape"], -np.inf, np.float32)
+    if q.size == 0 or k.shape[1] == 0:
         return out, lse
     ctx, queue = opencl_context()
     mf = cl.mem_flags
 
     def buf(a):
+        a = np.ascontiguousarray(a)
         return cl.Buffer(ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=a if a.size else np.zeros(1, a.dtype))
 
-    bo = cl.Buffer(ctx, mf.WRITE_ONLY, out.nbytes or 4)
-    bl = cl.Buffer(ctx, mf.WRITE_ONLY, lse.nbytes or 4)
+    one = np.ones(1, np.float32)
+    bo, bl = cl.Buffer(ctx, mf.WRITE_ONLY, out.nbytes), cl.Buffer(ctx, mf.WRITE_ONLY, lse.nbytes)
     kern = _opencl_kernel(tuple(plan["defines"].items()))
     gx, gy = plan["grid"]
     kern(queue, (gx * BLOCK_Q, gy), (BLOCK_Q, 1), buf(q), buf(k), buf(v),
-         buf(m if m is not None else np.zeros(1, np.uint8)), np.int32(plan["has_mask"]), np.int64(plan["mask_sb"]),
-         np.int64(plan["mask_sq"]), np.float32(plan["scale"]), np.int32(plan["causal"]),
-         np.int32(plan["causal_offset"]), np.int32(plan["lq"]), np.int32(plan["lk"]), bo, bl)
+         buf(m if m is not None else np.zeros(1, np.uint8)), *_scalars(plan), bo, bl,
+         buf(one if qden is None else np.asarray(qden, np.float32)),
+         buf(one if kden is None else np.asarray(kden, np.float32)), np.float32(curv))
     cl.enqueue_copy(queue, out, bo)
     cl.enqueue_copy(queue, lse, bl)
     queue.finish()
     return out, lse
+
+
+def flash_opencl(q, k, v, mask=None, scale=None, causal=False, causal_offset=0):
+    """The same body through OpenCL on NumPy arrays (float32) → NumPy ``(out, lse)``."""
+    return _run_opencl(q, k, v, mask, scale, causal, causal_offset)
+
+
+def poincare_partial(api: str, q, k, u, qden, kden, c: float, temperature: float, mask=None):
+    """``(r (B, Lq, m), lse (B, Lq))`` of ``softmax_j(−d_c(q_i, k_j)/T)`` over the values ``u (B, Lk, m)``:
+    ``q, k`` already in the ball, ``qden, kden`` their ``max(1 − c‖x‖², eps)`` ``(B, L)``; ``api``
+    "cuda" (CuPy arrays) or "opencl" (NumPy arrays)."""
+    run = _run_cuda if api == "cuda" else _run_opencl
+    return run(q, k, u, mask, 1.0 / (math.sqrt(c) * temperature), False, 0, "poincare", qden, kden, c)

@@ -1,4 +1,8 @@
-// Flash attention forward, float32: out = softmax(scale · q kᵀ, allowed keys) v and lse = log Σ exp(scores).
+// Softmax attention by tiles, float32: out = Σ_j softmax_j(s_ij) v_j over allowed keys, lse = log Σ_j exp(s_ij).
+// Two scores (compile-time SCORE): 0 = flash, s = scale · q·k (q pre-scaled); 1 = Poincaré ball,
+// s = −arcosh(1 + 2c‖q − k‖² / (qden_i · kden_j)) / (√c · T), with ‖q − k‖² summed from the differences
+// (no cancellation) and qden = max(1 − c‖q‖², eps), kden likewise, given per row (hyperbolic attention;
+// its values are the aggregation's terms, e.g. [λv, λ − 1] for the Einstein midpoint).
 // Portable body (kernels/gpu/prelude_*.h). One block per (query tile of BLOCK_Q rows, batch); one
 // thread per query row. The block's queries (scaled) sit in local memory, padded by one float per
 // row so that threads reading their own rows hit different banks; key and value tiles of BLOCK_K
@@ -19,13 +23,17 @@
 #ifndef BLOCK_K
 #define BLOCK_K 16
 #endif
+#ifndef SCORE
+#define SCORE 0
+#endif
 #define Q_STRIDE (HEAD_DIM + 1)
 
 KERNEL void flash_fwd(const GLOBAL float* RESTRICT q, const GLOBAL float* RESTRICT k,
                       const GLOBAL float* RESTRICT v, const GLOBAL unsigned char* RESTRICT mask,
                       const int has_mask, const wb_long mask_sb, const wb_long mask_sq,
                       const float scale, const int causal, const int causal_offset,
-                      const int lq, const int lk, GLOBAL float* RESTRICT out, GLOBAL float* RESTRICT lse)
+                      const int lq, const int lk, GLOBAL float* RESTRICT out, GLOBAL float* RESTRICT lse,
+                      const GLOBAL float* RESTRICT qden, const GLOBAL float* RESTRICT kden, const float curv)
 {
     SHARED(float, qs, BLOCK_Q * Q_STRIDE);
     SHARED(float, ks, BLOCK_K * HEAD_DIM);
@@ -40,12 +48,19 @@ KERNEL void flash_fwd(const GLOBAL float* RESTRICT q, const GLOBAL float* RESTRI
 
     for (int e = t; e < BLOCK_Q * HEAD_DIM; e += BLOCK_Q) {
         const int r = e / HEAD_DIM, c = e - r * HEAD_DIM;
+#if SCORE == 0
         qs[r * Q_STRIDE + c] = (i0 + r < lq) ? qb[(wb_long)(i0 + r) * HEAD_DIM + c] * scale : 0.0f;
+#else
+        qs[r * Q_STRIDE + c] = (i0 + r < lq) ? qb[(wb_long)(i0 + r) * HEAD_DIM + c] : 0.0f;
+#endif
     }
     float acc[VALUE_DIM];
     UNROLL
     for (int c = 0; c < VALUE_DIM; ++c) acc[c] = 0.0f;
     float m = NEG_INF, l = 0.0f;
+#if SCORE == 1
+    const float qd = (i < lq) ? qden[(wb_long)b * lq + i] : 1.0f;
+#endif
 
     // keys past the causal limit of the block's last row are never read
     int kend = lk;
@@ -73,9 +88,25 @@ KERNEL void flash_fwd(const GLOBAL float* RESTRICT q, const GLOBAL float* RESTRI
         UNROLL_PART
         for (int c = 0; c < HEAD_DIM; ++c) {
             const float qc = qs[t * Q_STRIDE + c];
+#if SCORE == 0
             UNROLL
             for (int jj = 0; jj < BLOCK_K; ++jj) s[jj] += qc * ks[jj * HEAD_DIM + c];
+#else
+            UNROLL
+            for (int jj = 0; jj < BLOCK_K; ++jj) {
+                const float diff = qc - ks[jj * HEAD_DIM + c];
+                s[jj] += diff * diff;
+            }
+#endif
         }
+#if SCORE == 1
+        UNROLL
+        for (int jj = 0; jj < BLOCK_K; ++jj) {
+            const float kd = (j0 + jj < lk) ? kden[(wb_long)b * lk + j0 + jj] : 1.0f;
+            const float x = 2.0f * curv * s[jj] / (qd * kd);
+            s[jj] = -LOG1P(x + SQRT(x * (x + 2.0f))) * scale;  // arcosh(1 + x); scale = 1/(√c·T)
+        }
+#endif
         float tile_max = NEG_INF;
         UNROLL
         for (int jj = 0; jj < BLOCK_K; ++jj) {

@@ -12,6 +12,7 @@
 #define GROUP_ID_Y ((int)blockIdx.y)
 #define EXP(x) expf(x)
 #define LOG(x) logf(x)
+#define LOG1P(x) log1pf(x)
 #define SQRT(x) sqrtf(x)
 #define FMAX(a, b) fmaxf((a), (b))
 #define FMIN(a, b) fminf((a), (b))

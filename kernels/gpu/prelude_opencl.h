@@ -11,6 +11,7 @@
 #define GROUP_ID_Y ((int)get_group_id(1))
 #define EXP(x) exp(x)
 #define LOG(x) log(x)
+#define LOG1P(x) log1p(x)
 #define SQRT(x) sqrt(x)
 #define FMAX(a, b) fmax((a), (b))
 #define FMIN(a, b) fmin((a), (b))

@@ -98,6 +98,14 @@ class Hyperbolic(Mechanism):
     def _forward(self, b):
         if self.aggregation in _CLOSED_FORM:
             return hyperbolic_attention(b.q, b.k, b.v, aggregation=self.aggregation, **self._kw(b))
+        if b.backend == "cupy":  # the iterative means run on the host: CuPy in, CuPy out
+            import dataclasses
+
+            import cupy as cp
+
+            host = dataclasses.replace(b, q=cp.asnumpy(b.q), k=cp.asnumpy(b.k), v=cp.asnumpy(b.v),
+                                       mask=None if b.mask is None else cp.asnumpy(b.mask), backend="numba")
+            return cp.asarray(self._forward(host))
         w = self._weights(b)
         v = _P.project(b.v, c=self.c)
         if self.aggregation == "frechet":

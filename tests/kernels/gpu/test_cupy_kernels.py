@@ -1,5 +1,5 @@
-"""The CuPy backend of the flash kernel: capabilities everywhere; on a GPU (marked gpu, skipped
-cleanly without one) the kernel and the mechanism on CuPy arrays against the NumPy reference."""
+"""The CuPy backend of the GPU kernels (flash, hyperbolic): capabilities everywhere; on a GPU (marked
+gpu, skipped cleanly without one) the kernels and the mechanisms on CuPy arrays against NumPy."""
 from __future__ import annotations
 
 import numpy as np
@@ -64,3 +64,16 @@ def test_cupy_in_cupy_out_through_the_mechanism():
     np.testing.assert_allclose(cp.asnumpy(got), m(q, k, v), atol=2e-6)
     w = m.weights(cp.asarray(q), cp.asarray(k))
     np.testing.assert_allclose(cp.asnumpy(w), m.weights(q, k), atol=2e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("agg", ["einstein", "tangent", "frechet"])
+def test_hyperbolic_cupy_in_cupy_out(agg):
+    cp = _cupy()
+    rng = np.random.default_rng(2)
+    q, k, v = (0.3 * rng.standard_normal((2, 200, 64)).astype(np.float32) for _ in range(3))
+    m = workbench.make("hyperbolic", aggregation=agg)
+    got = m(cp.asarray(q), cp.asarray(k), cp.asarray(v))
+    assert isinstance(got, cp.ndarray)
+    want = m(q, k, v)
+    np.testing.assert_allclose(cp.asnumpy(got), want, atol=5e-5)
