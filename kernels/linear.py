@@ -8,8 +8,9 @@ from kernels.dispatch import resolve_backend
 from kernels.reference import linear as _ref
 from kernels.reference.dense import allowed_pattern
 
-#: What the kernel serves on each backend (:mod:`kernels.capabilities`).
-LINEAR = declare("linear", masks=True, causal=True)
+#: What the kernel serves on each backend (:mod:`kernels.capabilities`); the CuPy kernel is
+#: ``kernels/gpu/linear_fwd.cu`` (float32; no mask: zero a padded key's features instead).
+LINEAR = declare("linear", masks=True, causal=True, cupy=None, cupy_limits={"dtypes": ("float32",), "masks": False})
 
 
 def linear_attention(q_feat, k_feat, v, *, mask=None, causal=False, backend="auto"):
@@ -28,6 +29,10 @@ def linear_attention(q_feat, k_feat, v, *, mask=None, causal=False, backend="aut
     if be == "numpy":
         allowed = allowed_pattern(mask, q_feat.shape[-2], k_feat.shape[-2], causal)
         return _ref.linear_attention(q_feat, k_feat, v, allowed)
+    if be == "cupy":
+        from kernels.gpu.linear import linear_cupy
+
+        return linear_cupy(q_feat, k_feat, v, causal)
     from kernels.numba import linear as _nb
 
     if mask is not None:

@@ -21,15 +21,17 @@ VARIANTS = {"flash_fwd": [{"HEAD_DIM": 1, "VALUE_DIM": 1, "SCORE": 0},
                           {"HEAD_DIM": 128, "VALUE_DIM": 128, "SCORE": 0},
                           {"HEAD_DIM": 1, "VALUE_DIM": 2, "SCORE": 1},  # hyperbolic: values one wider
                           {"HEAD_DIM": 64, "VALUE_DIM": 65, "SCORE": 1},
-                          {"HEAD_DIM": 128, "VALUE_DIM": 129, "SCORE": 1}]}
-#: The hot variants (head dimensions 64 and 128): no local-memory spills allowed.
-HOT_HEAD_DIMS = (64, 128)
+                          {"HEAD_DIM": 128, "VALUE_DIM": 129, "SCORE": 1}],
+            "linear_fwd": [{"FEATURES": 1, "THREADS": 16, "VALUE_DIM": 1},
+                           {"FEATURES": 64, "THREADS": 64, "VALUE_DIM": 64},
+                           {"FEATURES": 256, "THREADS": 256, "VALUE_DIM": 128}]}
 
 
 def is_hot(defines: dict) -> bool:
-    return defines.get("HEAD_DIM") in HOT_HEAD_DIMS
+    """The variants that must not spill: head dimensions 64/128, or 64/256 features."""
+    return defines.get("HEAD_DIM") in (64, 128) or defines.get("FEATURES") in (64, 256)
 
-__all__ = ["ARCHS", "VARIANTS", "HOT_HEAD_DIMS", "is_hot", "find_nvcc", "nvcc_resources"]
+__all__ = ["ARCHS", "VARIANTS", "is_hot", "find_nvcc", "nvcc_resources"]
 
 
 def find_nvcc() -> str | None:

@@ -37,28 +37,39 @@ def feature_map(x, w, kind: str, scale: float, is_query: bool, valid=None, retur
     ``return_stabilizer`` also the keys' stabiliser ``(B, 1, 1)`` (``exp`` of it is the factor the
     features were divided by; 0 for the other kernels), for merging key shards.
     """
-    xs = x * np.asarray(np.sqrt(scale), dtype=x.dtype)
-    z = np.matmul(xs, w.T.astype(x.dtype, copy=False))  # (B, L, m); updated in place below
+    xp = _xp(x)  # NumPy, or CuPy for CuPy arrays (the same expressions on the GPU)
+    xs = x * xp.asarray(np.sqrt(scale), dtype=x.dtype)
+    z = xp.matmul(xs, xp.asarray(w.T).astype(x.dtype, copy=False))  # (B, L, m); updated in place below
     if kind == "favor+":
-        z -= 0.5 * np.sum(xs * xs, axis=-1, keepdims=True)
+        z -= 0.5 * xp.sum(xs * xs, axis=-1, keepdims=True)
         if is_query:
             z -= z.max(axis=-1, keepdims=True)
         else:
             if valid is not None:  # invalid keys get φ = 0 and no say in the stabiliser
-                np.copyto(z, -np.inf, where=~np.asarray(valid, dtype=bool)[..., None])
+                xp.copyto(z, -np.inf, where=~xp.asarray(valid, dtype=bool)[..., None])
             stab = z.max(axis=(-2, -1), keepdims=True)
-            stab = np.where(np.isfinite(stab), stab, 0)
+            stab = xp.where(xp.isfinite(stab), stab, 0)
             z -= stab
-        np.exp(z, out=z)
-        z *= np.asarray(1.0 / np.sqrt(w.shape[0]), dtype=x.dtype)
+        xp.exp(z, out=z)
+        z *= xp.asarray(1.0 / np.sqrt(w.shape[0]), dtype=x.dtype)
         return (z, stab.astype(np.float64)) if return_stabilizer and not is_query else z
     if kind == "relu":
-        out = np.maximum(z, 0)
+        out = xp.maximum(z, 0)
     elif kind == "elu+1":
-        out = np.where(z > 0, z + 1, np.exp(np.minimum(z, 0)))
+        out = xp.where(z > 0, z + 1, xp.exp(xp.minimum(z, 0)))
     else:
         raise ValueError(f"kernel must be one of {FEATURE_KERNELS}, got {kind!r}")
-    return (out, np.zeros((out.shape[0], 1, 1))) if return_stabilizer and not is_query else out
+    return (out, xp.zeros((out.shape[0], 1, 1))) if return_stabilizer and not is_query else out
+
+
+def _xp(x):
+    from kernels.dispatch import is_cupy_array
+
+    if is_cupy_array(x):
+        import cupy
+
+        return cupy
+    return np
 
 
 def implied_weights(q_feat, k_feat, allowed=None):

@@ -50,7 +50,7 @@ def test_every_kernel_declares_three_backends_once(kernel):
 
 
 #: Kernels with a CuPy kernel (kernels/gpu): served for CuPy arrays within their limits.
-WITH_CUPY = {"flash", "hyperbolic"}
+WITH_CUPY = {"flash", "hyperbolic", "linear"}
 
 
 def test_kernels_with_a_cupy_kernel_serve_cupy_arrays_only(fake_cupy):

@@ -77,3 +77,15 @@ def test_hyperbolic_cupy_in_cupy_out(agg):
     assert isinstance(got, cp.ndarray)
     want = m(q, k, v)
     np.testing.assert_allclose(cp.asnumpy(got), want, atol=5e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("causal", [False, True])
+def test_linear_cupy_in_cupy_out(causal):
+    cp = _cupy()
+    rng = np.random.default_rng(3)
+    q, k, v = (rng.standard_normal((2, 300, 64)).astype(np.float32) for _ in range(3))
+    m = workbench.make("linear", causal=causal)
+    got = m(cp.asarray(q), cp.asarray(k), cp.asarray(v))
+    assert isinstance(got, cp.ndarray)
+    np.testing.assert_allclose(cp.asnumpy(got), m(q, k, v), atol=3e-5, rtol=1e-4)
