@@ -14,7 +14,8 @@ from kernels.reference import sliced_wasserstein as _ref
 from kernels.reference.sliced_wasserstein import directions, features, quantile_grid, sorted_projections
 
 #: What the kernel serves on each backend (:mod:`kernels.capabilities`).
-SLICED_WASSERSTEIN = declare("sliced_wasserstein", masks=True)
+SLICED_WASSERSTEIN = declare("sliced_wasserstein", masks=True, cupy=None,
+                             cupy_limits={"dtypes": ("float32",), "max_head_dim": 128})
 
 #: Query / key tiles of the Numba kernel.
 BLOCK_Q = 256
@@ -51,6 +52,8 @@ def sw_attention(a, b, v, *, p=2.0, temperature=1.0, mask=None, num_candidates=N
     """
     be = resolve_backend(backend, (a, b, v), SLICED_WASSERSTEIN, mask=mask)
     p, temperature, two_stage = _checked(p, temperature, num_candidates, b, q, k)
+    if be == "cupy":
+        return _cupy_attention(a, b, v, p, temperature, mask, num_candidates if two_stage else None, q, k)
     if be == "numpy":
         if two_stage:
             return _ref.two_stage_attention(q, k, a, b, v, p, temperature, int(num_candidates), mask)
@@ -67,6 +70,13 @@ def sw_weights(a, b, *, p=2.0, temperature=1.0, mask=None, num_candidates=None, 
     """The weights of :func:`sw_attention`, ``(B, Lq, Lk)``."""
     be = resolve_backend(backend, (a, b), SLICED_WASSERSTEIN, mask=mask)
     p, temperature, two_stage = _checked(p, temperature, num_candidates, b, q, k)
+    if be == "cupy":  # for inspection: the reference on the host, CuPy in and out
+        import cupy as cp
+
+        h = [None if x is None else cp.asnumpy(x) for x in (a, b, mask, q, k)]
+        w = (_ref.two_stage_weights(h[3], h[4], h[0], h[1], p, temperature, int(num_candidates), h[2]) if two_stage
+             else _ref.weights(h[0], h[1], p, temperature, h[2]))
+        return cp.asarray(w)
     if be == "numpy":
         if two_stage:
             return _ref.two_stage_weights(q, k, a, b, p, temperature, int(num_candidates), mask)
@@ -83,3 +93,16 @@ def sw_partial(a, b, v, *, p=2.0, temperature=1.0, mask=None):
     reference, blocked over keys, on every backend): see :func:`kernels.reference.sliced_wasserstein.partial`."""
     p, temperature, _ = _checked(p, temperature, None, b, None, None)
     return _ref.partial(a, b, v, p, temperature, mask)
+
+
+def _cupy_attention(a, b, v, p, temperature, mask, num_candidates, q, k):
+    """The full path on the GPU tile body (its sliced-Wasserstein score, ``kernels/gpu/flash_fwd.cu``);
+    the two-stage form (top-C candidates per query) on the host, CuPy in and out."""
+    import cupy as cp
+
+    if num_candidates is None:
+        from kernels.gpu.flash import sw_partial as _gpu
+
+        return _gpu("cuda", a, b, v, p, temperature, mask)[0].astype(v.dtype)
+    h = [None if x is None else cp.asnumpy(x) for x in (q, k, a, b, v, mask)]
+    return cp.asarray(_ref.two_stage_attention(*h[:5], p, temperature, int(num_candidates), h[5]))

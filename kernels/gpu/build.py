@@ -21,7 +21,9 @@ VARIANTS = {"flash_fwd": [{"HEAD_DIM": 1, "VALUE_DIM": 1, "SCORE": 0},
                           {"HEAD_DIM": 128, "VALUE_DIM": 128, "SCORE": 0},
                           {"HEAD_DIM": 1, "VALUE_DIM": 2, "SCORE": 1},  # hyperbolic: values one wider
                           {"HEAD_DIM": 64, "VALUE_DIM": 65, "SCORE": 1},
-                          {"HEAD_DIM": 128, "VALUE_DIM": 129, "SCORE": 1}],
+                          {"HEAD_DIM": 128, "VALUE_DIM": 129, "SCORE": 1},
+                          {"HEAD_DIM": 32, "VALUE_DIM": 64, "SCORE": 2},  # sliced Wasserstein, 32 projections
+                          {"HEAD_DIM": 128, "VALUE_DIM": 128, "SCORE": 2}],
             "linear_fwd": [{"FEATURES": 1, "THREADS": 16, "VALUE_DIM": 1},
                            {"FEATURES": 64, "THREADS": 64, "VALUE_DIM": 64},
                            {"FEATURES": 256, "THREADS": 256, "VALUE_DIM": 128}]}

@@ -24,10 +24,10 @@ from kernels.gpu.sources import source
 #: (values one wider: the Einstein midpoint's extra column).
 BLOCK_Q, BLOCK_K, MAX_HEAD_DIM, MAX_VALUE_DIM = 32, 16, 128, 129
 #: The scores of the body (its ``SCORE`` constant).
-SCORES = {"dot": 0, "poincare": 1}
+SCORES = {"dot": 0, "poincare": 1, "sliced_wasserstein": 2}
 
 __all__ = ["BLOCK_Q", "BLOCK_K", "MAX_HEAD_DIM", "MAX_VALUE_DIM", "SCORES", "flash_cupy", "flash_opencl",
-           "launch_plan", "poincare_partial", "weights_cupy", "opencl_context"]
+           "launch_plan", "poincare_partial", "sw_partial", "weights_cupy", "opencl_context"]
 
 
 def launch_plan(q_shape, k_shape, v_shape, mask_shape, scale, causal, causal_offset, score: str = "dot") -> dict:
@@ -182,3 +182,10 @@ def poincare_partial(api: str, q, k, u, qden, kden, c: float, temperature: float
     "cuda" (CuPy arrays) or "opencl" (NumPy arrays)."""
     run = _run_cuda if api == "cuda" else _run_opencl
     return run(q, k, u, mask, 1.0 / (math.sqrt(c) * temperature), False, 0, "poincare", qden, kden, c)
+
+
+def sw_partial(api: str, a, b, v, p: float, temperature: float, mask=None):
+    """``(out, lse)`` of ``softmax_j(−‖a_i − b_j‖_p / T) v`` over projected features ``a (B, Lq, P)``,
+    ``b (B, Lk, P)`` (sliced-Wasserstein attention's full path); ``api`` "cuda" or "opencl"."""
+    run = _run_cuda if api == "cuda" else _run_opencl
+    return run(a, b, v, mask, 1.0 / temperature, False, 0, "sliced_wasserstein", None, None, p)

@@ -2,7 +2,9 @@
 // Two scores (compile-time SCORE): 0 = flash, s = scale · q·k (q pre-scaled); 1 = Poincaré ball,
 // s = −arcosh(1 + 2c‖q − k‖² / (qden_i · kden_j)) / (√c · T), with ‖q − k‖² summed from the differences
 // (no cancellation) and qden = max(1 − c‖q‖², eps), kden likewise, given per row (hyperbolic attention;
-// its values are the aggregation's terms, e.g. [λv, λ − 1] for the Einstein midpoint).
+// its values are the aggregation's terms, e.g. [λv, λ − 1] for the Einstein midpoint); 2 = sliced
+// Wasserstein between Dirac masses, s = −(Σ_f |a_f − b_f|^p)^(1/p) · scale over the projected features
+// a = P^(−1/p)·Θq, b = P^(−1/p)·Θk (p passed in curv; scale = 1/T).
 // Portable body (kernels/gpu/prelude_*.h). One block per (query tile of BLOCK_Q rows, batch); one
 // thread per query row. The block's queries (scaled) sit in local memory, padded by one float per
 // row so that threads reading their own rows hit different banks; key and value tiles of BLOCK_K
@@ -91,14 +93,25 @@ KERNEL void flash_fwd(const GLOBAL float* RESTRICT q, const GLOBAL float* RESTRI
 #if SCORE == 0
             UNROLL
             for (int jj = 0; jj < BLOCK_K; ++jj) s[jj] += qc * ks[jj * HEAD_DIM + c];
-#else
+#elif SCORE == 1
             UNROLL
             for (int jj = 0; jj < BLOCK_K; ++jj) {
                 const float diff = qc - ks[jj * HEAD_DIM + c];
                 s[jj] += diff * diff;
             }
+#else
+            UNROLL
+            for (int jj = 0; jj < BLOCK_K; ++jj) {
+                const float diff = FABS(qc - ks[jj * HEAD_DIM + c]);
+                s[jj] += (curv == 2.0f) ? diff * diff : ((curv == 1.0f) ? diff : POW(diff, curv));
+            }
 #endif
         }
+#if SCORE == 2
+        UNROLL
+        for (int jj = 0; jj < BLOCK_K; ++jj)
+            s[jj] = -scale * ((curv == 2.0f) ? SQRT(s[jj]) : ((curv == 1.0f) ? s[jj] : POW(s[jj], 1.0f / curv)));
+#endif
 #if SCORE == 1
         UNROLL
         for (int jj = 0; jj < BLOCK_K; ++jj) {

@@ -13,6 +13,7 @@
 #define EXP(x) expf(x)
 #define LOG(x) logf(x)
 #define LOG1P(x) log1pf(x)
+#define POW(x, y) powf((x), (y))
 #define SQRT(x) sqrtf(x)
 #define FMAX(a, b) fmaxf((a), (b))
 #define FMIN(a, b) fminf((a), (b))

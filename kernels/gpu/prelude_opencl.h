@@ -12,6 +12,7 @@
 #define EXP(x) exp(x)
 #define LOG(x) log(x)
 #define LOG1P(x) log1p(x)
+#define POW(x, y) pow((x), (y))
 #define SQRT(x) sqrt(x)
 #define FMAX(a, b) fmax((a), (b))
 #define FMIN(a, b) fmin((a), (b))

@@ -106,6 +106,11 @@ class SlicedWasserstein(Mechanism):
     def _point_features(self, x):
         """``P^{−1/p}·Θx`` in the dtype of ``x``: the quantile features of a Dirac mass."""
         theta = self.directions(x.shape[-1])
+        if not isinstance(x, np.ndarray) and hasattr(x, "__cuda_array_interface__"):  # CuPy: project on the GPU
+            import cupy as cp
+
+            f = (x.astype(cp.float64) @ cp.asarray(theta.T)) * self.num_projections ** (-1.0 / self.wasserstein_power)
+            return f.astype(x.dtype)
         f = (np.asarray(x, np.float64) @ theta.T) * self.num_projections ** (-1.0 / self.wasserstein_power)
         return f.astype(x.dtype)
 
