@@ -12,6 +12,7 @@ import tempfile
 import time
 
 from kernels.gpu.build import ARCHS, VARIANTS, find_nvcc, is_hot, nvcc_resources
+from workbench.benchmarking import print_and_append
 
 
 def main(argv=None) -> None:
@@ -37,11 +38,7 @@ def main(argv=None) -> None:
                     r = nvcc_resources(nvcc, name, arch, defines, tmp)
                     var = ", ".join(f"{k}={v}" for k, v in defines.items())
                     lines.append(f"| `{name}` | {var} | {arch} | {r['registers']} | {r['spill_bytes']} | {r['smem']:,} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.append:
-        with open(a.append, "a", encoding="utf-8") as fh:
-            fh.write(text)
+    print_and_append("\n".join(lines) + "\n", a.append)
 
 
 if __name__ == "__main__":

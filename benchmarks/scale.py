@@ -26,6 +26,8 @@ import time
 
 import numpy as np
 
+from workbench.benchmarking import print_and_append
+
 
 def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -219,10 +221,7 @@ def main(argv=None) -> None:
         text = report_markdown(report_run(a.n, a.subset, a.seeds, a.keys, "auto" if a.sample is None else a.sample))
     else:
         text = markdown(run(a.length, a.dim, a.workers, a.shards, a.repeats, a.query_block))
-    print(text)
-    if a.append:
-        with open(a.append, "a", encoding="utf-8") as fh:
-            fh.write(text)
+    print_and_append(text, a.append)
 
 
 if __name__ == "__main__":

@@ -193,6 +193,14 @@ def publish(lines: Sequence[str], ap: argparse.ArgumentParser, args: argparse.Na
     return 0
 
 
+def print_and_append(text: str, path: str | None) -> None:
+    """Print a script's Markdown result and, with a ``path`` (``--append``), add it at the end of that file."""
+    print(text)
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(text)
+
+
 def split_sections(text: str) -> list[tuple[str, str]]:
     """``[(title, block), …]`` of a Markdown text cut before each ``## `` heading; ``title`` is the
     heading without ``## `` ("" for the part before the first one), ``block`` the heading and its body."""

@@ -19,16 +19,6 @@ from workbench.errors import ConfigurationError
 distributed = pytest.importorskip("distributed")
 
 
-@pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, protocol="tcp",
-                                       host="127.0.0.1", dashboard_address=None)
-    c = distributed.Client(cluster)
-    yield c
-    c.close()
-    cluster.close()
-
-
 def data(seed, lq=300, lk=1001, d=16, dv=8, lead=(2,)):
     rng = np.random.default_rng(seed)
     q = rng.standard_normal(lead + (lq, d)).astype(np.float32)

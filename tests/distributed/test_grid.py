@@ -15,16 +15,6 @@ from workbench.report import evaluate, evaluate_grid, grid_table
 distributed = pytest.importorskip("distributed")
 
 
-@pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, protocol="tcp",
-                                       host="127.0.0.1", dashboard_address=None)
-    c = distributed.Client(cluster)
-    yield c
-    c.close()
-    cluster.close()
-
-
 def _square_or_fail(x: int, delay: float = 0.0) -> int:
     time.sleep(delay)
     if x == 3:

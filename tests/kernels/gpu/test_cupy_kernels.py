@@ -80,24 +80,14 @@ def test_hyperbolic_cupy_in_cupy_out(agg):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("causal", [False, True])
-def test_linear_cupy_in_cupy_out(causal):
+@pytest.mark.parametrize("name,params,atol", [("linear", {}, 3e-5), ("linear", {"causal": True}, 3e-5),
+                                              ("sliced_wasserstein", {}, 5e-5),
+                                              ("sliced_wasserstein", {"num_candidates": 16}, 5e-5)])
+def test_cupy_in_cupy_out(name, params, atol):
     cp = _cupy()
     rng = np.random.default_rng(3)
     q, k, v = (rng.standard_normal((2, 300, 64)).astype(np.float32) for _ in range(3))
-    m = workbench.make("linear", causal=causal)
+    m = workbench.make(name, **params)
     got = m(cp.asarray(q), cp.asarray(k), cp.asarray(v))
     assert isinstance(got, cp.ndarray)
-    np.testing.assert_allclose(cp.asnumpy(got), m(q, k, v), atol=3e-5, rtol=1e-4)
-
-
-@pytest.mark.gpu
-@pytest.mark.parametrize("num_candidates", [None, 16])
-def test_sliced_wasserstein_cupy_in_cupy_out(num_candidates):
-    cp = _cupy()
-    rng = np.random.default_rng(4)
-    q, k, v = (rng.standard_normal((2, 150, 64)).astype(np.float32) for _ in range(3))
-    m = workbench.make("sliced_wasserstein", num_candidates=num_candidates)
-    got = m(cp.asarray(q), cp.asarray(k), cp.asarray(v))
-    assert isinstance(got, cp.ndarray)
-    np.testing.assert_allclose(cp.asnumpy(got), m(q, k, v), atol=5e-5)
+    np.testing.assert_allclose(cp.asnumpy(got), m(q, k, v), atol=atol, rtol=1e-4)
