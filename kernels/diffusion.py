@@ -21,8 +21,10 @@ from kernels.dispatch import resolve_backend
 from kernels.reference import diffusion as _ref
 from kernels.reference.diffusion import INTEGRATORS, LAPLACIANS, MULTISCALE
 
-#: What the kernel serves on each backend (:mod:`kernels.capabilities`).
-DIFFUSION = declare("diffusion")
+#: What the kernel serves on each backend (:mod:`kernels.capabilities`). The GPU heat step exists
+#: (``kernels/gpu/csr_step.cu``, :mod:`kernels.gpu.diffusion`); the mechanism is not wired to it yet.
+DIFFUSION = declare("diffusion", cupy="no CuPy kernel for diffusion yet: the GPU heat step (kernels/gpu/csr_step.cu) "
+                                      "exists, but the graph and Laplacian are built on the host")
 
 __all__ = ["DIFFUSION", "LAPLACIANS", "INTEGRATORS", "MULTISCALE", "diffused_keys",
            "diffusion_attention", "diffusion_weights"]

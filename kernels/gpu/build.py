@@ -24,14 +24,15 @@ VARIANTS = {"flash_fwd": [{"HEAD_DIM": 1, "VALUE_DIM": 1, "SCORE": 0},
                           {"HEAD_DIM": 128, "VALUE_DIM": 129, "SCORE": 1},
                           {"HEAD_DIM": 32, "VALUE_DIM": 64, "SCORE": 2},  # sliced Wasserstein, 32 projections
                           {"HEAD_DIM": 128, "VALUE_DIM": 128, "SCORE": 2}],
+            "csr_step": [{"COLS": 1, "THREADS": 128}, {"COLS": 64, "THREADS": 128}],
             "linear_fwd": [{"FEATURES": 1, "THREADS": 16, "VALUE_DIM": 1},
                            {"FEATURES": 64, "THREADS": 64, "VALUE_DIM": 64},
                            {"FEATURES": 256, "THREADS": 256, "VALUE_DIM": 128}]}
 
 
 def is_hot(defines: dict) -> bool:
-    """The variants that must not spill: head dimensions 64/128, or 64/256 features."""
-    return defines.get("HEAD_DIM") in (64, 128) or defines.get("FEATURES") in (64, 256)
+    """The variants that must not spill: head dimensions 64/128, 64/256 features, 64 columns."""
+    return defines.get("HEAD_DIM") in (64, 128) or defines.get("FEATURES") in (64, 256) or defines.get("COLS") == 64
 
 __all__ = ["ARCHS", "VARIANTS", "is_hot", "find_nvcc", "nvcc_resources"]
 

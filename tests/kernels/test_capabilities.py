@@ -46,7 +46,7 @@ def test_every_kernel_declares_three_backends_once(kernel):
     assert all(s.kernel == kernel.name for s in kernel.specs)
     assert kernel.backends["numpy"] is None  # the reference always serves
     if kernel.name not in WITH_CUPY:
-        assert kernel.backends["cupy"] == f"no CuPy kernel for {kernel.name} yet"
+        assert kernel.backends["cupy"].startswith(f"no CuPy kernel for {kernel.name} yet")
 
 
 #: Kernels with a CuPy kernel (kernels/gpu): served for CuPy arrays within their limits.
@@ -67,7 +67,7 @@ def test_kernels_with_a_cupy_kernel_serve_cupy_arrays_only(fake_cupy):
 def test_cupy_cannot_serve_any_input_today(kernel, fake_cupy):
     for inputs in (Inputs.of(arrays()), Inputs.of([fake_cupy()]), Inputs(libraries=("cupy",), dtypes=("float64",))):
         reasons = kernel.spec("cupy").not_supported_reasons(inputs)
-        assert reasons and reasons[0] == f"no CuPy kernel for {kernel.name} yet"
+        assert reasons and reasons[0].startswith(f"no CuPy kernel for {kernel.name} yet")
 
 
 @pytest.mark.parametrize("kernel", ALL, ids=lambda k: k.name)

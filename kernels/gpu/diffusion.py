@@ -1,0 +1,105 @@
+"""Launch ``csr_step.cu``: explicit-Euler heat steps ``x ← x − h·L x`` on a CSR Laplacian, float32.
+
+:func:`euler_opencl` runs the body through OpenCL (the tests); :func:`euler_cupy` on CuPy arrays,
+with ``L`` a ``cupyx.scipy.sparse.csr_matrix`` or a SciPy CSR matrix (moved to the GPU once). The
+step size follows the reference (:func:`kernels.reference.diffusion.euler_steps`,
+``h ≤ stable_step(L)``), so the GPU diffuses exactly as :func:`kernels.reference.diffusion.heat`
+with ``integrator="euler"`` does, in float32. The diffusion mechanism builds its graph and
+Laplacian on the host; wiring this step into it is the next step (its CuPy column says so).
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+from kernels.gpu.sources import source
+
+THREADS = 128
+
+__all__ = ["THREADS", "euler_cupy", "euler_opencl", "steps_for"]
+
+
+def steps_for(L, dt: float, num_steps: int) -> tuple[int, float]:
+    """``(number of steps, h)`` of the reference's Euler scheme over ``dt``."""
+    from kernels.reference.diffusion import euler_steps, stable_step
+
+    n = euler_steps(float(dt), int(num_steps), stable_step(L))
+    return n, float(dt) / n
+
+
+def _csr(L):
+    import scipy.sparse as sp
+
+    m = sp.csr_matrix(L)
+    m.sort_indices()
+    return (np.ascontiguousarray(m.indptr, np.int32), np.ascontiguousarray(m.indices, np.int32),
+            np.ascontiguousarray(m.data, np.float32))
+
+
+@functools.lru_cache(maxsize=16)
+def _opencl_kernel(cols: int):
+    import pyopencl as cl
+
+    from kernels.gpu.flash import opencl_context
+
+    ctx, _ = opencl_context()
+    prog = cl.Program(ctx, source("csr_step", "opencl", {"COLS": cols, "THREADS": THREADS})).build()
+    return cl.Kernel(prog, "csr_step")
+
+
+def euler_opencl(L, x, dt: float, num_steps: int = 5) -> np.ndarray:
+    """``x(dt)`` by the reference's Euler steps, each one run of the body through OpenCL: ``(n, c)`` float32."""
+    import pyopencl as cl
+
+    from kernels.gpu.flash import opencl_context
+
+    x = np.ascontiguousarray(x, np.float32)
+    n, cols = x.shape
+    steps, h = steps_for(L, dt, num_steps)
+    indptr, indices, data = _csr(L)
+    ctx, queue = opencl_context()
+    mf = cl.mem_flags
+
+    def buf(a):
+        return cl.Buffer(ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=a if a.size else np.zeros(1, a.dtype))
+
+    bi, bj, bd = buf(indptr), buf(indices), buf(data)
+    cur = cl.Buffer(ctx, mf.READ_WRITE | mf.COPY_HOST_PTR, hostbuf=x)
+    nxt = cl.Buffer(ctx, mf.READ_WRITE, x.nbytes)
+    kern = _opencl_kernel(cols)
+    blocks = math.ceil(n * cols / THREADS)
+    for _ in range(steps if dt > 0 else 0):
+        kern(queue, (blocks * THREADS,), (THREADS,), bi, bj, bd, cur, np.float32(h), np.int32(n), nxt)
+        cur, nxt = nxt, cur
+    out = np.empty_like(x)
+    cl.enqueue_copy(queue, out, cur)
+    queue.finish()
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _cuda_function(cols: int):
+    import cupy as cp
+
+    mod = cp.RawModule(code=source("csr_step", "cuda", {"COLS": cols, "THREADS": THREADS}), options=("--std=c++14",))
+    return mod.get_function("csr_step")
+
+
+def euler_cupy(L, x, dt: float, num_steps: int = 5):
+    """The same on the GPU: ``x`` a CuPy ``(n, c)`` array → CuPy float32."""
+    import cupy as cp
+
+    x = cp.ascontiguousarray(x, dtype=cp.float32)
+    n, cols = x.shape
+    host = L.get() if hasattr(L, "get") else L  # a cupyx matrix: its step size is read on the host
+    steps, h = steps_for(host, dt, num_steps)
+    indptr, indices, data = (cp.asarray(a) for a in _csr(host))
+    fn = _cuda_function(cols)
+    cur, nxt = x.copy(), cp.empty_like(x)
+    blocks = math.ceil(n * cols / THREADS)
+    for _ in range(steps if dt > 0 else 0):
+        fn((blocks,), (THREADS,), (indptr, indices, data, cur, np.float32(h), np.int32(n), nxt))
+        cur, nxt = nxt, cur
+    return cur
