@@ -93,3 +93,14 @@ def test_core_benchmark_cases_run_as_a_dask_grid():
     assert "cases measured on the cluster" in p.stderr
     rows = [line for line in p.stdout.splitlines() if line.startswith("flash")]
     assert rows and all("error" not in line for line in rows), p.stdout
+
+
+def test_the_gpu_benchmark_says_when_there_is_no_gpu():
+    pytest.importorskip("numpy")
+    import importlib.util
+
+    if importlib.util.find_spec("cupy") is not None:
+        pytest.skip("CuPy is installed: the benchmark would measure (run it on the GPU machine)")
+    p = subprocess.run([sys.executable, "-m", "benchmarks.gpu", "--quick"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0 and "nothing measured" in p.stdout
