@@ -91,7 +91,18 @@ class BenchView:
         self.lengths.value = default_lengths(prep.k.shape[0])
 
     def table_rows(self) -> list[dict]:
-        return [{k: v for k, v in r.items() if k != "times"} for r in self.rows]
+        """The rows as shown and exported: no per-call times; an ``error`` column only when some row has
+        one (with "" for the others, never "None"); parameters as text."""
+        errors = any(r.get("error") for r in self.rows)
+        out = []
+        for r in self.rows:
+            row = {k: v for k, v in r.items() if k != "times" and (errors or k != "error")}
+            if errors:
+                row["error"] = r.get("error") or ""
+            if "params" in row:
+                row["params"] = ", ".join(f"{k}={v}" for k, v in row["params"].items())
+            out.append(row)
+        return out
 
     def start(self) -> None:
         prep = self.session.prepared

@@ -59,7 +59,7 @@ class DataView:
         self.path_as_keys = pn.widgets.Checkbox(label="as keys/values", value=False, margin=(30, 5, 5, 5))
         self.load_path = pn.widgets.Button(label="Load file", width=100, margin=(23, 5, 5, 5),
                                            css_classes=["wb-load-path"])
-        self.load_path.on_click(lambda *_: s.load_path(self.path.value, as_keys=self.path_as_keys.value))
+        self.load_path.on_click(lambda *_: s.load_path(self.typed_path(), as_keys=self.path_as_keys.value))
         self.label_select = pn.widgets.Select(label="label (queries = label)", options=[""], value="", width=200,
                                               description="The label whose rows are the queries.")
         self.label_select.param.watch(lambda e: setattr(s, "label", e.new or ""), "value")
@@ -88,6 +88,12 @@ class DataView:
         )
         s.on_prepared(self._prepared)
 
+
+    def typed_path(self) -> str:
+        """The path as the field shows it: ``value_input`` follows every keystroke, while ``value`` is only
+        committed on Enter or blur — a click on "Load file" right after typing must read what was typed."""
+        typed = self.path.value_input
+        return typed if typed else self.path.value
     def _dropped(self, event, as_keys: bool) -> None:
         """Load each newly dropped file.
 

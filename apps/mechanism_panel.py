@@ -49,7 +49,7 @@ def widget_types(instance: param.Parameterized, names: list[str] | None = None) 
     Numbers get input boxes, not sliders: ``pn.Param`` would make a slider of a bounded number,
     and a slider cannot show ``None`` (e.g. ``scale=None`` meaning 1/sqrt(d)); the box keeps the
     bounds as start/end. Booleans get an off/on button pair instead of a checkbox, because a
-    checkbox cannot show the parameter's doc as a tooltip.
+    checkbox cannot show the parameter's doc as a tooltip; the buttons carry the parameter's name.
     """
     out: dict = {}
     for n in names or parameter_names(instance):
@@ -59,7 +59,9 @@ def widget_types(instance: param.Parameterized, names: list[str] | None = None) 
         elif isinstance(p, param.Number):
             out[n] = pn.widgets.FloatInput
         elif isinstance(p, param.Boolean) and not p.allow_None:
-            out[n] = {"type": pn.widgets.RadioButtonGroup, "options": {"off": False, "on": True},
+            # a button group shows no title of its own: its buttons name the parameter ("causal: off")
+            label = n.replace("_", " ")
+            out[n] = {"type": pn.widgets.RadioButtonGroup, "options": {f"{label}: off": False, f"{label}: on": True},
                       "color": "default", "variant": "outline"}
     return out
 

@@ -460,6 +460,11 @@ def test_bench_measures_the_selected_mechanisms(dash):
     assert dash.bench.plots.object is not None
     text = export.csv_bytes(dash.bench.table_rows()).decode()
     assert text.splitlines()[0].startswith("mechanism,length")
+    # issue 18 (9): no "error None" column when nothing failed; errors as text when something did
+    assert "error" not in text.splitlines()[0] and "None" not in text
+    dash.bench.rows = rows + [{**rows[0], "seconds": None, "error": "out of memory at L=64"}]
+    shown = dash.bench.table_rows()
+    assert [r["error"] for r in shown] == ["", "", "out of memory at L=64"]
 
 
 def test_exports_are_real_files(shared):
@@ -754,3 +759,25 @@ def test_bench_and_evaluation_run_on_a_configured_cluster(dash, monkeypatch):
         for c in grid._CONFIGURED.values():
             c.close()
         cluster.close()
+
+
+def test_load_file_reads_the_path_as_typed_before_enter_or_blur(tmp_path):
+    # issue 18 (1): the field's value is committed on Enter or blur only; a click on "Load file" right
+    # after typing must load what the field shows, not an empty path
+    path = tmp_path / "typed.npy"
+    np.save(path, np.random.default_rng(0).standard_normal((60, 8)).astype(np.float32))
+    d = Dashboard(sync=True, demo_size=SMALL, state=REFERENCE_BACKEND)
+    d.data.path.value_input = str(path)  # typed, not committed
+    assert d.data.path.value == ""
+    d.data.load_path.clicks += 1
+    assert d.session.dataset.x.shape == (60, 8), _alerts(d)
+
+
+def test_boolean_parameters_name_themselves_on_their_buttons():
+    # issue 18 (9): the Causal toggle had no label (a button group shows no title)
+    from apps.mechanism_panel import parameter_widgets
+
+    widgets = parameter_widgets(workbench.make("scaled_dot_product"))
+    causal = widgets._widgets["causal"]
+    assert isinstance(causal, pn.widgets.RadioButtonGroup)
+    assert list(causal.options) == ["causal: off", "causal: on"] and causal.value is False

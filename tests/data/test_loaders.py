@@ -166,7 +166,6 @@ def test_wrong_extension(tmp_path, x):
     ("bad.npz", b"PK\x03\x04 but not really a zip"),
     ("bad.parquet", b"not a parquet file at all" * 4),
     ("bad.safetensors", b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}xxxxxxxx"),
-    ("bad.txt", b"\xff\xfe\x00 binary junk \x81\x82"),
 ])
 def test_corrupt_files(name, data):
     msg = _error(data, filename=name)
@@ -455,3 +454,28 @@ def test_a_parquet_file_that_decodes_far_past_its_size_is_refused_from_its_metad
     peak = _traced_peak(lambda: pytest.raises(DataError, load_embeddings, data, filename="rle.parquet",
                                               max_bytes=limit))
     assert peak < 2 * limit
+
+
+@pytest.mark.parametrize("ext", [".csv", ".tsv", ".txt"])
+@pytest.mark.parametrize("kind, make", [
+    ("a NumPy .npy array", lambda: _npy_bytes(np.ones((4, 3), np.float32))),
+    ("a zip archive", lambda: _npz_bytes(x=np.ones((4, 3), np.float32))),
+    ("binary data", lambda: bytes(range(256)) * 4),
+    ("binary data", lambda: b"\xff\xfe\x00 binary junk \x81\x82"),
+])
+def test_a_binary_file_with_a_text_extension_is_not_a_text_file(ext, kind, make):
+    # issue 18 (9): a binary .npy renamed .csv was called "ragged rows: line 2 has 1 field"
+    with pytest.raises(DataError, match=f"f{ext}: not a text file: it looks like {kind}"):
+        load_embeddings(make(), filename=f"f{ext}")
+
+
+def test_text_files_with_non_ascii_labels_still_load():
+    text = "label,a,b\nçà,1,2\n日本,3,4\n".encode()
+    ds = load_embeddings(text, filename="t.csv")
+    assert ds.x.shape == (2, 2)
+
+
+def _npz_bytes(**arrays):
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()

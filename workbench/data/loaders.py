@@ -223,6 +223,29 @@ def _read_all(data: bytes | Path) -> bytes:
     return data if isinstance(data, bytes) else data.read_bytes()
 
 
+#: Magic numbers of binary formats people rename by mistake, and what they are.
+_BINARY_MAGIC = ((b"\x93NUMPY", "a NumPy .npy array"), (b"PK\x03\x04", "a zip archive (.npz?)"),
+                 (b"PAR1", "a Parquet file"), (b"\x80", "a Python pickle"))
+
+
+def _text_or_refuse(raw: bytes, name: str, what: str) -> None:
+    """Refuse a binary file given a text extension: ``not a text file`` (naming what it looks like),
+    instead of whatever the text parser would make of it (ragged rows, a bad number)."""
+    head = raw[:8192]
+    kind = next((k for magic, k in _BINARY_MAGIC if head.startswith(magic)), None)
+    if kind is None and b"\x00" not in head:
+        try:
+            head.decode("utf-8")
+            return
+        except UnicodeDecodeError as exc:
+            if exc.start < len(head) - 4:  # (a multi-byte character cut at the 8 KB boundary is fine)
+                kind = "binary data"
+            else:
+                return
+    raise DataError(f"{name}: not a text file: it looks like {kind or 'binary data'}, but a {what} file is text "
+                    f"(rename it to its real extension)")
+
+
 def _is_pickle(head: bytes) -> bool:
     # protocol 2+ starts with PROTO (0x80) then the protocol number; 0/1 start with MARK '(' or ']'/'}'
     return (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5) or head[:1] in (b"(", b"]", b"}")
@@ -447,6 +470,7 @@ def _read_delimited(data, name, *, limit, label_column, delimiter):
     import pyarrow.csv as pcsv
 
     raw = _read_all(data)
+    _text_or_refuse(raw, name, "CSV" if delimiter == "," else "TSV")
     text = raw.decode("utf-8", errors="replace")
     rows = _first_rows(text, delimiter)
     if not rows:
@@ -657,6 +681,7 @@ _INT = re.compile(r"^\d+$")
 
 def _read_word2vec(data, name, *, limit, label_column):
     raw = _read_all(data)
+    _text_or_refuse(raw, name, "word2vec/GloVe")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
