@@ -101,7 +101,7 @@ def test_cli_list_and_info(capsys):
     assert main(["info", "linear"]) == 0
     out = capsys.readouterr().out
     assert "num_features" in out and "  kernels: linear\n" in out
-    assert "    cupy: no (no CuPy kernel for linear yet)\n" in out
+    assert "    cupy: yes\n" in out  # kernels/gpu/linear_fwd.cu
     assert main(["info", "centroid_ot"]) == 0
     out = capsys.readouterr().out
     assert "    numpy: yes\n" in out

@@ -30,12 +30,17 @@ def test_backends_are_the_intersection_of_the_kernels_backends(name):
             assert info.backends[b].split("; ") == [k.backends[b] for k in used if k.backends[b] is not None]
 
 
+#: The mechanisms whose every kernel has a CuPy kernel (kernels/gpu).
+ON_CUPY = {"flash", "hyperbolic", "linear", "sliced_wasserstein"}
+
+
 def test_the_backends_served_are_those_of_before():
     """Deriving the backends changed no mechanism's availability: NumPy and Numba everywhere except
-    centroid_ot (NumPy only), no CuPy yet."""
+    centroid_ot (NumPy only); CuPy exactly where every kernel has a GPU body."""
     for name in NAMES:
         served = [b for b in BACKENDS if workbench.registry[name].backends[b] is None]
-        assert served == (["numpy"] if name == "centroid_ot" else ["numpy", "numba"]), name
+        cpu = ["numpy"] if name == "centroid_ot" else ["numpy", "numba"]
+        assert served == cpu + (["cupy"] if name in ON_CUPY else []), name
 
 
 def test_not_supported_reasons_for_given_inputs():
@@ -43,8 +48,10 @@ def test_not_supported_reasons_for_given_inputs():
     flash = workbench.make("flash")
     assert flash.not_supported_reasons("numba", q, k, v) == []
     assert flash.not_supported_reasons("auto", q, k) == []
-    assert flash.not_supported_reasons("cupy", q, k, v) == ["no CuPy kernel for flash yet",
-                                                           "cupy needs CuPy arrays, got NumPy arrays"]
+    assert flash.not_supported_reasons("cupy", q, k, v) == ["cupy needs CuPy arrays, got NumPy arrays"]
+    sdp = workbench.make("scaled_dot_product")  # its dense kernel has no GPU body yet
+    assert sdp.not_supported_reasons("cupy", q, k, v) == ["no CuPy kernel for dense yet",
+                                                         "cupy needs CuPy arrays, got NumPy arrays"]
     # float16 and integers are cast by the mechanism, so they are served
     assert flash.not_supported_reasons("numba", q.astype(np.float16), k.astype(np.int64)) == []
     assert flash.not_supported_reasons("numba", q, k, graph=np.zeros((2, 0), int)) == \
@@ -85,8 +92,7 @@ def test_the_base_class_resolves_once_per_call_and_refuses_before_any_work():
     assert _Recorder.seen == ["numba", "numpy"]
     with pytest.raises(ConfigurationError) as excinfo:
         _Recorder(backend="cupy")(q, k, v)
-    assert str(excinfo.value) == ("backend: backend 'cupy' cannot serve flash: no CuPy kernel for flash yet; "
-                                  "cupy needs CuPy arrays, got NumPy arrays")
+    assert str(excinfo.value) == "backend: backend 'cupy' cannot serve flash: cupy needs CuPy arrays, got NumPy arrays"
     assert _Recorder.seen == ["numba", "numpy"]
 
 
