@@ -81,8 +81,12 @@ class ProjectionView:
                              ).opts(cmap="Blues", cnorm="eq_hist", responsive=True, height=self.height, title=title,
                                     tools=["hover"])
         pts = hv.Points(data, ["x", "y"], ["index", "label", "text"])
-        return pts.opts(color="label", cmap="Category10", size=4, alpha=0.7, responsive=True, height=self.height,
-                        tools=["hover"], title=title, show_legend=data["label"].nunique() <= 12,
+        # unlabelled data: one colour, no legend (a lone "—" entry says nothing), no "coloured by label"
+        labelled = n > 0 and not bool((data["label"] == "—").all())
+        return pts.opts(color="label" if labelled else "#1f77b4", cmap="Category10", size=4, alpha=0.7,
+                        responsive=True, height=self.height, tools=["hover"],
+                        title=title if labelled else f"keys in 2-D ({self.method or 'pca'})",
+                        show_legend=labelled and data["label"].nunique() <= 12,
                         xlabel="component 1", ylabel="component 2")
 
     @staticmethod

@@ -781,3 +781,18 @@ def test_boolean_parameters_name_themselves_on_their_buttons():
     causal = widgets._widgets["causal"]
     assert isinstance(causal, pn.widgets.RadioButtonGroup)
     assert list(causal.options) == ["causal: off", "causal: on"] and causal.value is False
+
+
+def test_unlabelled_points_get_no_lone_legend_entry():
+    # issue 18 (9): unlabelled data showed a legend with a single "—" entry
+    import holoviews as hv
+
+    from apps.projection import ProjectionView, points_frame
+
+    hv.extension("bokeh", logo=False)
+    view = ProjectionView(app=None)
+    xy = np.random.default_rng(0).standard_normal((30, 2))
+    plain = view._base(points_frame(xy, None, None)).opts.get("plot").kwargs
+    assert plain["show_legend"] is False and "coloured by label" not in plain["title"]
+    labelled = view._base(points_frame(xy, np.arange(30) % 3, None)).opts.get("plot").kwargs
+    assert labelled["show_legend"] is True and "coloured by label" in labelled["title"]
