@@ -28,6 +28,10 @@ from apps.background import Job, Runner
 DATA_DIR_ENV = "WORKBENCH_DATA_DIR"
 
 
+#: Fewest rows a loaded file may have: the projection, the maps and the report need a few points.
+MIN_ROWS = 3
+
+
 @dataclass(frozen=True)
 class Prepared:
     """Arrays ready for the mechanisms, after normalisation, PCA and query selection.
@@ -229,6 +233,10 @@ class Session(param.Parameterized):
         def work(job: Job):
             ds = read(job)
             job.check()
+            if ds.n < MIN_ROWS:  # refused here, before any view tries (and fails) to project or attend
+                from workbench.errors import DataError
+                raise DataError(f"{ds.name}: {ds.n} row{'s' if ds.n != 1 else ''}: the dashboard needs at least "
+                                f"{MIN_ROWS} (keys to attend over and a 2-D projection); the data shown are kept")
             if as_keys:
                 if current_q is None:
                     from workbench.errors import DataError

@@ -722,14 +722,16 @@ def test_report_of_real_embeddings_tells_the_truth_and_shows_its_evidence():
     assert d.report.leaderboard.object is not None and "best by evaluation" in d.report.eval_status.object
 
 
-def test_a_calibration_that_cannot_run_leaves_the_panel_working_and_says_why():
+def test_a_single_key_file_is_refused_and_the_panels_keep_working():
+    # a single key can be neither calibrated nor projected: the load is refused (issue 18) and the
+    # panels keep the data they show
     d = Dashboard(sync=True, state=AppState(dataset="clusters", params=[{"backend": "numpy"}, {"backend": "numpy"}]),
                   demo_size=SMALL)
-    d.session.load_bytes(_npy(np.ones((1, 16), np.float32)), "one.npy")  # a single key: nothing to calibrate
+    shape = d.session.prepared.shape
+    d.session.load_bytes(_npy(np.ones((1, 16), np.float32)), "one.npy")
     sdp = d.compare.panels[0]
-    assert d.session.prepared.shape == (1, 1)
-    assert "not calibrated" in sdp.calib_info.object and "at least 2 keys" in sdp.calib_info.object
-    assert sdp.map.weights is not None and sdp.map.weights.shape == (1, 1)
+    assert d.session.prepared.shape == shape and "one: 1 row" in _alerts(d)[0][1]
+    assert "calibrated" in sdp.calib_info.object and sdp.map.weights is not None
 
 
 def test_bench_and_evaluation_run_on_a_configured_cluster(dash, monkeypatch):
@@ -796,3 +798,15 @@ def test_unlabelled_points_get_no_lone_legend_entry():
     assert plain["show_legend"] is False and "coloured by label" not in plain["title"]
     labelled = view._base(points_frame(xy, np.arange(30) % 3, None)).opts.get("plot").kwargs
     assert labelled["show_legend"] is True and "coloured by label" in labelled["title"]
+
+
+@pytest.mark.parametrize("rows", [1, 2])
+def test_a_file_with_too_few_rows_is_refused_and_the_data_kept(rows):
+    # issue 18 (4): a 1-row file loaded as "1 × 16", then the projection failed (IndexError) and the
+    # maps went blank with the old caption
+    d = Dashboard(sync=True, demo_size=SMALL, state=REFERENCE_BACKEND)
+    before = d.session.dataset
+    d.session.load_bytes(_npy(np.ones((rows, 16), np.float32)), "tiny.npy")
+    kind, text = _alerts(d)[0]
+    assert kind == "danger" and f"tiny: {rows} row" in text and "at least 3" in text
+    assert d.session.dataset is before
