@@ -62,7 +62,7 @@ class DataView:
         self.load_path.on_click(lambda *_: s.load_path(self.typed_path(), as_keys=self.path_as_keys.value))
         self.label_select = pn.widgets.Select(label="label (queries = label)", options=[""], value="", width=200,
                                               description="The label whose rows are the queries.")
-        self.label_select.param.watch(lambda e: setattr(s, "label", e.new or ""), "value")
+        self.label_select.param.watch(lambda e: s.choose_label(e.new or ""), "value")
         names = [n for n in OPTION_NAMES if n != "label"]
         self.options = pn.Param(s, parameters=names, show_name=False, default_layout=pn.Column,
                                 sizing_mode="stretch_width", css_classes=["wb-data-options"],

@@ -262,6 +262,17 @@ class Session(param.Parameterized):
         self.runner.submit(slot, work, done, lambda exc: self.messages.error(exc, where))
 
     # -- options ---------------------------------------------------------------------------------
+    def choose_label(self, label: str) -> None:
+        """One control decides the queries: choosing a label makes its rows the queries (``queries =
+        "label"``), clearing it goes back to every row — in one update, so the data are prepared once."""
+        label = label or ""
+        if label:
+            self.param.update(label=label, queries="label")
+        elif self.queries == "label":
+            self.param.update(label="", queries="all")
+        else:
+            self.label = ""
+
     def _options(self) -> dict:
         return dict(queries=self.queries, n_queries=self.n_queries, label=self.label or None,
                     normalisation=self.normalisation, pca_dim=self.pca_dim, seed=self.seed)

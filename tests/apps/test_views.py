@@ -810,3 +810,16 @@ def test_a_file_with_too_few_rows_is_refused_and_the_data_kept(rows):
     kind, text = _alerts(d)[0]
     assert kind == "danger" and f"tiny: {rows} row" in text and "at least 3" in text
     assert d.session.dataset is before
+
+
+def test_choosing_a_label_selects_its_rows_as_queries():
+    # issue 18 (7): the label dropdown re-ran the maps unchanged unless Queries was also set to 'label'
+    d = Dashboard(sync=True, demo_size=SMALL, state=REFERENCE_BACKEND)
+    assert d.session.queries == "all"
+    d.data.label_select.value = "2"
+    prep, labels = d.session.prepared, d.session.dataset.labels
+    assert d.session.queries == "label"
+    np.testing.assert_array_equal(prep.query_index, np.flatnonzero(labels.astype(str) == "2"))
+    assert d.compare.panels[0].map.weights.shape[0] == prep.query_index.size
+    d.data.label_select.value = ""  # cleared: every row again
+    assert d.session.queries == "all" and d.session.prepared.query_index.size == SMALL
