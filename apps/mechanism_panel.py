@@ -94,6 +94,17 @@ def run_rows(prep) -> np.ndarray | None:
     return prep.query_index[pick]
 
 
+def entropy_curve(data) -> hv.Curve:
+    """Entropy per query as a curve whose y range is never narrower than 5% of its level (at least 0.01
+    nats): nearly constant entropies would otherwise get ticks like "1.000e-5" around a flat line."""
+    y = np.asarray(data, dtype=np.float64)
+    lo, hi = (float(y.min()), float(y.max())) if y.size else (0.0, 1.0)
+    pad = max(0.05 * max(abs(lo), abs(hi)), 0.01) - (hi - lo)
+    if pad > 0:
+        lo, hi = lo - pad / 2, hi + pad / 2
+    return hv.Curve((np.arange(y.size), y), "query", "entropy").redim.range(entropy=(lo, hi))
+
+
 def _fmt(v, spec: str = ".3f", none: str = "—") -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return none
@@ -427,10 +438,10 @@ class MechanismPanel:
             ent = np.asarray(ent, dtype=np.float64)
             if self._entropy_pipe is None:  # one plot; later curves stream into it (cheap on the event loop)
                 self._entropy_pipe = streams.Pipe(data=ent)
-                curve = hv.DynamicMap(lambda data: hv.Curve((np.arange(len(data)), data), "query", "entropy"),
-                                      streams=[self._entropy_pipe]).opts(
+                curve = hv.DynamicMap(entropy_curve, streams=[self._entropy_pipe]).opts(
                     height=110, responsive=True, toolbar=None, line_width=1, title="entropy per query (nats)",
-                    fontsize={"title": 9, "labels": 8, "ticks": 7}, yticks=3, ylabel="", framewise=True)
+                    fontsize={"title": 9, "labels": 8, "ticks": 7}, yticks=3, ylabel="", framewise=True,
+                    yformatter="%.3g")
                 self.entropy.object = curve
             else:
                 self._entropy_pipe.send(ent)

@@ -823,3 +823,14 @@ def test_choosing_a_label_selects_its_rows_as_queries():
     assert d.compare.panels[0].map.weights.shape[0] == prep.query_index.size
     d.data.label_select.value = ""  # cleared: every row again
     assert d.session.queries == "all" and d.session.prepared.query_index.size == SMALL
+
+
+def test_the_entropy_sparkline_range_is_never_a_sliver():
+    # issue 18 (9): nearly constant entropies got ticks such as "1.000e-5"
+    from apps.mechanism_panel import entropy_curve
+
+    flat = entropy_curve(np.full(50, 4.2) + 1e-9 * np.arange(50))
+    lo, hi = flat.range("entropy")
+    assert lo <= 4.2 <= hi and hi - lo >= 0.05 * 4.2 - 1e-12
+    varied = entropy_curve(np.linspace(1.0, 3.0, 20))
+    assert varied.range("entropy") == (1.0, 3.0)
