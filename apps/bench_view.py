@@ -44,8 +44,12 @@ def bench_plots(rows: list[dict]) -> hv.Layout | None:
         if mem:
             m_curves.append(hv.Curve(mem, "length", "peak MiB", label=name) * hv.Scatter(mem, "length", "peak MiB",
                                                                                           label=name))
+    # ticks at the measured lengths only: Bokeh's log ticker labels every minor step ("3000 35004000")
+    lengths = sorted({int(r["length"]) for r in ok})
+    if len(lengths) > 8:
+        lengths = lengths[:: -(-len(lengths) // 8)]
     opts = dict(logx=True, logy=True, responsive=True, height=360, legend_position="top_left", show_grid=True,
-                tools=["hover"])
+                tools=["hover"], xticks=[(L, f"{L:,}") for L in lengths])
     t = hv.Overlay(t_curves).opts(hv.opts.Overlay(title="time per call", **opts))
     parts = [t]
     if m_curves:

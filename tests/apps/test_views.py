@@ -834,3 +834,17 @@ def test_the_entropy_sparkline_range_is_never_a_sliver():
     assert lo <= 4.2 <= hi and hi - lo >= 0.05 * 4.2 - 1e-12
     varied = entropy_curve(np.linspace(1.0, 3.0, 20))
     assert varied.range("entropy") == (1.0, 3.0)
+
+
+def test_bench_plots_label_only_the_measured_lengths():
+    # issue 18 (9): the log axis labelled every minor step, running together ("3000 35004000")
+    import holoviews as hv
+
+    from apps.bench_view import bench_plots
+
+    hv.extension("bokeh", logo=False)
+    rows = [{"mechanism": "flash", "length": L, "seconds": 1e-3 * L, "peak_mib": 1.0} for L in (1000, 3000, 3500, 4000)]
+    layout = bench_plots(rows)
+    for overlay in layout:
+        ticks = overlay.opts.get("plot").kwargs["xticks"]
+        assert ticks == [(1000, "1,000"), (3000, "3,000"), (3500, "3,500"), (4000, "4,000")]
