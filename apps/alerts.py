@@ -52,6 +52,10 @@ class Messages(param.Parameterized):
     def info(self, text: str, topic: str | None = None) -> None:
         self._show(text, "info", topic)
 
+    def warning(self, text: str, topic: str | None = None) -> None:
+        """Something was done differently from what was asked (e.g. a link's selection clamped)."""
+        self._show(text, "warning", topic)
+
     def success(self, text: str, topic: str | None = None) -> None:
         """A success message; one with a ``topic`` (e.g. ``"data"``, the banner of the loaded data)
         replaces the previous message of that topic instead of stacking above it."""

@@ -179,9 +179,15 @@ class Dashboard:
 
     def _restore_selection(self, prep) -> None:
         sel = self.initial_state.selected
-        if sel is not None and sel < prep.shape[0] and self.session.selected is None:
-            self.session.selected = sel
-            self.initial_state.selected = None
+        if sel is None or self.session.selected is not None:
+            return
+        n = prep.shape[0]
+        if sel >= n:  # a link made on larger data: the last query, said out loud rather than dropped
+            self.messages.warning(f"link: the selected query {sel:,} is beyond this data's {n:,} queries; "
+                                  f"selected query {n - 1:,} instead", topic="link")
+            sel = n - 1
+        self.session.selected = sel
+        self.initial_state.selected = None
 
 
 def create_app(**kwargs) -> pn.Column:

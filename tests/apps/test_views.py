@@ -848,3 +848,12 @@ def test_bench_plots_label_only_the_measured_lengths():
     for overlay in layout:
         ticks = overlay.opts.get("plot").kwargs["xticks"]
         assert ticks == [(1000, "1,000"), (3000, "3,000"), (3500, "3,500"), (4000, "4,000")]
+
+
+def test_a_selection_beyond_the_data_is_clamped_with_a_note():
+    # issue 18 (3): a link's sel=1346 on a 1,200-row demo was silently dropped
+    d = Dashboard(sync=True, demo_size=SMALL, state=AppState(selected=1_000_000, params=[{"backend": "numpy"}] * 2))
+    n = d.session.prepared.shape[0]
+    assert d.session.selected == n - 1
+    kind, text = next(a for a in _alerts(d) if a[0] == "warning")
+    assert "1,000,000" in text and f"selected query {n - 1:,} instead" in text
