@@ -113,6 +113,12 @@ class Dashboard:
         self.inspect.refresh_panels()
         self.bench.refresh_mechanisms()
         self.session.load_demo(state.dataset)  # and the key set of the link, if it names one
+        if state.source and state.source.startswith("path:"):  # a file on the server: read it again
+            self.session.load_path(state.source.removeprefix("path:"))
+        elif state.source and state.source.startswith("upload:"):
+            self.messages.warning(f"link: it was made after uploading {state.source.removeprefix('upload:')!r}; "
+                                  f"uploads do not travel in links, so the demo {state.dataset!r} is shown "
+                                  f"(upload the file again)", topic="link")
         if state.selected is not None:
             self.session.on_prepared(self._restore_selection)
         self.state_changed()  # the link is shareable from the start

@@ -342,7 +342,11 @@ class Session(param.Parameterized):
         """The :class:`AppState` of this session and the compare panels' mechanisms/parameters."""
         dataset = self.dataset.source.removeprefix("demo:").split("?")[0].split(" ")[0] if self.dataset else self.demo
         keys = self.keys if self.keys in wdata.DEMOS else "same"
-        return AppState(dataset=dataset if dataset in wdata.DEMOS else self.demo, keys=keys,
+        source = None
+        if self.dataset is not None and not self.dataset.source.startswith("demo:"):
+            source = (f"upload:{self.dataset.name}" if self.dataset.source == "upload"
+                      else f"path:{self.dataset.source}")
+        return AppState(dataset=dataset if dataset in wdata.DEMOS else self.demo, keys=keys, source=source,
                         mechanisms=list(mechanisms), params=[dict(p) for p in params], queries=self.queries,
                         n_queries=self.n_queries, label=self.label or None, normalisation=self.normalisation,
                         pca_dim=self.pca_dim, projection=self.projection, graph_kind=self.graph_kind,

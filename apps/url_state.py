@@ -51,7 +51,9 @@ class AppState:
     ``params`` aligned (one dict per panel; invalid entries and default values are dropped); ``queries``
     ``"all" | "subset" | "label"`` with ``n_queries`` / ``label``; ``normalisation``; ``pca_dim``
     (None: no PCA); ``projection``; ``graph_kind`` and ``graph_k`` for graph mechanisms;
-    ``seed``; ``selected`` the query selected in the maps (None: none).
+    ``seed``; ``selected`` the query selected in the maps (None: none); ``source`` where loaded
+    data came from when not a demo: ``"path:/data/x.npy"`` (reopened from the server's disk) or
+    ``"upload:x.npy"`` (uploads cannot travel: the link reopens on the demo, with a note).
     """
 
     dataset: str = DEFAULT_DEMO
@@ -69,6 +71,7 @@ class AppState:
     seed: int = 0
     selected: int | None = None
     calibrate: list = field(default_factory=list)
+    source: str | None = None
 
     def __post_init__(self):
         self.mechanisms, self.params = _clean_mechanisms(self.mechanisms, self.params)
@@ -78,7 +81,7 @@ class AppState:
     # URL keys, one per field
     _KEYS = {"dataset": "data", "keys": "keys", "queries": "q", "n_queries": "nq", "label": "label",
              "normalisation": "norm", "pca_dim": "pca", "projection": "proj", "graph_kind": "graph",
-             "graph_k": "k", "seed": "seed", "selected": "sel"}
+             "graph_k": "k", "seed": "seed", "selected": "sel", "source": "src"}
 
     def to_query(self) -> dict[str, str]:
         """URL query parameters (all strings): ``data``, ``m`` (comma-separated mechanisms),
@@ -127,6 +130,7 @@ class AppState:
                 kw[f] = val
 
         pick("dataset", str, lambda v: v in DEMOS)
+        pick("source", lambda s: s[:2000], lambda v: v.startswith(("path:", "upload:")) and len(v) > 6)
         pick("keys", str, lambda v: v == "same" or v in DEMOS)
         pick("queries", str, lambda v: v in QUERY_SELECTIONS)
         pick("n_queries", int, lambda v: 1 <= v <= 10_000_000)

@@ -857,3 +857,24 @@ def test_a_selection_beyond_the_data_is_clamped_with_a_note():
     assert d.session.selected == n - 1
     kind, text = next(a for a in _alerts(d) if a[0] == "warning")
     assert "1,000,000" in text and f"selected query {n - 1:,} instead" in text
+
+
+def test_links_carry_a_server_path_and_say_when_data_was_uploaded(tmp_path):
+    # issue 18 (3): a copied link silently reopened on the demo after an upload or a server-path load
+    path = tmp_path / "server.npy"
+    x = np.random.default_rng(2).standard_normal((70, 6)).astype(np.float32)
+    np.save(path, x)
+    d = Dashboard(sync=True, demo_size=SMALL, state=REFERENCE_BACKEND)
+    d.session.load_path(str(path))
+    state = d.session.to_state(["scaled_dot_product", "flash"], [{}, {}])
+    assert state.source == f"path:{path}"
+    again = Dashboard(sync=True, demo_size=SMALL, state=AppState.from_query(state.to_query()))
+    np.testing.assert_array_equal(again.session.dataset.x, x)
+
+    d.session.load_bytes(_npy(x), "mine.npy")
+    state = d.session.to_state(["scaled_dot_product", "flash"], [{}, {}])
+    assert state.source == "upload:mine"
+    opened = Dashboard(sync=True, demo_size=SMALL, state=AppState.from_query(state.to_query()))
+    kind, text = next(a for a in _alerts(opened) if a[0] == "warning")
+    assert "uploads do not travel in links" in text and "mine" in text
+    assert opened.session.dataset.source.startswith("demo:")
