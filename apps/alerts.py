@@ -1,7 +1,8 @@
 """Visible messages: every problem becomes a ``pn.pane.Alert`` that names it, never a traceback.
 
-``Messages.error(exc_or_text, where=...)`` shows a red alert at the top of the page (newest first,
-the last few kept), ``info`` a blue one. Library errors (``workbench.errors``) carry their own
+One status area: the newest message, dismissible (×), and the earlier ones behind a "history"
+toggle, newest first (the last few kept). ``Messages.error(exc_or_text, where=...)`` shows a red
+alert, ``warning`` a yellow one, ``info`` a blue one, ``success`` a green one. Library errors (``workbench.errors``) carry their own
 message naming the argument; anything else is shown as "<where>: unexpected <Type>: <message>"
 and logged with its traceback on the server.
 """
@@ -35,13 +36,31 @@ def describe(exc: BaseException | str, where: str = "") -> str:
 class Messages(param.Parameterized):
     """The session's message area (a column of alerts, newest first)."""
 
-    keep = param.Integer(default=4, bounds=(1, None), doc="How many messages stay visible.")
+    keep = param.Integer(default=8, bounds=(1, None), doc="How many messages the area keeps (the newest shown).")
     last_error = param.String(default="", doc="Text of the newest error (empty when none).")
 
     def __init__(self, **params):
         super().__init__(**params)
-        self.panel = pn.Column(sizing_mode="stretch_width", margin=0, css_classes=["wb-messages"])
+        self.dismiss = pn.widgets.Button(name="×", width=34, height=34, margin=(4, 2), button_type="light",
+                                         css_classes=["wb-dismiss"], description="hide this message")
+        self.dismiss.on_click(lambda *_: self._dismiss())
+        self.show_history = pn.widgets.Toggle(name="history", width=110, margin=(4, 5), visible=False,
+                                              css_classes=["wb-history-toggle"])
+        self.show_history.param.watch(lambda e: setattr(self.older, "visible", e.new), "value")
+        self.latest = pn.Column(sizing_mode="stretch_width", margin=0)
+        self.older = pn.Column(sizing_mode="stretch_width", margin=(0, 0, 0, 20), visible=False,
+                               css_classes=["wb-history"])
+        self.bar = pn.Row(self.latest, self.dismiss, self.show_history, sizing_mode="stretch_width", margin=0,
+                          visible=False)
+        self.panel = pn.Column(self.bar, self.older, sizing_mode="stretch_width", margin=0,
+                               css_classes=["wb-messages"])
         self.history: list[tuple[str, str, str | None]] = []
+        self.dismissed = False
+
+    def shown(self) -> list[tuple[str, str]]:
+        """``(kind, text)`` of the messages the area holds, newest first (the newest on show unless
+        dismissed, the others behind the history toggle)."""
+        return [(k, t) for k, t, _ in self.history]
 
     def error(self, exc: BaseException | str, where: str = "") -> str:
         text = describe(exc, where)
@@ -64,16 +83,31 @@ class Messages(param.Parameterized):
     def clear(self) -> None:
         self.history.clear()
         self.last_error = ""
-        self.panel.objects = []
+        self._render()
+
+    def _dismiss(self) -> None:
+        self.dismissed = True
+        self._render()
 
     def _show(self, text: str, kind: str, topic: str | None = None) -> None:
         if topic is not None:
             self.history = [h for h in self.history if h[2] != topic]
         self.history.insert(0, (kind, text, topic))
         del self.history[self.keep:]
-        alerts = []
-        for k, t, _ in self.history:
-            alert = pn.pane.Alert(html.escape(t), alert_type=k, sizing_mode="stretch_width",
-                                  margin=(2, 5), css_classes=[f"wb-alert-{k}"])
-            alerts.append(alert)
-        self.panel.objects = alerts
+        self.dismissed = False
+        self._render()
+
+    @staticmethod
+    def _alert(kind: str, text: str) -> pn.pane.Alert:
+        return pn.pane.Alert(html.escape(text), alert_type=kind, sizing_mode="stretch_width", margin=(2, 5),
+                             css_classes=[f"wb-alert-{kind}"])
+
+    def _render(self) -> None:
+        alerts = [self._alert(k, t) for k, t, _ in self.history]
+        self.latest.objects = alerts[:1] if not self.dismissed else []
+        self.older.objects = alerts[1:] if not self.dismissed else alerts
+        n = len(self.older.objects)
+        self.show_history.name = f"history ({n})"
+        self.show_history.visible = n > 0
+        self.dismiss.visible = bool(self.latest.objects)
+        self.bar.visible = bool(alerts)

@@ -322,6 +322,10 @@ def test_three_bad_files_show_three_messages_and_the_server_still_answers(app, t
     before = _statuses(app)
     app.tab("Data")
     app.page.locator(".wb-upload input[type=file]").set_input_files(paths)
+    # one status area: the newest message on show, the earlier ones behind the history toggle
+    app.wait_text(".wb-history-toggle", lambda t: any(s.strip().startswith("history (") for s in t),
+                  STEP_S, "the history toggle")
+    app.page.locator(".wb-history-toggle").first.click()
     texts = app.wait_text(".wb-messages .alert", lambda t: all(any(n in s for s in t) for n in bad),
                           STEP_S, "three error messages")
     problems = {"pickled.npy": "pickles are never loaded", "ragged.csv": "ragged rows", "nan.csv": "NaN/inf"}

@@ -61,7 +61,7 @@ def test_an_empty_text_is_refused_with_a_message(dash):
     dash.model.text.value = "   "
     dash.model.run_model()
     assert dash.model.run_data is before
-    assert any("text" in str(getattr(a, "object", "")) for a in dash.messages.panel.objects)
+    assert any("text" in t for _, t in dash.messages.shown())
 
 
 def test_without_the_extra_the_tab_says_how_to_install(monkeypatch):

@@ -58,8 +58,8 @@ def _npy(a: np.ndarray) -> bytes:
 
 
 def _alerts(d: Dashboard) -> list[tuple[str, str]]:
-    """(alert_type, text) of the alerts on screen."""
-    return [(a.alert_type, a.object) for a in d.messages.panel.objects]
+    """(alert_type, text) of the messages in the status area, newest first."""
+    return d.messages.shown()
 
 
 # -- widgets from param declarations ----------------------------------------------------------------
@@ -537,10 +537,28 @@ def test_messages_name_the_problem_and_never_show_a_traceback():
     m.error(workbench.errors.DataError("x.csv: ragged rows: line 3 has 2 fields, expected 3"), "upload 'x.csv'")
     m.error(KeyError("boom"), "view")
     m.error("third")
-    assert len(m.panel.objects) == 2  # only the newest `keep`
-    assert m.panel.objects[0].object == "third"
-    assert "unexpected KeyError" in m.panel.objects[1].object
+    assert len(m.shown()) == 2  # only the newest `keep`
+    assert m.shown()[0] == ("danger", "third")
+    assert "unexpected KeyError" in m.shown()[1][1]
     assert describe(MemoryError()).startswith("out of memory")
+
+
+def test_one_status_area_the_newest_shown_dismissible_the_rest_behind_a_toggle():
+    # issue 18 (6): up to four full-width alerts piled up, none dismissible
+    m = Messages()
+    m.info("first")
+    assert [a.object for a in m.latest.objects] == ["first"] and not m.show_history.visible
+    m.error("second")
+    m.success("loaded", topic="data")
+    assert [a.object for a in m.latest.objects] == ["loaded"]  # one alert on show
+    assert [a.object for a in m.older.objects] == ["second", "first"] and not m.older.visible
+    assert m.show_history.visible and m.show_history.name == "history (2)"
+    m.show_history.value = True
+    assert m.older.visible
+    m.dismiss.clicks += 1  # × hides the newest; it stays in the history
+    assert m.latest.objects == [] and [a.object for a in m.older.objects] == ["loaded", "second", "first"]
+    m.warning("again")
+    assert [a.object for a in m.latest.objects] == ["again"] and m.dismiss.visible
 
 
 def test_runner_supersedes_cancels_and_reports_errors_off_the_ui_thread():
