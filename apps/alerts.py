@@ -41,10 +41,10 @@ class Messages(param.Parameterized):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self.dismiss = pn.widgets.Button(name="×", width=34, height=34, margin=(4, 2), button_type="light",
+        self.dismiss = pn.widgets.Button(label="×", width=34, height=34, margin=(4, 2), color="light",
                                          css_classes=["wb-dismiss"], description="hide this message")
         self.dismiss.on_click(lambda *_: self._dismiss())
-        self.show_history = pn.widgets.Toggle(name="history", width=110, margin=(4, 5), visible=False,
+        self.show_history = pn.widgets.Toggle(label="history", width=110, margin=(4, 5), visible=False,
                                               css_classes=["wb-history-toggle"])
         self.show_history.param.watch(lambda e: setattr(self.older, "visible", e.new), "value")
         self.latest = pn.Column(sizing_mode="stretch_width", margin=0)
@@ -107,7 +107,7 @@ class Messages(param.Parameterized):
         self.latest.objects = alerts[:1] if not self.dismissed else []
         self.older.objects = alerts[1:] if not self.dismissed else alerts
         n = len(self.older.objects)
-        self.show_history.name = f"history ({n})"
+        self.show_history.label = f"history ({n})"
         self.show_history.visible = n > 0
         self.dismiss.visible = bool(self.latest.objects)
         self.bar.visible = bool(alerts)

@@ -552,7 +552,7 @@ def test_one_status_area_the_newest_shown_dismissible_the_rest_behind_a_toggle()
     m.success("loaded", topic="data")
     assert [a.object for a in m.latest.objects] == ["loaded"]  # one alert on show
     assert [a.object for a in m.older.objects] == ["second", "first"] and not m.older.visible
-    assert m.show_history.visible and m.show_history.name == "history (2)"
+    assert m.show_history.visible and m.show_history.label == "history (2)"
     m.show_history.value = True
     assert m.older.visible
     m.dismiss.clicks += 1  # × hides the newest; it stays in the history
