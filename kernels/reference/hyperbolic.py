@@ -72,24 +72,10 @@ def partial(q, k, v, c, temperature, aggregation="einstein", mask=None, block=20
     log-sum-exp of its logits (−∞ where a row has no allowed key). Merged over shards by their lse
     (``r`` is linear in the weights), ``FINISH[aggregation](r)`` is the attention over all keys.
     Keys by ``block`` at a time (memory ``O(Lq·block)``)."""
-    from kernels.reference.lse_merge import merge_partials
+    from kernels.reference.lse_merge import blocked_partial
 
-    u = VALUES[aggregation](v, c)
-    m = None if mask is None else np.asarray(mask, bool)
-    acc = None
-    for j0 in range(0, k.shape[1], block):
-        j1 = min(k.shape[1], j0 + block)
-        s = logits(q, k[:, j0:j1], c, temperature).astype(np.float64)
-        if m is not None:
-            s = np.where(m[..., j0:j1] if m.shape[-1] != 1 else m, s, -np.inf)
-        top = s.max(axis=-1)
-        safe = np.where(np.isfinite(top), top, 0.0)
-        e = np.exp(s - safe[..., None])
-        tot = e.sum(axis=-1)
-        lse = np.where(tot > 0, safe + np.log(np.where(tot > 0, tot, 1.0)), -np.inf)
-        r = np.matmul(e / np.where(tot > 0, tot, 1.0)[..., None], u[:, j0:j1])
-        acc = (r, lse) if acc is None else merge_partials(acc, (r, lse))
-    return acc
+    return blocked_partial(lambda j0, j1: logits(q, k[:, j0:j1], c, temperature), VALUES[aggregation](v, c),
+                           mask, block)
 
 
 def einstein_values(v, c):

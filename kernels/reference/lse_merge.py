@@ -27,4 +27,33 @@ def merge_partials(a: tuple, b: tuple) -> tuple[np.ndarray, np.ndarray]:
     return out, lse
 
 
-__all__ = ["merge_partials"]
+def blocked_partial(scores, values, mask=None, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """``(out (B, Lq, m), lse (B, Lq))`` of ``softmax_j(s_ij)`` over the keys applied to ``values (B, Lk, m)``.
+
+    ``scores(j0, j1)`` gives the logits of keys ``j0 … j1 − 1``, ``(B, Lq, j1 − j0)``; ``mask``
+    (bool, broadcastable to ``(B, Lq, Lk)``) removes keys. Keys by ``block`` at a time (memory
+    ``O(Lq·block)``), each block's softmax merged by :func:`merge_partials`; float64. A row with no
+    allowed key gives ``out = 0``, ``lse = −∞``.
+    """
+    v = np.asarray(values, np.float64)
+    m = None if mask is None else np.asarray(mask, bool)
+    acc = None
+    for j0 in range(0, v.shape[1], block):
+        j1 = min(v.shape[1], j0 + block)
+        s = np.asarray(scores(j0, j1), np.float64)
+        if m is not None:
+            s = np.where(m[..., j0:j1] if m.shape[-1] != 1 else m, s, -np.inf)
+        top = s.max(axis=-1)
+        safe = np.where(np.isfinite(top), top, 0.0)
+        e = np.exp(s - safe[..., None])
+        tot = e.sum(axis=-1)
+        lse = np.where(tot > 0, safe + np.log(np.where(tot > 0, tot, 1.0)), -np.inf)
+        part = (np.matmul(e, v[:, j0:j1]) / np.where(tot > 0, tot, 1.0)[..., None], lse)
+        acc = part if acc is None else merge_partials(acc, part)
+    if acc is None:  # no keys at all
+        s = np.asarray(scores(0, 0))
+        acc = (np.zeros(s.shape[:2] + (v.shape[-1],)), np.full(s.shape[:2], -np.inf))
+    return acc
+
+
+__all__ = ["merge_partials", "blocked_partial"]

@@ -102,27 +102,11 @@ def partial(a, b, v, p, temperature, mask=None, block: int = 1024):
     :func:`kernels.reference.lse_merge.merge_partials`. Keys by blocks of ``block`` (memory
     ``O(Lq·block)``), merged the same way; float64.
     """
-    from kernels.reference.lse_merge import merge_partials
+    from kernels.reference.lse_merge import blocked_partial
 
     a = np.asarray(a, np.float64)
     b = np.asarray(b, np.float64)
-    v = np.asarray(v, np.float64)
-    mask = None if mask is None else np.asarray(mask, bool)
-    B, lq = a.shape[:2]
-    acc = (np.zeros((B, lq, v.shape[-1])), np.full((B, lq), -np.inf))
-    for j0 in range(0, b.shape[1], block):
-        j1 = min(b.shape[1], j0 + block)
-        s = -distances(a, b[:, j0:j1], p) / float(temperature)
-        if mask is not None:
-            s = np.where(mask[..., j0:j1], s, -np.inf)
-        m = s.max(axis=-1)
-        safe = np.where(np.isfinite(m), m, 0.0)
-        e = np.exp(s - safe[..., None])
-        tot = e.sum(axis=-1)
-        lse = np.where(tot > 0, safe + np.log(np.where(tot > 0, tot, 1.0)), -np.inf)
-        out = np.matmul(e, v[:, j0:j1]) / np.where(tot > 0, tot, 1.0)[..., None]
-        acc = merge_partials(acc, (out, lse))
-    return acc
+    return blocked_partial(lambda j0, j1: -distances(a, b[:, j0:j1], p) / float(temperature), v, mask, block)
 
 
 def candidates(q, k, num_candidates: int, mask=None):

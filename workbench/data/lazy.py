@@ -66,15 +66,16 @@ def _npy(p: Path, name: str) -> np.memmap:
         raise DataError(f"{name}: corrupt: cannot map shape {shape} of {dtype} ({type(exc).__name__}: {exc})") from None
 
 
-def _row_group(path: str, i: int, name: str, label_column, d: int) -> np.ndarray:
-    """Row group ``i`` of the Parquet file → ``(rows, d)`` float32 by the loader's column rules."""
+def _row_group(path: str, i: int, name: str, label_column, d: int | None = None) -> np.ndarray:
+    """Row group ``i`` of the Parquet file → ``(rows, d)`` float32 by the loader's column rules
+    (``d``: the width the first row group had, checked; None for the first)."""
     import pyarrow.parquet as pq
 
     from workbench.data.loaders import _from_table
 
     table = pq.ParquetFile(path).read_row_group(i)
     x = np.asarray(_from_table(table, name, label_column, row_word=f"row (in row group {i})")[0], np.float32)
-    if x.ndim != 2 or x.shape[1] != d:
+    if d is not None and (x.ndim != 2 or x.shape[1] != d):
         raise DataError(f"{name}: row group {i} has vectors of shape {x.shape[1:]}, the first had ({d},)")
     return x
 
@@ -92,16 +93,8 @@ def _parquet(p: Path, name: str, label_column):
     if sum(groups) == 0:
         raise DataError(f"{name}: zero rows: the Parquet file has no rows")
     first = next(i for i, r in enumerate(groups) if r > 0)
-    d = _width(p, first, name, label_column)  # the first row group read now: its columns decide the layout
+    d = _row_group(str(p), first, name, label_column).shape[1]  # read now: its columns decide the layout
     chunks = [da.from_delayed(dask.delayed(_row_group, pure=True)(str(p), i, name, label_column, d),
                               shape=(r, d), dtype=np.float32) for i, r in enumerate(groups) if r > 0]
     return da.concatenate(chunks, axis=0)
 
-
-def _width(p: Path, i: int, name: str, label_column) -> int:
-    import pyarrow.parquet as pq
-
-    from workbench.data.loaders import _from_table
-
-    table = pq.ParquetFile(p).read_row_group(i)
-    return int(np.asarray(_from_table(table, name, label_column, row_word="row")[0]).shape[1])

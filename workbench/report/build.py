@@ -332,9 +332,11 @@ def _keys(K):
 
 
 def _rows(keys, r: np.ndarray) -> np.ndarray:
-    """Rows ``r`` (sorted) of the keys as float64: read from a memory map or a Dask array only now."""
-    block = keys[r].compute() if _is_lazy(keys) else keys[r]
-    return points(block, "K").astype(np.float64)
+    """Rows ``r`` (sorted) of the keys as float64: read from a memory map or a Dask array only now
+    (a Dask array's rows are validated here; other keys were validated whole by :func:`_keys`)."""
+    if _is_lazy(keys):
+        return points(keys[r].compute(), "K").astype(np.float64)
+    return np.asarray(keys if r.size == keys.shape[0] else keys[r], dtype=np.float64)
 
 
 def _sample_size(sample, n: int) -> int | None:
@@ -365,8 +367,9 @@ def _build(q, K, weights, ib_mean, ib_logvar, profile, k, seed, num_projections,
     ib = _ib(ib_mean, ib_logvar)
     compat = profile == "compat"
     rows = [np.arange(n)] if size is None else _samples(n, size, replicates, seed)
-    runs = [_measure(qs, _rows(keys, r), r, n, w, ib, compat, k, seed, num_projections, persistence,
-                     exact_max, advice_from_keys) for r in rows]
+    samples = [_rows(keys, r) for r in rows]  # read once: the first also serves the recommendation
+    runs = [_measure(qs, x, r, n, w, ib, compat, k, seed, num_projections, persistence, exact_max,
+                     advice_from_keys) for x, r in zip(samples, rows)]
     values = _mean([r[0] for r in runs])
     raw = _mean([{m: v for m, v in r[1].items() if v is not None} for r in runs])
     feats = _mean([r[2] for r in runs])
@@ -389,7 +392,7 @@ def _build(q, K, weights, ib_mean, ib_logvar, profile, k, seed, num_projections,
         source = "self-attention over these keys (sampled keys as queries)"
     else:
         source = "the queries' attention" if w is None else "the given attention weights"
-    k0 = _rows(keys, rows[0])
+    k0 = samples[0]
     suggested = None
     if n >= 2 and not advice_from_keys and not (THRESHOLDS["entropy_low"] <= ent_ratio <= THRESHOLDS["entropy_high"]):
         suggested = F.temperature_for_logits(qs @ k0.T / math.sqrt(d), 0.5)
