@@ -9,12 +9,11 @@ Laplacian on the host; wiring this step into it is the next step (its CuPy colum
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
 
-from kernels.gpu.sources import source
+from kernels.gpu.runtime import cuda_function, opencl_context, opencl_input, opencl_kernel
 
 THREADS = 128
 
@@ -38,22 +37,9 @@ def _csr(L):
             np.ascontiguousarray(m.data, np.float32))
 
 
-@functools.lru_cache(maxsize=16)
-def _opencl_kernel(cols: int):
-    import pyopencl as cl
-
-    from kernels.gpu.flash import opencl_context
-
-    ctx, _ = opencl_context()
-    prog = cl.Program(ctx, source("csr_step", "opencl", {"COLS": cols, "THREADS": THREADS})).build()
-    return cl.Kernel(prog, "csr_step")
-
-
 def euler_opencl(L, x, dt: float, num_steps: int = 5) -> np.ndarray:
     """``x(dt)`` by the reference's Euler steps, each one run of the body through OpenCL: ``(n, c)`` float32."""
     import pyopencl as cl
-
-    from kernels.gpu.flash import opencl_context
 
     x = np.ascontiguousarray(x, np.float32)
     n, cols = x.shape
@@ -61,14 +47,10 @@ def euler_opencl(L, x, dt: float, num_steps: int = 5) -> np.ndarray:
     indptr, indices, data = _csr(L)
     ctx, queue = opencl_context()
     mf = cl.mem_flags
-
-    def buf(a):
-        return cl.Buffer(ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=a if a.size else np.zeros(1, a.dtype))
-
-    bi, bj, bd = buf(indptr), buf(indices), buf(data)
+    bi, bj, bd = opencl_input(indptr), opencl_input(indices), opencl_input(data)
     cur = cl.Buffer(ctx, mf.READ_WRITE | mf.COPY_HOST_PTR, hostbuf=x)
     nxt = cl.Buffer(ctx, mf.READ_WRITE, x.nbytes)
-    kern = _opencl_kernel(cols)
+    kern = opencl_kernel("csr_step", "csr_step", {"COLS": cols, "THREADS": THREADS})
     blocks = math.ceil(n * cols / THREADS)
     for _ in range(steps if dt > 0 else 0):
         kern(queue, (blocks * THREADS,), (THREADS,), bi, bj, bd, cur, np.float32(h), np.int32(n), nxt)
@@ -77,14 +59,6 @@ def euler_opencl(L, x, dt: float, num_steps: int = 5) -> np.ndarray:
     cl.enqueue_copy(queue, out, cur)
     queue.finish()
     return out
-
-
-@functools.lru_cache(maxsize=16)
-def _cuda_function(cols: int):
-    import cupy as cp
-
-    mod = cp.RawModule(code=source("csr_step", "cuda", {"COLS": cols, "THREADS": THREADS}), options=("--std=c++14",))
-    return mod.get_function("csr_step")
 
 
 def euler_cupy(L, x, dt: float, num_steps: int = 5):
@@ -96,7 +70,7 @@ def euler_cupy(L, x, dt: float, num_steps: int = 5):
     host = L.get() if hasattr(L, "get") else L  # a cupyx matrix: its step size is read on the host
     steps, h = steps_for(host, dt, num_steps)
     indptr, indices, data = (cp.asarray(a) for a in _csr(host))
-    fn = _cuda_function(cols)
+    fn = cuda_function("csr_step", "csr_step", {"COLS": cols, "THREADS": THREADS})
     cur, nxt = x.copy(), cp.empty_like(x)
     blocks = math.ceil(n * cols / THREADS)
     for _ in range(steps if dt > 0 else 0):

@@ -13,12 +13,11 @@ The OpenCL path runs the same body on PoCL (the tests' backend, never offered to
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
 
-from kernels.gpu.sources import source
+from kernels.gpu.runtime import cuda_function, opencl_context, opencl_input, opencl_kernel
 
 #: Query rows per block (one thread each) and keys per tile; the largest head dimensions served
 #: (values one wider: the Einstein midpoint's extra column).
@@ -27,7 +26,7 @@ BLOCK_Q, BLOCK_K, MAX_HEAD_DIM, MAX_VALUE_DIM = 32, 16, 128, 129
 SCORES = {"dot": 0, "poincare": 1, "sliced_wasserstein": 2}
 
 __all__ = ["BLOCK_Q", "BLOCK_K", "MAX_HEAD_DIM", "MAX_VALUE_DIM", "SCORES", "flash_cupy", "flash_opencl",
-           "launch_plan", "poincare_partial", "sw_partial", "weights_cupy", "opencl_context"]
+           "launch_plan", "poincare_partial", "sw_partial", "weights_cupy"]
 
 
 def launch_plan(q_shape, k_shape, v_shape, mask_shape, scale, causal, causal_offset, score: str = "dot") -> dict:
@@ -68,14 +67,6 @@ def _scalars(plan: dict) -> list:
 # -- CuPy ---------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=32)
-def _cuda_function(defines: tuple):
-    import cupy as cp
-
-    module = cp.RawModule(code=source("flash_fwd", "cuda", dict(defines)), options=("--std=c++14",))
-    return module.get_function("flash_fwd")
-
-
 def _run_cuda(q, k, v, mask, scale, causal, causal_offset, score="dot", qden=None, kden=None, curv=0.0):
     import cupy as cp
 
@@ -89,7 +80,7 @@ def _run_cuda(q, k, v, mask, scale, causal, causal_offset, score="dot", qden=Non
         lse[...] = -cp.inf
         return out, lse
     one = cp.ones(1, cp.float32)
-    fn = _cuda_function(tuple(plan["defines"].items()))
+    fn = cuda_function("flash_fwd", "flash_fwd", plan["defines"])
     fn(plan["grid"], plan["block"],
        (q, k, v, m if m is not None else cp.zeros(1, cp.uint8), *_scalars(plan), out, lse,
         one if qden is None else cp.ascontiguousarray(qden, dtype=cp.float32),
@@ -122,24 +113,6 @@ def weights_cupy(q, k, mask=None, scale=None, causal=False, causal_offset=0):
 # -- OpenCL (tests) ------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=1)
-def opencl_context():
-    """``(context, queue)`` on the first OpenCL device (PoCL's CPU device in the tests)."""
-    import pyopencl as cl
-
-    platform = cl.get_platforms()[0]
-    ctx = cl.Context(platform.get_devices()[:1])
-    return ctx, cl.CommandQueue(ctx)
-
-
-@functools.lru_cache(maxsize=32)
-def _opencl_kernel(defines: tuple):
-    import pyopencl as cl
-
-    ctx, _ = opencl_context()
-    return cl.Program(ctx, source("flash_fwd", "opencl", dict(defines))).build().flash_fwd
-
-
 def _run_opencl(q, k, v, mask, scale, causal, causal_offset, score="dot", qden=None, kden=None, curv=0.0):
     import pyopencl as cl
 
@@ -151,15 +124,10 @@ def _run_opencl(q, k, v, mask, scale, causal, causal_offset, score="dot", qden=N
     if q.size == 0 or k.shape[1] == 0:
         return out, lse
     ctx, queue = opencl_context()
-    mf = cl.mem_flags
-
-    def buf(a):
-        a = np.ascontiguousarray(a)
-        return cl.Buffer(ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=a if a.size else np.zeros(1, a.dtype))
-
+    buf = opencl_input
     one = np.ones(1, np.float32)
-    bo, bl = cl.Buffer(ctx, mf.WRITE_ONLY, out.nbytes), cl.Buffer(ctx, mf.WRITE_ONLY, lse.nbytes)
-    kern = _opencl_kernel(tuple(plan["defines"].items()))
+    bo, bl = cl.Buffer(ctx, cl.mem_flags.WRITE_ONLY, out.nbytes), cl.Buffer(ctx, cl.mem_flags.WRITE_ONLY, lse.nbytes)
+    kern = opencl_kernel("flash_fwd", "flash_fwd", plan["defines"])
     gx, gy = plan["grid"]
     kern(queue, (gx * BLOCK_Q, gy), (BLOCK_Q, 1), buf(q), buf(k), buf(v),
          buf(m if m is not None else np.zeros(1, np.uint8)), *_scalars(plan), bo, bl,

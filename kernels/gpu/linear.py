@@ -8,12 +8,11 @@ zeroing ``φ(k_j)`` first; general masks are not served here).
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
 
-from kernels.gpu.sources import source
+from kernels.gpu.runtime import cuda_function, opencl_context, opencl_input, opencl_kernel
 
 #: Value columns per block; the largest feature count served (one thread per feature).
 COL_TILE, MAX_FEATURES = 16, 1024
@@ -29,13 +28,6 @@ def plan(m: int, dv: int) -> dict:
     return {"FEATURES": m, "VALUE_DIM": dv, "COL_TILE": COL_TILE, "THREADS": threads}
 
 
-@functools.lru_cache(maxsize=32)
-def _cuda_module(defines: tuple):
-    import cupy as cp
-
-    return cp.RawModule(code=source("linear_fwd", "cuda", dict(defines)), options=("--std=c++14",))
-
-
 def linear_cupy(q_feat, k_feat, v, causal: bool = False):
     """``(B, Lq, m), (B, Lk, m), (B, Lk, dv)`` CuPy float32 → ``(B, Lq, dv)``."""
     import cupy as cp
@@ -44,38 +36,23 @@ def linear_cupy(q_feat, k_feat, v, causal: bool = False):
     B, lq, m = qf.shape
     lk, dv = kf.shape[1], v.shape[2]
     d = plan(m, dv)
-    mod = _cuda_module(tuple(d.items()))
     out = cp.zeros((B, lq, dv), cp.float32)
     if out.size == 0:
         return out
     cols = (math.ceil(dv / COL_TILE), B)
     if causal:
-        mod.get_function("linear_causal")(cols, (d["THREADS"],), (qf, kf, v, np.int32(lq), out))
+        cuda_function("linear_fwd", "linear_causal", d)(cols, (d["THREADS"],), (qf, kf, v, np.int32(lq), out))
         return out
     s = cp.empty((B, m, dv), cp.float32)
     z = cp.empty((B, m), cp.float32)
-    mod.get_function("linear_stats")(cols, (d["THREADS"],), (kf, v, np.int32(lk), s, z))
-    mod.get_function("linear_apply")((math.ceil(lq * dv / d["THREADS"]), B), (d["THREADS"],), (qf, s, z, np.int32(lq), out))
+    cuda_function("linear_fwd", "linear_stats", d)(cols, (d["THREADS"],), (kf, v, np.int32(lk), s, z))
+    cuda_function("linear_fwd", "linear_apply", d)((math.ceil(lq * dv / d["THREADS"]), B), (d["THREADS"],), (qf, s, z, np.int32(lq), out))
     return out
-
-
-@functools.lru_cache(maxsize=32)
-def _opencl_program(defines: tuple):
-    import pyopencl as cl
-
-    from kernels.gpu.flash import opencl_context
-
-    ctx, _ = opencl_context()
-    prog = cl.Program(ctx, source("linear_fwd", "opencl", dict(defines))).build()
-    # one kernel object per entry point, reused (each retrieval would build a new one)
-    return {name: cl.Kernel(prog, name) for name in ("linear_stats", "linear_apply", "linear_causal")}
 
 
 def linear_opencl(q_feat, k_feat, v, causal: bool = False):
     """The same body through OpenCL on NumPy arrays (the tests' backend)."""
     import pyopencl as cl
-
-    from kernels.gpu.flash import opencl_context
 
     qf, kf, v = (np.ascontiguousarray(x, dtype=np.float32) for x in (q_feat, k_feat, v))
     B, lq, m = qf.shape
@@ -86,22 +63,22 @@ def linear_opencl(q_feat, k_feat, v, causal: bool = False):
         return out
     ctx, queue = opencl_context()
     mf = cl.mem_flags
-    prog = _opencl_program(tuple(d.items()))
     t = d["THREADS"]
+    buf = opencl_input
 
-    def buf(a):
-        return cl.Buffer(ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=a)
+    def prog(entry):
+        return opencl_kernel("linear_fwd", entry, d)
 
     bo = cl.Buffer(ctx, mf.READ_WRITE, out.nbytes)
     gx = math.ceil(dv / COL_TILE)
     if causal:
-        prog["linear_causal"](queue, (gx * t, B), (t, 1), buf(qf), buf(kf), buf(v), np.int32(lq), bo)
+        prog("linear_causal")(queue, (gx * t, B), (t, 1), buf(qf), buf(kf), buf(v), np.int32(lq), bo)
     else:
         bs = cl.Buffer(ctx, mf.READ_WRITE, B * m * dv * 4)
         bz = cl.Buffer(ctx, mf.READ_WRITE, B * m * 4)
-        prog["linear_stats"](queue, (gx * t, B), (t, 1), buf(kf), buf(v), np.int32(lk), bs, bz)
+        prog("linear_stats")(queue, (gx * t, B), (t, 1), buf(kf), buf(v), np.int32(lk), bs, bz)
         ga = math.ceil(lq * dv / t)
-        prog["linear_apply"](queue, (ga * t, B), (t, 1), buf(qf), bs, bz, np.int32(lq), bo)
+        prog("linear_apply")(queue, (ga * t, B), (t, 1), buf(qf), bs, bz, np.int32(lq), bo)
     cl.enqueue_copy(queue, out, bo)
     queue.finish()
     return out

@@ -24,7 +24,7 @@ def opencl():
     try:
         import pyopencl  # noqa: F401
 
-        from kernels.gpu.flash import opencl_context
+        from kernels.gpu.runtime import opencl_context
 
         opencl_context()
     except Exception as exc:  # no package, no platform or no device
