@@ -19,10 +19,16 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+import traceback
 
 import numpy as np
 
 from workbench.benchmarking import print_and_append
+
+
+#: Tile shapes ``(query rows per block, keys per tile)`` the sweep tries (the default first).
+SWEEP_TILES = [("rows", (32, 16)), ("rows", (128, 8)), ("tiled", (4, 4)), ("tiled", (8, 4)), ("tiled", (4, 8)),
+               ("tiled", (8, 8)), ("tiled", (2, 4))]
 
 
 def _gpu():
@@ -60,14 +66,80 @@ def flash_rows(cp, lengths, dims, heads: int, repeats: int) -> list[dict]:
         for L in lengths:
             rng = np.random.default_rng(L + d)
             q, k, v = (cp.asarray(rng.standard_normal((heads, L, d)).astype(np.float32)) for _ in range(3))
-            tq, tk, tv = (torch.as_tensor(x, device="cuda") for x in (q, k, v))
-            ours = _time(cp, lambda: flash_cupy(q, k, v), repeats)
-            peer = _time(cp, lambda: torch.nn.functional.scaled_dot_product_attention(tq, tk, tv), repeats)
-            diff = float(cp.abs(flash_cupy(q, k, v)[0] -
-                                cp.asarray(torch.nn.functional.scaled_dot_product_attention(tq, tk, tv))).max())
+            # torch as (1, H, L, d): a 3-D call would leave the fused kernels for the unfused MATH path
+            tq, tk, tv = (torch.as_tensor(x, device="cuda")[None] for x in (q, k, v))
+            if L == lengths[0]:
+                print("torch SDPA picks", sdpa_backend(torch, tq, tk, tv), flush=True)
             flops = 4.0 * heads * L * L * d
-            rows.append({"L": L, "d": d, "ours_s": ours, "torch_s": peer, "tflops": flops / ours / 1e12,
-                         "torch_tflops": flops / peer / 1e12, "ratio": peer / ours, "max_diff": diff})
+            row = {"L": L, "d": d}
+            peer = _time(cp, lambda: torch.nn.functional.scaled_dot_product_attention(tq, tk, tv), repeats)
+            want = cp.asarray(torch.nn.functional.scaled_dot_product_attention(tq, tk, tv)[0])
+            row.update(torch_s=peer, torch_tflops=flops / peer / 1e12)
+            for kernel in ("rows", "tiled"):
+                try:
+                    ours = _time(cp, lambda: flash_cupy(q, k, v, kernel=kernel), repeats)
+                    diff = float(cp.abs(flash_cupy(q, k, v, kernel=kernel)[0] - want).max())
+                except Exception as exc:  # a compile or launch failure is a result too
+                    print(kernel, type(exc).__name__, str(exc)[:300], flush=True)
+                    ours, diff = float("nan"), float("nan")
+                row.update({f"{kernel}_s": ours, f"{kernel}_tflops": flops / ours / 1e12, f"{kernel}_ratio": peer / ours,
+                            f"{kernel}_diff": diff})
+            rows.append(row)
+            print(row, flush=True)
+    return rows
+
+
+def sdpa_backend(torch, q, k, v) -> str:
+    """The backend torch's SDPA dispatcher picks for these tensors (its private chooser; "?" if absent)."""
+    try:
+        from torch.nn.attention import SDPBackend
+
+        return SDPBackend(int(torch._fused_sdp_choice(q, k, v))).name
+    except Exception as exc:  # a torch without the chooser
+        return f"? ({type(exc).__name__})"
+
+
+def tile_rows(cp, L: int, dims, heads: int, tiles, repeats: int) -> list[dict]:
+    """Our flash at one length for each ``(kernel, tiles)``: "rows" (query rows per block, keys per tile),
+    "tiled" (query rows, keys per thread)."""
+    from kernels.gpu.flash import flash_cupy
+
+    rows = []
+    for d in dims:
+        rng = np.random.default_rng(d)
+        q, k, v = (cp.asarray(rng.standard_normal((heads, L, d)).astype(np.float32)) for _ in range(3))
+        for kernel, t in tiles:
+            try:
+                s = _time(cp, lambda: flash_cupy(q, k, v, tiles=t, kernel=kernel), repeats)
+                rows.append({"L": L, "d": d, "kernel": kernel, "tiles": t, "ms": 1e3 * s,
+                             "tflops": 4.0 * heads * L * L * d / s / 1e12})
+            except Exception as exc:  # a tile shape that does not fit (shared memory, registers)
+                rows.append({"L": L, "d": d, "kernel": kernel, "tiles": t, "ms": float("nan"), "tflops": float("nan"),
+                             "error": f"{type(exc).__name__}: {exc}"[:200]})
+            print(rows[-1], flush=True)
+    return rows
+
+
+def peer_rows(cp, L: int, dims, heads: int, repeats: int) -> list[dict]:
+    """torch SDPA float32 by each of its backends that takes float32, and the one its dispatcher picks."""
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    rows = []
+    for d in dims:
+        rng = np.random.default_rng(d)
+        tq, tk, tv = (torch.as_tensor(rng.standard_normal((1, heads, L, d)).astype(np.float32), device="cuda")
+                      for _ in range(3))
+        picked = sdpa_backend(torch, tq, tk, tv)
+        for be in (SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.MATH):
+            try:
+                with sdpa_kernel([be]):
+                    s = _time(cp, lambda: torch.nn.functional.scaled_dot_product_attention(tq, tk, tv), repeats)
+                rows.append({"L": L, "d": d, "backend": be.name, "picked": be.name == picked, "ms": 1e3 * s,
+                             "tflops": 4.0 * heads * L * L * d / s / 1e12})
+            except Exception as exc:  # a backend that refuses float32 here
+                rows.append({"L": L, "d": d, "backend": be.name, "picked": False, "ms": float("nan"),
+                             "tflops": float("nan"), "error": f"{type(exc).__name__}: {str(exc)[:120]}"})
             print(rows[-1], flush=True)
     return rows
 
@@ -94,13 +166,49 @@ def hyperbolic_row(cp, L: int, d: int, repeats: int) -> dict:
 
     ours = _time(cp, lambda: hyperbolic_cupy(qg, kg, vg), repeats)
     base = _time(cp, baseline, repeats)
+    # the kernel alone, on arrays already projected (the call above adds the host-side float64 steps)
+    from kernels.gpu.flash import poincare_partial
+    from kernels.gpu.hyperbolic import _prepare
+
+    parts = [cp.asarray(x) for x in _prepare(q, k, v, 1.0, "einstein")]
+    alone = {kern: _time(cp, lambda: poincare_partial("cuda", *parts, 1.0, 1.0, kernel=kern), repeats)
+             for kern in ("rows", "tiled")}
     hyperbolic_attention(q, k, v, backend="numba")  # warm-up: compile or load the Numba cache
     t0 = time.perf_counter()
     want = hyperbolic_attention(q, k, v, backend="numba")
     cpu = time.perf_counter() - t0
     diff = float(np.abs(cp.asnumpy(hyperbolic_cupy(qg, kg, vg)) - want).max())
     return {"L": L, "d": d, "ours_s": ours, "cupy_expr_s": base, "numba_cpu_s": cpu, "vs_expr": base / ours,
-            "vs_numba": cpu / ours, "max_diff": diff}
+            "vs_numba": cpu / ours, "max_diff": diff, "rows_kernel_s": alone["rows"], "tiled_kernel_s": alone["tiled"]}
+
+
+def _flash_table(rows: list[dict]) -> list[str]:
+    out = ["| L | d | torch SDPA fp32 ms | torch TFLOP/s | rows ms | rows TFLOP/s | rows ratio | tiled ms | "
+           "tiled TFLOP/s | tiled ratio | max diff (rows, tiled) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    return out + [f"| {r['L']:,} | {r['d']} | {1e3 * r['torch_s']:.3f} | {r['torch_tflops']:.2f} | {1e3 * r['rows_s']:.3f} | "
+                  f"{r['rows_tflops']:.2f} | {r['rows_ratio']:.2f} | {1e3 * r['tiled_s']:.3f} | {r['tiled_tflops']:.2f} | "
+                  f"{r['tiled_ratio']:.2f} | {r['rows_diff']:.1e}, {r['tiled_diff']:.1e} |" for r in rows]
+
+
+def _hyperbolic_table(h: dict) -> list[str]:
+    return ["", "| hyperbolic (1, 1, L, d) | ours ms (whole call) | kernel alone ms (rows, tiled) | CuPy expressions ms | "
+            "Numba CPU ms | × expressions | × Numba | max diff |", "|---|---|---|---|---|---|---|---|",
+            f"| L = {h['L']:,}, d = {h['d']} | {1e3 * h['ours_s']:.2f} | {1e3 * h['rows_kernel_s']:.2f}, "
+            f"{1e3 * h['tiled_kernel_s']:.2f} | {1e3 * h['cupy_expr_s']:.2f} | {1e3 * h['numba_cpu_s']:.1f} | "
+            f"{h['vs_expr']:.2f} | {h['vs_numba']:.1f} | {h['max_diff']:.1e} |"]
+
+
+def _tile_table(rows: list[dict]) -> list[str]:
+    return ["", "| our flash at L = 4,096 | d | kernel | tiles | ms | TFLOP/s |", "|---|---|---|---|---|---|"] + [
+        f"| | {r['d']} | {r['kernel']} | {r['tiles']} | {r['ms']:.3f} | {r['tflops']:.2f} |"
+        + (f" {r['error']}" if "error" in r else "") for r in rows]
+
+
+def _peer_table(rows: list[dict]) -> list[str]:
+    return ["", "| torch SDPA fp32 at L = 4,096 | d | backend | picked by default | ms | TFLOP/s |",
+            "|---|---|---|---|---|---|"] + [
+        f"| | {r['d']} | {r['backend']} | {'yes' if r['picked'] else ''} | {r['ms']:.3f} | {r['tflops']:.2f} |"
+        + (f" {r['error']}" if "error" in r else "") for r in rows]
 
 
 def main(argv=None) -> int:
@@ -108,6 +216,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="L = 512 and 2,048 only")
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--append", metavar="PATH")
+    ap.add_argument("--sweep", action="store_true", help="also time other tile shapes and each torch SDPA backend")
     a = ap.parse_args(argv)
     cp, name = _gpu()
     if cp is None:
@@ -116,19 +225,21 @@ def main(argv=None) -> int:
     import torch
 
     lengths = [512, 2048] if a.quick else [512, 1024, 2048, 4096, 8192, 16384]
-    rows = flash_rows(cp, lengths, (64, 128), 16, a.repeats)
-    hyp = hyperbolic_row(cp, 2048 if a.quick else 16384, 64, a.repeats)
     lines = [f"\n### GPU kernels on {name} (`python -m benchmarks.gpu`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})\n",
              f"CuPy {cp.__version__}, CUDA runtime {cp.cuda.runtime.runtimeGetVersion()}, torch {torch.__version__}; "
-             f"medians of {a.repeats} calls timed by CUDA events.\n",
-             "| L | d | flash_fwd.cu ms | TFLOP/s | torch SDPA fp32 ms | torch TFLOP/s | ratio (torch / ours) | max diff |",
-             "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['L']:,} | {r['d']} | {1e3 * r['ours_s']:.3f} | {r['tflops']:.2f} | {1e3 * r['torch_s']:.3f} | "
-              f"{r['torch_tflops']:.2f} | {r['ratio']:.2f} | {r['max_diff']:.1e} |" for r in rows]
-    lines += ["", "| hyperbolic (1, 1, L, d) | ours ms | CuPy expressions ms | Numba CPU ms | × expressions | × Numba | max diff |",
-              "|---|---|---|---|---|---|---|",
-              f"| L = {hyp['L']:,}, d = {hyp['d']} | {1e3 * hyp['ours_s']:.2f} | {1e3 * hyp['cupy_expr_s']:.2f} | "
-              f"{1e3 * hyp['numba_cpu_s']:.1f} | {hyp['vs_expr']:.2f} | {hyp['vs_numba']:.1f} | {hyp['max_diff']:.1e} |"]
+             f"medians of {a.repeats} calls timed by CUDA events.\n"]
+    sections = [lambda: _flash_table(flash_rows(cp, lengths, (64, 128), 16, a.repeats)),
+                lambda: _hyperbolic_table(hyperbolic_row(cp, 2048 if a.quick else 16384, 64, a.repeats))]
+    if a.sweep:
+        sections += [lambda: _tile_table(tile_rows(cp, 4096, (64, 128), 16, SWEEP_TILES, a.repeats)),
+                     lambda: _peer_table(peer_rows(cp, 4096, (64, 128), 16, a.repeats))]
+    for section in sections:  # one failing section (a compile error, say) leaves the others measured
+        try:
+            part = section()
+        except Exception:
+            part = ["", "```", traceback.format_exc()[-2000:], "```"]
+        print("\n".join(part), flush=True)
+        lines += part
     print_and_append("\n".join(lines) + "\n", a.append)
     return 0
 

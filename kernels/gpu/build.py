@@ -12,9 +12,18 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from kernels.gpu.flash import tiled_layout
 from kernels.gpu.sources import source
 
 ARCHS = ("sm_80", "sm_90")
+
+
+def _tiled(d: int, dv: int, score: int, tm: int = 4, tn: int = 4) -> dict:
+    lay = tiled_layout(d, dv, tm, tn)
+    return {"HEAD_DIM": d, "VALUE_DIM": dv, "SCORE": score,
+            **{k: v for k, v in lay.items() if k not in ("shared_bytes", "rows")}}
+
+
 #: Compile-time variants of each body (every ``kernels/gpu/*.cu`` has an entry).
 VARIANTS = {"flash_fwd": [{"HEAD_DIM": 1, "VALUE_DIM": 1, "SCORE": 0},
                           {"HEAD_DIM": 64, "VALUE_DIM": 64, "SCORE": 0},
@@ -24,6 +33,9 @@ VARIANTS = {"flash_fwd": [{"HEAD_DIM": 1, "VALUE_DIM": 1, "SCORE": 0},
                           {"HEAD_DIM": 128, "VALUE_DIM": 129, "SCORE": 1},
                           {"HEAD_DIM": 32, "VALUE_DIM": 64, "SCORE": 2},  # sliced Wasserstein, 32 projections
                           {"HEAD_DIM": 128, "VALUE_DIM": 128, "SCORE": 2}],
+            "flash_tiled": [_tiled(1, 1, 0), _tiled(64, 64, 0), _tiled(128, 128, 0), _tiled(64, 64, 0, 8),
+                            _tiled(128, 128, 0, 8), _tiled(1, 2, 1), _tiled(64, 65, 1), _tiled(128, 129, 1),
+                            _tiled(32, 64, 2), _tiled(128, 128, 2)],
             "csr_step": [{"COLS": 1, "THREADS": 128}, {"COLS": 64, "THREADS": 128}],
             "linear_fwd": [{"FEATURES": 1, "THREADS": 16, "VALUE_DIM": 1},
                            {"FEATURES": 64, "THREADS": 64, "VALUE_DIM": 64},

@@ -19,18 +19,48 @@ import numpy as np
 
 from kernels.gpu.runtime import cuda_function, opencl_context, opencl_input, opencl_kernel
 
-#: Query rows per block (one thread each) and keys per tile; the largest head dimensions served
-#: (values one wider: the Einstein midpoint's extra column).
-BLOCK_Q, BLOCK_K, MAX_HEAD_DIM, MAX_VALUE_DIM = 32, 16, 128, 129
-#: The scores of the body (its ``SCORE`` constant).
+#: The largest head dimensions served (values one wider: the Einstein midpoint's extra column).
+MAX_HEAD_DIM, MAX_VALUE_DIM = 128, 129
+#: ``flash_fwd.cu`` ("rows"): query rows per block (one thread each) and keys per tile.
+BLOCK_Q, BLOCK_K = 32, 16
+#: ``flash_tiled.cu`` ("tiled"): the block's TY × TX threads, and per thread TM query rows × TN keys.
+TILED_THREADS, TILED_TM, TILED_TN = (16, 16), 4, 4
+#: The kernel the launchers use unless told otherwise (the faster on the GPU: benchmarks/RESULTS.md).
+KERNEL = "tiled"
+#: The scores of the bodies (their ``SCORE`` constant).
 SCORES = {"dot": 0, "poincare": 1, "sliced_wasserstein": 2}
+#: Local memory a block may use without opting in (CUDA's static limit); "tiled" opts in above it.
+SHARED_LIMIT, SHARED_OPT_IN = 48 * 1024, 227 * 1024
 
-__all__ = ["BLOCK_Q", "BLOCK_K", "MAX_HEAD_DIM", "MAX_VALUE_DIM", "SCORES", "flash_cupy", "flash_opencl",
-           "launch_plan", "poincare_partial", "sw_partial", "weights_cupy"]
+__all__ = ["BLOCK_Q", "BLOCK_K", "KERNEL", "MAX_HEAD_DIM", "MAX_VALUE_DIM", "SCORES", "flash_cupy",
+           "flash_opencl", "launch_plan", "poincare_partial", "sw_partial", "tiled_layout", "weights_cupy"]
 
 
-def launch_plan(q_shape, k_shape, v_shape, mask_shape, scale, causal, causal_offset, score: str = "dot") -> dict:
-    """Grid, block, compile-time constants and scalar arguments of one call (shapes only)."""
+def tiled_layout(d: int, dv: int, tm: int, tn: int) -> dict:
+    """``flash_tiled.cu``'s compile-time constants: thread layout, row strides and the offsets (floats)
+    of its local-memory arrays, and ``shared_bytes`` (the layout lives here only: the body reads it)."""
+    ty, tx = TILED_THREADS
+    bq, bk, tv = ty * tm, tx * tn, -(-dv // tx)
+    qs, ks, vs, ps, rs = bq + 4, bk + 4, tx * tv + 4, bk + 4, tx + 1  # +4: rows stay 16-byte aligned
+    off_k = d * qs
+    off_v = off_k + d * ks
+    off_p = off_v + bk * vs
+    off_r = off_p + bq * ps
+    off_m = off_r + bq * rs
+    total = off_m + 3 * bq
+    return {"TY": ty, "TX": tx, "TM": tm, "TN": tn, "TV": tv, "QS": qs, "KS": ks, "VS": vs, "PS": ps, "RS": rs,
+            "OFF_K": off_k, "OFF_V": off_v, "OFF_P": off_p, "OFF_R": off_r, "OFF_M": off_m,
+            "OFF_L": off_m + bq, "OFF_A": off_m + 2 * bq, "shared_bytes": 4 * total, "rows": bq}
+
+
+def launch_plan(q_shape, k_shape, v_shape, mask_shape, scale, causal, causal_offset, score: str = "dot",
+                tiles: tuple[int, int] | None = None, kernel: str | None = None) -> dict:
+    """Body, grid, block, local memory, compile-time constants and scalar arguments of one call (shapes
+    only). ``kernel`` "rows" (``flash_fwd.cu``) or "tiled" (``flash_tiled.cu``), default :data:`KERNEL`;
+    ``tiles``: "rows" ``(query rows per block, keys per tile)``, "tiled" ``(TM, TN)`` (tuning)."""
+    kernel = KERNEL if kernel is None else kernel
+    if kernel not in ("rows", "tiled"):
+        raise ValueError(f"kernel: expected 'rows' or 'tiled', got {kernel!r}")
     B, lq, d = q_shape
     lk, dv = k_shape[1], v_shape[2]
     if d > MAX_HEAD_DIM or dv > MAX_VALUE_DIM:
@@ -43,10 +73,23 @@ def launch_plan(q_shape, k_shape, v_shape, mask_shape, scale, causal, causal_off
             raise ValueError(f"mask: expected a shape broadcastable to ({B}, {lq}, {lk}), got {tuple(mask_shape)}")
         sq = lk if mask_shape[1] == lq and lq > 1 else 0
         sb = mask_shape[1] * lk if mask_shape[0] == B and B > 1 else 0
-    return {"grid": (max(1, math.ceil(lq / BLOCK_Q)), B), "block": (BLOCK_Q,),
-            "defines": {"HEAD_DIM": d, "VALUE_DIM": dv, "BLOCK_Q": BLOCK_Q, "BLOCK_K": BLOCK_K,
-                        "SCORE": SCORES[score]},
-            "has_mask": mask_shape is not None, "mask_sb": sb, "mask_sq": sq,
+    if kernel == "rows":
+        bq, bk = (BLOCK_Q, BLOCK_K) if tiles is None else (int(tiles[0]), int(tiles[1]))
+        defines = {"HEAD_DIM": d, "VALUE_DIM": dv, "BLOCK_Q": bq, "BLOCK_K": bk, "SCORE": SCORES[score]}
+        shared, threads, dynamic = 4 * (bq * (d + 1) + bk * (d + dv)), bq, 0
+        limit = SHARED_LIMIT
+    else:
+        lay = tiled_layout(d, dv, *((TILED_TM, TILED_TN) if tiles is None else tiles))
+        bq, shared, threads, dynamic = lay["rows"], lay["shared_bytes"], lay["TX"] * lay["TY"], lay["shared_bytes"]
+        defines = {"HEAD_DIM": d, "VALUE_DIM": dv, "SCORE": SCORES[score],
+                   **{key: val for key, val in lay.items() if key not in ("shared_bytes", "rows")}}
+        limit = SHARED_OPT_IN
+    if shared > limit:
+        raise ValueError(f"tiles: {tiles} needs {shared:,} bytes of local memory per block for d={d}, "
+                         f"dv={dv} (at most {limit:,})")
+    return {"kernel": kernel, "body": "flash_fwd" if kernel == "rows" else "flash_tiled",
+            "grid": (max(1, math.ceil(lq / bq)), B), "block": (threads,), "shared_bytes": dynamic,
+            "defines": defines, "has_mask": mask_shape is not None, "mask_sb": sb, "mask_sq": sq,
             "scale": float(1.0 / math.sqrt(d) if scale is None else scale), "causal": bool(causal),
             "causal_offset": int(causal_offset), "lq": lq, "lk": lk, "out_shape": (B, lq, dv), "lse_shape": (B, lq)}
 
@@ -67,12 +110,14 @@ def _scalars(plan: dict) -> list:
 # -- CuPy ---------------------------------------------------------------------------------------
 
 
-def _run_cuda(q, k, v, mask, scale, causal, causal_offset, score="dot", qden=None, kden=None, curv=0.0):
+def _run_cuda(q, k, v, mask, scale, causal, causal_offset, score="dot", qden=None, kden=None, curv=0.0, tiles=None,
+              kernel=None):
     import cupy as cp
 
     q, k, v = (cp.ascontiguousarray(x, dtype=cp.float32) for x in (q, k, v))
     m = None if mask is None else _mask3(mask, cp)
-    plan = launch_plan(q.shape, k.shape, v.shape, None if m is None else m.shape, scale, causal, causal_offset, score)
+    plan = launch_plan(q.shape, k.shape, v.shape, None if m is None else m.shape, scale, causal, causal_offset, score,
+                       tiles, kernel)
     out = cp.empty(plan["out_shape"], cp.float32)
     lse = cp.empty(plan["lse_shape"], cp.float32)
     if q.size == 0 or k.shape[1] == 0:
@@ -80,17 +125,20 @@ def _run_cuda(q, k, v, mask, scale, causal, causal_offset, score="dot", qden=Non
         lse[...] = -cp.inf
         return out, lse
     one = cp.ones(1, cp.float32)
-    fn = cuda_function("flash_fwd", "flash_fwd", plan["defines"])
+    fn = cuda_function(plan["body"], plan["body"], plan["defines"])
+    if plan["shared_bytes"] > SHARED_LIMIT and fn.max_dynamic_shared_size_bytes < plan["shared_bytes"]:
+        fn.max_dynamic_shared_size_bytes = plan["shared_bytes"]  # opt in above the static limit
     fn(plan["grid"], plan["block"],
        (q, k, v, m if m is not None else cp.zeros(1, cp.uint8), *_scalars(plan), out, lse,
         one if qden is None else cp.ascontiguousarray(qden, dtype=cp.float32),
-        one if kden is None else cp.ascontiguousarray(kden, dtype=cp.float32), np.float32(curv)))
+        one if kden is None else cp.ascontiguousarray(kden, dtype=cp.float32), np.float32(curv)),
+       shared_mem=plan["shared_bytes"])
     return out, lse
 
 
-def flash_cupy(q, k, v, mask=None, scale=None, causal=False, causal_offset=0):
+def flash_cupy(q, k, v, mask=None, scale=None, causal=False, causal_offset=0, tiles=None, kernel=None):
     """``(out, lse)`` on CuPy arrays ``q (B, Lq, d), k (B, Lk, d), v (B, Lk, dv)``, float32."""
-    return _run_cuda(q, k, v, mask, scale, causal, causal_offset)
+    return _run_cuda(q, k, v, mask, scale, causal, causal_offset, tiles=tiles, kernel=kernel)
 
 
 def weights_cupy(q, k, mask=None, scale=None, causal=False, causal_offset=0):
@@ -113,12 +161,14 @@ def weights_cupy(q, k, mask=None, scale=None, causal=False, causal_offset=0):
 # -- OpenCL (tests) ------------------------------------------------------------------------------
 
 
-def _run_opencl(q, k, v, mask, scale, causal, causal_offset, score="dot", qden=None, kden=None, curv=0.0):
+def _run_opencl(q, k, v, mask, scale, causal, causal_offset, score="dot", qden=None, kden=None, curv=0.0, tiles=None,
+                kernel=None):
     import pyopencl as cl
 
     q, k, v = (np.ascontiguousarray(x, dtype=np.float32) for x in (q, k, v))
     m = None if mask is None else _mask3(mask, np)
-    plan = launch_plan(q.shape, k.shape, v.shape, None if m is None else m.shape, scale, causal, causal_offset, score)
+    plan = launch_plan(q.shape, k.shape, v.shape, None if m is None else m.shape, scale, causal, causal_offset, score,
+                       tiles, kernel)
     out = np.zeros(plan["out_shape"], np.float32)
     lse = np.full(plan["lse_shape"], -np.inf, np.float32)
     if q.size == 0 or k.shape[1] == 0:
@@ -127,29 +177,31 @@ def _run_opencl(q, k, v, mask, scale, causal, causal_offset, score="dot", qden=N
     buf = opencl_input
     one = np.ones(1, np.float32)
     bo, bl = cl.Buffer(ctx, cl.mem_flags.WRITE_ONLY, out.nbytes), cl.Buffer(ctx, cl.mem_flags.WRITE_ONLY, lse.nbytes)
-    kern = opencl_kernel("flash_fwd", "flash_fwd", plan["defines"])
+    kern = opencl_kernel(plan["body"], plan["body"], plan["defines"])
     gx, gy = plan["grid"]
-    kern(queue, (gx * BLOCK_Q, gy), (BLOCK_Q, 1), buf(q), buf(k), buf(v),
+    threads = plan["block"][0]
+    dynamic = [cl.LocalMemory(plan["shared_bytes"])] if plan["kernel"] == "tiled" else []
+    kern(queue, (gx * threads, gy), (threads, 1), buf(q), buf(k), buf(v),
          buf(m if m is not None else np.zeros(1, np.uint8)), *_scalars(plan), bo, bl,
          buf(one if qden is None else np.asarray(qden, np.float32)),
-         buf(one if kden is None else np.asarray(kden, np.float32)), np.float32(curv))
+         buf(one if kden is None else np.asarray(kden, np.float32)), np.float32(curv), *dynamic)
     cl.enqueue_copy(queue, out, bo)
     cl.enqueue_copy(queue, lse, bl)
     queue.finish()
     return out, lse
 
 
-def flash_opencl(q, k, v, mask=None, scale=None, causal=False, causal_offset=0):
+def flash_opencl(q, k, v, mask=None, scale=None, causal=False, causal_offset=0, tiles=None, kernel=None):
     """The same body through OpenCL on NumPy arrays (float32) → NumPy ``(out, lse)``."""
-    return _run_opencl(q, k, v, mask, scale, causal, causal_offset)
+    return _run_opencl(q, k, v, mask, scale, causal, causal_offset, tiles=tiles, kernel=kernel)
 
 
-def poincare_partial(api: str, q, k, u, qden, kden, c: float, temperature: float, mask=None):
+def poincare_partial(api: str, q, k, u, qden, kden, c: float, temperature: float, mask=None, kernel=None):
     """``(r (B, Lq, m), lse (B, Lq))`` of ``softmax_j(−d_c(q_i, k_j)/T)`` over the values ``u (B, Lk, m)``:
     ``q, k`` already in the ball, ``qden, kden`` their ``max(1 − c‖x‖², eps)`` ``(B, L)``; ``api``
     "cuda" (CuPy arrays) or "opencl" (NumPy arrays)."""
     run = _run_cuda if api == "cuda" else _run_opencl
-    return run(q, k, u, mask, 1.0 / (math.sqrt(c) * temperature), False, 0, "poincare", qden, kden, c)
+    return run(q, k, u, mask, 1.0 / (math.sqrt(c) * temperature), False, 0, "poincare", qden, kden, c, kernel=kernel)
 
 
 def sw_partial(api: str, a, b, v, p: float, temperature: float, mask=None):

@@ -6,6 +6,10 @@
 #define GLOBAL
 #define RESTRICT __restrict__
 #define SHARED(type, name, count) __shared__ type name[count]
+// local memory sized at launch: the last kernel parameter in OpenCL, `extern __shared__` in CUDA
+#define LOCAL
+#define DYN_SHARED_ARG(type, name)
+#define DYN_SHARED_DECL(type, name) extern __shared__ type name[]
 #define BARRIER() __syncthreads()
 #define LOCAL_ID_X ((int)threadIdx.x)
 #define GROUP_ID_X ((int)blockIdx.x)

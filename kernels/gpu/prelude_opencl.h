@@ -5,6 +5,9 @@
 #define GLOBAL __global
 #define RESTRICT restrict
 #define SHARED(type, name, count) __local type name[count]
+#define LOCAL __local
+#define DYN_SHARED_ARG(type, name) , __local type* name
+#define DYN_SHARED_DECL(type, name)
 #define BARRIER() barrier(CLK_LOCAL_MEM_FENCE)
 #define LOCAL_ID_X ((int)get_local_id(0))
 #define GROUP_ID_X ((int)get_group_id(0))

@@ -75,8 +75,11 @@ def test_hyperbolic_cupy_in_cupy_out(agg):
     m = workbench.make("hyperbolic", aggregation=agg)
     got = m(cp.asarray(q), cp.asarray(k), cp.asarray(v))
     assert isinstance(got, cp.ndarray)
-    want = m(q, k, v)
-    np.testing.assert_allclose(cp.asnumpy(got), want, atol=5e-5)
+    # FlashAttention's rule against float64: at most twice the float32 NumPy path's own error (the tangent
+    # mean's float32 path errs by ~1e-3 here, so a fixed tolerance against it would test its rounding)
+    want = m(*(x.astype(np.float64) for x in (q, k, v)))
+    plain = m(q, k, v)
+    assert np.abs(cp.asnumpy(got) - want).max() <= 2 * np.abs(plain - want).max() + 2e-6
 
 
 @pytest.mark.gpu

@@ -18,8 +18,8 @@ def _ref(q, k, v, mask, scale, causal, offset):
     return flash_attention(*f, mask, scale, causal, offset)
 
 
-def _check(gpu, q, k, v, mask=None, scale=None, causal=False, offset=0, atol=2e-6):
-    out, lse = gpu.flash_opencl(q, k, v, mask, scale, causal, offset)
+def _check(gpu, q, k, v, mask=None, scale=None, causal=False, offset=0, atol=2e-6, kernel=None, tiles=None):
+    out, lse = gpu.flash_opencl(q, k, v, mask, scale, causal, offset, tiles=tiles, kernel=kernel)
     want_out, want_lse = _ref(q, k, v, mask, scale, causal, offset)
     assert out.dtype == np.float32 and out.shape == want_out.shape and lse.shape == want_lse.shape
     np.testing.assert_allclose(out, want_out, atol=atol, rtol=2e-5)
@@ -34,40 +34,44 @@ def _qkv(rng, B, lq, lk, d, dv, scale=1.0):
             rng.standard_normal((B, lk, d)).astype(np.float32), rng.standard_normal((B, lk, dv)).astype(np.float32))
 
 
+@pytest.mark.parametrize("kernel", ["rows", "tiled"])
 @pytest.mark.parametrize("B,lq,lk,d,dv", [(2, 50, 77, 64, 64), (1, 1, 1, 1, 1), (3, 33, 17, 8, 1),
-                                          (1, 65, 130, 128, 128), (2, 31, 16, 64, 8)])
-def test_random_inputs_masks_and_causal(opencl, rng, B, lq, lk, d, dv):
+                                          (1, 65, 130, 128, 128), (2, 31, 16, 64, 8), (1, 70, 40, 128, 129)])
+def test_random_inputs_masks_and_causal(opencl, rng, kernel, B, lq, lk, d, dv):
     q, k, v = _qkv(rng, B, lq, lk, d, dv)
-    _check(opencl, q, k, v)
-    _check(opencl, q, k, v, mask=rng.random((B, lq, lk)) > 0.4)
+    _check(opencl, q, k, v, kernel=kernel)
+    _check(opencl, q, k, v, mask=rng.random((B, lq, lk)) > 0.4, kernel=kernel)
     for off in (0, lk - lq, -3, lk + 5):
-        _check(opencl, q, k, v, causal=True, offset=off)
+        _check(opencl, q, k, v, causal=True, offset=off, kernel=kernel)
 
 
-def test_large_logits_do_not_overflow(opencl, rng):
+@pytest.mark.parametrize("kernel", ["rows", "tiled"])
+def test_large_logits_do_not_overflow(opencl, rng, kernel):
     q, k, v = _qkv(rng, 2, 40, 70, 64, 64, scale=300.0)  # logits in the thousands
     # float32 dot products of that size round by ~1e-3, which moves the weights by ~0.1%: the tolerance
     # says so; what must not happen is an overflow (inf/NaN) or a lost row
-    out, lse = _check(opencl, q, k, v, atol=2e-4)
+    out, lse = _check(opencl, q, k, v, atol=2e-4, kernel=kernel)
     assert np.isfinite(out).all() and np.isfinite(lse).all() and lse.max() > 1000
 
 
-def test_fully_masked_rows_give_zero_and_minus_infinity(opencl, rng):
+@pytest.mark.parametrize("kernel", ["rows", "tiled"])
+def test_fully_masked_rows_give_zero_and_minus_infinity(opencl, rng, kernel):
     q, k, v = _qkv(rng, 2, 37, 45, 16, 16)
     mask = rng.random((2, 37, 45)) > 0.5
     mask[0, 3] = False
     mask[1, 36] = False
-    out, lse = _check(opencl, q, k, v, mask=mask)
+    out, lse = _check(opencl, q, k, v, mask=mask, kernel=kernel)
     assert np.all(out[0, 3] == 0) and lse[0, 3] == -np.inf and np.all(out[1, 36] == 0)
     # causal with an offset that leaves the first rows no key at all
-    out, lse = _check(opencl, q, k, v, causal=True, offset=-5)
+    out, lse = _check(opencl, q, k, v, causal=True, offset=-5, kernel=kernel)
     assert np.all(out[:, :5] == 0) and np.all(np.isneginf(lse[:, :5]))
 
 
+@pytest.mark.parametrize("kernel", ["rows", "tiled"])
 @pytest.mark.parametrize("shape", [(1, 37, 45), (2, 1, 45), (1, 1, 45), (37, 45)])
-def test_broadcast_masks(opencl, rng, shape):
+def test_broadcast_masks(opencl, rng, shape, kernel):
     q, k, v = _qkv(rng, 2, 37, 45, 16, 16)
-    _check(opencl, q, k, v, mask=rng.random(shape) > 0.3)
+    _check(opencl, q, k, v, mask=rng.random(shape) > 0.3, kernel=kernel)
 
 
 def test_a_given_scale(opencl, rng):
@@ -85,9 +89,28 @@ def test_head_dimensions_beyond_the_kernel_are_refused(opencl, rng):
 @settings(max_examples=25, deadline=None)
 @given(B=st.integers(1, 3), lq=st.integers(1, 70), lk=st.integers(1, 70), d=st.sampled_from([1, 8, 64]),
        dv=st.sampled_from([1, 8, 64]), causal=st.booleans(), offset=st.integers(-10, 10), p=st.floats(0, 1),
-       seed=st.integers(0, 2**31 - 1))
-def test_any_shape_equals_the_reference(opencl, B, lq, lk, d, dv, causal, offset, p, seed):
+       seed=st.integers(0, 2**31 - 1), kernel=st.sampled_from(["rows", "tiled"]))
+def test_any_shape_equals_the_reference(opencl, B, lq, lk, d, dv, causal, offset, p, seed, kernel):
     rng = np.random.default_rng(seed)
     q, k, v = _qkv(rng, B, lq, lk, d, dv)
     mask = rng.random((B, lq, lk)) >= p if p > 0.05 else None
-    _check(opencl, q, k, v, mask=mask, causal=causal, offset=offset)
+    _check(opencl, q, k, v, mask=mask, causal=causal, offset=offset, kernel=kernel)
+
+
+@pytest.mark.parametrize("kernel,tiles", [("rows", (64, 16)), ("rows", (128, 8)), ("rows", (64, 32)), ("rows", (16, 4)),
+                                          ("tiled", (8, 4)), ("tiled", (4, 8)), ("tiled", (2, 2)), ("tiled", (1, 3))])
+def test_other_tile_shapes(opencl, rng, kernel, tiles):
+    """The tile shapes the GPU benchmark tries compute the same function."""
+    q, k, v = _qkv(rng, 2, 150, 97, 32, 24)
+    mask = rng.random((2, 150, 97)) > 0.4
+    for kw in ({}, {"mask": mask}, {"causal": True, "offset": -3}):
+        _check(opencl, q, k, v, kw.get("mask"), None, kw.get("causal", False), kw.get("offset", 0), kernel=kernel,
+               tiles=tiles)
+
+
+def test_tiles_that_do_not_fit_local_memory_are_refused(opencl, rng):
+    q, k, v = _qkv(rng, 1, 4, 4, 128, 128)
+    with pytest.raises(ValueError, match="local memory"):
+        opencl.flash_opencl(q, k, v, kernel="rows", tiles=(128, 16))
+    with pytest.raises(ValueError, match="kernel"):
+        opencl.flash_opencl(q, k, v, kernel="warp")

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# One prepared GPU session (a lent GPU machine): the GPU tests, then `python -m benchmarks.gpu --sweep`.
+# Logs and the results table go to $OUT (the device tool's folder) or benchmarks/_out/gpu.
+# Pure-Python packages the machine lacks (param) come as wheels in .whl/ (see docs/gpu.md).
+set -u
+OUT=${OUT:-benchmarks/_out/gpu}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD"
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH="$PYTHONPATH:/tmp/site"
+fi
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
+python3 -c "import cupy, torch, numba, numpy; print('cupy', cupy.__version__, 'torch', torch.__version__, 'numba', numba.__version__, 'numpy', numpy.__version__, 'cuda', cupy.cuda.runtime.runtimeGetVersion())" | tee -a "$OUT/gpu.txt"
+nvcc --version | tail -2 | tee -a "$OUT/gpu.txt"
+t0=$(date +%s)
+timeout "${TEST_TIMEOUT:-150}" python3 -m pytest -q -n 8 -p no:cacheprovider -m "gpu or not opencl" \
+  tests/kernels/gpu/test_cuda_bodies.py tests/kernels/gpu/test_cupy_kernels.py \
+  > "$OUT/pytest.log" 2>&1
+echo "pytest rc=$? in $(( $(date +%s) - t0 )) s"; tail -30 "$OUT/pytest.log"
+t0=$(date +%s)
+timeout "${BENCH_TIMEOUT:-210}" python3 -m benchmarks.gpu --sweep --append "$OUT/bench.md" > "$OUT/bench.log" 2>&1
+echo "benchmark rc=$? in $(( $(date +%s) - t0 )) s"; tail -60 "$OUT/bench.log"

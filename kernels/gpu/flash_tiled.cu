@@ -1,0 +1,201 @@
+// Softmax attention by register tiles, float32: the function of flash_fwd.cu (same arguments, same three
+// compile-time scores, masks, causal offsets, LSE, rows with no allowed key → out 0, lse −inf), laid
+// out for throughput. A block of TY × TX threads owns BQ = TY·TM query rows; for each tile of BK = TX·TN
+// keys, thread (ty, tx) computes the TM × TN scores of rows ty·TM + a and keys tx·TN + n (an outer
+// product per head dimension, like a GEMM micro-kernel: TM + TN local-memory reads for TM·TN
+// multiply-adds), then its TM output rows over TV = ⌈VALUE_DIM / TX⌉ value columns from the tile's
+// probabilities P. The online softmax's row maximum and sum are reduced across the TX threads of a
+// row through local memory (no warp intrinsics: the body stays portable). Local memory, sized at
+// launch (kernels/gpu/flash.py computes the layout and passes its strides and offsets):
+//   qT[c][r] (QS)  the block's queries, transposed (scaled by `scale` for the dot score)
+//   kT[c][j] (KS)  the key tile, transposed;    vs[j][c] (VS)  the value tile (columns ≥ VALUE_DIM zero)
+//   ps[r][j] (PS)  the tile's probabilities;    red[r][x] (RS) per-thread partial maxima and sums
+//   ms, ls, as     per row: running maximum, running sum, this tile's rescaling factor.
+// Rows are padded by 4 floats so that 16-byte reads stay aligned.
+#define THREADS (TX * TY)
+#define BQ (TY * TM)
+#define BK (TX * TN)
+
+KERNEL void flash_tiled(const GLOBAL float* RESTRICT q, const GLOBAL float* RESTRICT k,
+                        const GLOBAL float* RESTRICT v, const GLOBAL unsigned char* RESTRICT mask,
+                        const int has_mask, const wb_long mask_sb, const wb_long mask_sq,
+                        const float scale, const int causal, const int causal_offset,
+                        const int lq, const int lk, GLOBAL float* RESTRICT out, GLOBAL float* RESTRICT lse,
+                        const GLOBAL float* RESTRICT qden, const GLOBAL float* RESTRICT kden,
+                        const float curv DYN_SHARED_ARG(float, smem))
+{
+    DYN_SHARED_DECL(float, smem);
+    LOCAL float* qT = smem;
+    LOCAL float* kT = smem + OFF_K;
+    LOCAL float* vs = smem + OFF_V;
+    LOCAL float* ps = smem + OFF_P;
+    LOCAL float* red = smem + OFF_R;
+    LOCAL float* ms = smem + OFF_M;
+    LOCAL float* ls = smem + OFF_L;
+    LOCAL float* as = smem + OFF_A;
+    const int t = LOCAL_ID_X;
+    const int tx = t % TX, ty = t / TX;
+    const int b = GROUP_ID_Y;
+    const int i0 = GROUP_ID_X * BQ;
+    const GLOBAL float* qb = q + (wb_long)b * lq * HEAD_DIM;
+    const GLOBAL float* kb = k + (wb_long)b * lk * HEAD_DIM;
+    const GLOBAL float* vb = v + (wb_long)b * lk * VALUE_DIM;
+
+    for (int e = t; e < BQ * HEAD_DIM; e += THREADS) {
+        const int r = e / HEAD_DIM, c = e - r * HEAD_DIM;
+        const float x = (i0 + r < lq) ? qb[(wb_long)(i0 + r) * HEAD_DIM + c] : 0.0f;
+#if SCORE == 0
+        qT[c * QS + r] = x * scale;
+#else
+        qT[c * QS + r] = x;
+#endif
+    }
+    if (t < BQ) {
+        ms[t] = NEG_INF;
+        ls[t] = 0.0f;
+    }
+    float acc[TM][TV];
+    UNROLL
+    for (int a = 0; a < TM; ++a) {
+        UNROLL
+        for (int e = 0; e < TV; ++e) acc[a][e] = 0.0f;
+    }
+#if SCORE == 1
+    float qd[TM];
+    UNROLL
+    for (int a = 0; a < TM; ++a) {
+        const int i = i0 + ty * TM + a;
+        qd[a] = (i < lq) ? qden[(wb_long)b * lq + i] : 1.0f;
+    }
+#endif
+    // keys past the causal limit of the block's last row are never read
+    int kend = lk;
+    if (causal) {
+        const wb_long e = (wb_long)i0 + BQ + causal_offset;
+        kend = e < 0 ? 0 : (e < lk ? (int)e : lk);
+    }
+    for (int j0 = 0; j0 < kend; j0 += BK) {
+        BARRIER();  // the previous tile's keys, values and probabilities are no longer read
+        for (int e = t; e < BK * HEAD_DIM; e += THREADS) {
+            const int r = e / HEAD_DIM, c = e - r * HEAD_DIM;
+            kT[c * KS + r] = (j0 + r < lk) ? kb[(wb_long)(j0 + r) * HEAD_DIM + c] : 0.0f;
+        }
+        for (int e = t; e < BK * VS; e += THREADS) {
+            const int r = e / VS, c = e - r * VS;
+            vs[e] = (j0 + r < lk && c < VALUE_DIM) ? vb[(wb_long)(j0 + r) * VALUE_DIM + c] : 0.0f;
+        }
+        BARRIER();  // the tile is loaded (and qT, on the first pass)
+        float s[TM][TN];
+        UNROLL
+        for (int a = 0; a < TM; ++a) {
+            UNROLL
+            for (int n = 0; n < TN; ++n) s[a][n] = 0.0f;
+        }
+        UNROLL_PART
+        for (int c = 0; c < HEAD_DIM; ++c) {
+            float qa[TM], kv[TN];
+            UNROLL
+            for (int a = 0; a < TM; ++a) qa[a] = qT[c * QS + ty * TM + a];
+            UNROLL
+            for (int n = 0; n < TN; ++n) kv[n] = kT[c * KS + tx * TN + n];
+            UNROLL
+            for (int a = 0; a < TM; ++a) {
+                UNROLL
+                for (int n = 0; n < TN; ++n) {
+#if SCORE == 0
+                    s[a][n] += qa[a] * kv[n];
+#elif SCORE == 1
+                    const float diff = qa[a] - kv[n];
+                    s[a][n] += diff * diff;
+#else
+                    const float diff = FABS(qa[a] - kv[n]);
+                    s[a][n] += (curv == 2.0f) ? diff * diff : ((curv == 1.0f) ? diff : POW(diff, curv));
+#endif
+                }
+            }
+        }
+        // scores → allowed logits, and each thread's maximum per row
+        UNROLL
+        for (int a = 0; a < TM; ++a) {
+            const int i = i0 + ty * TM + a;
+            float mx = NEG_INF;
+            UNROLL
+            for (int n = 0; n < TN; ++n) {
+                const int j = j0 + tx * TN + n;
+#if SCORE == 1
+                const float kd = (j < lk) ? kden[(wb_long)b * lk + j] : 1.0f;
+                const float x = 2.0f * curv * s[a][n] / (qd[a] * kd);
+                s[a][n] = -LOG1P(x + SQRT(x * (x + 2.0f))) * scale;  // arcosh(1 + x); scale = 1/(√c·T)
+#elif SCORE == 2
+                s[a][n] = -scale * ((curv == 2.0f) ? SQRT(s[a][n])
+                                                   : ((curv == 1.0f) ? s[a][n] : POW(s[a][n], 1.0f / curv)));
+#endif
+                int ok = j < lk && i < lq;
+                if (causal) ok = ok && ((wb_long)j <= (wb_long)i + causal_offset);
+                if (has_mask && ok) ok = mask[(wb_long)b * mask_sb + (wb_long)i * mask_sq + j] != 0;
+                s[a][n] = ok ? s[a][n] : NEG_INF;
+                mx = FMAX(mx, s[a][n]);
+            }
+            red[(ty * TM + a) * RS + tx] = mx;
+        }
+        BARRIER();
+        if (t < BQ) {  // one thread per row: the new running maximum and the old sum's rescaling
+            float mx = NEG_INF;
+            for (int x = 0; x < TX; ++x) mx = FMAX(mx, red[t * RS + x]);
+            const float mo = ms[t], mn = FMAX(mo, mx);
+            as[t] = (mn == NEG_INF) ? 1.0f : ((mo == NEG_INF) ? 0.0f : EXP(mo - mn));
+            ms[t] = mn;
+        }
+        BARRIER();
+        UNROLL
+        for (int a = 0; a < TM; ++a) {
+            const int r = ty * TM + a;
+            const float mn = ms[r], alpha = as[r];
+            float sum = 0.0f;
+            UNROLL
+            for (int n = 0; n < TN; ++n) {
+                const float p = (s[a][n] == NEG_INF) ? 0.0f : EXP(s[a][n] - mn);
+                ps[r * PS + tx * TN + n] = p;
+                sum += p;
+            }
+            red[r * RS + tx] = sum;
+            UNROLL
+            for (int e = 0; e < TV; ++e) acc[a][e] *= alpha;
+        }
+        BARRIER();  // P and the partial sums are written
+        if (t < BQ) {
+            float sum = 0.0f;
+            for (int x = 0; x < TX; ++x) sum += red[t * RS + x];
+            ls[t] = ls[t] * as[t] + sum;
+        }
+        UNROLL_PART
+        for (int jj = 0; jj < BK; ++jj) {
+            float pa[TM], vv[TV];
+            UNROLL
+            for (int a = 0; a < TM; ++a) pa[a] = ps[(ty * TM + a) * PS + jj];
+            UNROLL
+            for (int e = 0; e < TV; ++e) vv[e] = vs[jj * VS + tx * TV + e];
+            UNROLL
+            for (int a = 0; a < TM; ++a) {
+                UNROLL
+                for (int e = 0; e < TV; ++e) acc[a][e] += pa[a] * vv[e];
+            }
+        }
+    }
+    BARRIER();  // the rows' final sums are written
+    UNROLL
+    for (int a = 0; a < TM; ++a) {
+        const int r = ty * TM + a, i = i0 + r;
+        if (i < lq) {
+            const float l = ls[r];
+            const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+            GLOBAL float* o = out + ((wb_long)b * lq + i) * VALUE_DIM;
+            UNROLL
+            for (int e = 0; e < TV; ++e) {
+                const int c = tx * TV + e;
+                if (c < VALUE_DIM) o[c] = acc[a][e] * inv;
+            }
+        }
+    }
+    if (t < BQ && i0 + t < lq) lse[(wb_long)b * lq + i0 + t] = ls[t] > 0.0f ? ms[t] + LOG(ls[t]) : NEG_INF;
+}
