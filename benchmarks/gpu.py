@@ -28,7 +28,9 @@ from workbench.benchmarking import print_and_append
 
 #: Tile shapes ``(query rows per block, keys per tile)`` the sweep tries (the default first).
 SWEEP_TILES = [("rows", (32, 16)), ("rows", (128, 8)), ("tiled", (4, 4)), ("tiled", (8, 4)), ("tiled", (4, 8)),
-               ("tiled", (8, 8)), ("tiled", (2, 4))]
+               ("tiled", (8, 8)), ("tiled", (2, 4)), ("tiled", None)]
+#: At L = 512 (few blocks per multiprocessor): the default choice against fixed shapes.
+SHORT_TILES = [("tiled", (8, 4)), ("tiled", (4, 4)), ("tiled", (2, 4)), ("tiled", None)]
 
 
 def _gpu():
@@ -199,8 +201,9 @@ def _hyperbolic_table(h: dict) -> list[str]:
 
 
 def _tile_table(rows: list[dict]) -> list[str]:
-    return ["", "| our flash at L = 4,096 | d | kernel | tiles | ms | TFLOP/s |", "|---|---|---|---|---|---|"] + [
-        f"| | {r['d']} | {r['kernel']} | {r['tiles']} | {r['ms']:.3f} | {r['tflops']:.2f} |"
+    return ["", "| our flash, 16 heads | L | d | kernel | tiles (None: default) | ms | TFLOP/s |",
+            "|---|---|---|---|---|---|---|"] + [
+        f"| | {r['L']:,} | {r['d']} | {r['kernel']} | {r['tiles']} | {r['ms']:.3f} | {r['tflops']:.2f} |"
         + (f" {r['error']}" if "error" in r else "") for r in rows]
 
 
@@ -231,7 +234,8 @@ def main(argv=None) -> int:
     sections = [lambda: _flash_table(flash_rows(cp, lengths, (64, 128), 16, a.repeats)),
                 lambda: _hyperbolic_table(hyperbolic_row(cp, 2048 if a.quick else 16384, 64, a.repeats))]
     if a.sweep:
-        sections += [lambda: _tile_table(tile_rows(cp, 4096, (64, 128), 16, SWEEP_TILES, a.repeats)),
+        sections += [lambda: _tile_table(tile_rows(cp, 4096, (64, 128), 16, SWEEP_TILES, a.repeats)
+                                         + tile_rows(cp, 512, (64, 128), 16, SHORT_TILES, a.repeats)),
                      lambda: _peer_table(peer_rows(cp, 4096, (64, 128), 16, a.repeats))]
     for section in sections:  # one failing section (a compile error, say) leaves the others measured
         try:

@@ -13,6 +13,7 @@ The OpenCL path runs the same body on PoCL (the tests' backend, never offered to
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -23,8 +24,10 @@ from kernels.gpu.runtime import cuda_function, opencl_context, opencl_input, ope
 MAX_HEAD_DIM, MAX_VALUE_DIM = 128, 129
 #: ``flash_fwd.cu`` ("rows"): query rows per block (one thread each) and keys per tile.
 BLOCK_Q, BLOCK_K = 32, 16
-#: ``flash_tiled.cu`` ("tiled"): the block's TY × TX threads, and per thread TM query rows × TN keys.
-TILED_THREADS, TILED_TM, TILED_TN = (16, 16), 4, 4
+#: ``flash_tiled.cu`` ("tiled"): the block's TY × TX threads; per thread TM query rows × TN keys, the
+#: largest TM of TILED_TM whose grid still gives every multiprocessor a block (H200: TM = 8 the fastest
+#: at L = 4,096, smaller tiles keep short sequences spread over the chip).
+TILED_THREADS, TILED_TM, TILED_TN = (16, 16), (8, 4, 2), 4
 #: The kernel the launchers use unless told otherwise (the faster on the GPU: benchmarks/RESULTS.md).
 KERNEL = "tiled"
 #: The scores of the bodies (their ``SCORE`` constant).
@@ -32,7 +35,7 @@ SCORES = {"dot": 0, "poincare": 1, "sliced_wasserstein": 2}
 #: Local memory a block may use without opting in (CUDA's static limit); "tiled" opts in above it.
 SHARED_LIMIT, SHARED_OPT_IN = 48 * 1024, 227 * 1024
 
-__all__ = ["BLOCK_Q", "BLOCK_K", "KERNEL", "MAX_HEAD_DIM", "MAX_VALUE_DIM", "SCORES", "flash_cupy",
+__all__ = ["BLOCK_Q", "BLOCK_K", "KERNEL", "default_tiles", "MAX_HEAD_DIM", "MAX_VALUE_DIM", "SCORES", "flash_cupy",
            "flash_opencl", "launch_plan", "poincare_partial", "sw_partial", "tiled_layout", "weights_cupy"]
 
 
@@ -41,23 +44,36 @@ def tiled_layout(d: int, dv: int, tm: int, tn: int) -> dict:
     of its local-memory arrays, and ``shared_bytes`` (the layout lives here only: the body reads it)."""
     ty, tx = TILED_THREADS
     bq, bk, tv = ty * tm, tx * tn, -(-dv // tx)
-    qs, ks, vs, ps, rs = bq + 4, bk + 4, tx * tv + 4, bk + 4, tx + 1  # +4: rows stay 16-byte aligned
+    if tm < 1 or tn < 1 or tn & (tn - 1):
+        raise ValueError(f"tiles: (TM, TN) = ({tm}, {tn}); TN must be a power of two (the key swizzle)")
+    # +4: rows stay 16-byte aligned and shift by 4 banks; kT needs none (swizzled), only whole 4-key groups
+    qs, ks, vs, ps, rs = bq + 4, max(bk, 4), tx * tv + 4, bk + 4, tx + 1
     off_k = d * qs
     off_v = off_k + d * ks
     off_p = off_v + bk * vs
     off_r = off_p + bq * ps
     off_m = off_r + bq * rs
     total = off_m + 3 * bq
-    return {"TY": ty, "TX": tx, "TM": tm, "TN": tn, "TV": tv, "QS": qs, "KS": ks, "VS": vs, "PS": ps, "RS": rs,
+    return {"TY": ty, "TX": tx, "TM": tm, "TN": tn, "TV": tv, "SWZ": min(8, ks // 4) - 1,
+            "QS": qs, "KS": ks, "VS": vs, "PS": ps, "RS": rs,
             "OFF_K": off_k, "OFF_V": off_v, "OFF_P": off_p, "OFF_R": off_r, "OFF_M": off_m,
             "OFF_L": off_m + bq, "OFF_A": off_m + 2 * bq, "shared_bytes": 4 * total, "rows": bq}
 
 
+def default_tiles(lq: int, batch: int, units: int | None) -> tuple[int, int]:
+    """``(TM, TN)`` of "tiled" for ``batch`` × ``lq`` queries on ``units`` multiprocessors (None: the largest)."""
+    for tm in TILED_TM:
+        if units is None or math.ceil(lq / (TILED_THREADS[0] * tm)) * batch >= units:
+            return tm, TILED_TN
+    return TILED_TM[-1], TILED_TN
+
+
 def launch_plan(q_shape, k_shape, v_shape, mask_shape, scale, causal, causal_offset, score: str = "dot",
-                tiles: tuple[int, int] | None = None, kernel: str | None = None) -> dict:
+                tiles: tuple[int, int] | None = None, kernel: str | None = None, units: int | None = None) -> dict:
     """Body, grid, block, local memory, compile-time constants and scalar arguments of one call (shapes
     only). ``kernel`` "rows" (``flash_fwd.cu``) or "tiled" (``flash_tiled.cu``), default :data:`KERNEL`;
-    ``tiles``: "rows" ``(query rows per block, keys per tile)``, "tiled" ``(TM, TN)`` (tuning)."""
+    ``tiles``: "rows" ``(query rows per block, keys per tile)``, "tiled" ``(TM, TN)`` (tuning; default
+    :func:`default_tiles` for ``units`` multiprocessors)."""
     kernel = KERNEL if kernel is None else kernel
     if kernel not in ("rows", "tiled"):
         raise ValueError(f"kernel: expected 'rows' or 'tiled', got {kernel!r}")
@@ -79,7 +95,7 @@ def launch_plan(q_shape, k_shape, v_shape, mask_shape, scale, causal, causal_off
         shared, threads, dynamic = 4 * (bq * (d + 1) + bk * (d + dv)), bq, 0
         limit = SHARED_LIMIT
     else:
-        lay = tiled_layout(d, dv, *((TILED_TM, TILED_TN) if tiles is None else tiles))
+        lay = tiled_layout(d, dv, *(default_tiles(lq, B, units) if tiles is None else tiles))
         bq, shared, threads, dynamic = lay["rows"], lay["shared_bytes"], lay["TX"] * lay["TY"], lay["shared_bytes"]
         defines = {"HEAD_DIM": d, "VALUE_DIM": dv, "SCORE": SCORES[score],
                    **{key: val for key, val in lay.items() if key not in ("shared_bytes", "rows")}}
@@ -110,6 +126,17 @@ def _scalars(plan: dict) -> list:
 # -- CuPy ---------------------------------------------------------------------------------------
 
 
+def _units(cp) -> int:
+    return _multiprocessors(cp.cuda.Device().id)
+
+
+@functools.lru_cache(maxsize=16)
+def _multiprocessors(device: int) -> int:
+    import cupy as cp
+
+    return int(cp.cuda.Device(device).attributes["MultiProcessorCount"])
+
+
 def _run_cuda(q, k, v, mask, scale, causal, causal_offset, score="dot", qden=None, kden=None, curv=0.0, tiles=None,
               kernel=None):
     import cupy as cp
@@ -117,7 +144,7 @@ def _run_cuda(q, k, v, mask, scale, causal, causal_offset, score="dot", qden=Non
     q, k, v = (cp.ascontiguousarray(x, dtype=cp.float32) for x in (q, k, v))
     m = None if mask is None else _mask3(mask, cp)
     plan = launch_plan(q.shape, k.shape, v.shape, None if m is None else m.shape, scale, causal, causal_offset, score,
-                       tiles, kernel)
+                       tiles, kernel, _units(cp))
     out = cp.empty(plan["out_shape"], cp.float32)
     lse = cp.empty(plan["lse_shape"], cp.float32)
     if q.size == 0 or k.shape[1] == 0:

@@ -8,13 +8,17 @@
 // row through local memory (no warp intrinsics: the body stays portable). Local memory, sized at
 // launch (kernels/gpu/flash.py computes the layout and passes its strides and offsets):
 //   qT[c][r] (QS)  the block's queries, transposed (scaled by `scale` for the dot score)
-//   kT[c][j] (KS)  the key tile, transposed;    vs[j][c] (VS)  the value tile (columns ≥ VALUE_DIM zero)
+//   kT[c][j] (KS)  the key tile, transposed (4-key groups swizzled, KT_AT);    vs[j][c] (VS)  the value tile (columns ≥ VALUE_DIM zero)
 //   ps[r][j] (PS)  the tile's probabilities;    red[r][x] (RS) per-thread partial maxima and sums
 //   ms, ls, as     per row: running maximum, running sum, this tile's rescaling factor.
 // Rows are padded by 4 floats so that 16-byte reads stay aligned.
 #define THREADS (TX * TY)
 #define BQ (TY * TM)
 #define BK (TX * TN)
+#define D8 ((HEAD_DIM + 7) / 8)
+// kT's element (c, j): groups of 4 keys XOR-swizzled by the dimension (SWZ + 1 groups: ≤ 8, ≤ BK/4),
+// so that a group stays one aligned 16-byte read and transposed stores spread over the banks
+#define KT_AT(c, j) ((c) * KS + ((((j) >> 2) ^ ((c) & SWZ)) << 2) + ((j) & 3))
 
 KERNEL void flash_tiled(const GLOBAL float* RESTRICT q, const GLOBAL float* RESTRICT k,
                         const GLOBAL float* RESTRICT v, const GLOBAL unsigned char* RESTRICT mask,
@@ -76,9 +80,12 @@ KERNEL void flash_tiled(const GLOBAL float* RESTRICT q, const GLOBAL float* REST
     }
     for (int j0 = 0; j0 < kend; j0 += BK) {
         BARRIER();  // the previous tile's keys, values and probabilities are no longer read
-        for (int e = t; e < BK * HEAD_DIM; e += THREADS) {
-            const int r = e / HEAD_DIM, c = e - r * HEAD_DIM;
-            kT[c * KS + r] = (j0 + r < lk) ? kb[(wb_long)(j0 + r) * HEAD_DIM + c] : 0.0f;
+        // a warp stores 4 keys × 8 dimensions: with the swizzle, 32 different banks (a plain transposed
+        // store would put 8 threads on one bank); it reads 4 runs of 32 bytes from global memory
+        for (int e = t; e < BK * D8 * 8; e += THREADS) {
+            const int jl = e & 3, cc = (e >> 2) & 7, rest = e >> 5;
+            const int c = (rest % D8) * 8 + cc, r = (rest / D8) * 4 + jl;
+            if (c < HEAD_DIM) kT[KT_AT(c, r)] = (j0 + r < lk) ? kb[(wb_long)(j0 + r) * HEAD_DIM + c] : 0.0f;
         }
         for (int e = t; e < BK * VS; e += THREADS) {
             const int r = e / VS, c = e - r * VS;
@@ -97,7 +104,15 @@ KERNEL void flash_tiled(const GLOBAL float* RESTRICT q, const GLOBAL float* REST
             UNROLL
             for (int a = 0; a < TM; ++a) qa[a] = qT[c * QS + ty * TM + a];
             UNROLL
-            for (int n = 0; n < TN; ++n) kv[n] = kT[c * KS + tx * TN + n];
+#if TN >= 4
+            for (int n4 = 0; n4 < TN; n4 += 4) {  // one aligned 16-byte read per group of 4 keys
+                const int base = 4 * (c * (KS / 4) + (((tx * TN + n4) >> 2) ^ (c & SWZ)));
+                UNROLL
+                for (int u = 0; u < 4; ++u) kv[n4 + u] = kT[base + u];
+            }
+#else
+            for (int n = 0; n < TN; ++n) kv[n] = kT[KT_AT(c, tx * TN + n)];
+#endif
             UNROLL
             for (int a = 0; a < TM; ++a) {
                 UNROLL
@@ -168,17 +183,24 @@ KERNEL void flash_tiled(const GLOBAL float* RESTRICT q, const GLOBAL float* REST
             for (int x = 0; x < TX; ++x) sum += red[t * RS + x];
             ls[t] = ls[t] * as[t] + sum;
         }
-        UNROLL_PART
-        for (int jj = 0; jj < BK; ++jj) {
-            float pa[TM], vv[TV];
-            UNROLL
-            for (int a = 0; a < TM; ++a) pa[a] = ps[(ty * TM + a) * PS + jj];
-            UNROLL
-            for (int e = 0; e < TV; ++e) vv[e] = vs[jj * VS + tx * TV + e];
+        // four keys at a time: each row's four probabilities are one 16-byte read (BK is a multiple of 4)
+        for (int j4 = 0; j4 < BK; j4 += 4) {
+            float pa[TM][4];
             UNROLL
             for (int a = 0; a < TM; ++a) {
                 UNROLL
-                for (int e = 0; e < TV; ++e) acc[a][e] += pa[a] * vv[e];
+                for (int u = 0; u < 4; ++u) pa[a][u] = ps[(ty * TM + a) * PS + j4 + u];
+            }
+            UNROLL
+            for (int u = 0; u < 4; ++u) {
+                float vv[TV];
+                UNROLL
+                for (int e = 0; e < TV; ++e) vv[e] = vs[(j4 + u) * VS + tx * TV + e];
+                UNROLL
+                for (int a = 0; a < TM; ++a) {
+                    UNROLL
+                    for (int e = 0; e < TV; ++e) acc[a][e] += pa[a][u] * vv[e];
+                }
             }
         }
     }

@@ -1,11 +1,11 @@
-"""Hyperbolic (Poincaré-ball) attention on the GPU body ``flash_fwd.cu`` (its Poincaré score).
+"""Hyperbolic (Poincaré-ball) attention on the GPU flash bodies (their Poincaré score).
 
 The kernel computes, by tiles with the online softmax, ``r_i = Σ_j softmax_j(−d_c(q_i, k_j)/T) u_j``
 and the log-sum-exp, from ``‖q − k‖²`` summed over the differences (no cancellation); the
 projection into the ball, ``1 − c‖x‖²`` and the aggregation's value terms ``u`` (``[λv, λ − 1]`` for
 the Einstein midpoint, ``log₀ v`` for the tangent mean) and the map back into the ball come from
-:mod:`kernels.reference.hyperbolic` — on the host (``O((Lq + Lk)·d)``, against the kernel's
-``O(Lq·Lk·d)``), so that the float64 finish stays the reference's own. The kernel accumulates in
+:mod:`kernels.reference.hyperbolic` (``O((Lq + Lk)·d)``, against the kernel's ``O(Lq·Lk·d)``), run
+where the arrays are (CuPy arrays: on the GPU), so that the float64 finish stays the reference's own. The kernel accumulates in
 float32: results agree with the reference to float32 precision away from the ball's boundary.
 """
 from __future__ import annotations
@@ -19,7 +19,8 @@ __all__ = ["hyperbolic_cupy", "hyperbolic_opencl"]
 
 
 def _prepare(q, k, v, c, aggregation):
-    """Host-side pieces: projected q, k (float32), their denominators, and the value terms."""
+    """The kernel's inputs: projected q, k (float32), their denominators, and the value terms (NumPy or
+    CuPy arrays: the reference's functions serve both)."""
     qp, kp = _ref.project(q, c), _ref.project(k, c)
     qden = _ref.one_minus(qp.astype(np.float64), c)[..., 0]
     kden = _ref.one_minus(kp.astype(np.float64), c)[..., 0]
@@ -36,10 +37,10 @@ def hyperbolic_opencl(q, k, v, c=1.0, temperature=1.0, aggregation="einstein", m
 
 
 def hyperbolic_cupy(q, k, v, c=1.0, temperature=1.0, aggregation="einstein", mask=None):
-    """The same on CuPy arrays (CuPy in, CuPy out; float32)."""
+    """The same on CuPy arrays (CuPy in, CuPy out; float32). The host-side steps of the reference run on
+    the GPU too: they are written with NumPy functions that CuPy arrays dispatch to CuPy."""
     import cupy as cp
 
-    qp, kp, u, qden, kden = _prepare(cp.asnumpy(q), cp.asnumpy(k), cp.asnumpy(v), c, aggregation)
-    r, _ = poincare_partial("cuda", *(cp.asarray(x) for x in (qp, kp, u, qden, kden)), c, temperature,
-                            None if mask is None else cp.asarray(mask))
-    return cp.asarray(_ref.FINISH[aggregation](cp.asnumpy(r).astype(np.float64), c, np.float32))
+    qp, kp, u, qden, kden = _prepare(*(cp.asarray(x, dtype=cp.float32) for x in (q, k, v)), c, aggregation)
+    r, _ = poincare_partial("cuda", qp, kp, u, qden, kden, c, temperature, None if mask is None else cp.asarray(mask))
+    return _ref.FINISH[aggregation](r, c, np.float32)

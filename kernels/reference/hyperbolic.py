@@ -92,7 +92,7 @@ def einstein_finish(r, c, dtype=None):
     """``m_K = r[:, :, :dv]/r[:, :, dv]`` back to the Poincaré ball (rows with ``r_dv = 0`` → 0),
     in float64, projected with the margin of ``dtype`` and returned as ``dtype``."""
     dtype = np.dtype(r.dtype if dtype is None else dtype)
-    r = np.asarray(r, np.float64)
+    r = r.astype(np.float64)  # a method, not np.asarray: CuPy arrays stay on the GPU
     return _K.midpoint_finish(r[..., :-1], r[..., -1:], -c, eps(dtype)).astype(dtype)
 
 
@@ -104,7 +104,7 @@ def tangent_values(v, c):
 def tangent_finish(r, c, dtype=None):
     """``exp_0(r) = tanh(√c‖r‖)·r/(√c‖r‖)``, projected with the margin of ``dtype``."""
     dtype = np.dtype(r.dtype if dtype is None else dtype)
-    return _K.expmap0(np.asarray(r, np.float64), -c, eps(dtype)).astype(dtype)
+    return _K.expmap0(r.astype(np.float64), -c, eps(dtype)).astype(dtype)
 
 
 VALUES = {"einstein": einstein_values, "tangent": tangent_values}

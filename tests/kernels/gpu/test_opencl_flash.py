@@ -98,7 +98,7 @@ def test_any_shape_equals_the_reference(opencl, B, lq, lk, d, dv, causal, offset
 
 
 @pytest.mark.parametrize("kernel,tiles", [("rows", (64, 16)), ("rows", (128, 8)), ("rows", (64, 32)), ("rows", (16, 4)),
-                                          ("tiled", (8, 4)), ("tiled", (4, 8)), ("tiled", (2, 2)), ("tiled", (1, 3))])
+                                          ("tiled", (8, 4)), ("tiled", (4, 8)), ("tiled", (2, 2)), ("tiled", (1, 1)), ("tiled", (3, 2))])
 def test_other_tile_shapes(opencl, rng, kernel, tiles):
     """The tile shapes the GPU benchmark tries compute the same function."""
     q, k, v = _qkv(rng, 2, 150, 97, 32, 24)
@@ -112,5 +112,17 @@ def test_tiles_that_do_not_fit_local_memory_are_refused(opencl, rng):
     q, k, v = _qkv(rng, 1, 4, 4, 128, 128)
     with pytest.raises(ValueError, match="local memory"):
         opencl.flash_opencl(q, k, v, kernel="rows", tiles=(128, 16))
+    with pytest.raises(ValueError, match="power of two"):
+        opencl.flash_opencl(q, k, v, kernel="tiled", tiles=(4, 3))
     with pytest.raises(ValueError, match="kernel"):
         opencl.flash_opencl(q, k, v, kernel="warp")
+
+
+def test_default_tiles_keep_every_multiprocessor_busy():
+    from kernels.gpu.flash import default_tiles
+
+    assert default_tiles(4096, 16, 132) == (8, 4)  # 32 × 16 = 512 blocks of 128 rows
+    assert default_tiles(16384, 1, 132) == (4, 4)  # 128 blocks of 128 rows would leave 4 idle: 64 rows
+    assert default_tiles(512, 16, 132) == (2, 4)
+    assert default_tiles(10, 1, 132) == (2, 4)  # too few rows for any: the smallest
+    assert default_tiles(10, 1, None) == (8, 4)  # no device to fill (OpenCL): the largest
