@@ -21,3 +21,14 @@ echo "pytest rc=$? in $(( $(date +%s) - t0 )) s"; tail -30 "$OUT/pytest.log"
 t0=$(date +%s)
 timeout "${BENCH_TIMEOUT:-210}" python3 -m benchmarks.gpu --sweep --append "$OUT/bench.md" > "$OUT/bench.log" 2>&1
 echo "benchmark rc=$? in $(( $(date +%s) - t0 )) s"; tail -60 "$OUT/bench.log"
+if [ "${NCU:-0}" = 1 ] && command -v ncu >/dev/null; then  # where the tiled kernel's time goes (one launch)
+  t0=$(date +%s)
+  timeout 120 ncu --clock-control none --section SpeedOfLight --section WarpStateStats --section Occupancy \
+    --section MemoryWorkloadAnalysis -k regex:flash_tiled -c 1 python3 -c "
+import cupy as cp
+from kernels.gpu.flash import flash_cupy
+q, k, v = (cp.random.standard_normal((16, 4096, 64), dtype=cp.float32) for _ in range(3))
+flash_cupy(q, k, v); cp.cuda.Device().synchronize()" > "$OUT/ncu.txt" 2>&1
+  echo "ncu rc=$? in $(( $(date +%s) - t0 )) s"
+  grep -E "Duration|Throughput|Stall|Warp Cycles|Achieved Occupancy|Registers|Bank|Issued Ipc|Eligible|No Eligible|Theoretical Occ" "$OUT/ncu.txt" | head -40
+fi
