@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One prepared GPU session (a lent GPU machine): the GPU tests, then `python -m benchmarks.gpu --sweep`.
 # Logs and the results table go to $OUT (the device tool's folder) or benchmarks/_out/gpu.
-# Pure-Python packages the machine lacks (param) come as wheels in .whl/ (see docs/gpu.md).
+# Pure-Python packages the machine lacks (param) come as wheels in .whl/, installed to /tmp/site:
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl param==<constraints.txt version>
 set -u
 OUT=${OUT:-benchmarks/_out/gpu}
 mkdir -p "$OUT"
