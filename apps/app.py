@@ -59,6 +59,32 @@ def pin_local_resources() -> None:
     if "dist_url" not in variables and not use_cdn():
         rel = pn.state.rel_path
         variables["dist_url"] = f"{rel}/{LOCAL_DIST}" if rel else LOCAL_DIST
+    if not use_cdn():
+        _patch_cdn_fallback()
+
+
+def _patch_cdn_fallback() -> None:
+    """Panel points a stylesheet at cdn.holoviz.org whenever the document it is rendered for has no
+    ``dist_url`` (``panel.reactive``: ``dist_url = CDN_DIST`` as the fallback) — a document made
+    outside the page's own rendering. A served dashboard must never do that (offline machines, users
+    behind a firewall got ~60 failed requests for loading.css and listpanel.css per session): this
+    wraps Panel's ``patch_stylesheet`` so that the CDN fallback becomes this server's copy of the same
+    file. Installed once per process, only when this server serves Panel's files (not ``use_cdn()``)."""
+    import panel.io.resources as res
+    import panel.reactive as reactive
+
+    if getattr(res.patch_stylesheet, "_wb_local", False):
+        return
+    original = res.patch_stylesheet
+
+    def patch_stylesheet(stylesheet, dist_url):
+        if dist_url == res.CDN_DIST:
+            rel = pn.state.rel_path
+            dist_url = f"{rel}/{res.LOCAL_DIST}" if rel else res.LOCAL_DIST
+        return original(stylesheet, dist_url)
+
+    patch_stylesheet._wb_local = True
+    res.patch_stylesheet = reactive.patch_stylesheet = patch_stylesheet
 
 
 class Dashboard:

@@ -115,6 +115,8 @@ def context(tmp_path_factory):
         ctx = p.chromium.launch_persistent_context(
             str(tmp_path_factory.mktemp("chromium-profile")), executable_path=str(CHROMIUM), headless=True,
             args=browser.ARGS, viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        # offline, as on a plane or behind a firewall: a request to another host fails (and is recorded)
+        ctx.route(re.compile(r"^(?!(https?|wss?)://(127\.0\.0\.1|localhost)[:/]).*://"), lambda route: route.abort())
         yield ctx
         ctx.close()
 
@@ -153,6 +155,8 @@ class Page:
         page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
         page.on("requestfailed", lambda r: self.errors.append(f"request failed: {r.url[:200]} ({r.failure})"))
+        self.external: list[str] = []  # every request to another host than this server
+        page.on("request", lambda r: None if _local(r.url) else self.external.append(r.url[:200]))
 
     def texts(self, selector: str) -> list[str]:
         """Visible text of each match, looking inside its shadow root (Panel renders there)."""
@@ -202,6 +206,10 @@ def app(server, context):
     TIMINGS["page_open_to_dom_loaded_s"] = round(time.perf_counter() - pg.opened, 2)
     yield pg
     page.close()
+
+
+def _local(url: str) -> bool:
+    return re.match(r"^(https?|wss?)://(127\.0\.0\.1|localhost)[:/]", url) is not None or url.startswith(("data:", "blob:"))
 
 
 def _statuses(app) -> list[str]:
@@ -432,6 +440,11 @@ def test_a_100k_by_100k_map_is_explored_tile_by_tile(app):
 
 def test_no_console_errors_along_the_way(app):
     assert app.errors == [], app.errors
+
+
+def test_no_request_leaves_this_machine(app):
+    """Every script, stylesheet and font comes from our own server (the page works offline)."""
+    assert app.external == [], app.external
 
 
 def _cpu_seconds(pid: int) -> float:
