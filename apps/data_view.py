@@ -17,6 +17,7 @@ from workbench import data as wdata
 
 from apps.mechanism_panel import widget_types
 from apps.session import Session
+from apps.uploads import DropZone
 
 #: File types the loader reads. The drop zones accept any file (browsers give ``.npy`` and most of
 #: these no MIME type, which the drop zone's own type filter would reject); the loader names a
@@ -38,7 +39,6 @@ class DataView:
         s: Session = app.session
         self.session = s
         self._uploads = itertools.count()
-        self._seen: dict[bool, dict[str, bytes]] = {}
         demo_opts = pn.Param(s, parameters=["demo", "demo_size"], show_name=False, default_layout=pn.Column,
                              widgets={"demo": {"type": pn.widgets.Select, "css_classes": ["wb-demo-select"]},
                                       "demo_size": {"type": pn.widgets.IntInput, "placeholder": "default size",
@@ -46,14 +46,14 @@ class DataView:
         self.load_demo = pn.widgets.Button(label="Load demo", color="primary", width=110, margin=(5, 10),
                                            css_classes=["wb-load-demo"])
         self.load_demo.on_click(lambda *_: s.load_demo())
-        self.dropper = pn.widgets.FileDropper(
-            max_file_size=_mb(s.max_bytes), multiple=True, layout="compact",
-            label="embeddings file", sizing_mode="stretch_width", css_classes=["wb-upload"])
-        self.dropper.param.watch(lambda e: self._dropped(e, as_keys=False), "value")
-        self.keys_dropper = pn.widgets.FileDropper(
-            max_file_size=_mb(s.max_bytes), multiple=False, layout="compact",
-            label="keys/values file", sizing_mode="stretch_width", css_classes=["wb-upload-keys"])
-        self.keys_dropper.param.watch(lambda e: self._dropped(e, as_keys=True), "value")
+        # the server checks the size (a refusal is an alert like a too-large path), not the browser
+        self.drop = DropZone(s.max_bytes, lambda name, content: self._dropped(name, content, as_keys=False),
+                             lambda name, exc: s.refuse_upload(name, exc), multiple=True, layout="compact",
+                             label="embeddings file", sizing_mode="stretch_width", css_classes=["wb-upload"])
+        self.keys_drop = DropZone(s.max_bytes, lambda name, content: self._dropped(name, content, as_keys=True),
+                                  lambda name, exc: s.refuse_upload(name, exc), multiple=False, layout="compact",
+                                  label="keys/values file", sizing_mode="stretch_width",
+                                  css_classes=["wb-upload-keys"])
         self.path = pn.widgets.TextInput(label="or a file on the server", placeholder="/path/to/embeddings.npy",
                                          sizing_mode="stretch_width", css_classes=["wb-path"])
         self.path_as_keys = pn.widgets.Checkbox(label="as keys/values", value=False, margin=(30, 5, 5, 5))
@@ -78,8 +78,8 @@ class DataView:
             sizing_mode="stretch_width", styles={"font-size": "12px", "color": "#555"})
         self.view = pn.Row(
             pn.Column(
-                "### Data", demo_opts, self.load_demo, "**Upload** (drag and drop, or click)", self.dropper,
-                "**Separate keys/values** (optional)", self.keys_dropper,
+                "### Data", demo_opts, self.load_demo, "**Upload** (drag and drop, or click)", self.drop.view,
+                "**Separate keys/values** (optional)", self.keys_drop.view,
                 pn.Row(self.path, self.path_as_keys, self.load_path, sizing_mode="stretch_width"), self.formats,
                 "### Options", self.options, self.label_select, width=420,
             ),
@@ -94,18 +94,9 @@ class DataView:
         committed on Enter or blur — a click on "Load file" right after typing must read what was typed."""
         typed = self.path.value_input
         return typed if typed else self.path.value
-    def _dropped(self, event, as_keys: bool) -> None:
-        """Load each newly dropped file.
-
-        FileDropper keeps every file in one dict that it mutates in place (so ``event.old`` is
-        ``event.new``); the bytes objects already loaded are remembered to load only new ones.
-        """
-        seen = self._seen.setdefault(as_keys, {})
-        for filename, content in dict(event.new or {}).items():
-            if seen.get(filename) is content:
-                continue
-            seen[filename] = content
-            self.session.load_bytes(content, filename, as_keys=as_keys, slot=f"upload-{next(self._uploads)}")
+    def _dropped(self, filename: str, content, as_keys: bool) -> None:
+        """Load a file that arrived in a drop zone (each in its own slot: several load side by side)."""
+        self.session.load_bytes(content, filename, as_keys=as_keys, slot=f"upload-{next(self._uploads)}")
 
     def _prepared(self, prep) -> None:
         s = self.session

@@ -200,6 +200,10 @@ class Session(param.Parameterized):
         self._load(lambda job: wdata.load_embeddings(data, filename=filename, max_bytes=limit),
                    where=f"upload {filename!r}", as_keys=as_keys, slot=slot)
 
+    def refuse_upload(self, filename: str, exc: Exception) -> None:
+        """An upload refused before its bytes were kept (too large): the same alert as a failed load."""
+        self.messages.error(exc, f"upload {filename!r}")
+
     def load_path(self, path: str, *, as_keys: bool = False) -> None:
         """Load a file on the server (a path typed by the user).
 

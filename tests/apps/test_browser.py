@@ -208,6 +208,15 @@ def app(server, context):
     page.close()
 
 
+def _wait_drop_zone_empty(app, timeout: float = 20.0) -> None:
+    """Every handled file leaves the upload zone (FilePond's list would keep growing otherwise)."""
+    items = app.page.locator(".wb-upload .filepond--item")
+    deadline = time.perf_counter() + timeout
+    while items.count() and time.perf_counter() < deadline:
+        time.sleep(0.1)
+    assert items.count() == 0, f"{items.count()} file(s) still in the drop zone"
+
+
 def _local(url: str) -> bool:
     return re.match(r"^(https?|wss?)://(127\.0\.0\.1|localhost)[:/]", url) is not None or url.startswith(("data:", "blob:"))
 
@@ -291,6 +300,9 @@ def test_uploading_a_valid_npy_updates_the_maps(app, tmp_path):
     assert all(s.startswith("#2") for s in statuses), statuses
     app.wait_text(".wb-activity", lambda t: t == ["idle"], STEP_S, "the diagnostics of the upload")
     app.shot("03-uploaded-npy")
+    app.tab("Data")
+    _wait_drop_zone_empty(app)
+    app.tab("Compare")
 
 
 def test_switching_a_mechanism_parameter_changes_the_map(app):
@@ -342,6 +354,7 @@ def test_three_bad_files_show_three_messages_and_the_server_still_answers(app, t
         assert problem in text, text  # the message names the problem, not just the file
         assert "Traceback" not in text and "unexpected" not in text, text
     app.shot("05-bad-files")
+    _wait_drop_zone_empty(app)  # refused files do not stay in the zone as "Upload complete"
     assert server.proc.poll() is None and server.answers()
     app.tab("Compare")
     after = app.wait_text(".wb-run-status", lambda t: len(t) == 2, STEP_S, "the maps after the bad files")

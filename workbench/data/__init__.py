@@ -11,15 +11,16 @@ scikit-learn, hnswlib, umap) are imported only by the functions that need them.
 from workbench.data.dataset import Dataset, check_pair, validate_embeddings
 from workbench.data.demos import DEFAULT_DEMO, DEMOS, load_demo
 from workbench.data.lazy import LAZY_FORMATS, open_lazy
-from workbench.data.loaders import (DEFAULT_MAX_BYTES, ENV_MAX_PATH_MB, ENV_MAX_UPLOAD_MB, FORMATS, load_embeddings,
-                                    max_path_bytes, max_upload_bytes)
+from workbench.data.loaders import (DEFAULT_MAX_BYTES, ENV_MAX_PATH_MB, ENV_MAX_UPLOAD_MB, FORMATS, check_size,
+                                    load_embeddings, max_path_bytes, max_upload_bytes)
 from workbench.data.prepare import (GRAPH_KINDS, NORMALISATIONS, QUERY_SELECTIONS, available_projections, graph_for,
                                     normalise, pca, project_2d, select_queries, transform)
 
 __all__ = [
     "Dataset", "check_pair", "validate_embeddings",
     "DEMOS", "DEFAULT_DEMO", "load_demo",
-    "DEFAULT_MAX_BYTES", "ENV_MAX_UPLOAD_MB", "ENV_MAX_PATH_MB", "FORMATS", "load_embeddings", "max_upload_bytes",
+    "DEFAULT_MAX_BYTES", "ENV_MAX_UPLOAD_MB", "ENV_MAX_PATH_MB", "FORMATS", "check_size", "load_embeddings",
+    "max_upload_bytes",
     "max_path_bytes", "LAZY_FORMATS", "open_lazy",
     "GRAPH_KINDS", "NORMALISATIONS", "QUERY_SELECTIONS", "available_projections", "graph_for", "normalise", "pca",
     "project_2d", "select_queries", "transform",

@@ -200,6 +200,13 @@ def load_arrays(path, *, max_bytes: int | None = None) -> dict[str, np.ndarray]:
 
 # -- helpers ---------------------------------------------------------------------------------------
 
+def check_size(name: str, size: int, limit: int, *, upload: bool) -> None:
+    """Raise the loaders' own "too large" :class:`DataError` when ``size`` bytes exceed ``limit`` (for a
+    caller that knows a file's size before it has its bytes, such as an upload still arriving)."""
+    if size > limit:
+        raise _too_large(name, size, limit, upload=upload)
+
+
 def _too_large(name: str, size: int, limit: int, *, upload: bool) -> DataError:
     """The error for a file of ``size`` bytes over ``limit``, naming the setting that raises it."""
     which, env = ("upload limit", ENV_MAX_UPLOAD_MB) if upload else ("limit", f"{ENV_MAX_PATH_MB} or max_bytes")
