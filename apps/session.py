@@ -30,6 +30,8 @@ DATA_DIR_ENV = "WORKBENCH_DATA_DIR"
 
 #: Fewest rows a loaded file may have: the projection, the maps and the report need a few points.
 MIN_ROWS = 3
+#: The demo sets that take a size (rows): the Data tab's "demo size" and a link's ``size``.
+SIZED_DEMOS = ("clusters", "sequence")
 
 
 @dataclass(frozen=True)
@@ -185,7 +187,7 @@ class Session(param.Parameterized):
         name = self.demo if name is None else name
         size = self.demo_size if size is None else size
         seed = self.seed
-        self._load(lambda job: wdata.load_demo(name, seed=seed, n=size if name in ("clusters", "sequence") else None),
+        self._load(lambda job: wdata.load_demo(name, seed=seed, n=size if name in SIZED_DEMOS else None),
                    where=f"demo {name!r}")
 
     def load_bytes(self, content: bytes, filename: str, *, as_keys: bool = False, slot: str = "data") -> None:
@@ -350,7 +352,9 @@ class Session(param.Parameterized):
         if self.dataset is not None and not self.dataset.source.startswith("demo:"):
             source = (f"upload:{self.dataset.name}" if self.dataset.source == "upload"
                       else f"path:{self.dataset.source}")
+        sized = source is None and self.dataset is not None and dataset in SIZED_DEMOS
         return AppState(dataset=dataset if dataset in wdata.DEMOS else self.demo, keys=keys, source=source,
+                        demo_size=self.dataset.n if sized else None,
                         mechanisms=list(mechanisms), params=[dict(p) for p in params], queries=self.queries,
                         n_queries=self.n_queries, label=self.label or None, normalisation=self.normalisation,
                         pca_dim=self.pca_dim, projection=self.projection, graph_kind=self.graph_kind,
@@ -364,4 +368,4 @@ class Session(param.Parameterized):
             self.param.update(demo=state.dataset, keys=state.keys, queries=state.queries, n_queries=state.n_queries,
                               label=state.label or "", normalisation=state.normalisation, pca_dim=state.pca_dim,
                               projection=projection, graph_kind=state.graph_kind, graph_k=state.graph_k,
-                              seed=state.seed)
+                              seed=state.seed, **({} if state.demo_size is None else {"demo_size": state.demo_size}))

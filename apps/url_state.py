@@ -53,7 +53,8 @@ class AppState:
     (None: no PCA); ``projection``; ``graph_kind`` and ``graph_k`` for graph mechanisms;
     ``seed``; ``selected`` the query selected in the maps (None: none); ``source`` where loaded
     data came from when not a demo: ``"path:/data/x.npy"`` (reopened from the server's disk) or
-    ``"upload:x.npy"`` (uploads cannot travel: the link reopens on the demo, with a note).
+    ``"upload:x.npy"`` (uploads cannot travel: the link reopens on the demo, with a note);
+    ``demo_size`` the number of rows of a demo that takes one (None: its default).
     """
 
     dataset: str = DEFAULT_DEMO
@@ -72,6 +73,7 @@ class AppState:
     selected: int | None = None
     calibrate: list = field(default_factory=list)
     source: str | None = None
+    demo_size: int | None = None
 
     def __post_init__(self):
         self.mechanisms, self.params = _clean_mechanisms(self.mechanisms, self.params)
@@ -81,7 +83,7 @@ class AppState:
     # URL keys, one per field
     _KEYS = {"dataset": "data", "keys": "keys", "queries": "q", "n_queries": "nq", "label": "label",
              "normalisation": "norm", "pca_dim": "pca", "projection": "proj", "graph_kind": "graph",
-             "graph_k": "k", "seed": "seed", "selected": "sel", "source": "src"}
+             "graph_k": "k", "seed": "seed", "selected": "sel", "source": "src", "demo_size": "size"}
 
     def to_query(self) -> dict[str, str]:
         """URL query parameters (all strings): ``data``, ``m`` (comma-separated mechanisms),
@@ -131,6 +133,7 @@ class AppState:
 
         pick("dataset", str, lambda v: v in DEMOS)
         pick("source", lambda s: s[:2000], lambda v: v.startswith(("path:", "upload:")) and len(v) > 6)
+        pick("demo_size", int, lambda v: 2 <= v <= 1_000_000)
         pick("keys", str, lambda v: v == "same" or v in DEMOS)
         pick("queries", str, lambda v: v in QUERY_SELECTIONS)
         pick("n_queries", int, lambda v: 1 <= v <= 10_000_000)

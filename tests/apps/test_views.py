@@ -896,3 +896,19 @@ def test_links_carry_a_server_path_and_say_when_data_was_uploaded(tmp_path):
     kind, text = next(a for a in _alerts(opened) if a[0] == "warning")
     assert "uploads do not travel in links" in text and "mine" in text
     assert opened.session.dataset.source.startswith("demo:")
+
+
+def test_a_link_carries_the_demo_and_its_size():
+    # issue 18 (4): a link made on a 300-row demo reopened on the default size
+    d = Dashboard(sync=True, demo_size=SMALL, state=REFERENCE_BACKEND)
+    d.session.load_demo("clusters", 300)
+    state = d.session.to_state(["scaled_dot_product", "flash"], [{}, {}])
+    assert state.demo_size == 300 and state.to_query()["size"] == "300"
+    opened = Dashboard(sync=True, state=AppState.from_query(state.to_query()))
+    assert opened.session.dataset.n == 300 and opened.session.demo_size == 300
+    d.session.load_demo("sequence", 120)
+    assert AppState.from_query(d.session.to_state(["flash", "flash"], [{}, {}]).to_query()).demo_size == 120
+    d.session.load_demo("digits")  # a real set has one size: none in the link
+    assert "size" not in d.session.to_state(["flash", "flash"], [{}, {}]).to_query()
+    for bad in ("1", "x", "-5", "10000000"):  # out of bounds or not a number: the default
+        assert AppState.from_query({"size": bad}).demo_size is None
