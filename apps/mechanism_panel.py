@@ -376,7 +376,7 @@ class MechanismPanel:
             self._show_map(res, prep, name, run_params, gkind, gk, lazy, first)  # the map first, diagnostics next
             total = time.perf_counter() - requested
             how = f"lazy tiles (diagnostics on {qi.size:,} sampled queries)" if lazy else "weights"
-            self.status.object = (f"#{self.run_count} · {m:,} × {lk:,} {how} · run {res.seconds:.3f} s · "
+            self.status.object = (f"#{self.run_count} · {name} · {m:,} × {lk:,} {how} · run {res.seconds:.3f} s · "
                                   f"shown {total:.3f} s after the change · {res.backend}")
             self.notes.object = "<br>".join(f"⚠ {html.escape(n)}" for n in res.notes)
             self.app.panel_updated(self)

@@ -912,3 +912,38 @@ def test_a_link_carries_the_demo_and_its_size():
     assert "size" not in d.session.to_state(["flash", "flash"], [{}, {}]).to_query()
     for bad in ("1", "x", "-5", "10000000"):  # out of bounds or not a number: the default
         assert AppState.from_query({"size": bad}).demo_size is None
+
+
+def _wait_idle(d: Dashboard, timeout: float = 120.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with d.runner._lock:
+            busy = bool(d.runner._jobs)
+        if not busy:
+            time.sleep(0.2)  # a job's done callback may be between the thread and the views
+            with d.runner._lock:
+                if not d.runner._jobs:
+                    return
+        time.sleep(0.05)
+    raise AssertionError(f"jobs still running after {timeout} s: {list(d.runner._jobs)}")
+
+
+def test_rapid_switching_leaves_every_panel_consistent():
+    # issue 18 (8): once a panel's dropdown showed "hyperbolic" while it computed scaled dot-product;
+    # ten changes in a row on real threads, then idle: title, widgets, map and status all agree
+    d = Dashboard(sync=False, demo_size=SMALL, state=REFERENCE_BACKEND)
+    _wait_idle(d)
+    panel = d.compare.panels[1]
+    names = ["hyperbolic", "linear", "flash", "sliced_wasserstein", "hyperbolic", "scaled_dot_product", "linear",
+             "local_global", "flash", "hyperbolic"]
+    for name in names:
+        panel.mechanism.value = name
+        time.sleep(0.02)
+    _wait_idle(d)
+    last = names[-1]
+    assert panel.mechanism.value == last and panel.instance.__class__ is type(workbench.make(last))
+    assert workbench.registry[last].summary in panel.info.object
+    assert panel.result is not None and panel.result.name == last, panel.result.name
+    assert f" · {last} · " in panel.status.object, panel.status.object
+    assert panel.widgets_box.objects[0].object is panel.instance  # the widgets edit the instance that runs
+    assert d.current_state().mechanisms[1] == last  # and the link says so too
