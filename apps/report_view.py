@@ -86,10 +86,12 @@ def recommendation_markdown(report) -> str:
     if rec.explanation:
         lines.append(html.escape(rec.explanation))
     if rec.numbers:
-        nums = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
-                         for k, v in rec.numbers.items() if not isinstance(v, dict))
-        lines.append(f"<details><summary>the numbers the rules read</summary><small>{html.escape(nums)}</small>"
-                     "</details>")
+        # a collapsed table; the entropy is the metrics table's attention_entropy, not repeated here
+        rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td class='num'>{html.escape(_value(v))}</td></tr>"
+                       for k, v in rec.numbers.items()
+                       if not isinstance(v, dict) and k not in ("entropy_ratio", "entropy_ratio_for_advice"))
+        lines.append("<details class='wb-numbers'><summary>the numbers the rules read</summary>"
+                     f"<table class='wb-metrics'><tr><th>feature</th><th>value</th></tr>{rows}</table></details>")
     for note in rec.notes:
         lines.append(f"<small>note: {html.escape(str(note))}</small>")
     return "\n\n".join(lines)
@@ -124,7 +126,7 @@ def leaderboard_plot(ev) -> hv.Overlay:
 def leaderboard_html(ev) -> str:
     """The evaluation table, best first, with the recommendation and the raw keys marked."""
     head = ("<table class='wb-metrics wb-leaderboard'><tr><th>candidate</th><th>mechanism</th><th>score</th>"
-            "<th>entropy</th><th>parameters (calibrated)</th><th>s</th><th></th></tr>")
+            "<th>entropy after calibration</th><th>parameters (calibrated)</th><th>s</th><th></th></tr>")
     rows = []
     for r in ev.table():
         score = "—" if r["score"] is None else f"{r['score']:.3f}"

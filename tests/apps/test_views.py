@@ -947,3 +947,20 @@ def test_rapid_switching_leaves_every_panel_consistent():
     assert f" · {last} · " in panel.status.object, panel.status.object
     assert panel.widgets_box.objects[0].object is panel.instance  # the widgets edit the instance that runs
     assert d.current_state().mechanisms[1] == last  # and the link says so too
+
+
+def test_the_report_states_one_entropy_figure_and_tabulates_its_numbers():
+    # issue 18 (9): the Report showed "0.2943" and "entropy 0.19" and ended in a raw "numbers:" dump
+    import re
+
+    d = Dashboard(sync=True, demo_size=SMALL, state=REFERENCE_BACKEND)
+    d.report.active = True
+    d.report.compute()
+    metrics = re.sub("<[^>]+>", " ", d.report.metrics.object)
+    value = re.search(r"attention_entropy\s+(\S+)", metrics).group(1)
+    rec = d.report.recommendation.object
+    assert f"attention_entropy = {value} (H/ln n)" in rec  # the advice quotes the metric, as printed there
+    assert "entropy_ratio" not in rec and "of its maximum" not in rec
+    details = rec[rec.index("<details"):]
+    assert "<table" in details and "norm_share" in details and "</details>" in details
+    assert "entropy after calibration" in d.report.eval_table.object

@@ -89,14 +89,14 @@ def temperature_advice(ratio: float, suggested: float | None, source: str, n_key
     t = (f" (about T = {suggested:.3g} brings it to 0.5)" if suggested is not None else
          " (no temperature in [1e-4, 1e4] brings it to 0.5: the logits are all but tied; rescale the keys or "
          "use the recommended mechanism)")
+    # the figure is the report's attention_entropy metric (H/ln n), named and printed as the metric is
+    figure = f"attention_entropy = {ratio:.4g} (H/ln n)"
     if ratio < THRESHOLDS["entropy_low"]:
-        return (f"increase the temperature: {source} is nearly one-hot (entropy {ratio:.2f} of its maximum "
-                f"< {THRESHOLDS['entropy_low']}){t}")
+        return (f"increase the temperature: {source} is nearly one-hot ({figure} < {THRESHOLDS['entropy_low']}){t}")
     if ratio > THRESHOLDS["entropy_high"]:
-        return (f"decrease the temperature: {source} is nearly uniform (entropy {ratio:.2f} of its maximum "
-                f"> {THRESHOLDS['entropy_high']}){t}")
-    return (f"keep the temperature: {source} has entropy {ratio:.2f} of its maximum (within "
-            f"[{THRESHOLDS['entropy_low']}, {THRESHOLDS['entropy_high']}])")
+        return (f"decrease the temperature: {source} is nearly uniform ({figure} > {THRESHOLDS['entropy_high']}){t}")
+    return (f"keep the temperature: {source} has {figure}, within "
+            f"[{THRESHOLDS['entropy_low']}, {THRESHOLDS['entropy_high']}]")
 
 
 def _diffusion_params(pc_roughness: float, k: int, n: int) -> dict:
