@@ -119,10 +119,11 @@ class Dashboard:
         # Only the Compare tab is drawn when the page opens; each other tab is put in place the
         # first time it is shown and stays (Panel's own dynamic tabs detach hidden tabs, whose
         # later updates then point their stylesheets at the CDN, unreachable offline).
-        self._tab_views = (self.data, self.compare, self.inspect, self.report, self.bench, self.model)
+        self._tab_contents = [v.view for v in (self.data, self.compare, self.inspect, self.report, self.bench,
+                                               self.model)]
         self._drawn = {TABS.index("Compare")}
-        self._tab_boxes = [pn.Column(*([view.view] if i in self._drawn else []), sizing_mode="stretch_width",
-                                     margin=0) for i, view in enumerate(self._tab_views)]
+        self._tab_boxes = [pn.Column(*([content] if i in self._drawn else []), sizing_mode="stretch_width",
+                                     margin=0) for i, content in enumerate(self._tab_contents)]
         self.tabs = pn.Tabs(*zip(TABS, self._tab_boxes), active=TABS.index("Compare"), dynamic=False,
                             sizing_mode="stretch_width", css_classes=["wb-tabs"])
         self.tabs.param.watch(self._tab_changed, "active")
@@ -133,6 +134,7 @@ class Dashboard:
                              margin=(0, 10)),
             self.runner.activity, sizing_mode="stretch_width",
         )
+        self.header = header
         self.view = pn.Column(header, self.messages.panel, self.tabs, sizing_mode="stretch_width",
                               css_classes=["wb-dashboard"])
         self._ready = True
@@ -150,6 +152,21 @@ class Dashboard:
         self.state_changed()  # the link is shareable from the start
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
             pn.state.on_session_destroyed(lambda context: self.runner.cancel_all())
+
+    def page(self) -> pn.template.BootstrapTemplate:
+        """The served page: data controls in the sidebar, the status area and the tabs in the main area
+        (the Data tab keeps the summary and the projection). ``view`` is the same dashboard as one column
+        (notebooks, tests). Bootstrap: its files are bundled with Panel and served from this server."""
+        data = TABS.index("Data")
+        self._tab_contents[data] = self.data.main
+        if data in self._drawn:
+            self._tab_boxes[data].objects = [self.data.main]
+        template = pn.template.BootstrapTemplate(
+            title="Attention Workbench", sidebar=[self.data.controls], sidebar_width=330,
+            header=[pn.Row(pn.layout.HSpacer(), self.runner.activity)],
+            main=[pn.Column(self.messages.panel, self.tabs, sizing_mode="stretch_width",
+                            css_classes=["wb-dashboard"])])
+        return template
 
     # -- services for the views --------------------------------------------------------------------------
     def select_query(self, q: int | None) -> None:
@@ -197,7 +214,7 @@ class Dashboard:
         computed only while their tab is shown."""
         if event.new not in self._drawn:
             self._drawn.add(event.new)
-            self._tab_boxes[event.new].objects = [self._tab_views[event.new].view]
+            self._tab_boxes[event.new].objects = [self._tab_contents[event.new]]
         self.compare.pause(TABS[event.new] != "Compare")
         self.inspect.active = TABS[event.new] == "Inspect"
         self.inspect.tiles.pause(not self.inspect.active)
@@ -222,6 +239,7 @@ class Dashboard:
         self.initial_state.selected = None
 
 
-def create_app(**kwargs) -> pn.Column:
-    """The servable layout of a new dashboard session."""
-    return Dashboard(**kwargs).view
+def create_app(**kwargs) -> pn.template.BootstrapTemplate:
+    """The servable page of a new dashboard session: a Panel template with the data controls in its
+    sidebar and the status area and tabs in the main area (:meth:`Dashboard.page`)."""
+    return Dashboard(**kwargs).page()

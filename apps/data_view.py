@@ -56,8 +56,8 @@ class DataView:
                                   css_classes=["wb-upload-keys"])
         self.path = pn.widgets.TextInput(label="or a file on the server", placeholder="/path/to/embeddings.npy",
                                          sizing_mode="stretch_width", css_classes=["wb-path"])
-        self.path_as_keys = pn.widgets.Checkbox(label="as keys/values", value=False, margin=(30, 5, 5, 5))
-        self.load_path = pn.widgets.Button(label="Load file", width=100, margin=(23, 5, 5, 5),
+        self.path_as_keys = pn.widgets.Checkbox(label="as keys/values", value=False, margin=(12, 5, 5, 10))
+        self.load_path = pn.widgets.Button(label="Load file", width=100, margin=(5, 5, 5, 10),
                                            css_classes=["wb-load-path"])
         self.load_path.on_click(lambda *_: s.load_path(self.typed_path(), as_keys=self.path_as_keys.value))
         self.label_select = pn.widgets.Select(label="label (queries = label)", options=[""], value="", width=200,
@@ -76,16 +76,15 @@ class DataView:
             "`WORKBENCH_DATA_DIR` when it is set. "
             "Pickles are never loaded.",
             sizing_mode="stretch_width", styles={"font-size": "12px", "color": "#555"})
-        self.view = pn.Row(
-            pn.Column(
-                "### Data", demo_opts, self.load_demo, "**Upload** (drag and drop, or click)", self.drop.view,
-                "**Separate keys/values** (optional)", self.keys_drop.view,
-                pn.Row(self.path, self.path_as_keys, self.load_path, sizing_mode="stretch_width"), self.formats,
-                "### Options", self.options, self.label_select, width=420,
-            ),
-            pn.Column(self.summary, app.compare.projection.data_pane, sizing_mode="stretch_width"),
-            sizing_mode="stretch_width",
+        # the controls go in the page's sidebar (apps.app.Dashboard.template); the tab shows the data
+        self.controls = pn.Column(
+            "### Data", demo_opts, self.load_demo, "**Upload** (drag and drop, or click)", self.drop.view,
+            "**Separate keys/values** (optional)", self.keys_drop.view,
+            self.path, pn.Row(self.load_path, self.path_as_keys, sizing_mode="stretch_width"), self.formats,
+            "### Options", self.options, self.label_select, sizing_mode="stretch_width", css_classes=["wb-data-controls"],
         )
+        self.main = pn.Column(self.summary, app.compare.projection.data_pane, sizing_mode="stretch_width")
+        self.view = pn.Row(pn.Column(self.controls, width=420), self.main, sizing_mode="stretch_width")
         s.on_prepared(self._prepared)
 
 

@@ -168,15 +168,19 @@ class MechanismPanel:
                            on_hover=self._hovered)
         self.tiles = TileView(submit=self._submit_tile, height=300, on_tap=lambda q, k: app.select_query(q),
                               css_class="wb-panel-tiles", on_hover=self._hovered)
-        self.tiles.pane.visible = False
+        # HoloViews panes are shown and hidden through a Column around each: a layout parameter set on
+        # the pane itself copies its figure's properties back, and under a template's design those hold
+        # stylesheet objects that Panel's own List[str] refuses (TypeError, seen with BootstrapTemplate)
+        self.map_box = pn.Column(self.map.pane, sizing_mode="stretch_width", margin=0)
+        self.tiles_box = pn.Column(self.tiles.pane, sizing_mode="stretch_width", margin=0, visible=False)
         self.status = pn.pane.Str("", css_classes=["wb-run-status"], margin=(0, 5), stylesheets=[_WRAP])
         # what the run decided or warns about (e.g. points outside a geometric mechanism's domain);
         # always present, so a new note changes text only and never the page layout
         self.notes = pn.pane.HTML("", css_classes=["wb-run-notes"], sizing_mode="stretch_width", margin=(0, 5),
                                   styles={"color": "#9a5b00", "font-size": "12px"})
         self.diag = pn.pane.HTML("", stylesheets=[_CSS], sizing_mode="stretch_width", margin=(0, 5))
-        self.entropy = pn.pane.HoloViews(None, height=110, sizing_mode="stretch_width", visible=False,
-                                         linked_axes=False)
+        self.entropy = pn.pane.HoloViews(None, height=110, sizing_mode="stretch_width", linked_axes=False)
+        self.entropy_box = pn.Column(self.entropy, sizing_mode="stretch_width", margin=0, visible=False)
         self.calib_info = pn.pane.HTML("", css_classes=["wb-calibration"], sizing_mode="stretch_width",
                                        margin=(0, 5), styles={"font-size": "12px", "color": "#33691e"})
         self.recalibrate = pn.widgets.Button(label="recalibrate", width=100, height=28, margin=(0, 5),
@@ -201,8 +205,8 @@ class MechanismPanel:
         self.view = pn.Column(
             pn.Row(self.mechanism, self.remove, sizing_mode="stretch_width"),
             self.info, pn.Row(self.calib_info, self.recalibrate, sizing_mode="stretch_width"), self.settings,
-            self.map.pane, self.tiles.pane, self.hover, self.status, self.notes, self.export, self.diag,
-            self.entropy,
+            self.map_box, self.tiles_box, self.hover, self.status, self.notes, self.export, self.diag,
+            self.entropy_box,
             sizing_mode="stretch_width", css_classes=["wb-panel", f"wb-panel-{index}"],
             styles={"border": "1px solid #ddd"}, margin=5,
         )
@@ -411,18 +415,18 @@ class MechanismPanel:
     def _show_map(self, res, prep, name, params, gkind, gk, lazy: bool, first=None) -> None:
         if not lazy and res.weights is None:  # a mechanism without attention weights: say so, draw nothing
             self.lazy = False
-            self.map.pane.visible = self.tiles.pane.visible = False
+            self.map_box.visible = self.tiles_box.visible = False
             self.app.messages.info(f"panel {self.index + 1} ({name}): no attention map — "
                                    + ("; ".join(res.notes) or "the mechanism returned no weights"))
         elif not lazy:
             self.lazy = False
-            self.tiles.pane.visible = False
-            self.map.pane.visible = True
+            self.tiles_box.visible = False
+            self.map_box.visible = True
             self.map.show(res.weights, first)
         else:
             self.lazy = True
-            self.map.pane.visible = False
-            self.tiles.pane.visible = True
+            self.map_box.visible = False
+            self.tiles_box.visible = True
             q, k = prep.q_shown, prep.k
             self.tiles.set_source(
                 lambda rows, cols, out: compare.weights_tile(name, params, q, k, rows=rows, cols=cols, out_shape=out,
@@ -445,9 +449,9 @@ class MechanismPanel:
                 self.entropy.object = curve
             else:
                 self._entropy_pipe.send(ent)
-            self.entropy.visible = True
+            self.entropy_box.visible = True
         else:
-            self.entropy.visible = False
+            self.entropy_box.visible = False
 
     def pause(self, paused: bool) -> None:
         """Its maps (dense and lazy) compute no tiles while paused (see :meth:`apps.maps.TileView.pause`)."""

@@ -268,6 +268,7 @@ def test_page_loads_with_the_demo_maps_and_no_console_errors(app, server):
 
 def test_selecting_a_query_links_the_maps_and_the_projection(app):
     fig = app.page.locator(".wb-panel .bk-Canvas, .wb-panel .bk-Figure").nth(1)
+    fig.scroll_into_view_if_needed()
     box = fig.bounding_box()
     app.page.mouse.click(box["x"] + box["width"] * 0.35, box["y"] + box["height"] * 0.3)
     text = app.wait_text(".wb-selection", lambda t: t and "Selected query" in t[0], STEP_S, "the selection")[0]
@@ -446,7 +447,9 @@ def test_the_model_tab_shows_a_2000_token_head_after_each_choice(app):
     diag = app.wait_text(".wb-model-diag", lambda t: t and "output distance" in t[0], LOAD_S,
                          f"the diagnostics row (messages: {app.messages()})")[0]
     assert "hyperbolic" in diag and "%" in diag
-    box = app.page.locator(".wb-model-own .bk-Canvas").first.bounding_box()
+    canvas = app.page.locator(".wb-model-own .bk-Canvas").first
+    canvas.scroll_into_view_if_needed()  # below the fold under the sidebar layout
+    box = canvas.bounding_box()
     app.page.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.45)
     hover = app.wait_text(".wb-model-hover", lambda t: t and "→" in t[0] and "weight" in t[0], STEP_S, "the hover")[0]
     assert "‘" in hover  # names the tokens
@@ -466,7 +469,9 @@ def test_a_100k_by_100k_map_is_explored_tile_by_tile(app):
     first = app.wait_text(status, lambda t: t and "of 100,000 × 100,000" in t[0], LOAD_S, "the first tile")[0]
     TIMINGS["lazy_tile_100k_full_view"] = first
     app.wait_text(".wb-activity", lambda t: t == ["idle"], LOAD_S, "the background work of the new data")
-    box = app.page.locator(".wb-inspect-map .bk-Canvas").first.bounding_box()
+    canvas = app.page.locator(".wb-inspect-map .bk-Canvas").first
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
     app.page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)  # on the diagonal
     time.sleep(1.0)
     times = []
