@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import logging
+import re
 import threading
 from typing import Callable
 
@@ -114,9 +115,11 @@ def _download(make: Callable[[], bytes], filename: str, label: str, css: str, me
             data = b""
         return io.BytesIO(data)
 
+    # one class per file as well ("wb-file-report-json"): a page (and its tests) can name each button
+    named = "wb-file-" + re.sub(r"[^a-z0-9]+", "-", filename.lower()).strip("-")
     return pn.widgets.FileDownload(callback=callback, filename=filename, label=label, color="light",
                                    embed=False, width=95, height=30, margin=(2, 3),
-                                   css_classes=["wb-download", css])
+                                   css_classes=["wb-download", css, named])
 
 
 def plot_buttons(element_fn: Callable[[], object], stem: str, messages=None) -> pn.Row:

@@ -486,6 +486,61 @@ def test_a_100k_by_100k_map_is_explored_tile_by_tile(app):
     app.shot("07-lazy-100k")
 
 
+def _download(app, css: str, name: str) -> bytes:
+    """Click the download button matching ``css`` and return the saved file's bytes."""
+    button = app.page.locator(f"{css} button, {css} a").first
+    button.scroll_into_view_if_needed()
+    with app.page.expect_download(timeout=STEP_S * 1000) as info:
+        button.click()
+    path = ARTIFACTS / f"long-session-{name}"
+    info.value.save_as(str(path))
+    return path.read_bytes()
+
+
+def test_every_export_works_late_in_a_long_session(app):
+    """Issue 18 (3): after loads, uploads, switches and a cancelled bench run, every export saves a
+    real file (the downloads once did nothing at all, with no message)."""
+    t0 = time.perf_counter()
+    app.tab("Bench")
+    lengths = app.page.locator(".wb-bench-lengths input")
+    lengths.fill("[4096, 8192, 16384]")  # long enough to cancel
+    lengths.press("Enter")
+    app.page.locator(".wb-bench-run button").click()
+    app.page.locator(".wb-bench-cancel button").click()  # a cancelled run first
+    app.wait_text(".wb-bench-status", lambda t: t and "cancelled" in t[0], STEP_S, "the cancelled run")
+    app.wait_text(".wb-activity", lambda t: t == ["idle"], STEP_S, "idle after the cancel")
+    lengths.fill("[64, 128]")
+    lengths.press("Enter")
+    app.page.locator(".wb-bench-run button").click()
+    app.wait_text(".wb-bench-status", lambda t: t and ("done" in t[0] or "finished" in t[0] or "rows" in t[0]),
+                  LOAD_S, "the bench run")
+    app.wait_text(".wb-activity", lambda t: t == ["idle"], LOAD_S, "idle after the bench")
+    got = {"bench.csv": _download(app, ".wb-file-benchmark-csv", "bench.csv")}
+    got["bench.png"] = _download(app, ".wb-file-benchmark-png", "bench.png")
+    got["bench.html"] = _download(app, ".wb-file-benchmark-html", "bench.html")
+    app.tab("Report")
+    app.wait_text(".wb-report-status", lambda t: t and t[0].startswith("report of"), LOAD_S, "the report")
+    got["report.json"] = _download(app, ".wb-file-report-json", "report.json")
+    got["metrics.csv"] = _download(app, ".wb-file-report-metrics-csv", "metrics.csv")
+    app.tab("Inspect")
+    app.wait_text(".wb-activity", lambda t: t == ["idle"], LOAD_S, "the inspect map")
+    got["inspect.png"] = _download(app, ".wb-file-inspect-map-png", "inspect.png")
+    app.tab("Compare")
+    got["map.html"] = _download(app, ".wb-file-attention-map-1-html", "map.html")
+    got["projection.png"] = _download(app, ".wb-file-projection-png", "projection.png")
+    got["diagnostics.csv"] = _download(app, ".wb-file-diagnostics-csv", "diagnostics.csv")
+    TIMINGS["long_session_exports_s"] = round(time.perf_counter() - t0, 1)
+    for name, data in got.items():
+        assert len(data) > 100, (name, len(data))
+        if name.endswith(".png"):
+            assert data[:8] == b"\x89PNG\r\n\x1a\n" and _colours(data) > 5, name
+        if name.endswith(".html"):
+            assert b"<html" in data[:2000].lower() and b"bokeh" in data.lower(), name
+    assert json.loads(got["report.json"])["recommendation"]["mechanism"]
+    assert b"," in got["bench.csv"].splitlines()[0] and len(got["bench.csv"].splitlines()) >= 3
+    assert not any("export" in m for m in app.messages()), app.messages()
+
+
 def test_no_console_errors_along_the_way(app):
     assert app.errors == [], app.errors
 
