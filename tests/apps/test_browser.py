@@ -497,6 +497,64 @@ def _download(app, css: str, name: str) -> bytes:
     return path.read_bytes()
 
 
+def _format_files(tmp_path) -> dict[str, Path]:
+    """One small file per accepted format (40 rows × 12, labels where the format has a column)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(18)
+    x = rng.standard_normal((40, 12)).astype(np.float32)
+    labels = np.array(["a", "b"] * 20)
+    files = {"npy": _npy_file(tmp_path, "fmt.npy", x)}
+    np.savez(tmp_path / "fmt.npz", x=x, labels=labels)
+    files["npz"] = tmp_path / "fmt.npz"
+    for ext, sep in (("csv", ","), ("tsv", "\t")):
+        rows = [sep.join([*(f"{v:.5f}" for v in r), lab]) for r, lab in zip(x, labels)]
+        (tmp_path / f"fmt.{ext}").write_text(sep.join([*(f"f{i}" for i in range(12)), "label"]) + "\n"
+                                             + "\n".join(rows) + "\n")
+        files[ext] = tmp_path / f"fmt.{ext}"
+    table = pa.table({**{f"f{i}": x[:, i] for i in range(12)}, "label": labels})
+    pq.write_table(table, tmp_path / "fmt.parquet")
+    files["parquet"] = tmp_path / "fmt.parquet"
+    words = "\n".join(f"w{i} " + " ".join(f"{v:.5f}" for v in r) for i, r in enumerate(x))
+    (tmp_path / "fmt.txt").write_text(f"40 12\n{words}\n")
+    files["txt"] = tmp_path / "fmt.txt"
+    save_file({"embeddings": x}, str(tmp_path / "fmt.safetensors"))
+    files["safetensors"] = tmp_path / "fmt.safetensors"
+    return files
+
+
+def test_every_demo_and_every_format_loads(app, tmp_path):
+    """Every built-in set from the sidebar, then one upload per accepted format; each is timed."""
+    from workbench.data import DEMOS
+
+    demos, formats = {}, {}
+    select = app.page.locator(".wb-demo-select select")
+    for name in DEMOS:
+        t0 = time.perf_counter()
+        select.select_option(name)
+        app.page.locator(".wb-load-demo button").click()
+        app.wait_text(".wb-messages .alert", lambda t, n=name: any(f"loaded demo '{n}'" in s for s in t), LOAD_S,
+                      f"demo {name}")
+        app.wait_text(".wb-activity", lambda t: t == ["idle"], LOAD_S, f"the maps of {name}")
+        demos[name] = round(time.perf_counter() - t0, 2)
+    for fmt, path in _format_files(tmp_path).items():
+        t0 = time.perf_counter()
+        app.page.locator(".wb-upload input[type=file]").set_input_files(str(path))
+        app.wait_text(".wb-messages .alert", lambda t, n=path.name: any(f"loaded upload '{n}'" in s and "40 × 12" in s
+                                                                        for s in t), STEP_S, f"the {fmt} upload")
+        app.wait_text(".wb-activity", lambda t: t == ["idle"], LOAD_S, f"the maps of the {fmt} file")
+        formats[fmt] = round(time.perf_counter() - t0, 2)
+    TIMINGS["demo_load_to_idle_s"] = demos
+    TIMINGS["format_upload_to_idle_s"] = formats
+    _wait_drop_zone_empty(app)
+    select.select_option("scipy_api")  # back to the real set the later steps expect
+    app.page.locator(".wb-load-demo button").click()
+    app.wait_text(".wb-messages .alert", lambda t: any("loaded demo 'scipy_api'" in s for s in t), LOAD_S, "scipy_api")
+    app.wait_text(".wb-activity", lambda t: t == ["idle"], LOAD_S, "the real set again")
+
+
 def test_every_export_works_late_in_a_long_session(app):
     """Issue 18 (3): after loads, uploads, switches and a cancelled bench run, every export saves a
     real file (the downloads once did nothing at all, with no message)."""
