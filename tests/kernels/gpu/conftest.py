@@ -42,3 +42,15 @@ def nvcc():
     if path is None:
         _missing("nvcc not found (CUDA toolkit): the .cu bodies cannot be compiled here")
     return path
+
+
+@pytest.fixture(scope="session")
+def cp():
+    """CuPy with a CUDA device; the test is skipped cleanly without one (marked gpu)."""
+    cupy = pytest.importorskip("cupy", reason="CuPy is not installed (a GPU machine has cupy-cuda13x)")
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            pytest.skip("no CUDA device")
+    except Exception as exc:  # no driver
+        pytest.skip(f"no CUDA device ({type(exc).__name__})")
+    return cupy

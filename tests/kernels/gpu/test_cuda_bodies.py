@@ -11,21 +11,11 @@ from kernels.reference import hyperbolic as HR
 from kernels.reference import sliced_wasserstein as SWR
 from kernels.reference.dense import allowed_pattern
 from kernels.reference.diffusion import heat, laplacian
-from kernels.reference.flash import flash_attention
 from kernels.reference.linear import feature_map, linear_attention, random_features
 
+from tests.kernels.gpu.checks import check_flash
+
 pytestmark = pytest.mark.gpu
-
-
-@pytest.fixture(scope="module")
-def cp():
-    cp = pytest.importorskip("cupy", reason="CuPy is not installed (a GPU machine has cupy-cuda13x)")
-    try:
-        if cp.cuda.runtime.getDeviceCount() < 1:
-            pytest.skip("no CUDA device")
-    except Exception as exc:  # no driver
-        pytest.skip(f"no CUDA device ({type(exc).__name__})")
-    return cp
 
 
 KERNELS = [("rows", None), ("rows", (64, 8)), ("tiled", None), ("tiled", (8, 4)), ("tiled", (4, 8)), ("tiled", (2, 2))]
@@ -34,17 +24,13 @@ KERNELS = [("rows", None), ("rows", (64, 8)), ("tiled", None), ("tiled", (8, 4))
 def _flash(cp, q, k, v, mask=None, scale=None, causal=False, offset=0, kernel=None, tiles=None, atol=2e-6):
     from kernels.gpu.flash import flash_cupy
 
-    g = [cp.asarray(x) for x in (q, k, v)]
-    out, lse = flash_cupy(*g, None if mask is None else cp.asarray(mask), scale, causal, offset, tiles=tiles,
-                          kernel=kernel)
-    assert isinstance(out, cp.ndarray) and out.dtype == cp.float32
-    out, lse = cp.asnumpy(out), cp.asnumpy(lse)
-    want, want_lse = flash_attention(*(x.astype(np.float64) for x in (q, k, v)), mask, scale, causal, offset)
-    np.testing.assert_allclose(out, want, atol=atol, rtol=2e-5)
-    assert np.array_equal(np.isneginf(lse), np.isneginf(want_lse))
-    fin = np.isfinite(want_lse)
-    np.testing.assert_allclose(lse[fin], want_lse[fin], rtol=2e-6, atol=2e-5)
-    return out, lse
+    def run(*args, **kw):
+        out, lse = flash_cupy(*(cp.asarray(x) for x in args[:3]), None if args[3] is None else cp.asarray(args[3]),
+                              *args[4:], **kw)
+        assert isinstance(out, cp.ndarray) and out.dtype == cp.float32
+        return cp.asnumpy(out), cp.asnumpy(lse)
+
+    return check_flash(run, q, k, v, mask, scale, causal, offset, atol=atol, kernel=kernel, tiles=tiles)
 
 
 def _qkv(rng, B, lq, lk, d, dv, scale=1.0):

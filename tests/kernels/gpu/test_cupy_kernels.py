@@ -23,20 +23,9 @@ def test_the_registry_serves_flash_on_cupy_within_its_limits():
     assert any("needs CuPy arrays" in r for r in not_supported_reasons("cupy", numpy_in, (FLASH,)))
 
 
-def _cupy():
-    cp = pytest.importorskip("cupy", reason="CuPy is not installed (a GPU machine has cupy-cuda13x)")
-    try:
-        if cp.cuda.runtime.getDeviceCount() < 1:
-            pytest.skip("no CUDA device")
-    except Exception as exc:  # no driver
-        pytest.skip(f"no CUDA device ({type(exc).__name__})")
-    return cp
-
-
 @pytest.mark.gpu
 @pytest.mark.parametrize("B,lq,lk,d", [(2, 300, 517, 64), (1, 1, 1, 1), (3, 77, 33, 128)])
-def test_the_cuda_kernel_equals_the_reference(B, lq, lk, d):
-    cp = _cupy()
+def test_the_cuda_kernel_equals_the_reference(cp, B, lq, lk, d):
     from kernels.gpu.flash import flash_cupy
 
     rng = np.random.default_rng(0)
@@ -53,8 +42,7 @@ def test_the_cuda_kernel_equals_the_reference(B, lq, lk, d):
 
 
 @pytest.mark.gpu
-def test_cupy_in_cupy_out_through_the_mechanism():
-    cp = _cupy()
+def test_cupy_in_cupy_out_through_the_mechanism(cp):
     rng = np.random.default_rng(1)
     q, k, v = (rng.standard_normal((2, 4, 100, 64)).astype(np.float32) for _ in range(3))
     m = workbench.make("flash", causal=True)
@@ -68,8 +56,7 @@ def test_cupy_in_cupy_out_through_the_mechanism():
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("agg", ["einstein", "tangent", "frechet"])
-def test_hyperbolic_cupy_in_cupy_out(agg):
-    cp = _cupy()
+def test_hyperbolic_cupy_in_cupy_out(cp, agg):
     rng = np.random.default_rng(2)
     q, k, v = (0.3 * rng.standard_normal((2, 200, 64)).astype(np.float32) for _ in range(3))
     m = workbench.make("hyperbolic", aggregation=agg)
@@ -86,8 +73,7 @@ def test_hyperbolic_cupy_in_cupy_out(agg):
 @pytest.mark.parametrize("name,params,atol", [("linear", {}, 3e-5), ("linear", {"causal": True}, 3e-5),
                                               ("sliced_wasserstein", {}, 5e-5),
                                               ("sliced_wasserstein", {"num_candidates": 16}, 5e-5)])
-def test_cupy_in_cupy_out(name, params, atol):
-    cp = _cupy()
+def test_cupy_in_cupy_out(cp, name, params, atol):
     rng = np.random.default_rng(3)
     q, k, v = (rng.standard_normal((2, 300, 64)).astype(np.float32) for _ in range(3))
     m = workbench.make(name, **params)

@@ -8,25 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels.reference.flash import flash_attention
+
+from tests.kernels.gpu.checks import check_flash
 
 pytestmark = pytest.mark.opencl
 
 
-def _ref(q, k, v, mask, scale, causal, offset):
-    f = [np.asarray(x, np.float64) for x in (q, k, v)]
-    return flash_attention(*f, mask, scale, causal, offset)
-
-
 def _check(gpu, q, k, v, mask=None, scale=None, causal=False, offset=0, atol=2e-6, kernel=None, tiles=None):
-    out, lse = gpu.flash_opencl(q, k, v, mask, scale, causal, offset, tiles=tiles, kernel=kernel)
-    want_out, want_lse = _ref(q, k, v, mask, scale, causal, offset)
-    assert out.dtype == np.float32 and out.shape == want_out.shape and lse.shape == want_lse.shape
-    np.testing.assert_allclose(out, want_out, atol=atol, rtol=2e-5)
-    assert np.array_equal(np.isneginf(lse), np.isneginf(want_lse))
-    fin = np.isfinite(want_lse)
-    np.testing.assert_allclose(lse[fin], want_lse[fin], rtol=2e-6, atol=2e-5)
-    return out, lse
+    return check_flash(gpu.flash_opencl, q, k, v, mask, scale, causal, offset, atol=atol, kernel=kernel, tiles=tiles)
 
 
 def _qkv(rng, B, lq, lk, d, dv, scale=1.0):
