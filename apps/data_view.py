@@ -31,6 +31,17 @@ def _mb(n: int) -> str:
     return f"{n / (1 << 30):.1f}GB" if n >= 1 << 30 else f"{n / (1 << 20):g}MB"
 
 
+def _named(widgets: dict, names: list[str]) -> dict:
+    """Each option's widget also carries the class ``wb-opt-<name>`` (for pages and tests to find it)."""
+    out = {}
+    for n in names:
+        spec = widgets.get(n)
+        spec = dict(spec) if isinstance(spec, dict) else ({"type": spec} if spec is not None else {})
+        spec["css_classes"] = [f"wb-opt-{n.replace('_', '-')}"]
+        out[n] = spec
+    return out
+
+
 class DataView:
     """The Data tab of one session."""
 
@@ -66,7 +77,7 @@ class DataView:
         names = [n for n in OPTION_NAMES if n != "label"]
         self.options = pn.Param(s, parameters=names, show_name=False, default_layout=pn.Column,
                                 sizing_mode="stretch_width", css_classes=["wb-data-options"],
-                                widgets=widget_types(s, names))
+                                widgets=_named(widget_types(s, names), names))
         self.summary = pn.pane.Markdown("loading…", sizing_mode="stretch_width", css_classes=["wb-data-summary"])
         self.formats = pn.pane.Markdown(
             f"Formats: {', '.join(ACCEPTED)} (numeric columns; an optional label or text column). "

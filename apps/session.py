@@ -142,7 +142,7 @@ class Session(param.Parameterized):
                                        "(per-column z-scores).")
     pca_dim = param.Integer(default=None, allow_None=True, bounds=(2, 100_000),
                             doc="Reduce the embeddings by PCA to this dimension (empty: keep every dimension).")
-    projection = param.Selector(default="pca", objects=["pca", "umap"],
+    projection = param.Selector(default="pca", objects=list(wdata.available_projections()),
                                 doc="2-D projection of the keys: PCA, or UMAP when umap-learn is installed.")
     graph_kind = param.Selector(default="auto", objects=list(compare.GRAPH_CHOICES),
                                 doc="Graph given to graph mechanisms: exact k-nearest neighbours ('knn'), HNSW layer 0 "

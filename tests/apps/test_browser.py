@@ -599,6 +599,52 @@ def test_every_export_works_late_in_a_long_session(app):
     assert not any("export" in m for m in app.messages()), app.messages()
 
 
+#: A new value for each data option in the sidebar (its label → the value to set), then the defaults back.
+_OPTION_CHANGES = [("keys", "clusters"), ("queries", "subset"), ("n-queries", "50"), ("normalisation", "l2"),
+                   ("pca-dim", "16"), ("graph-kind", "knn"), ("graph-k", "5"), ("seed", "3")]
+
+
+def _set_option(app, label: str, value: str) -> None:
+    group = app.page.locator(f".wb-opt-{label}").first
+    group.scroll_into_view_if_needed()
+    select = group.locator("select")
+    if select.count():
+        select.select_option(value)
+    else:
+        field = group.locator("input").first
+        field.fill(value)
+        field.press("Enter")
+
+
+def test_every_sidebar_option_and_compare_control_works(app):
+    """Each data option in the sidebar changed in turn (the maps follow, no error), then the Compare
+    tab's own controls: add a panel, find a query by its text, remove the panel."""
+    times = {}
+    for label, value in _OPTION_CHANGES:
+        t0 = time.perf_counter()
+        _set_option(app, label, value)
+        app.wait_text(".wb-activity", lambda t: t == ["idle"], LOAD_S, f"the maps after {label} = {value}")
+        times[f"{label} = {value}"] = round(time.perf_counter() - t0, 2)
+    TIMINGS["sidebar_option_to_idle_s"] = times
+    errors = [m for m in app.messages() if "error" in m.lower() or "unexpected" in m.lower()]
+    assert not errors, errors
+    _set_option(app, "queries", "all")  # every row a query again: the search below looks among them
+    app.wait_text(".wb-activity", lambda t: t == ["idle"], LOAD_S, "every query again")
+    app.tab("Compare")
+    before = len(app.texts(".wb-run-status"))
+    app.page.locator(".wb-add-panel button").first.click()
+    app.wait_text(".wb-run-status", lambda t: len(t) == before + 1 and t[-1].startswith("#1"), LOAD_S, "a third panel")
+    search = app.page.locator(".wb-search input").first
+    search.fill("convolve")
+    search.press("Enter")
+    app.wait_text(".wb-selection", lambda t: t and "Selected query" in t[0] and "convolve" in t[0], STEP_S,
+                  "the query found by its text")
+    app.wait_text(".wb-activity", lambda t: t == ["idle"], LOAD_S, "the found query")
+    app.page.locator(f".wb-panel-{before} .wb-remove-panel button").first.click()
+    app.wait_text(".wb-run-status", lambda t: len(t) == before, STEP_S, "the panel removed")
+    app.shot("09-every-option")
+
+
 def test_no_console_errors_along_the_way(app):
     assert app.errors == [], app.errors
 
