@@ -134,7 +134,6 @@ class Dashboard:
                              margin=(0, 10)),
             self.runner.activity, sizing_mode="stretch_width",
         )
-        self.header = header
         self.view = pn.Column(header, self.messages.panel, self.tabs, sizing_mode="stretch_width",
                               css_classes=["wb-dashboard"])
         self._ready = True

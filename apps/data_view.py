@@ -87,7 +87,7 @@ class DataView:
             "`WORKBENCH_DATA_DIR` when it is set. "
             "Pickles are never loaded.",
             sizing_mode="stretch_width", styles={"font-size": "12px", "color": "#555"})
-        # the controls go in the page's sidebar (apps.app.Dashboard.template); the tab shows the data
+        # the controls go in the page's sidebar (apps.app.Dashboard.page); the tab shows the data
         self.controls = pn.Column(
             "### Data", demo_opts, self.load_demo, "**Upload** (drag and drop, or click)", self.drop.view,
             "**Separate keys/values** (optional)", self.keys_drop.view,
@@ -104,6 +104,7 @@ class DataView:
         committed on Enter or blur — a click on "Load file" right after typing must read what was typed."""
         typed = self.path.value_input
         return typed if typed else self.path.value
+
     def _dropped(self, filename: str, content, as_keys: bool) -> None:
         """Load a file that arrived in a drop zone (each in its own slot: several load side by side)."""
         self.session.load_bytes(content, filename, as_keys=as_keys, slot=f"upload-{next(self._uploads)}")

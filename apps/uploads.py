@@ -1,4 +1,4 @@
-"""A drop zone that refuses a too-large file as the server refuses one, and starts empty again.
+"""A drop zone that refuses a too-large file as the server refuses one, and lets go of each handled file.
 
 Panel's ``FileDropper`` refuses files over ``max_file_size`` in the browser only: FilePond shows its
 own note in the drop zone and the server never hears of it, so the status area stays silent. And
@@ -16,21 +16,19 @@ from typing import Callable
 import panel as pn
 
 from workbench import data as wdata
+from workbench.errors import DataError
 
 
 class BoundedDropper(pn.widgets.FileDropper):
-    """``FileDropper`` that hands each complete file to ``on_file(name, content)``, refuses uploads over
-    ``limit_bytes`` from their first chunk (``on_refused(name, error)``, the rest of the file not kept),
-    and calls ``on_idle()`` when no file is arriving any more."""
+    """``FileDropper`` that hands each complete file to ``on_file(name, content)`` and refuses uploads over
+    ``limit_bytes`` from their first chunk (``on_refused(name, error)``, the rest of the file not kept)."""
 
     def __init__(self, limit_bytes: int, on_file: Callable[[str, object], None],
-                 on_refused: Callable[[str, Exception], None], on_idle: Callable[[], None],
-                 on_start: Callable[[], None] = lambda: None, **params):
+                 on_refused: Callable[[str, Exception], None], **params):
         super().__init__(**params)
         self.limit_bytes = int(limit_bytes)
-        self.on_file, self.on_refused, self.on_idle, self.on_start = on_file, on_refused, on_idle, on_start
+        self.on_file, self.on_refused = on_file, on_refused
         self._refused: set[str] = set()
-        self._arriving: set[str] = set()
 
     def _process_event(self, event) -> None:
         if event.event_name != "upload_event":
@@ -39,13 +37,11 @@ class BoundedDropper(pn.widgets.FileDropper):
         data = event.data
         name, last = data["name"], data["chunk"] == data["total_chunks"]
         if data["chunk"] == 1:
-            self.on_start()
-            self._arriving.add(name)
             self._refused.discard(name)
             at_least = (int(data["total_chunks"]) - 1) * self.chunk_size
             try:
                 wdata.check_size(name, at_least, self.limit_bytes, upload=True)
-            except Exception as exc:  # DataError: the loaders' own "too large" message
+            except DataError as exc:  # the loaders' own "too large" message
                 self._refused.add(name)
                 self.on_refused(name, exc)
         if name not in self._refused:
@@ -53,10 +49,7 @@ class BoundedDropper(pn.widgets.FileDropper):
             if last:
                 self.on_file(name, self.value.get(name))
         if last:
-            self._arriving.discard(name)
             self._refused.discard(name)
-            if not self._arriving:
-                self.on_idle()
 
 
 #: Browser side of :meth:`DropZone.clear`: once the named file is no longer uploading (FilePond marks it
@@ -85,7 +78,7 @@ class DropZone:
     def __init__(self, limit_bytes: int, on_file: Callable[[str, object], None],
                  on_refused: Callable[[str, Exception], None], **params):
         self.on_file, self.on_refused = on_file, on_refused
-        self.widget = BoundedDropper(limit_bytes, self._file, self._refused, lambda: None, **params)
+        self.widget = BoundedDropper(limit_bytes, self._file, self._refused, **params)
         # a hidden field whose every change runs _CLEAR_JS in the page (value "<count>:<file name>")
         self.clear_signal = pn.widgets.TextInput(value="", visible=False)
         self.clear_signal.jscallback(value=_CLEAR_JS, args={"dropper": self.widget})
