@@ -4,8 +4,10 @@
 ``S^h = W^h · exp_0^{c_h}(V)`` on the hyperboloid ``(H, B, Lq, dv + 1)`` (time first; the caller
 normalises them to Lorentzian centroids); ``cascade_weights`` returns ``Σ_h β_h W^h``. Scores are
 query dependent (``−d_{c_h}(q, k)/T`` or ``−|B(k) − B(q)|/T``), ``top_k > 0`` keeps the best keys of
-head 0 for every head. See :mod:`kernels.reference.lorentz` for the definition and
-:mod:`kernels.numba.lorentz` for the fused kernels (float64, never ``Lq × Lk`` in the forward).
+head 0 for every head. See :mod:`kernels.reference.lorentz` for the definition,
+:mod:`kernels.numba.lorentz` for the fused kernels (float64, never ``Lq × Lk`` in the forward) and
+:mod:`kernels.gpu.lorentz` for the GPU heads (float32 CuPy arrays, one flash-body launch per head;
+``top_k > 0`` and the weights run on the host, CuPy in and out).
 """
 from __future__ import annotations
 
@@ -17,8 +19,9 @@ from kernels.checks import one_of, positive, positive_int
 from kernels.dispatch import resolve_backend
 from kernels.reference import lorentz as _ref
 
-#: What the kernel serves on each backend (:mod:`kernels.capabilities`).
-LORENTZ = declare("lorentz", masks=True)
+#: What the kernel serves on each backend (:mod:`kernels.capabilities`): CuPy through the flash bodies'
+#: Lorentz and Busemann scores (``kernels/gpu/scores.cuh``; float32, head dimensions up to 128).
+LORENTZ = declare("lorentz", masks=True, cupy=None, cupy_limits={"dtypes": ("float32",), "max_head_dim": 128})
 
 SCORES = _ref.SCORES
 
@@ -52,6 +55,8 @@ def cascade_attention(q, k, v, *, curvatures, temperature=1.0, score="distance",
     ``block_q``/``block_k``: queries per work item and keys per tile of the Numba dense form."""
     be = resolve_backend(backend, (q, k, v), LORENTZ, mask=mask)
     cs = _check(curvatures, temperature, score, top_k)
+    if be == "cupy":
+        return _cupy_attention(q, k, v, cs, float(temperature), score, int(top_k), mask)
     if be == "numpy":
         return _ref.cascade_attention(q, k, v, cs, float(temperature), score, int(top_k), _mask(mask))
     from kernels.numba import lorentz as _nb
@@ -68,11 +73,34 @@ def cascade_weights(q, k, *, curvatures, betas, temperature=1.0, score="distance
     betas = np.asarray(betas, dtype=np.float64)
     if betas.shape != cs.shape:
         raise BackendError(f"betas: expected one weight per head, shape {cs.shape}, got {betas.shape}")
+    if be == "cupy":  # for inspection: the Numba kernel on the host, CuPy in and out
+        import cupy as cp
+        from kernels.numba import lorentz as _nb
+
+        h = [None if x is None else cp.asnumpy(x) for x in (q, k, mask)]
+        return cp.asarray(_nb.cascade_weights(h[0], h[1], cs, betas, float(temperature), score, int(top_k),
+                                              _mask(h[2])))
     if be == "numpy":
         return _ref.cascade_weights(q, k, cs, betas, float(temperature), score, int(top_k), _mask(mask))
     from kernels.numba import lorentz as _nb
 
     return _nb.cascade_weights(q, k, cs, betas, float(temperature), score, int(top_k), _mask(mask))
+
+
+def _cupy_attention(q, k, v, cs, temperature, score, top_k, mask):
+    """The dense form on the GPU bodies; the top-k form (a per-query selection) by the Numba kernel on
+    the host, CuPy in and out."""
+    import cupy as cp
+
+    if top_k == 0 or top_k >= k.shape[-2]:
+        from kernels.gpu.lorentz import cascade_cupy
+
+        return cascade_cupy(q, k, v, cs, temperature, score, mask)  # the launcher broadcasts a 2-D mask
+    from kernels.numba import lorentz as _nb
+
+    h = [None if x is None else cp.asnumpy(x) for x in (q, k, v, mask)]
+    return cp.asarray(_nb.cascade_attention(h[0], h[1], h[2], cs, temperature, score, top_k, _mask(h[3]),
+                                            BLOCK_Q, BLOCK_K))
 
 
 __all__ = ["LORENTZ", "SCORES", "cascade_attention", "cascade_weights"]

@@ -154,7 +154,8 @@ def log_sinh(x):
 
 def origin_chart(u, c):
     """``(a = √c‖u‖, û)`` per vector of ``u (..., d)`` in float64 (``û = e_0`` for ``u = 0``)."""
-    u = np.asarray(u, dtype=np.float64)
+    # astype, not asarray: a CuPy (or other duck) array stays in its library
+    u = u.astype(np.float64) if hasattr(u, "astype") else np.asarray(u, dtype=np.float64)
     return np.sqrt(c) * np.sqrt(np.einsum("...i,...i->...", u, u)), unit_directions(u)
 
 

@@ -32,10 +32,13 @@ VARIANTS = {"flash_fwd": [{"HEAD_DIM": 1, "VALUE_DIM": 1, "SCORE": 0},
                           {"HEAD_DIM": 64, "VALUE_DIM": 65, "SCORE": 1},
                           {"HEAD_DIM": 128, "VALUE_DIM": 129, "SCORE": 1},
                           {"HEAD_DIM": 32, "VALUE_DIM": 64, "SCORE": 2},  # sliced Wasserstein, 32 projections
-                          {"HEAD_DIM": 128, "VALUE_DIM": 128, "SCORE": 2}],
+                          {"HEAD_DIM": 128, "VALUE_DIM": 128, "SCORE": 2},
+                          {"HEAD_DIM": 64, "VALUE_DIM": 65, "SCORE": 3},  # Lorentz heads: hyperboloid values
+                          {"HEAD_DIM": 1, "VALUE_DIM": 129, "SCORE": 4}],  # Busemann: no dimension loop
             "flash_tiled": [_tiled(1, 1, 0), _tiled(64, 64, 0), _tiled(128, 128, 0), _tiled(64, 64, 0, 8),
                             _tiled(128, 128, 0, 8), _tiled(1, 2, 1), _tiled(64, 65, 1), _tiled(128, 129, 1),
-                            _tiled(32, 64, 2), _tiled(128, 128, 2)],
+                            _tiled(32, 64, 2), _tiled(128, 128, 2), _tiled(64, 65, 3), _tiled(128, 129, 3),
+                            _tiled(1, 65, 4)],
             "csr_step": [{"COLS": 1, "THREADS": 128}, {"COLS": 64, "THREADS": 128}],
             "linear_fwd": [{"FEATURES": 1, "THREADS": 16, "VALUE_DIM": 1},
                            {"FEATURES": 64, "THREADS": 64, "VALUE_DIM": 64},

@@ -7,7 +7,9 @@ cached). The mask is passed as uint8 with a stride per axis (0 where it broadcas
 * :func:`flash_cupy` / :func:`flash_opencl`: ``(out (B, Lq, dv), lse (B, Lq))`` of
   ``softmax(scale · q kᵀ) v``, equal to :func:`kernels.reference.flash.flash_attention`;
 * :func:`poincare_partial`: the Poincaré-ball score with given values (hyperbolic attention's
-  aggregation terms), on either API (:mod:`kernels.gpu.hyperbolic`).
+  aggregation terms), on either API (:mod:`kernels.gpu.hyperbolic`);
+* :func:`scored_partial`: any score of ``scores.cuh`` with its per-row terms (the Lorentz cascade's
+  distance and Busemann heads, :mod:`kernels.gpu.lorentz`).
 
 The OpenCL path runs the same body on PoCL (the tests' backend, never offered to users).
 """
@@ -31,12 +33,12 @@ TILED_THREADS, TILED_TM, TILED_TN = (16, 16), (8, 4, 2), 4
 #: The kernel the launchers use unless told otherwise (the faster on the GPU: benchmarks/RESULTS.md).
 KERNEL = "tiled"
 #: The scores of the bodies (their ``SCORE`` constant).
-SCORES = {"dot": 0, "poincare": 1, "sliced_wasserstein": 2}
+SCORES = {"dot": 0, "poincare": 1, "sliced_wasserstein": 2, "lorentz": 3, "busemann": 4}
 #: Local memory a block may use without opting in (CUDA's static limit); "tiled" opts in above it.
 SHARED_LIMIT, SHARED_OPT_IN = 48 * 1024, 227 * 1024
 
 __all__ = ["BLOCK_Q", "BLOCK_K", "KERNEL", "default_tiles", "MAX_HEAD_DIM", "MAX_VALUE_DIM", "SCORES", "flash_cupy",
-           "flash_opencl", "launch_plan", "poincare_partial", "sw_partial", "tiled_layout", "weights_cupy"]
+           "flash_opencl", "launch_plan", "poincare_partial", "scored_partial", "sw_partial", "tiled_layout", "weights_cupy"]
 
 
 def tiled_layout(d: int, dv: int, tm: int, tn: int) -> dict:
@@ -229,6 +231,13 @@ def poincare_partial(api: str, q, k, u, qden, kden, c: float, temperature: float
     "cuda" (CuPy arrays) or "opencl" (NumPy arrays)."""
     run = _run_cuda if api == "cuda" else _run_opencl
     return run(q, k, u, mask, 1.0 / (math.sqrt(c) * temperature), False, 0, "poincare", qden, kden, c, kernel=kernel)
+
+
+def scored_partial(api: str, score: str, q, k, v, qden, kden, curv: float, scale: float, mask=None, kernel=None):
+    """``(out, lse)`` of ``softmax_j(s_ij) v`` for score ``score`` of ``scores.cuh`` (a key of :data:`SCORES`)
+    with its per-row terms ``qden, kden`` and parameter ``curv``; ``api`` "cuda" or "opencl"."""
+    run = _run_cuda if api == "cuda" else _run_opencl
+    return run(q, k, v, mask, scale, False, 0, score, qden, kden, curv, kernel=kernel)
 
 
 def sw_partial(api: str, a, b, v, p: float, temperature: float, mask=None):

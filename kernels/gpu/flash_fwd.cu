@@ -1,10 +1,6 @@
 // Softmax attention by tiles, float32: out = Σ_j softmax_j(s_ij) v_j over allowed keys, lse = log Σ_j exp(s_ij).
-// Two scores (compile-time SCORE): 0 = flash, s = scale · q·k (q pre-scaled); 1 = Poincaré ball,
-// s = −arcosh(1 + 2c‖q − k‖² / (qden_i · kden_j)) / (√c · T), with ‖q − k‖² summed from the differences
-// (no cancellation) and qden = max(1 − c‖q‖², eps), kden likewise, given per row (hyperbolic attention;
-// its values are the aggregation's terms, e.g. [λv, λ − 1] for the Einstein midpoint); 2 = sliced
-// Wasserstein between Dirac masses, s = −(Σ_f |a_f − b_f|^p)^(1/p) · scale over the projected features
-// a = P^(−1/p)·Θq, b = P^(−1/p)·Θk (p passed in curv; scale = 1/T).
+// The score s (compile-time SCORE: dot product, Poincaré ball, sliced Wasserstein, Lorentz distance,
+// Busemann) is that of scores.cuh, with its per-row terms qden, kden and its parameter curv.
 // Portable body (kernels/gpu/prelude_*.h). One block per (query tile of BLOCK_Q rows, batch); one
 // thread per query row. The block's queries (scaled) sit in local memory, padded by one float per
 // row so that threads reading their own rows hit different banks; key and value tiles of BLOCK_K
@@ -25,10 +21,8 @@
 #ifndef BLOCK_K
 #define BLOCK_K 16
 #endif
-#ifndef SCORE
-#define SCORE 0
-#endif
 #define Q_STRIDE (HEAD_DIM + 1)
+#include "scores.cuh"
 
 KERNEL void flash_fwd(const GLOBAL float* RESTRICT q, const GLOBAL float* RESTRICT k,
                       const GLOBAL float* RESTRICT v, const GLOBAL unsigned char* RESTRICT mask,
@@ -60,16 +54,8 @@ KERNEL void flash_fwd(const GLOBAL float* RESTRICT q, const GLOBAL float* RESTRI
     UNROLL
     for (int c = 0; c < VALUE_DIM; ++c) acc[c] = 0.0f;
     float m = NEG_INF, l = 0.0f;
-#if SCORE == 1
-    const float qd = (i < lq) ? qden[(wb_long)b * lq + i] : 1.0f;
-#endif
-
     // keys past the causal limit of the block's last row are never read
-    int kend = lk;
-    if (causal) {
-        const wb_long e = (wb_long)i0 + BLOCK_Q + causal_offset;
-        kend = e < 0 ? 0 : (e < lk ? (int)e : lk);
-    }
+    const int kend = key_end(lk, causal, i0, BLOCK_Q, causal_offset);
     for (int j0 = 0; j0 < kend; j0 += BLOCK_K) {
         BARRIER();  // the previous tile is no longer read
         for (int e = t; e < BLOCK_K * HEAD_DIM; e += BLOCK_Q) {
@@ -90,36 +76,14 @@ KERNEL void flash_fwd(const GLOBAL float* RESTRICT q, const GLOBAL float* RESTRI
         UNROLL_PART
         for (int c = 0; c < HEAD_DIM; ++c) {
             const float qc = qs[t * Q_STRIDE + c];
-#if SCORE == 0
             UNROLL
-            for (int jj = 0; jj < BLOCK_K; ++jj) s[jj] += qc * ks[jj * HEAD_DIM + c];
-#elif SCORE == 1
-            UNROLL
-            for (int jj = 0; jj < BLOCK_K; ++jj) {
-                const float diff = qc - ks[jj * HEAD_DIM + c];
-                s[jj] += diff * diff;
-            }
-#else
-            UNROLL
-            for (int jj = 0; jj < BLOCK_K; ++jj) {
-                const float diff = FABS(qc - ks[jj * HEAD_DIM + c]);
-                s[jj] += (curv == 2.0f) ? diff * diff : ((curv == 1.0f) ? diff : POW(diff, curv));
-            }
-#endif
+            for (int jj = 0; jj < BLOCK_K; ++jj) s[jj] += score_term(qc, ks[jj * HEAD_DIM + c], curv);
         }
-#if SCORE == 2
-        UNROLL
-        for (int jj = 0; jj < BLOCK_K; ++jj)
-            s[jj] = -scale * ((curv == 2.0f) ? SQRT(s[jj]) : ((curv == 1.0f) ? s[jj] : POW(s[jj], 1.0f / curv)));
-#endif
-#if SCORE == 1
         UNROLL
         for (int jj = 0; jj < BLOCK_K; ++jj) {
-            const float kd = (j0 + jj < lk) ? kden[(wb_long)b * lk + j0 + jj] : 1.0f;
-            const float x = 2.0f * curv * s[jj] / (qd * kd);
-            s[jj] = -LOG1P(x + SQRT(x * (x + 2.0f))) * scale;  // arcosh(1 + x); scale = 1/(√c·T)
+            const int j = j0 + jj < lk ? j0 + jj : lk - 1;  // keys past the end: masked below
+            s[jj] = score_finish(s[jj], qden, kden, (wb_long)b * lq + i, (wb_long)b * lk + j, scale, curv);
         }
-#endif
         float tile_max = NEG_INF;
         UNROLL
         for (int jj = 0; jj < BLOCK_K; ++jj) {

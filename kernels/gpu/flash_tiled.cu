@@ -1,5 +1,5 @@
-// Softmax attention by register tiles, float32: the function of flash_fwd.cu (same arguments, same three
-// compile-time scores, masks, causal offsets, LSE, rows with no allowed key → out 0, lse −inf), laid
+// Softmax attention by register tiles, float32: the function of flash_fwd.cu (same arguments, the same
+// compile-time scores of scores.cuh, masks, causal offsets, LSE, rows with no allowed key → out 0, lse −inf), laid
 // out for throughput. A block of TY × TX threads owns BQ = TY·TM query rows; for each tile of BK = TX·TN
 // keys, thread (ty, tx) computes the TM × TN scores of rows ty·TM + a and keys tx·TN + n (an outer
 // product per head dimension, like a GEMM micro-kernel: TM + TN local-memory reads for TM·TN
@@ -19,6 +19,7 @@
 // kT's element (c, j): groups of 4 keys XOR-swizzled by the dimension (SWZ + 1 groups: ≤ 8, ≤ BK/4),
 // so that a group stays one aligned 16-byte read and transposed stores spread over the banks
 #define KT_AT(c, j) ((c) * KS + ((((j) >> 2) ^ ((c) & SWZ)) << 2) + ((j) & 3))
+#include "scores.cuh"
 
 KERNEL void flash_tiled(const GLOBAL float* RESTRICT q, const GLOBAL float* RESTRICT k,
                         const GLOBAL float* RESTRICT v, const GLOBAL unsigned char* RESTRICT mask,
@@ -64,20 +65,8 @@ KERNEL void flash_tiled(const GLOBAL float* RESTRICT q, const GLOBAL float* REST
         UNROLL
         for (int e = 0; e < TV; ++e) acc[a][e] = 0.0f;
     }
-#if SCORE == 1
-    float qd[TM];
-    UNROLL
-    for (int a = 0; a < TM; ++a) {
-        const int i = i0 + ty * TM + a;
-        qd[a] = (i < lq) ? qden[(wb_long)b * lq + i] : 1.0f;
-    }
-#endif
     // keys past the causal limit of the block's last row are never read
-    int kend = lk;
-    if (causal) {
-        const wb_long e = (wb_long)i0 + BQ + causal_offset;
-        kend = e < 0 ? 0 : (e < lk ? (int)e : lk);
-    }
+    const int kend = key_end(lk, causal, i0, BQ, causal_offset);
     for (int j0 = 0; j0 < kend; j0 += BK) {
         BARRIER();  // the previous tile's keys, values and probabilities are no longer read
         // a warp stores 4 keys × 8 dimensions: with the swizzle, 32 different banks (a plain transposed
@@ -116,17 +105,7 @@ KERNEL void flash_tiled(const GLOBAL float* RESTRICT q, const GLOBAL float* REST
             UNROLL
             for (int a = 0; a < TM; ++a) {
                 UNROLL
-                for (int n = 0; n < TN; ++n) {
-#if SCORE == 0
-                    s[a][n] += qa[a] * kv[n];
-#elif SCORE == 1
-                    const float diff = qa[a] - kv[n];
-                    s[a][n] += diff * diff;
-#else
-                    const float diff = FABS(qa[a] - kv[n]);
-                    s[a][n] += (curv == 2.0f) ? diff * diff : ((curv == 1.0f) ? diff : POW(diff, curv));
-#endif
-                }
+                for (int n = 0; n < TN; ++n) s[a][n] += score_term(qa[a], kv[n], curv);
             }
         }
         // scores → allowed logits, and each thread's maximum per row
@@ -137,14 +116,9 @@ KERNEL void flash_tiled(const GLOBAL float* RESTRICT q, const GLOBAL float* REST
             UNROLL
             for (int n = 0; n < TN; ++n) {
                 const int j = j0 + tx * TN + n;
-#if SCORE == 1
-                const float kd = (j < lk) ? kden[(wb_long)b * lk + j] : 1.0f;
-                const float x = 2.0f * curv * s[a][n] / (qd[a] * kd);
-                s[a][n] = -LOG1P(x + SQRT(x * (x + 2.0f))) * scale;  // arcosh(1 + x); scale = 1/(√c·T)
-#elif SCORE == 2
-                s[a][n] = -scale * ((curv == 2.0f) ? SQRT(s[a][n])
-                                                   : ((curv == 1.0f) ? s[a][n] : POW(s[a][n], 1.0f / curv)));
-#endif
+                // rows and keys past the end are masked below: any existing one stands in for them
+                s[a][n] = score_finish(s[a][n], qden, kden, (wb_long)b * lq + (i < lq ? i : lq - 1),
+                                       (wb_long)b * lk + (j < lk ? j : lk - 1), scale, curv);
                 int ok = j < lk && i < lq;
                 if (causal) ok = ok && ((wb_long)j <= (wb_long)i + causal_offset);
                 if (has_mask && ok) ok = mask[(wb_long)b * mask_sb + (wb_long)i * mask_sq + j] != 0;

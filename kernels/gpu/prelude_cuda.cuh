@@ -18,6 +18,7 @@
 #define LOG(x) logf(x)
 #define LOG1P(x) log1pf(x)
 #define POW(x, y) powf((x), (y))
+#define SINH(x) sinhf(x)
 #define SQRT(x) sqrtf(x)
 #define FMAX(a, b) fmaxf((a), (b))
 #define FMIN(a, b) fminf((a), (b))

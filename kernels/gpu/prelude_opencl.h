@@ -16,6 +16,7 @@
 #define LOG(x) log(x)
 #define LOG1P(x) log1p(x)
 #define POW(x, y) pow((x), (y))
+#define SINH(x) sinh(x)
 #define SQRT(x) sqrt(x)
 #define FMAX(a, b) fmax((a), (b))
 #define FMIN(a, b) fmin((a), (b))

@@ -41,7 +41,9 @@ class LorentzCascade(Mechanism):
     (hyperbolic law of cosines, every term non-negative; in the log domain for far points), so far
     points neither overflow nor cancel. The Numba backend fuses the scores of every head, the
     top-k selection, the softmax and the hyperboloid sums (:mod:`kernels.numba.lorentz`; key tiles
-    with an online softmax, no ``Lq × Lk`` array in the forward); all in float64 on both backends.
+    with an online softmax, no ``Lq × Lk`` array in the forward), in float64 like the reference; the
+    CuPy backend runs each head's scores, softmax and sums in the GPU flash body (float32; the
+    centroids and maps in float64 on the GPU).
     Shapes ``(..., Lq, d), (..., Lk, d), (..., Lk, dv) → (..., Lq, dv)``.
     Paper: Nickel & Kiela, *Learning Continuous Hierarchies in the Lorentz Model*, ICML 2018;
     Law et al., *Lorentzian Distance Learning for Hyperbolic Representations*, ICML 2019.
@@ -112,30 +114,32 @@ class LorentzCascade(Mechanism):
         return cascade_weights(b.q, b.k, betas=self._betas(), **self._kw(b)).astype(b.q.dtype)
 
     def _forward(self, b):
-        from workbench.geometry import lorentz
+        # NumPy functions throughout (kernels.geometry's, unchecked: the batch is validated), so that
+        # CuPy arrays from the GPU heads stay on the GPU
+        from kernels.geometry import lorentz as _L
+        from kernels.geometry.numerics import sqnorm
 
         cs = self.curvatures()
-        reach = float(np.sqrt(cs.max()) * np.sqrt(np.einsum("...i,...i->...", b.v, b.v, dtype=np.float64)).max())
+        reach = float(np.sqrt(cs.max()) * np.sqrt(sqnorm(b.v.astype(np.float64)).max()))
         if reach > 700.0:  # sinh(√c‖v‖) of exp_0 overflows float64 near 710
             raise NumericalError(f"v: value vectors too long for the hyperboloid map exp_0 (√c_max·‖v‖ = {reach:.4g} "
                                  f"> 700 overflows sinh in float64); rescale the values")
         B, lq, lk = b.q.shape[0], b.q.shape[1], b.k.shape[1]
         dv = b.v.shape[-1]
-        out = np.empty((B, lq, dv), dtype=b.q.dtype)
+        out = np.empty_like(b.q, shape=(B, lq, dv))
         kw = self._kw(b)
         step = max(1, BATCH_CHUNK // ((lq + lk) * b.dim + len(cs) * lq * (dv + 1)))
         for s0 in range(0, B, step):  # chunks of batch items: float64 work arrays of one chunk at a time
             sl = slice(s0, min(B, s0 + step))
             kw["mask"] = None if b.mask is None else (b.mask[sl] if b.mask.shape[0] > 1 else b.mask)
             sums = cascade_attention(b.q[sl], b.k[sl], b.v[sl], **kw)  # (H, n, Lq, dv + 1)
-            o = np.zeros(sums.shape[1:3] + (dv,))
+            o = np.zeros_like(sums[0, ..., 1:])
             for beta, c, s in zip(self._betas(), cs, sums):
-                norm2 = -lorentz.minkowski_dot(s, s)  # > 0 for a positive combination of hyperboloid points
+                norm2 = -_L.minkowski_dot(s, s)[..., 0]  # > 0 for a positive combination of hyperboloid points
                 has = norm2 > 0
-                mu = s / np.sqrt(c * np.where(has, norm2, 1.0))[..., None]
-                mu[~has] = 0.0
-                mu[~has, 0] = 1.0 / np.sqrt(c)  # the origin: an empty row maps to the zero tangent vector
-                o += beta * lorentz.log_map0(mu, c=c)
-            o[sums[0, ..., 0] <= 0] = 0.0  # a row with no allowed key: output exactly 0
+                mu = np.where(has[..., None], s / np.sqrt(c * np.where(has, norm2, 1.0))[..., None], 0.0)
+                mu[..., 0] = np.where(has, mu[..., 0], 1.0 / np.sqrt(c))  # no norm: the origin, log₀ = 0
+                o += beta * _L.logmap0(mu, c)
+            o = np.where((sums[0, ..., 0] > 0)[..., None], o, 0.0)  # a row with no allowed key: output exactly 0
             out[sl] = o
         return out

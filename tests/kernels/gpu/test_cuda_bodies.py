@@ -13,7 +13,7 @@ from kernels.reference.dense import allowed_pattern
 from kernels.reference.diffusion import heat, laplacian
 from kernels.reference.linear import feature_map, linear_attention, random_features
 
-from tests.kernels.gpu.checks import check_flash
+from tests.kernels.gpu.checks import check_cascade, check_flash
 
 pytestmark = pytest.mark.gpu
 
@@ -103,6 +103,22 @@ def test_hyperbolic(cp, rng, agg, shape):
         want = HR.attention(*(x.astype(np.float64) for x in (q, k, v)), 1.0, 0.7, agg, m)
         plain = HR.attention(q, k, v, 1.0, 0.7, agg, m)
         assert np.abs(got - want).max() <= 2 * np.abs(plain - want).max() + 2e-6
+
+
+@pytest.mark.parametrize("score", ["distance", "busemann"])
+@pytest.mark.parametrize("kernel", ["rows", "tiled"])
+@pytest.mark.parametrize("shape,spread", [((1, 1, 1, 1, 1), 0.3), ((2, 45, 33, 16, 8), 30.0),
+                                          ((1, 300, 170, 64, 64), 0.25), ((1, 70, 40, 128, 128), 1e-4)])
+def test_lorentz_cascade(cp, rng, score, kernel, shape, spread):
+    from kernels.gpu.lorentz import cascade_cupy
+
+    def run(q, k, v, cs, t, sc, mask, kern):
+        got = cascade_cupy(*(cp.asarray(x) for x in (q, k, v)), cs, t, sc, None if mask is None else cp.asarray(mask),
+                           kern)
+        assert isinstance(got, cp.ndarray)
+        return cp.asnumpy(got)
+
+    check_cascade(run, rng, *shape, spread, score, temperature=0.7, with_mask=True, kernel=kernel)
 
 
 @pytest.mark.parametrize("p", [1.0, 2.0, 3.5])

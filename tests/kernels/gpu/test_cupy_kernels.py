@@ -80,3 +80,29 @@ def test_cupy_in_cupy_out(cp, name, params, atol):
     got = m(cp.asarray(q), cp.asarray(k), cp.asarray(v))
     assert isinstance(got, cp.ndarray)
     np.testing.assert_allclose(cp.asnumpy(got), m(q, k, v), atol=atol, rtol=1e-4)
+
+
+def _unit_rows(rng, shape, norm=1.0):
+    x = rng.standard_normal(shape)
+    return (norm * x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("params", [{}, {"score": "busemann"}, {"top_k": 16}, {"num_heads": 1}])
+def test_lorentz_cascade_cupy_in_cupy_out(cp, params):
+    """Unit-norm embeddings (the real case): the float32 GPU heads against the float64 Numba mechanism."""
+    rng = np.random.default_rng(4)
+    q, k, v = (_unit_rows(rng, (2, 300, 64)) for _ in range(3))
+    m = workbench.make("lorentz_cascade", **params)
+    mask = rng.random((2, 300, 300)) > 0.2
+    got = m(cp.asarray(q), cp.asarray(k), cp.asarray(v), mask=cp.asarray(mask))
+    assert isinstance(got, cp.ndarray) and got.dtype == cp.float32
+    np.testing.assert_allclose(cp.asnumpy(got), m(q, k, v, mask=mask), atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.gpu
+def test_lorentz_cascade_refuses_values_past_the_float32_reach(cp):
+    rng = np.random.default_rng(5)
+    q, k, v = (rng.standard_normal((1, 50, 64)).astype(np.float32) for _ in range(3))  # ‖v‖ ≈ 8
+    with pytest.raises(workbench.errors.ConfigurationError, match="v: .*float32 GPU heads"):
+        workbench.make("lorentz_cascade")(cp.asarray(q), cp.asarray(k), cp.asarray(v))

@@ -1,0 +1,71 @@
+// The scores of the flash bodies (flash_fwd.cu, flash_tiled.cu), one place for both: compile-time SCORE
+//   0  dot product:        s = scale · q·k  (the body pre-scales q; the sum is the score)
+//   1  Poincaré ball:      s = −arcosh(1 + 2c‖q − k‖² / (qden_i · kden_j)) · scale, scale = 1/(√c·T),
+//                          qden = max(1 − c‖q‖², eps) per row (hyperbolic attention)
+//   2  sliced Wasserstein: s = −(Σ_f |a_f − b_f|^p)^(1/p) · scale, p in curv, scale = 1/T
+//   3  Lorentz distance from the tangent chart at the origin (hyperbolic law of cosines): q, k the unit
+//                          directions û, ŵ; qden = (a, ln sinh a) per row with a = √c‖u‖; δ = ‖û − ŵ‖²,
+//                          X = 2 sinh²((a − b)/2) + sinh a · sinh b · δ/2 in the log domain,
+//                          s = −arcosh(1 + X) · scale, scale = 1/(√c·T) (Lorentz cascade heads)
+//   4  Busemann:           s = −|kden_j − qden_i| · scale (per-row Busemann values; q, k unused)
+// score_term accumulates one dimension; score_finish turns the sum into the logit (qi, kj: the flat
+// indices b·lq + i and b·lk + j of rows that exist).
+#ifndef SCORE
+#define SCORE 0
+#endif
+#define WB_LN2 0.69314718f
+
+DEVICE float score_term(const float qc, const float kc, const float curv)
+{
+#if SCORE == 0
+    return qc * kc;
+#elif SCORE == 1 || SCORE == 3
+    const float diff = qc - kc;
+    return diff * diff;
+#elif SCORE == 2
+    const float diff = FABS(qc - kc);
+    return (curv == 2.0f) ? diff * diff : ((curv == 1.0f) ? diff : POW(diff, curv));
+#else
+    return 0.0f;
+#endif
+}
+
+// ln sinh x for x >= 0 (−inf at 0; x − ln 2 where sinh would lose nothing to the exponential's tail)
+DEVICE float log_sinh(const float x)
+{
+    return x < 20.0f ? LOG(SINH(x)) : x - WB_LN2;
+}
+
+DEVICE float score_finish(const float acc, const GLOBAL float* RESTRICT qden, const GLOBAL float* RESTRICT kden,
+                          const wb_long qi, const wb_long kj, const float scale, const float curv)
+{
+#if SCORE == 0
+    return acc;
+#elif SCORE == 1
+    const float x = 2.0f * curv * acc / (qden[qi] * kden[kj]);
+    return -LOG1P(x + SQRT(x * (x + 2.0f))) * scale;  // arcosh(1 + x)
+#elif SCORE == 2
+    return -scale * ((curv == 2.0f) ? SQRT(acc) : ((curv == 1.0f) ? acc : POW(acc, 1.0f / curv)));
+#elif SCORE == 3
+    const float a = qden[2 * qi], b = kden[2 * kj];
+    // both terms of X are >= 0: ln X = logaddexp(ln 2 + 2 ln sinh(|a − b|/2), ln sinh a + ln sinh b + ln(δ/2))
+    const float t1 = WB_LN2 + 2.0f * log_sinh(0.5f * FABS(a - b));
+    const float t2 = qden[2 * qi + 1] + kden[2 * kj + 1] + LOG(0.5f * acc);
+    const float hi = FMAX(t1, t2), lo = FMIN(t1, t2);
+    if (hi == NEG_INF) return 0.0f;  // the same point
+    const float lnx = hi + LOG1P(EXP(lo - hi));
+    if (lnx >= 30.0f) return -(lnx + WB_LN2) * scale;  // arcosh(1 + X) = ln 2X to float precision
+    const float x = EXP(lnx);
+    return -LOG1P(x + SQRT(x * (x + 2.0f))) * scale;
+#else
+    return -FABS(kden[kj] - qden[qi]) * scale;
+#endif
+}
+
+// The end of the keys a block of queries i0 … i0 + rows − 1 may attend (the causal limit of its last row).
+DEVICE int key_end(const int lk, const int causal, const int i0, const int rows, const int causal_offset)
+{
+    if (!causal) return lk;
+    const wb_long e = (wb_long)i0 + rows + causal_offset;
+    return e < 0 ? 0 : (e < lk ? (int)e : lk);
+}
