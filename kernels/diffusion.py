@@ -4,7 +4,8 @@ See :mod:`kernels.reference.diffusion` for the definition. The reference diffuse
 logit vector; the Numba path uses linearity, ``e^{−tL}(s·K qᵀ) = s·(e^{−tL}K) qᵀ``: the ``d`` key
 features are diffused once (``scipy.sparse.linalg.expm_multiply`` or stable explicit Euler, float64) and
 the attention with the diffused keys runs in the fused Numba kernel of ``scaled_dot_product``
-(never forming ``Lq × Lk``). So the cost is that of exact attention plus ``O(d·nnz(L)·steps)``.
+(never forming ``Lq × Lk``). So the cost is that of exact attention plus ``O(d·nnz(L)·steps)``. On
+CuPy arrays the same happens on the GPU (:mod:`kernels.gpu.diffusion`: CSR heat steps, flash body).
 
 Arrays are 2-D (one key set, one graph): ``q (Lq, d)``, ``k (Lk, d)``, ``v (Lk, dv)``, ``L (Lk, Lk)``.
 """
@@ -21,10 +22,10 @@ from kernels.dispatch import resolve_backend
 from kernels.reference import diffusion as _ref
 from kernels.reference.diffusion import INTEGRATORS, LAPLACIANS, MULTISCALE
 
-#: What the kernel serves on each backend (:mod:`kernels.capabilities`). The GPU heat step exists
-#: (``kernels/gpu/csr_step.cu``, :mod:`kernels.gpu.diffusion`); the mechanism is not wired to it yet.
-DIFFUSION = declare("diffusion", cupy="no CuPy kernel for diffusion yet: the GPU heat step (kernels/gpu/csr_step.cu) "
-                                      "exists, but the graph and Laplacian are built on the host")
+#: What the kernel serves on each backend (:mod:`kernels.capabilities`): CuPy through the GPU heat step
+#: (``kernels/gpu/csr_step.cu``) and the flash body (:mod:`kernels.gpu.diffusion`; float32, head
+#: dimensions up to 128; the Laplacian built on the host).
+DIFFUSION = declare("diffusion", cupy=None, cupy_limits={"dtypes": ("float32",), "max_head_dim": 128})
 
 __all__ = ["DIFFUSION", "LAPLACIANS", "INTEGRATORS", "MULTISCALE", "diffused_keys",
            "diffusion_attention", "diffusion_weights"]
@@ -64,6 +65,10 @@ def diffusion_attention(q, k, v, L, *, times, scale, temperature=1.0, integrator
     (``"concat"``, ``(Lq, S·dv)``): ``q (Lq, d), k (Lk, d), v (Lk, dv) → (Lq, dv)``, dtype of ``v``."""
     be = resolve_backend(backend, (q, k, v), DIFFUSION)
     t = _check(times, scale, temperature, integrator, num_steps, multiscale)
+    if be == "cupy":
+        from kernels.gpu.diffusion import attention as _gpu
+
+        return _gpu("cuda", q, k, v, L, t, float(scale), float(temperature), integrator, int(num_steps), multiscale)
     if be == "numpy":
         out = _ref.attention(q, k, v, L, t, float(scale), float(temperature), integrator, int(num_steps), multiscale)
         return out.astype(v.dtype)
@@ -79,6 +84,17 @@ def diffusion_weights(q, k, L, *, times, scale, temperature=1.0, integrator="exp
     """The weights of each time, ``(S, Lq, Lk)`` in the dtype of ``q``."""
     be = resolve_backend(backend, (q, k), DIFFUSION)
     t = _check(times, scale, temperature, integrator, num_steps)
+    if be == "cupy":  # for inspection: the GPU heat steps, then the weights from the flash body's LSE
+        import cupy as cp
+
+        from kernels.gpu.diffusion import heat
+        from kernels.gpu.flash import weights_cupy
+
+        kt = heat("cuda", L, k, t, integrator, int(num_steps))
+        s = float(scale) / float(temperature)
+        w = cp.stack([weights_cupy(q[None], kt[i][None], scale=s)[0] for i in range(t.size)])
+        tot = w.sum(-1, keepdims=True, dtype=cp.float64)
+        return cp.where(tot > 0, w / cp.where(tot > 0, tot, 1.0), 0.0).astype(cp.float32)
     if be == "numpy":
         return _ref.weights(q, k, L, t, float(scale), float(temperature), integrator, int(num_steps)).astype(q.dtype)
     kt = diffused_keys(k, L, t, integrator, num_steps).astype(q.dtype)

@@ -50,7 +50,7 @@ def test_every_kernel_declares_three_backends_once(kernel):
 
 
 #: Kernels with a CuPy kernel (kernels/gpu): served for CuPy arrays within their limits.
-WITH_CUPY = {"flash", "hyperbolic", "linear", "lorentz", "sliced_wasserstein"}
+WITH_CUPY = {"diffusion", "flash", "hyperbolic", "linear", "lorentz", "sliced_wasserstein"}
 
 
 def test_kernels_with_a_cupy_kernel_serve_cupy_arrays_only(fake_cupy):
@@ -115,7 +115,8 @@ def test_head_dim_limit_where_a_kernel_has_one():
     # CPU kernels allocate per call. A spec that sets one refuses wider heads.
     assert {(k.name, s.backend): s.max_head_dim for k in ALL for s in k.specs
             if s.max_head_dim is not None} == {("flash", "cupy"): 128, ("hyperbolic", "cupy"): 128,
-                                               ("lorentz", "cupy"): 128, ("sliced_wasserstein", "cupy"): 128}
+                                               ("lorentz", "cupy"): 128, ("sliced_wasserstein", "cupy"): 128,
+                                               ("diffusion", "cupy"): 128}
     spec = KernelSpec("toy", "numba", max_head_dim=128)
     assert spec.not_supported_reasons(Inputs.of(arrays(d=128))) == []
     assert spec.not_supported_reasons(Inputs.of(arrays(d=256))) == ["numba toy takes head dimensions up to 128, got 256"]

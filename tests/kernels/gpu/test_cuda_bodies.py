@@ -149,3 +149,30 @@ def test_heat_steps(cp, rng, kind):
     for dt, steps in ((0.3, 5), (2.0, 3)):
         got = euler_cupy(L, cp.asarray(f), dt, steps)
         np.testing.assert_allclose(cp.asnumpy(got), heat(L, f, [dt], "euler", steps)[0], atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("integrator", ["euler", "expm"])
+def test_diffusion_attention(cp, rng, integrator):
+    from kernels.diffusion import diffusion_attention, diffusion_weights
+    from kernels.reference.diffusion import attention, weights
+
+    n = 300
+    k = rng.standard_normal((n, 64))
+    k = (k / np.linalg.norm(k, axis=1, keepdims=True)).astype(np.float32)
+    q, v = rng.standard_normal((90, 64)).astype(np.float32), rng.standard_normal((n, 32)).astype(np.float32)
+    d = ((k[:, None] - k[None]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    nn = np.argsort(d, axis=1)[:, :8]
+    w = sp.csr_matrix((np.exp(-d[np.arange(n)[:, None], nn]).ravel(), (np.repeat(np.arange(n), 8), nn.ravel())),
+                      shape=(n, n))
+    L = laplacian(w.maximum(w.T).tocsr(), "random_walk")
+    times = np.array([0.5, 1.0])
+    got = diffusion_attention(*(cp.asarray(x) for x in (q, k, v)), L, times=times, scale=0.125, temperature=0.5,
+                              integrator=integrator, multiscale="concat", backend="cupy")
+    assert isinstance(got, cp.ndarray) and got.dtype == cp.float32
+    np.testing.assert_allclose(cp.asnumpy(got), attention(q, k, v, L, times, 0.125, 0.5, integrator, 5, "concat"),
+                               atol=3e-5, rtol=1e-4)
+    got_w = diffusion_weights(cp.asarray(q), cp.asarray(k), L, times=times, scale=0.125, temperature=0.5,
+                              integrator=integrator, backend="cupy")
+    np.testing.assert_allclose(cp.asnumpy(got_w), weights(q, k, L, times, 0.125, 0.5, integrator, 5),
+                               atol=2e-6, rtol=1e-4)
