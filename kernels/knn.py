@@ -1,4 +1,5 @@
-"""Exact k nearest neighbours of a point set: the NumPy reference and the fused Numba kernel."""
+"""Exact k nearest neighbours of a point set: the NumPy reference, the fused Numba kernel and the CuPy
+form of its scheme (:mod:`kernels.gpu.knn`)."""
 from __future__ import annotations
 
 from kernels.capabilities import BackendError, declare
@@ -6,7 +7,7 @@ from kernels.dispatch import resolve_backend
 from kernels.reference import knn as _ref
 
 #: What the kernel serves on each backend (:mod:`kernels.capabilities`).
-KNN = declare("knn")
+KNN = declare("knn", cupy=None)
 
 __all__ = ["KNN", "knn"]
 
@@ -19,13 +20,18 @@ def knn(x, k: int, *, self_loops: bool = False, block: int = 128, backend="auto"
     (``1 ≤ k ≤ n``). Numba (:mod:`kernels.numba.knn`): a GEMM per ``block`` queries in the dtype of
     ``x`` (memory ``block·n`` per thread, never ``n × n``), a one-pass top-k of the estimates and an
     exact float64 re-ranking of the candidates within the GEMM's rounding bound; the reference
-    forms exact differences. Both give the exact neighbours and float64 distances.
+    forms exact differences; CuPy runs the Numba kernel's scheme as array expressions on the GPU. All
+    give the exact neighbours and float64 distances.
     """
     be = resolve_backend(backend, (x,), KNN)
     n = x.shape[0]
     top = n if self_loops else n - 1
     if not 1 <= int(k) <= top:
         raise BackendError(f"k: expected 1 <= k <= {top} (n = {n}, self_loops={self_loops}), got {k!r}")
+    if be == "cupy":  # CuPy in, CuPy out
+        from kernels.gpu.knn import knn as _gpu
+
+        return _gpu(x, int(k), bool(self_loops))
     if be == "numpy":
         return _ref.knn(x, int(k), bool(self_loops))
     from kernels.numba import knn as _nb

@@ -43,6 +43,17 @@ def _points(x, name="x") -> np.ndarray:
     return a.astype(np.float64)
 
 
+def _gpu_points(x):
+    """A CuPy ``(n, d)`` float array, checked where it is (shape, dtype, finite values)."""
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise ShapeError(f"x: expected points of shape (n, d) with n, d >= 1, got shape {x.shape}")
+    if x.dtype not in (np.float32, np.float64):
+        raise DataError(f"x: expected float32 or float64 points on the GPU, got {x.dtype}")
+    if not bool(np.isfinite(x).all()):
+        raise NumericalError("x: expected finite values, got NaN or infinity")
+    return x
+
+
 def _sigma(sigma, distances) -> float:
     """``sigma`` if given (> 0), else the median of the positive distances (1 if there is none)."""
     if sigma is not None:
@@ -86,7 +97,8 @@ def knn_affinity(x, k: int, sigma: float | None = None, *, backend: str = "auto"
     to build and apply for small ``n``). ``graph``: the neighbours already found, a
     :class:`workbench.graph.Graph` in :func:`workbench.graph.knn_graph`'s layout with ``k`` edges
     per node and their ``distance`` (e.g. :func:`workbench.graph.ann_knn_graph`'s), used instead of
-    searching again. Paper: von Luxburg, *A Tutorial on Spectral Clustering*,
+    searching again. CuPy points: the neighbours are found on the GPU (:func:`kernels.knn.knn`), the
+    graph is built on the host. Paper: von Luxburg, *A Tutorial on Spectral Clustering*,
     2007, §2.2.
     """
     import scipy.sparse as sp
@@ -94,11 +106,14 @@ def knn_affinity(x, k: int, sigma: float | None = None, *, backend: str = "auto"
     from kernels import BackendError
     from kernels.knn import knn
 
-    pts = _points(x)
+    from kernels.dispatch import is_cupy_array
+
+    on_gpu = is_cupy_array(x) and graph is None  # the neighbours on the GPU, the n·k-entry graph on the host
+    pts = _gpu_points(x) if on_gpu else _points(x)
     n = pts.shape[0]
     if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral) or not 1 <= k <= n - 1:
         raise ConfigurationError(f"k: expected an integer in [1, n - 1] = [1, {n - 1}] for n={n} points, got {k!r}")
-    xa = np.asarray(x)
+    xa = pts if on_gpu else np.asarray(x)
     xa = xa if xa.dtype in (np.float32, np.float64) else pts
     if graph is not None:
         if getattr(graph, "num_nodes", None) != n or getattr(graph, "distance", None) is None \
@@ -113,6 +128,8 @@ def knn_affinity(x, k: int, sigma: float | None = None, *, backend: str = "auto"
             idx, d2 = knn(xa, int(k), backend=backend)
         except BackendError as exc:
             raise ConfigurationError(f"backend: {exc}") from None
+        if on_gpu:
+            idx, d2 = idx.get(), d2.get()
     s = _sigma(sigma, np.sqrt(d2).reshape(-1))
     vals = np.exp(-d2.reshape(-1) / (2.0 * s * s))
     rows = np.repeat(np.arange(n), k)

@@ -1,4 +1,6 @@
-"""The one exact-kNN kernel (:func:`kernels.knn.knn`), both backends, against a brute force written here."""
+"""The one exact-kNN kernel (:func:`kernels.knn.knn`), every backend, against a brute force written here. The
+CuPy backend's code (:mod:`kernels.gpu.knn`, array expressions on the array's own module) runs here on
+NumPy arrays, with small blocks too; on a GPU it runs on CuPy arrays (tests/kernels/gpu)."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +9,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kernels import BackendError
+from kernels.gpu import knn as gpu_knn
 from kernels.knn import knn
+
+
+def run(x, k, self_loops, backend):
+    """``backend`` "numpy", "numba", or "gpu-scheme" (the CuPy backend's code on NumPy arrays)."""
+    if backend == "gpu-scheme":
+        return gpu_knn.knn(x, k, self_loops)
+    return knn(x, k, self_loops=self_loops, backend=backend)
+
+
+BACKENDS = ["numpy", "numba", "gpu-scheme"]
 
 
 def brute_force_knn(x, k, self_loops=False):
@@ -35,13 +48,13 @@ def test_knn_equals_brute_force(n, d, k, seed, dtype, kind, self_loops):
         x = rng.integers(0, 3, size=(n, d)).astype(float)
     x = x.astype(dtype)
     idx, d2 = brute_force_knn(x, k, self_loops)
-    for backend in ("numpy", "numba"):
-        gi, gd = knn(x, k, self_loops=self_loops, backend=backend)
+    for backend in BACKENDS:
+        gi, gd = run(x, k, self_loops, backend)
         np.testing.assert_array_equal(gi, idx, err_msg=backend)
         np.testing.assert_allclose(gd, d2, rtol=1e-12, atol=1e-9, err_msg=backend)
 
 
-@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("self_loops", [False, True])
 def test_duplicates_and_every_k(backend, self_loops):
     """Duplicated points (distance 0 to another index) and k from 1 to its largest value; with
@@ -50,7 +63,7 @@ def test_duplicates_and_every_k(backend, self_loops):
     x = rng.integers(0, 3, (60, 3)).astype(np.float32)
     top = len(x) if self_loops else len(x) - 1
     for k in (1, 2, 5, top):
-        idx, d2 = knn(x, k, self_loops=self_loops, backend=backend)
+        idx, d2 = run(x, k, self_loops, backend)
         widx, wd2 = brute_force_knn(x, k, self_loops)
         np.testing.assert_array_equal(idx, widx)
         np.testing.assert_allclose(d2, wd2, atol=1e-12)
@@ -72,3 +85,16 @@ def test_block_size_does_not_change_the_result(backend):
 def test_k_out_of_range_is_refused(k, self_loops):
     with pytest.raises(BackendError, match="k: expected"):
         knn(np.zeros((5, 2)), k, self_loops=self_loops)
+
+
+@pytest.mark.parametrize("self_loops", [False, True])
+def test_gpu_scheme_in_small_blocks(monkeypatch, self_loops):
+    """Blocks of 7 rows and candidate chunks of fewer rows (c·d > n), as a million points would get."""
+    rng = np.random.default_rng(8)
+    x = np.concatenate([rng.standard_normal((150, 60)), np.repeat(rng.standard_normal((10, 60)), 6, axis=0)])
+    monkeypatch.setattr(gpu_knn, "BLOCK_ELEMENTS", 7 * len(x))
+    for k in (1, 9):
+        idx, d2 = gpu_knn.knn(x.astype(np.float32), k, self_loops)
+        widx, wd2 = brute_force_knn(x.astype(np.float32), k, self_loops)
+        np.testing.assert_array_equal(idx, widx)
+        np.testing.assert_allclose(d2, wd2, rtol=1e-12, atol=1e-12)

@@ -17,21 +17,34 @@ from workbench.inputs import Batch
 def key_subsets(batch: Batch) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """``(b, rows, keys)`` for each batch item ``b`` and each distinct non-empty allowed-key set:
     the query indices ``rows`` that may attend exactly the key indices ``keys`` (both int arrays,
-    ascending). Queries with no allowed key are never yielded (their weights and output stay 0)."""
+    ascending; CuPy arrays for a batch of CuPy arrays, to index it on the GPU). Queries with no
+    allowed key are never yielded (their weights and output stay 0)."""
+    from kernels.dispatch import is_cupy_array
+
     B, lq = batch.q.shape[:2]
     lk = batch.k.shape[1]
-    every_row, every_key = np.arange(lq), np.arange(lk)
+    on_gpu = is_cupy_array(batch.q)
+    # the sets are found on the host (a boolean mask, read once); the indices go where the arrays are
+    mask = batch.mask.get() if is_cupy_array(batch.mask) else batch.mask
+    index = _device_index if on_gpu else (lambda a: a)
+    every_row, every_key = index(np.arange(lq)), index(np.arange(lk))
     for b in range(B):
-        if batch.mask is None:
+        if mask is None:
             yield b, every_row, every_key
             continue
-        m = np.broadcast_to(batch.mask[b if batch.mask.shape[0] > 1 else 0], (lq, lk))
+        m = np.broadcast_to(mask[b if mask.shape[0] > 1 else 0], (lq, lk))
         if m.shape[0] == 1 or (m == m[:1]).all():
             if m[0].any():
-                yield b, every_row, np.flatnonzero(m[0])
+                yield b, every_row, index(np.flatnonzero(m[0]))
             continue
         uniq, inverse = np.unique(m, axis=0, return_inverse=True)
         inverse = inverse.reshape(-1)
         for u in range(uniq.shape[0]):
             if uniq[u].any():
-                yield b, np.flatnonzero(inverse == u), np.flatnonzero(uniq[u])
+                yield b, index(np.flatnonzero(inverse == u)), index(np.flatnonzero(uniq[u]))
+
+
+def _device_index(a: np.ndarray):
+    import cupy
+
+    return cupy.asarray(a)

@@ -44,7 +44,8 @@ class Diffusion(Mechanism):
     logits (non-increasing in ``t``). Masked keys take no part in the graph (key filtering; queries
     with the same allowed keys share one graph). Shapes ``(..., Lq, d), (..., Lk, d), (..., Lk, dv)
     → (..., Lq, dv)``. The Numba backend diffuses the ``d`` key features instead of the ``Lk × Lq``
-    logits (linearity) and runs the fused attention kernel. Papers: Kondor & Lafferty, *Diffusion
+    logits (linearity) and runs the fused attention kernel; the CuPy backend does the same on the GPU
+    (kNN search, CSR heat steps, flash body; float32), the graph's ``O(k·Lk)`` entries built on the host. Papers: Kondor & Lafferty, *Diffusion
     Kernels on Graphs*, 2002; Chamberlain et al., *GRAND: Graph Neural Diffusion*, 2021.
     """
 
@@ -96,7 +97,10 @@ class Diffusion(Mechanism):
         :data:`DENSE_BELOW` keys, dense arrays otherwise)."""
         import scipy.sparse as sp
 
-        k = C.key_set("k", k)
+        from kernels.dispatch import is_cupy_array
+
+        on_gpu = is_cupy_array(k)  # CuPy keys: the kNN search on the GPU, the graph on the host
+        k = k if on_gpu else C.key_set("k", k)
         n = k.shape[0]
         if n == 1:
             w = sp.csr_array((1, 1)) if self.graph == "knn" else np.zeros((1, 1))
@@ -104,7 +108,7 @@ class Diffusion(Mechanism):
             w = knn_affinity(k, min(self.k, n - 1), self.sigma, backend="numpy" if self.backend == "numpy" else "auto",
                              dense=n <= DENSE_BELOW)
         else:
-            w = gaussian_affinity(k, self.sigma)
+            w = gaussian_affinity(k.get() if on_gpu else k, self.sigma)
         return w, laplacian(w, self.laplacian)
 
     def _kw(self, d):
@@ -114,7 +118,7 @@ class Diffusion(Mechanism):
     def _forward(self, b):
         B, lq = b.q.shape[:2]
         width = b.v.shape[-1] * (self.scales if self.multiscale == "concat" else 1)
-        out = np.zeros((B, lq, width), b.v.dtype)
+        out = np.zeros_like(b.v, shape=(B, lq, width))  # CuPy for CuPy inputs
         for bi, rows, keys in key_subsets(b):
             kk = b.k[bi, keys]
             _, L = self.key_graph(kk)
@@ -124,7 +128,7 @@ class Diffusion(Mechanism):
 
     def _scale_weights(self, b):
         B, lq = b.q.shape[:2]
-        w = np.zeros((self.scales, B, lq, b.k.shape[1]), b.q.dtype)
+        w = np.zeros_like(b.q, shape=(self.scales, B, lq, b.k.shape[1]))
         for bi, rows, keys in key_subsets(b):
             kk = b.k[bi, keys]
             _, L = self.key_graph(kk)
@@ -149,6 +153,13 @@ class Diffusion(Mechanism):
         with ``kind=laplacian``; the random-walk energy is the unnormalised one). Computed as
         ``s²·qᵀ(K̃ᵀ M K̃)q`` with the diffused keys ``K̃``. Rows with no allowed key are 0.
         """
+        from kernels.dispatch import is_cupy_array
+
+        if any(is_cupy_array(x) for x in (q, k, mask)):  # a diagnostic: on the host, CuPy in and out
+            import cupy as cp
+
+            return cp.asarray(self.energies(*(None if x is None else cp.asnumpy(x) for x in (q, k)),
+                                            mask=None if mask is None else cp.asnumpy(mask)))
         batch = self._prepare(q, k, None, mask, need_v=False)
         B, lq = batch.q.shape[:2]
         times = np.concatenate([[0.0], self.times])

@@ -106,3 +106,37 @@ def test_lorentz_cascade_refuses_values_past_the_float32_reach(cp):
     q, k, v = (rng.standard_normal((1, 50, 64)).astype(np.float32) for _ in range(3))  # ‖v‖ ≈ 8
     with pytest.raises(workbench.errors.ConfigurationError, match="v: .*float32 GPU heads"):
         workbench.make("lorentz_cascade")(cp.asarray(q), cp.asarray(k), cp.asarray(v))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("params", [{}, {"graph": "dense"}, {"integrator": "expm", "scales": 3},
+                                    {"scales": 2, "multiscale": "concat", "laplacian": "unnormalized"}])
+def test_diffusion_cupy_in_cupy_out(cp, params):
+    """Unit-norm keys, a mask with two allowed-key sets per item and an empty row: the kNN search, heat
+    steps and attention on the GPU against the NumPy mechanism (Numba kernels)."""
+    rng = np.random.default_rng(6)
+    q, k, v = (_unit_rows(rng, (2, 400, 64)) for _ in range(3))
+    mask = np.ones((2, 400, 400), bool)
+    mask[0, :100, 300:] = False
+    mask[1, 5] = False
+    m = workbench.make("diffusion", **params)
+    got = m(cp.asarray(q), cp.asarray(k), cp.asarray(v), mask=cp.asarray(mask))
+    assert isinstance(got, cp.ndarray) and got.dtype == cp.float32
+    np.testing.assert_allclose(cp.asnumpy(got), m(q, k, v, mask=mask), atol=3e-5, rtol=1e-4)
+    w = m.weights(cp.asarray(q), cp.asarray(k), mask=cp.asarray(mask))
+    np.testing.assert_allclose(cp.asnumpy(w), m.weights(q, k, mask=mask), atol=2e-6, rtol=1e-4)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("self_loops", [False, True])
+def test_knn_on_cupy_arrays(cp, self_loops):
+    from kernels.knn import knn
+
+    rng = np.random.default_rng(7)
+    x = np.concatenate([rng.standard_normal((3000, 384)), np.repeat(rng.standard_normal((20, 384)), 5, axis=0)])
+    x = x.astype(np.float32)
+    idx, d2 = knn(cp.asarray(x), 16, self_loops=self_loops)
+    assert isinstance(idx, cp.ndarray)
+    widx, wd2 = knn(x, 16, self_loops=self_loops, backend="numba")
+    np.testing.assert_array_equal(cp.asnumpy(idx), widx)
+    np.testing.assert_allclose(cp.asnumpy(d2), wd2, rtol=1e-12, atol=1e-9)
