@@ -47,16 +47,18 @@ def quantile_grid(n: int, m: int):
 
 
 def sorted_projections(x, theta) -> np.ndarray:
-    """``x (..., m, d)`` projected on ``theta (P, d)`` and sorted over the ``m`` atoms: ``(..., m, P)`` float64."""
-    return np.sort(np.asarray(x, np.float64) @ theta.T, axis=-2)
+    """``x (..., m, d)`` projected on ``theta (P, d)`` and sorted over the ``m`` atoms: ``(..., m, P)`` float64
+    (on ``x``'s array module: a CuPy ``x`` is projected and sorted on the GPU)."""
+    x = x.astype(np.float64) if hasattr(x, "__array_function__") else np.asarray(x, np.float64)
+    return np.sort(x @ np.asarray(theta, like=x).T, axis=-2)
 
 
 def features(sorted_proj, idx, dt, p: float) -> np.ndarray:
     """Quantile features ``(..., A·P)`` from ``sorted_proj (..., m, P)``, the grid indices ``idx (A,)`` of
     this side and the interval lengths ``dt (A,)``: ``φ_{a,p} = (Δt_a/P)^{1/p}·x_(idx_a)(θ_p)``."""
     P = sorted_proj.shape[-1]
-    w = (np.asarray(dt, np.float64) / P) ** (1.0 / p)
-    f = sorted_proj[..., idx, :] * w[:, None]
+    w = np.asarray((np.asarray(dt, np.float64) / P) ** (1.0 / p), like=sorted_proj)  # on the array's module
+    f = sorted_proj[..., np.asarray(idx, like=sorted_proj), :] * w[:, None]
     return f.reshape(f.shape[:-2] + (-1,))
 
 

@@ -140,3 +140,19 @@ def test_knn_on_cupy_arrays(cp, self_loops):
     widx, wd2 = knn(x, 16, self_loops=self_loops, backend="numba")
     np.testing.assert_array_equal(cp.asnumpy(idx), widx)
     np.testing.assert_allclose(cp.asnumpy(d2), wd2, rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("num_candidates", [None, 8])
+def test_sliced_wasserstein_point_clouds_on_cupy(cp, num_candidates):
+    """Clouds projected and sorted on the GPU (CuPy in, CuPy out), against the NumPy mechanism."""
+    rng = np.random.default_rng(8)
+    q = rng.standard_normal((2, 40, 5, 32)).astype(np.float32)
+    k = rng.standard_normal((2, 60, 7, 32)).astype(np.float32)
+    v = rng.standard_normal((2, 60, 16)).astype(np.float32)
+    m = workbench.make("sliced_wasserstein", num_candidates=num_candidates)
+    cache = m.cache_keys(cp.asarray(k))
+    assert isinstance(cache.sorted_projections, cp.ndarray)
+    got = m.attend_cached(cp.asarray(q), cache, cp.asarray(v))
+    assert isinstance(got, cp.ndarray)
+    np.testing.assert_allclose(cp.asnumpy(got), m.cloud_attention(q, k, v), atol=5e-5, rtol=1e-4)
