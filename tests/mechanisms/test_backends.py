@@ -31,7 +31,7 @@ def test_backends_are_the_intersection_of_the_kernels_backends(name):
 
 
 #: The mechanisms whose every kernel has a CuPy kernel (kernels/gpu).
-ON_CUPY = {"flash", "hyperbolic", "linear", "sliced_wasserstein"}
+ON_CUPY = {"diffusion", "flash", "hyperbolic", "linear", "lorentz_cascade", "sliced_wasserstein"}
 
 
 def test_the_backends_served_are_those_of_before():
