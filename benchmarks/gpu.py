@@ -4,7 +4,7 @@ Run: ``python -m benchmarks.gpu [--quick] [--append benchmarks/RESULTS.md]``. Wi
 so and exits 0 (nothing is measured, nothing is written).
 
 * flash, float32, ``(B, H, L, d) = (1, 16, L, d)`` for ``L`` = 512 … 16,384 and ``d`` = 64, 128:
-  median seconds of :func:`kernels.gpu.flash.flash_cupy` and of
+  median seconds of :func:`kernels.gpu.flash.flash_cupy` (each kernel of :data:`FLASH_KERNELS`) and of
   ``torch.nn.functional.scaled_dot_product_attention`` on the same float32 data (the peer), TFLOP/s
   (``4·B·H·L²·d`` flops) and the ratio (torch time / ours; ≥ 1 means ours is faster), max |difference|.
 * hyperbolic (Einstein midpoint), ``(1, 1, 16384, 64)``: :func:`kernels.gpu.hyperbolic.hyperbolic_cupy`
@@ -28,9 +28,13 @@ from workbench.benchmarking import print_and_append
 
 #: Tile shapes ``(query rows per block, keys per tile)`` the sweep tries (the default first).
 SWEEP_TILES = [("rows", (32, 16)), ("rows", (128, 8)), ("tiled", (4, 4)), ("tiled", (8, 4)), ("tiled", (4, 8)),
-               ("tiled", (8, 8)), ("tiled", (2, 4)), ("tiled", None)]
+               ("tiled", (8, 8)), ("tiled", (2, 4)), ("tiled", None), ("mma", (4, 64)), ("mma", (4, 32)),
+               ("mma", (8, 32)), ("mma", (2, 64)), ("mma", None)]
 #: At L = 512 (few blocks per multiprocessor): the default choice against fixed shapes.
-SHORT_TILES = [("tiled", (8, 4)), ("tiled", (4, 4)), ("tiled", (2, 4)), ("tiled", None)]
+SHORT_TILES = [("tiled", (8, 4)), ("tiled", (4, 4)), ("tiled", (2, 4)), ("tiled", None), ("mma", (2, 64)),
+               ("mma", None)]
+#: The flash kernels of the main table: one thread per row, register tiles, tensor cores (3×TF32).
+FLASH_KERNELS = ("rows", "tiled", "mma")
 
 
 def _gpu():
@@ -77,7 +81,7 @@ def flash_rows(cp, lengths, dims, heads: int, repeats: int) -> list[dict]:
             peer = _time(cp, lambda: torch.nn.functional.scaled_dot_product_attention(tq, tk, tv), repeats)
             want = cp.asarray(torch.nn.functional.scaled_dot_product_attention(tq, tk, tv)[0])
             row.update(torch_s=peer, torch_tflops=flops / peer / 1e12)
-            for kernel in ("rows", "tiled"):
+            for kernel in FLASH_KERNELS:
                 try:
                     ours = _time(cp, lambda: flash_cupy(q, k, v, kernel=kernel), repeats)
                     diff = float(cp.abs(flash_cupy(q, k, v, kernel=kernel)[0] - want).max())
@@ -185,11 +189,16 @@ def hyperbolic_row(cp, L: int, d: int, repeats: int) -> dict:
 
 
 def _flash_table(rows: list[dict]) -> list[str]:
-    out = ["| L | d | torch SDPA fp32 ms | torch TFLOP/s | rows ms | rows TFLOP/s | rows ratio | tiled ms | "
-           "tiled TFLOP/s | tiled ratio | max diff (rows, tiled) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    return out + [f"| {r['L']:,} | {r['d']} | {1e3 * r['torch_s']:.3f} | {r['torch_tflops']:.2f} | {1e3 * r['rows_s']:.3f} | "
-                  f"{r['rows_tflops']:.2f} | {r['rows_ratio']:.2f} | {1e3 * r['tiled_s']:.3f} | {r['tiled_tflops']:.2f} | "
-                  f"{r['tiled_ratio']:.2f} | {r['rows_diff']:.1e}, {r['tiled_diff']:.1e} |" for r in rows]
+    head = "| L | d | torch SDPA fp32 ms | torch TFLOP/s | " + " | ".join(
+        f"{k} ms | {k} TFLOP/s | {k} ratio" for k in FLASH_KERNELS) + " | max diff (" + ", ".join(FLASH_KERNELS) + ") |"
+    out = [head, "|" + "---|" * (4 + 3 * len(FLASH_KERNELS) + 1)]
+    for r in rows:
+        cells = [f"{r['L']:,}", str(r["d"]), f"{1e3 * r['torch_s']:.3f}", f"{r['torch_tflops']:.2f}"]
+        for k in FLASH_KERNELS:
+            cells += [f"{1e3 * r[k + '_s']:.3f}", f"{r[k + '_tflops']:.2f}", f"{r[k + '_ratio']:.2f}"]
+        cells.append(", ".join(f"{r[k + '_diff']:.1e}" for k in FLASH_KERNELS))
+        out.append("| " + " | ".join(cells) + " |")
+    return out
 
 
 def _hyperbolic_table(h: dict) -> list[str]:

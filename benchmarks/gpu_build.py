@@ -12,11 +12,21 @@ import tempfile
 import time
 
 from kernels.gpu.build import ARCHS, VARIANTS, find_nvcc, is_hot, nvcc_resources
-from kernels.gpu.flash import tiled_layout
+from kernels.gpu.flash import mma_layout, tiled_layout
 from workbench.benchmarking import print_and_append
 
 #: The compile-time constants a row shows (flash_tiled's layout offsets follow from them).
-SHOWN = ("HEAD_DIM", "VALUE_DIM", "SCORE", "BLOCK_Q", "BLOCK_K", "TM", "TN", "FEATURES", "THREADS", "COLS")
+SHOWN = ("HEAD_DIM", "VALUE_DIM", "SCORE", "BLOCK_Q", "BLOCK_K", "TM", "TN", "WARPS", "BK", "FEATURES", "THREADS",
+         "COLS")
+
+
+def _dynamic(name: str, defines: dict) -> int:
+    """Local memory the launcher sizes at launch (bytes): the register-tiled and tensor-core bodies."""
+    if name == "flash_tiled":
+        return tiled_layout(defines["HEAD_DIM"], defines["VALUE_DIM"], defines["TM"], defines["TN"])["shared_bytes"]
+    if name == "flash_mma":
+        return mma_layout(defines["HEAD_DIM"], defines["VALUE_DIM"], defines["WARPS"], defines["BK"], "cuda")["shared_bytes"]
+    return 0
 
 
 def main(argv=None) -> None:
@@ -41,8 +51,7 @@ def main(argv=None) -> None:
                 for arch in ARCHS:
                     r = nvcc_resources(nvcc, name, arch, defines, tmp)
                     var = ", ".join(f"{k}={v}" for k, v in defines.items() if k in SHOWN)
-                    dynamic = (tiled_layout(defines["HEAD_DIM"], defines["VALUE_DIM"], defines["TM"], defines["TN"])
-                               ["shared_bytes"] if name == "flash_tiled" else 0)
+                    dynamic = _dynamic(name, defines)
                     lines.append(f"| `{name}` | {var} | {arch} | {r['registers']} | {r['spill_bytes']} | {r['smem']:,}"
                                  + (f" + {dynamic:,} dynamic" if dynamic else "") + " |")
     print_and_append("\n".join(lines) + "\n", a.append)

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from kernels.gpu.flash import tiled_layout
+from kernels.gpu.flash import mma_layout, tiled_layout
 from kernels.gpu.sources import source
 
 ARCHS = ("sm_80", "sm_90")
@@ -22,6 +22,11 @@ def _tiled(d: int, dv: int, score: int, tm: int = 4, tn: int = 4) -> dict:
     lay = tiled_layout(d, dv, tm, tn)
     return {"HEAD_DIM": d, "VALUE_DIM": dv, "SCORE": score,
             **{k: v for k, v in lay.items() if k not in ("shared_bytes", "rows")}}
+
+
+def _mma(d: int, dv: int, warps: int = 4, bk: int = 64) -> dict:
+    lay = mma_layout(d, dv, warps, bk, "cuda")
+    return {"HEAD_DIM": d, "VALUE_DIM": dv, **{k: v for k, v in lay.items() if k not in ("shared_bytes", "rows")}}
 
 
 #: Compile-time variants of each body (every ``kernels/gpu/*.cu`` has an entry).
@@ -39,6 +44,7 @@ VARIANTS = {"flash_fwd": [{"HEAD_DIM": 1, "VALUE_DIM": 1, "SCORE": 0},
                             _tiled(128, 128, 0, 8), _tiled(1, 2, 1), _tiled(64, 65, 1), _tiled(128, 129, 1),
                             _tiled(32, 64, 2), _tiled(128, 128, 2), _tiled(64, 65, 3), _tiled(128, 129, 3),
                             _tiled(1, 65, 4)],
+            "flash_mma": [_mma(1, 1), _mma(64, 64), _mma(128, 128, bk=32), _mma(128, 129, bk=32), _mma(64, 64, 8, 32)],
             "csr_step": [{"COLS": 1, "THREADS": 128}, {"COLS": 64, "THREADS": 128}],
             "linear_fwd": [{"FEATURES": 1, "THREADS": 16, "VALUE_DIM": 1},
                            {"FEATURES": 64, "THREADS": 64, "VALUE_DIM": 64},

@@ -30,15 +30,20 @@ BLOCK_Q, BLOCK_K = 32, 16
 #: largest TM of TILED_TM whose grid still gives every multiprocessor a block (H200: TM = 8 the fastest
 #: at L = 4,096, smaller tiles keep short sequences spread over the chip).
 TILED_THREADS, TILED_TM, TILED_TN = (16, 16), (8, 4, 2), 4
+#: ``flash_mma.cu`` ("mma", tensor cores, 3×TF32; the dot score only): warps per block (16 query rows
+#: each) and keys per tile — 64, or 32 where the head dimensions exceed 64 (local memory).
+MMA_WARPS, MMA_BK = 4, (64, 32)
 #: The kernel the launchers use unless told otherwise (the faster on the GPU: benchmarks/RESULTS.md).
 KERNEL = "tiled"
+#: The bodies behind the kernel names.
+BODIES = {"rows": "flash_fwd", "tiled": "flash_tiled", "mma": "flash_mma"}
 #: The scores of the bodies (their ``SCORE`` constant).
 SCORES = {"dot": 0, "poincare": 1, "sliced_wasserstein": 2, "lorentz": 3, "busemann": 4}
 #: Local memory a block may use without opting in (CUDA's static limit); "tiled" opts in above it.
 SHARED_LIMIT, SHARED_OPT_IN = 48 * 1024, 227 * 1024
 
 __all__ = ["BLOCK_Q", "BLOCK_K", "KERNEL", "default_tiles", "MAX_HEAD_DIM", "MAX_VALUE_DIM", "SCORES", "flash_cupy",
-           "flash_opencl", "launch_plan", "poincare_partial", "scored_partial", "sw_partial", "tiled_layout", "weights_cupy"]
+           "flash_opencl", "launch_plan", "mma_layout", "poincare_partial", "scored_partial", "sw_partial", "tiled_layout", "weights_cupy"]
 
 
 def tiled_layout(d: int, dv: int, tm: int, tn: int) -> dict:
@@ -62,6 +67,27 @@ def tiled_layout(d: int, dv: int, tm: int, tn: int) -> dict:
             "OFF_L": off_m + bq, "OFF_A": off_m + 2 * bq, "shared_bytes": 4 * total, "rows": bq}
 
 
+def mma_layout(d: int, dv: int, warps: int, bk: int, api: str) -> dict:
+    """``flash_mma.cu``'s compile-time constants and ``shared_bytes``: row strides padded to 4 mod 32 (the
+    fragment reads' banks), offsets (floats) of the query, key and value tiles and the warps' scratch."""
+    if warps < 1 or bk < 8 or bk % 8:
+        raise ValueError(f"tiles: (warps, keys per tile) = ({warps}, {bk}); keys per tile a multiple of 8")
+
+    def pad(x):
+        return x + (4 - x) % 32
+
+    dk8, dn8 = -(-d // 8) * 8, -(-dv // 8) * 8
+    qs = ks = pad(dk8)
+    vs = pad(dn8)
+    off_k = 16 * warps * qs
+    off_v = off_k + bk * ks
+    off_s = off_v + bk * vs
+    # where mma.cuh emulates the warp (OpenCL): each warp's operands of one product, big and small, + a quad buffer
+    scratch = 0 if api == "cuda" else max(2 * 16 * dk8 + 2 * dk8 * bk, 2 * 16 * bk + 2 * bk * dn8) + 32
+    return {"WARPS": warps, "BK": bk, "QS": qs, "KS": ks, "VS": vs, "OFF_K": off_k, "OFF_V": off_v, "OFF_S": off_s,
+            "WB_SCRATCH": scratch, "shared_bytes": 4 * (off_s + warps * scratch), "rows": 16 * warps}
+
+
 def default_tiles(lq: int, batch: int, units: int | None) -> tuple[int, int]:
     """``(TM, TN)`` of "tiled" for ``batch`` × ``lq`` queries on ``units`` multiprocessors (None: the largest)."""
     for tm in TILED_TM:
@@ -71,14 +97,18 @@ def default_tiles(lq: int, batch: int, units: int | None) -> tuple[int, int]:
 
 
 def launch_plan(q_shape, k_shape, v_shape, mask_shape, scale, causal, causal_offset, score: str = "dot",
-                tiles: tuple[int, int] | None = None, kernel: str | None = None, units: int | None = None) -> dict:
+                tiles: tuple[int, int] | None = None, kernel: str | None = None, units: int | None = None,
+                api: str = "cuda") -> dict:
     """Body, grid, block, local memory, compile-time constants and scalar arguments of one call (shapes
-    only). ``kernel`` "rows" (``flash_fwd.cu``) or "tiled" (``flash_tiled.cu``), default :data:`KERNEL`;
-    ``tiles``: "rows" ``(query rows per block, keys per tile)``, "tiled" ``(TM, TN)`` (tuning; default
+    only). ``kernel`` "rows" (``flash_fwd.cu``), "tiled" (``flash_tiled.cu``) or "mma" (``flash_mma.cu``,
+    the dot score only), default :data:`KERNEL`; ``tiles``: "rows" ``(query rows per block, keys per
+    tile)``, "tiled" ``(TM, TN)``, "mma" ``(warps, keys per tile)`` (tuning; "tiled" default
     :func:`default_tiles` for ``units`` multiprocessors)."""
     kernel = KERNEL if kernel is None else kernel
-    if kernel not in ("rows", "tiled"):
-        raise ValueError(f"kernel: expected 'rows' or 'tiled', got {kernel!r}")
+    if kernel not in BODIES:
+        raise ValueError(f"kernel: expected one of {sorted(BODIES)}, got {kernel!r}")
+    if kernel == "mma" and score != "dot":
+        raise ValueError(f"kernel: 'mma' computes the dot score only, got score {score!r}")
     B, lq, d = q_shape
     lk, dv = k_shape[1], v_shape[2]
     if d > MAX_HEAD_DIM or dv > MAX_VALUE_DIM:
@@ -96,6 +126,14 @@ def launch_plan(q_shape, k_shape, v_shape, mask_shape, scale, causal, causal_off
         defines = {"HEAD_DIM": d, "VALUE_DIM": dv, "BLOCK_Q": bq, "BLOCK_K": bk, "SCORE": SCORES[score]}
         shared, threads, dynamic = 4 * (bq * (d + 1) + bk * (d + dv)), bq, 0
         limit = SHARED_LIMIT
+    elif kernel == "mma":
+        warps, bk = (MMA_WARPS, MMA_BK[0] if max(d, dv) <= 64 else MMA_BK[1]) if tiles is None else tiles
+        lay = mma_layout(d, dv, int(warps), int(bk), api)
+        # the limit is the GPU's: the emulation's scratch (OpenCL, tests only) does not count
+        bq, shared, threads, dynamic = lay["rows"], 4 * lay["OFF_S"], 32 * lay["WARPS"], lay["shared_bytes"]
+        defines = {"HEAD_DIM": d, "VALUE_DIM": dv, **{key: val for key, val in lay.items()
+                                                       if key not in ("shared_bytes", "rows")}}
+        limit = SHARED_OPT_IN
     else:
         lay = tiled_layout(d, dv, *(default_tiles(lq, B, units) if tiles is None else tiles))
         bq, shared, threads, dynamic = lay["rows"], lay["shared_bytes"], lay["TX"] * lay["TY"], lay["shared_bytes"]
@@ -105,7 +143,7 @@ def launch_plan(q_shape, k_shape, v_shape, mask_shape, scale, causal, causal_off
     if shared > limit:
         raise ValueError(f"tiles: {tiles} needs {shared:,} bytes of local memory per block for d={d}, "
                          f"dv={dv} (at most {limit:,})")
-    return {"kernel": kernel, "body": "flash_fwd" if kernel == "rows" else "flash_tiled",
+    return {"kernel": kernel, "body": BODIES[kernel],
             "grid": (max(1, math.ceil(lq / bq)), B), "block": (threads,), "shared_bytes": dynamic,
             "defines": defines, "has_mask": mask_shape is not None, "mask_sb": sb, "mask_sq": sq,
             "scale": float(1.0 / math.sqrt(d) if scale is None else scale), "causal": bool(causal),
@@ -197,7 +235,7 @@ def _run_opencl(q, k, v, mask, scale, causal, causal_offset, score="dot", qden=N
     q, k, v = (np.ascontiguousarray(x, dtype=np.float32) for x in (q, k, v))
     m = None if mask is None else _mask3(mask, np)
     plan = launch_plan(q.shape, k.shape, v.shape, None if m is None else m.shape, scale, causal, causal_offset, score,
-                       tiles, kernel)
+                       tiles, kernel, api="opencl")
     out = np.zeros(plan["out_shape"], np.float32)
     lse = np.full(plan["lse_shape"], -np.inf, np.float32)
     if q.size == 0 or k.shape[1] == 0:
@@ -209,7 +247,7 @@ def _run_opencl(q, k, v, mask, scale, causal, causal_offset, score="dot", qden=N
     kern = opencl_kernel(plan["body"], plan["body"], plan["defines"])
     gx, gy = plan["grid"]
     threads = plan["block"][0]
-    dynamic = [cl.LocalMemory(plan["shared_bytes"])] if plan["kernel"] == "tiled" else []
+    dynamic = [cl.LocalMemory(plan["shared_bytes"])] if plan["kernel"] != "rows" else []
     kern(queue, (gx * threads, gy), (threads, 1), buf(q), buf(k), buf(v),
          buf(m if m is not None else np.zeros(1, np.uint8)), *_scalars(plan), bo, bl,
          buf(one if qden is None else np.asarray(qden, np.float32)),

@@ -1,6 +1,7 @@
 // CUDA prelude of the portable kernel bodies in kernels/gpu/*.cu (served by cupy.RawModule and nvcc).
 // Each body uses only these names for what differs between CUDA and OpenCL C; no warp intrinsics.
 #pragma once
+#define WB_CUDA 1
 #define KERNEL extern "C" __global__
 #define DEVICE __device__ inline
 #define GLOBAL

@@ -1,5 +1,6 @@
 // OpenCL C prelude of the portable kernel bodies in kernels/gpu/*.cu (PoCL on the CPU in the tests).
 // The same names as prelude_cuda.cuh; OpenCL C has exp/log/fmax on float, INFINITY and 64-bit long.
+#define WB_OPENCL 1
 #define KERNEL __kernel
 #define DEVICE inline
 #define GLOBAL __global

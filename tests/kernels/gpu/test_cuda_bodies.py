@@ -18,7 +18,8 @@ from tests.kernels.gpu.checks import check_cascade, check_flash
 pytestmark = pytest.mark.gpu
 
 
-KERNELS = [("rows", None), ("rows", (64, 8)), ("tiled", None), ("tiled", (8, 4)), ("tiled", (4, 8)), ("tiled", (2, 2))]
+KERNELS = [("rows", None), ("rows", (64, 8)), ("tiled", None), ("tiled", (8, 4)), ("tiled", (4, 8)), ("tiled", (2, 2)),
+           ("mma", None), ("mma", (2, 16)), ("mma", (8, 32))]
 
 
 def _flash(cp, q, k, v, mask=None, scale=None, causal=False, offset=0, kernel=None, tiles=None, atol=2e-6):
@@ -49,7 +50,7 @@ def test_flash_random_masks_causal(cp, rng, kernel, tiles, B, lq, lk, d, dv):
         _flash(cp, q, k, v, causal=True, offset=off, kernel=kernel, tiles=tiles)
 
 
-@pytest.mark.parametrize("kernel", ["rows", "tiled"])
+@pytest.mark.parametrize("kernel", ["rows", "tiled", "mma"])
 def test_flash_large_logits_and_fully_masked_rows(cp, rng, kernel):
     q, k, v = _qkv(rng, 2, 40, 70, 64, 64, scale=300.0)
     out, lse = _flash(cp, q, k, v, atol=2e-4, kernel=kernel)

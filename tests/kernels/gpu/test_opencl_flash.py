@@ -1,6 +1,8 @@
-"""flash_fwd.cu through OpenCL on the CPU (PoCL) against the NumPy reference (float64), on random and
+"""The flash bodies through OpenCL on the CPU (PoCL) against the NumPy reference (float64), on random and
 adversarial inputs: large logits, fully masked rows, broadcast masks, causal offsets, L not a
-multiple of the tiles, L = 1, d = 1, dv ≠ d."""
+multiple of the tiles, L = 1, d = 1, dv ≠ d. Kernels: "rows" (flash_fwd.cu), "tiled" (flash_tiled.cu) and
+"mma" (flash_mma.cu, tensor cores: its warp products emulated by mma.cuh, so what runs here is its
+fragment indexing, masks and online softmax against the PTX fragment layout)."""
 from __future__ import annotations
 
 import numpy as np
@@ -23,7 +25,7 @@ def _qkv(rng, B, lq, lk, d, dv, scale=1.0):
             rng.standard_normal((B, lk, d)).astype(np.float32), rng.standard_normal((B, lk, dv)).astype(np.float32))
 
 
-@pytest.mark.parametrize("kernel", ["rows", "tiled"])
+@pytest.mark.parametrize("kernel", ["rows", "tiled", "mma"])
 @pytest.mark.parametrize("B,lq,lk,d,dv", [(2, 50, 77, 64, 64), (1, 1, 1, 1, 1), (3, 33, 17, 8, 1),
                                           (1, 65, 130, 128, 128), (2, 31, 16, 64, 8), (1, 70, 40, 128, 129)])
 def test_random_inputs_masks_and_causal(opencl, rng, kernel, B, lq, lk, d, dv):
@@ -34,7 +36,7 @@ def test_random_inputs_masks_and_causal(opencl, rng, kernel, B, lq, lk, d, dv):
         _check(opencl, q, k, v, causal=True, offset=off, kernel=kernel)
 
 
-@pytest.mark.parametrize("kernel", ["rows", "tiled"])
+@pytest.mark.parametrize("kernel", ["rows", "tiled", "mma"])
 def test_large_logits_do_not_overflow(opencl, rng, kernel):
     q, k, v = _qkv(rng, 2, 40, 70, 64, 64, scale=300.0)  # logits in the thousands
     # float32 dot products of that size round by ~1e-3, which moves the weights by ~0.1%: the tolerance
@@ -43,7 +45,7 @@ def test_large_logits_do_not_overflow(opencl, rng, kernel):
     assert np.isfinite(out).all() and np.isfinite(lse).all() and lse.max() > 1000
 
 
-@pytest.mark.parametrize("kernel", ["rows", "tiled"])
+@pytest.mark.parametrize("kernel", ["rows", "tiled", "mma"])
 def test_fully_masked_rows_give_zero_and_minus_infinity(opencl, rng, kernel):
     q, k, v = _qkv(rng, 2, 37, 45, 16, 16)
     mask = rng.random((2, 37, 45)) > 0.5
@@ -56,7 +58,7 @@ def test_fully_masked_rows_give_zero_and_minus_infinity(opencl, rng, kernel):
     assert np.all(out[:, :5] == 0) and np.all(np.isneginf(lse[:, :5]))
 
 
-@pytest.mark.parametrize("kernel", ["rows", "tiled"])
+@pytest.mark.parametrize("kernel", ["rows", "tiled", "mma"])
 @pytest.mark.parametrize("shape", [(1, 37, 45), (2, 1, 45), (1, 1, 45), (37, 45)])
 def test_broadcast_masks(opencl, rng, shape, kernel):
     q, k, v = _qkv(rng, 2, 37, 45, 16, 16)
@@ -78,7 +80,7 @@ def test_head_dimensions_beyond_the_kernel_are_refused(opencl, rng):
 @settings(max_examples=25, deadline=None)
 @given(B=st.integers(1, 3), lq=st.integers(1, 70), lk=st.integers(1, 70), d=st.sampled_from([1, 8, 64]),
        dv=st.sampled_from([1, 8, 64]), causal=st.booleans(), offset=st.integers(-10, 10), p=st.floats(0, 1),
-       seed=st.integers(0, 2**31 - 1), kernel=st.sampled_from(["rows", "tiled"]))
+       seed=st.integers(0, 2**31 - 1), kernel=st.sampled_from(["rows", "tiled", "mma"]))
 def test_any_shape_equals_the_reference(opencl, B, lq, lk, d, dv, causal, offset, p, seed, kernel):
     rng = np.random.default_rng(seed)
     q, k, v = _qkv(rng, B, lq, lk, d, dv)
@@ -87,7 +89,8 @@ def test_any_shape_equals_the_reference(opencl, B, lq, lk, d, dv, causal, offset
 
 
 @pytest.mark.parametrize("kernel,tiles", [("rows", (64, 16)), ("rows", (128, 8)), ("rows", (64, 32)), ("rows", (16, 4)),
-                                          ("tiled", (8, 4)), ("tiled", (4, 8)), ("tiled", (2, 2)), ("tiled", (1, 1)), ("tiled", (3, 2))])
+                                          ("tiled", (8, 4)), ("tiled", (4, 8)), ("tiled", (2, 2)), ("tiled", (1, 1)), ("tiled", (3, 2)),
+                                          ("mma", (1, 8)), ("mma", (2, 16)), ("mma", (4, 64)), ("mma", (8, 32))])
 def test_other_tile_shapes(opencl, rng, kernel, tiles):
     """The tile shapes the GPU benchmark tries compute the same function."""
     q, k, v = _qkv(rng, 2, 150, 97, 32, 24)
@@ -105,6 +108,10 @@ def test_tiles_that_do_not_fit_local_memory_are_refused(opencl, rng):
         opencl.flash_opencl(q, k, v, kernel="tiled", tiles=(4, 3))
     with pytest.raises(ValueError, match="kernel"):
         opencl.flash_opencl(q, k, v, kernel="warp")
+    with pytest.raises(ValueError, match="multiple of 8"):
+        opencl.flash_opencl(q, k, v, kernel="mma", tiles=(4, 12))
+    with pytest.raises(ValueError, match="dot score only"):
+        opencl.poincare_partial("opencl", q, k, v, np.ones((1, 4)), np.ones((1, 4)), 1.0, 1.0, kernel="mma")
 
 
 def test_default_tiles_keep_every_multiprocessor_busy():
