@@ -62,11 +62,9 @@ def hyperbolic_partial(q, k, v, *, c=1.0, temperature=1.0, aggregation="einstein
     be = resolve_backend(backend, (q, k, v), HYPERBOLIC, mask=mask)  # refuses what a call would refuse
     _check(c, temperature, aggregation)
     if be == "cupy":  # the reference on the host, CuPy in and out
-        import cupy as cp
+        from kernels.gpu.host import via_host
 
-        r, lse = _ref.partial(*(cp.asnumpy(x) for x in (q, k, v)), float(c), float(temperature), aggregation,
-                              None if mask is None else cp.asnumpy(mask))
-        return cp.asarray(r), cp.asarray(lse)
+        return via_host(_ref.partial, q, k, v, float(c), float(temperature), aggregation, mask)
     return _ref.partial(q, k, v, float(c), float(temperature), aggregation, mask)
 
 
@@ -84,10 +82,9 @@ def hyperbolic_weights(q, k, *, c=1.0, temperature=1.0, mask=None, backend="auto
     if be == "numpy":
         return _ref.weights(q, k, c, temperature, mask)
     if be == "cupy":  # for inspection: the reference on the host, CuPy in and out
-        import cupy as cp
+        from kernels.gpu.host import via_host
 
-        return cp.asarray(_ref.weights(cp.asnumpy(q), cp.asnumpy(k), c, temperature,
-                                       None if mask is None else cp.asnumpy(mask)))
+        return via_host(_ref.weights, q, k, c, temperature, mask)
     from kernels.numba import hyperbolic as _nb
 
     return _nb.weights(q, k, mask, c, temperature)

@@ -74,12 +74,11 @@ def cascade_weights(q, k, *, curvatures, betas, temperature=1.0, score="distance
     if betas.shape != cs.shape:
         raise BackendError(f"betas: expected one weight per head, shape {cs.shape}, got {betas.shape}")
     if be == "cupy":  # for inspection: the Numba kernel on the host, CuPy in and out
-        import cupy as cp
+        from kernels.gpu.host import via_host
         from kernels.numba import lorentz as _nb
 
-        h = [None if x is None else cp.asnumpy(x) for x in (q, k, mask)]
-        return cp.asarray(_nb.cascade_weights(h[0], h[1], cs, betas, float(temperature), score, int(top_k),
-                                              _mask(h[2])))
+        return via_host(lambda q, k, m: _nb.cascade_weights(q, k, cs, betas, float(temperature), score, int(top_k),
+                                                            _mask(m)), q, k, mask)
     if be == "numpy":
         return _ref.cascade_weights(q, k, cs, betas, float(temperature), score, int(top_k), _mask(mask))
     from kernels.numba import lorentz as _nb
@@ -90,17 +89,15 @@ def cascade_weights(q, k, *, curvatures, betas, temperature=1.0, score="distance
 def _cupy_attention(q, k, v, cs, temperature, score, top_k, mask):
     """The dense form on the GPU bodies; the top-k form (a per-query selection) by the Numba kernel on
     the host, CuPy in and out."""
-    import cupy as cp
-
     if top_k == 0 or top_k >= k.shape[-2]:
         from kernels.gpu.lorentz import cascade_cupy
 
         return cascade_cupy(q, k, v, cs, temperature, score, mask)  # the launcher broadcasts a 2-D mask
+    from kernels.gpu.host import via_host
     from kernels.numba import lorentz as _nb
 
-    h = [None if x is None else cp.asnumpy(x) for x in (q, k, v, mask)]
-    return cp.asarray(_nb.cascade_attention(h[0], h[1], h[2], cs, temperature, score, top_k, _mask(h[3]),
-                                            BLOCK_Q, BLOCK_K))
+    return via_host(lambda q, k, v, m: _nb.cascade_attention(q, k, v, cs, temperature, score, top_k, _mask(m),
+                                                             BLOCK_Q, BLOCK_K), q, k, v, mask)
 
 
 __all__ = ["LORENTZ", "SCORES", "cascade_attention", "cascade_weights"]

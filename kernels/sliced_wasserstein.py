@@ -71,12 +71,11 @@ def sw_weights(a, b, *, p=2.0, temperature=1.0, mask=None, num_candidates=None, 
     be = resolve_backend(backend, (a, b), SLICED_WASSERSTEIN, mask=mask)
     p, temperature, two_stage = _checked(p, temperature, num_candidates, b, q, k)
     if be == "cupy":  # for inspection: the reference on the host, CuPy in and out
-        import cupy as cp
+        from kernels.gpu.host import via_host
 
-        h = [None if x is None else cp.asnumpy(x) for x in (a, b, mask, q, k)]
-        w = (_ref.two_stage_weights(h[3], h[4], h[0], h[1], p, temperature, int(num_candidates), h[2]) if two_stage
-             else _ref.weights(h[0], h[1], p, temperature, h[2]))
-        return cp.asarray(w)
+        if two_stage:
+            return via_host(_ref.two_stage_weights, q, k, a, b, p, temperature, int(num_candidates), mask)
+        return via_host(_ref.weights, a, b, p, temperature, mask)
     if be == "numpy":
         if two_stage:
             return _ref.two_stage_weights(q, k, a, b, p, temperature, int(num_candidates), mask)
@@ -98,11 +97,10 @@ def sw_partial(a, b, v, *, p=2.0, temperature=1.0, mask=None):
 def _cupy_attention(a, b, v, p, temperature, mask, num_candidates, q, k):
     """The full path on the GPU tile body (its sliced-Wasserstein score, ``kernels/gpu/flash_fwd.cu``);
     the two-stage form (top-C candidates per query) on the host, CuPy in and out."""
-    import cupy as cp
-
     if num_candidates is None:
         from kernels.gpu.flash import sw_partial as _gpu
 
         return _gpu("cuda", a, b, v, p, temperature, mask)[0].astype(v.dtype)
-    h = [None if x is None else cp.asnumpy(x) for x in (q, k, a, b, v, mask)]
-    return cp.asarray(_ref.two_stage_attention(*h[:5], p, temperature, int(num_candidates), h[5]))
+    from kernels.gpu.host import via_host
+
+    return via_host(_ref.two_stage_attention, q, k, a, b, v, p, temperature, int(num_candidates), mask)

@@ -156,10 +156,9 @@ class Diffusion(Mechanism):
         from kernels.dispatch import is_cupy_array
 
         if any(is_cupy_array(x) for x in (q, k, mask)):  # a diagnostic: on the host, CuPy in and out
-            import cupy as cp
+            from kernels.gpu.host import via_host
 
-            return cp.asarray(self.energies(*(None if x is None else cp.asnumpy(x) for x in (q, k)),
-                                            mask=None if mask is None else cp.asnumpy(mask)))
+            return via_host(lambda q, k, m: self.energies(q, k, mask=m), q, k, mask)
         batch = self._prepare(q, k, None, mask, need_v=False)
         B, lq = batch.q.shape[:2]
         times = np.concatenate([[0.0], self.times])
