@@ -24,12 +24,7 @@
 #define Q_STRIDE (HEAD_DIM + 1)
 #include "scores.cuh"
 
-KERNEL void flash_fwd(const GLOBAL float* RESTRICT q, const GLOBAL float* RESTRICT k,
-                      const GLOBAL float* RESTRICT v, const GLOBAL unsigned char* RESTRICT mask,
-                      const int has_mask, const wb_long mask_sb, const wb_long mask_sq,
-                      const float scale, const int causal, const int causal_offset,
-                      const int lq, const int lk, GLOBAL float* RESTRICT out, GLOBAL float* RESTRICT lse,
-                      const GLOBAL float* RESTRICT qden, const GLOBAL float* RESTRICT kden, const float curv)
+KERNEL void flash_fwd(FLASH_PARAMS)
 {
     SHARED(float, qs, BLOCK_Q * Q_STRIDE);
     SHARED(float, ks, BLOCK_K * HEAD_DIM);

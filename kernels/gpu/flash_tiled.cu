@@ -21,13 +21,7 @@
 #define KT_AT(c, j) ((c) * KS + ((((j) >> 2) ^ ((c) & SWZ)) << 2) + ((j) & 3))
 #include "scores.cuh"
 
-KERNEL void flash_tiled(const GLOBAL float* RESTRICT q, const GLOBAL float* RESTRICT k,
-                        const GLOBAL float* RESTRICT v, const GLOBAL unsigned char* RESTRICT mask,
-                        const int has_mask, const wb_long mask_sb, const wb_long mask_sq,
-                        const float scale, const int causal, const int causal_offset,
-                        const int lq, const int lk, GLOBAL float* RESTRICT out, GLOBAL float* RESTRICT lse,
-                        const GLOBAL float* RESTRICT qden, const GLOBAL float* RESTRICT kden,
-                        const float curv DYN_SHARED_ARG(float, smem))
+KERNEL void flash_tiled(FLASH_PARAMS DYN_SHARED_ARG(float, smem))
 {
     DYN_SHARED_DECL(float, smem);
     LOCAL float* qT = smem;

@@ -9,11 +9,18 @@
 //                          s = −arcosh(1 + X) · scale, scale = 1/(√c·T) (Lorentz cascade heads)
 //   4  Busemann:           s = −|kden_j − qden_i| · scale (per-row Busemann values; q, k unused)
 // score_term accumulates one dimension; score_finish turns the sum into the logit (qi, kj: the flat
-// indices b·lq + i and b·lk + j of rows that exist).
+// indices b·lq + i and b·lk + j of rows that exist). FLASH_PARAMS: the parameters every flash body takes
+// (kernels/gpu/flash.py passes them in this order), key_end: the causal bound of a block's keys.
 #ifndef SCORE
 #define SCORE 0
 #endif
 #define WB_LN2 0.69314718f
+#define FLASH_PARAMS                                                                                       \
+    const GLOBAL float* RESTRICT q, const GLOBAL float* RESTRICT k, const GLOBAL float* RESTRICT v,        \
+        const GLOBAL unsigned char* RESTRICT mask, const int has_mask, const wb_long mask_sb,                \
+        const wb_long mask_sq, const float scale, const int causal, const int causal_offset, const int lq, \
+        const int lk, GLOBAL float* RESTRICT out, GLOBAL float* RESTRICT lse,                               \
+        const GLOBAL float* RESTRICT qden, const GLOBAL float* RESTRICT kden, const float curv
 
 DEVICE float score_term(const float qc, const float kc, const float curv)
 {
