@@ -10,6 +10,8 @@ so and exits 0 (nothing is measured, nothing is written).
 * hyperbolic (Einstein midpoint), ``(1, 1, 16384, 64)``: :func:`kernels.gpu.hyperbolic.hyperbolic_cupy`
   against a CuPy array-expression baseline (pairwise distances as one ``(L, L)`` matrix, softmax,
   one matrix product — what a user would write), and the Numba CPU kernel's time from this run.
+* Lorentz cascade heads, 4 curvatures, unit-norm ``(1, 8192, 64)``: :func:`kernels.gpu.lorentz.cascade_cupy`
+  against the same kind of array expressions (:func:`lorentz_expressions`) and the Numba CPU kernel.
 
 Each timing: warm-up, then CUDA events around ``repeats`` calls, median. The GPU model, CUDA and
 library versions are printed with the table.
@@ -188,6 +190,56 @@ def hyperbolic_row(cp, L: int, d: int, repeats: int) -> dict:
             "vs_numba": cpu / ours, "max_diff": diff, "rows_kernel_s": alone["rows"], "tiled_kernel_s": alone["tiled"]}
 
 
+def lorentz_expressions(xp, q, k, v, c: float):
+    """One Lorentz head as a user would write it with array expressions (``xp``: CuPy, or NumPy to check):
+    points by ``exp_0``, ``d = arcosh(−c⟨x, y⟩_L)/√c`` from one matrix product, softmax, the weighted sum
+    of the values on the hyperboloid ``(B, Lq, dv + 1)``."""
+    sc = c ** 0.5
+
+    def exp0(u):
+        n = xp.maximum(xp.sqrt((u * u).sum(-1, keepdims=True)), 1e-12)
+        xs = xp.sinh(sc * n) / (sc * n) * u
+        return xp.sqrt(1 / c + (xs * xs).sum(-1, keepdims=True)), xs
+
+    q0, qs = exp0(q)
+    k0, ks = exp0(k)
+    inner = qs @ ks.transpose(0, 2, 1) - q0 * k0.transpose(0, 2, 1)
+    s = -xp.arccosh(xp.maximum(-c * inner, 1.0)) / sc
+    w = xp.exp(s - s.max(-1, keepdims=True))
+    w /= w.sum(-1, keepdims=True)
+    v0, vs = exp0(v)
+    return w @ xp.concatenate([v0, vs], -1)
+
+
+def lorentz_row(cp, L: int, d: int, repeats: int) -> dict:
+    """Lorentz cascade heads (4 curvatures, 0.1 … 2), unit-norm rows ``(1, L, d)``: our GPU heads
+    (:func:`kernels.gpu.lorentz.cascade_cupy`) against the array expressions and the Numba CPU kernel."""
+    from kernels.gpu.lorentz import cascade_cupy
+    from kernels.lorentz import cascade_attention
+
+    cs = np.exp(np.linspace(np.log(0.1), np.log(2.0), 4))
+    rng = np.random.default_rng(1)
+    q, k, v = (rng.standard_normal((1, L, d)) for _ in range(3))
+    q, k, v = (np.asarray(x / np.linalg.norm(x, axis=-1, keepdims=True), np.float32) for x in (q, k, v))
+    qg, kg, vg = (cp.asarray(x) for x in (q, k, v))
+    ours = _time(cp, lambda: cascade_cupy(qg, kg, vg, cs), repeats)
+    base = _time(cp, lambda: cp.stack([lorentz_expressions(cp, qg, kg, vg, float(c)) for c in cs]), repeats)
+    cascade_attention(q, k, v, curvatures=cs, backend="numba")  # warm-up: compile or load the Numba cache
+    t0 = time.perf_counter()
+    want = cascade_attention(q, k, v, curvatures=cs, backend="numba")
+    cpu = time.perf_counter() - t0
+    diff = float((np.abs(cp.asnumpy(cascade_cupy(qg, kg, vg, cs)) - want) / want[..., :1]).max())
+    return {"L": L, "d": d, "ours_s": ours, "cupy_expr_s": base, "numba_cpu_s": cpu, "vs_expr": base / ours,
+            "vs_numba": cpu / ours, "max_rel_diff": diff}
+
+
+def _lorentz_table(h: dict) -> list[str]:
+    return ["", "| Lorentz heads (1, L, d), 4 curvatures, unit-norm rows | ours ms | CuPy expressions ms | Numba CPU ms | "
+            "× expressions | × Numba | max diff / S₀ |", "|---|---|---|---|---|---|---|",
+            f"| L = {h['L']:,}, d = {h['d']} | {1e3 * h['ours_s']:.2f} | {1e3 * h['cupy_expr_s']:.2f} | "
+            f"{1e3 * h['numba_cpu_s']:.1f} | {h['vs_expr']:.2f} | {h['vs_numba']:.1f} | {h['max_rel_diff']:.1e} |"]
+
+
 def _flash_table(rows: list[dict]) -> list[str]:
     head = "| L | d | torch SDPA fp32 ms | torch TFLOP/s | " + " | ".join(
         f"{k} ms | {k} TFLOP/s | {k} ratio" for k in FLASH_KERNELS) + " | max diff (" + ", ".join(FLASH_KERNELS) + ") |"
@@ -241,7 +293,8 @@ def main(argv=None) -> int:
              f"CuPy {cp.__version__}, CUDA runtime {cp.cuda.runtime.runtimeGetVersion()}, torch {torch.__version__}; "
              f"medians of {a.repeats} calls timed by CUDA events.\n"]
     sections = [lambda: _flash_table(flash_rows(cp, lengths, (64, 128), 16, a.repeats)),
-                lambda: _hyperbolic_table(hyperbolic_row(cp, 2048 if a.quick else 16384, 64, a.repeats))]
+                lambda: _hyperbolic_table(hyperbolic_row(cp, 2048 if a.quick else 16384, 64, a.repeats)),
+                lambda: _lorentz_table(lorentz_row(cp, 1024 if a.quick else 8192, 64, a.repeats))]
     if a.sweep:
         sections += [lambda: _tile_table(tile_rows(cp, 4096, (64, 128), 16, SWEEP_TILES, a.repeats)
                                          + tile_rows(cp, 512, (64, 128), 16, SHORT_TILES, a.repeats)),

@@ -15,12 +15,12 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm 
 python3 -c "import cupy, torch, numba, numpy; print('cupy', cupy.__version__, 'torch', torch.__version__, 'numba', numba.__version__, 'numpy', numpy.__version__, 'cuda', cupy.cuda.runtime.runtimeGetVersion())" | tee -a "$OUT/gpu.txt"
 nvcc --version | tail -2 | tee -a "$OUT/gpu.txt"
 t0=$(date +%s)
-timeout "${TEST_TIMEOUT:-150}" python3 -m pytest -q -n 8 -p no:cacheprovider -m "gpu or not opencl" \
-  tests/kernels/gpu/test_cuda_bodies.py tests/kernels/gpu/test_cupy_kernels.py \
+timeout "${TEST_TIMEOUT:-200}" python3 -m pytest -q -n 8 -p no:cacheprovider -m "gpu or not opencl" \
+  tests/kernels/gpu/test_cuda_bodies.py tests/kernels/gpu/test_cupy_kernels.py tests/kernels/gpu/test_host.py \
   > "$OUT/pytest.log" 2>&1
 echo "pytest rc=$? in $(( $(date +%s) - t0 )) s"; tail -30 "$OUT/pytest.log"
 t0=$(date +%s)
-timeout "${BENCH_TIMEOUT:-210}" python3 -m benchmarks.gpu --sweep --append "$OUT/bench.md" > "$OUT/bench.log" 2>&1
+timeout "${BENCH_TIMEOUT:-300}" python3 -m benchmarks.gpu --sweep --append "$OUT/bench.md" > "$OUT/bench.log" 2>&1
 echo "benchmark rc=$? in $(( $(date +%s) - t0 )) s"; tail -60 "$OUT/bench.log"
 if [ "${NCU:-0}" = 1 ] && command -v ncu >/dev/null; then  # where the tiled kernel's time goes (one launch)
   t0=$(date +%s)
