@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kernels.capabilities import BackendError
+from kernels.reference.lorentz import SCORES
 from tests.kernels.gpu.checks import check_cascade
 
 pytestmark = pytest.mark.opencl
@@ -77,3 +80,14 @@ def test_distances_across_the_log_domain_switch(run, rng):
     got = run(q, k, v, np.array([1.0]), 1.0, "distance", None, None)
     want = cascade_attention(*(a.astype(np.float64) for a in (q, k, v)), np.array([1.0]), 1.0, "distance", 0, None)
     assert (np.abs(got - want) <= 3e-5 * want[..., :1]).all()
+
+
+@settings(max_examples=15, deadline=None)
+@given(B=st.integers(1, 2), lq=st.integers(1, 40), lk=st.integers(1, 40), d=st.sampled_from([1, 16]),
+       dv=st.sampled_from([1, 8]), spread=st.sampled_from([1e-3, 0.3, 20.0]), score=st.sampled_from(SCORES),
+       masked=st.booleans(), kernel=st.sampled_from(["rows", "tiled"]), seed=st.integers(0, 2**31 - 1))
+def test_any_shape_equals_the_reference(opencl, B, lq, lk, d, dv, spread, score, masked, kernel, seed):
+    from kernels.gpu.lorentz import cascade_opencl
+
+    check_cascade(cascade_opencl, np.random.default_rng(seed), B, lq, lk, d, dv, spread, score, with_mask=masked,
+                  kernel=kernel, temperature=0.5)
