@@ -1,7 +1,10 @@
-"""Launch ``flash_fwd.cu`` (softmax attention by tiles, float32) on CuPy arrays or through OpenCL.
+"""Launch the flash bodies (softmax attention by tiles, float32) on CuPy arrays or through OpenCL:
+``flash_fwd.cu`` ("rows"), ``flash_tiled.cu`` ("tiled", the default) and ``flash_mma.cu`` ("mma",
+tensor cores), their scores in ``scores.cuh``.
 
-One block of :data:`BLOCK_Q` threads per (query tile, batch), key tiles of :data:`BLOCK_K`; the
-head dimensions and the score are compile-time constants (one compiled module per variant,
+"rows": one block of :data:`BLOCK_Q` threads per (query tile, batch), key tiles of :data:`BLOCK_K`
+("tiled", "mma": :func:`tiled_layout`, :func:`mma_layout`). The head dimensions and the score are
+compile-time constants (one compiled module per variant,
 cached). The mask is passed as uint8 with a stride per axis (0 where it broadcasts).
 
 * :func:`flash_cupy` / :func:`flash_opencl`: ``(out (B, Lq, dv), lse (B, Lq))`` of
@@ -103,7 +106,8 @@ def launch_plan(q_shape, k_shape, v_shape, mask_shape, scale, causal, causal_off
     only). ``kernel`` "rows" (``flash_fwd.cu``), "tiled" (``flash_tiled.cu``) or "mma" (``flash_mma.cu``,
     the dot score only), default :data:`KERNEL`; ``tiles``: "rows" ``(query rows per block, keys per
     tile)``, "tiled" ``(TM, TN)``, "mma" ``(warps, keys per tile)`` (tuning; "tiled" default
-    :func:`default_tiles` for ``units`` multiprocessors)."""
+    :func:`default_tiles` for ``units`` multiprocessors). ``api`` "cuda" or "opencl": where ``mma.cuh``
+    emulates the warp (OpenCL), "mma" gets its scratch, which the GPU's limit does not count."""
     kernel = KERNEL if kernel is None else kernel
     if kernel not in BODIES:
         raise ValueError(f"kernel: expected one of {sorted(BODIES)}, got {kernel!r}")
