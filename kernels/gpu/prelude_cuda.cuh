@@ -1,5 +1,6 @@
 // CUDA prelude of the portable kernel bodies in kernels/gpu/*.cu (served by cupy.RawModule and nvcc).
-// Each body uses only these names for what differs between CUDA and OpenCL C; no warp intrinsics.
+// Each body uses only these names for what differs between CUDA and OpenCL C; warp-level operations only
+// through mma.cuh, which emulates them on OpenCL (WB_CUDA / WB_OPENCL say which API a source is for).
 #pragma once
 #define WB_CUDA 1
 #define KERNEL extern "C" __global__
