@@ -35,3 +35,20 @@ def test_checked_attribute_checks_every_assignment_and_keeps_the_old_value():
     assert opt.lr == opt._lr == 0.1
     opt.lr = 0.3
     assert opt.learning_rate() == 0.3
+
+
+def test_device_float_array_checks_in_place_and_never_copies():
+    """The checks of arrays that stay on the GPU (shown with a NumPy array: they use only ndim, dtype and
+    NumPy functions a CuPy array dispatches): the same object back, or the error naming the argument."""
+    from workbench.errors import DataError, NumericalError
+
+    x = np.ones((2, 3, 4), np.float32)
+    assert C.device_float_array("k", x, min_ndim=3) is x
+    with pytest.raises(ShapeError, match=r"^k: expected shape \(\.\.\., m, d\), got shape \(3, 4\)"):
+        C.device_float_array("k", x[0], min_ndim=3, shape="(..., m, d)")
+    with pytest.raises(DataError, match="^k: expected float32 or float64 values on the GPU, got int64"):
+        C.device_float_array("k", np.ones((2, 3), np.int64))
+    bad = x.copy()
+    bad[1, 2, 3] = np.nan
+    with pytest.raises(NumericalError, match="^k: expected finite values"):
+        C.device_float_array("k", bad)

@@ -16,7 +16,7 @@ import numbers
 
 import numpy as np
 
-from workbench.errors import ConfigurationError, NumericalError, ShapeError
+from workbench.errors import ConfigurationError, DataError, NumericalError, ShapeError
 
 
 def float_array(name: str, x, *, min_ndim: int = 1, shape: str | None = None) -> np.ndarray:
@@ -40,6 +40,19 @@ def float_array(name: str, x, *, min_ndim: int = 1, shape: str | None = None) ->
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
         raise NumericalError(f"{name}: expected finite values, got {a[bad]} at index {bad}")
     return a
+
+
+def device_float_array(name: str, x, *, min_ndim: int = 1, shape: str | None = None):
+    """A CuPy float32/float64 array checked where it is (dimensions, dtype, finite values), with no copy to
+    the host: :func:`float_array`'s checks for arrays that stay on the GPU (other dtypes are refused)."""
+    if x.ndim < min_ndim:
+        want = f"shape {shape}" if shape else f"at least {min_ndim} dimension(s)"
+        raise ShapeError(f"{name}: expected {want}, got shape {x.shape}")
+    if x.dtype not in (np.float32, np.float64):
+        raise DataError(f"{name}: expected float32 or float64 values on the GPU, got {x.dtype}")
+    if not bool(np.isfinite(x).all()):
+        raise NumericalError(f"{name}: expected finite values, got NaN or infinity")
+    return x
 
 
 def key_set(name: str, x, *, dtype=None) -> np.ndarray:

@@ -37,21 +37,14 @@ def _issparse(w) -> bool:
 
 
 def _points(x, name="x") -> np.ndarray:
-    a = C.float_array(name, x, min_ndim=0)
+    """``x`` checked as ``(n, d)`` points, ``n, d ≥ 1``, as float64 (a CuPy array stays on the GPU)."""
+    from kernels.dispatch import is_cupy_array
+
+    check = C.device_float_array if is_cupy_array(x) else C.float_array
+    a = check(name, x, min_ndim=0)
     if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] == 0:
         raise ShapeError(f"{name}: expected points of shape (n, d) with n, d >= 1, got shape {a.shape}")
     return a.astype(np.float64)
-
-
-def _gpu_points(x):
-    """A CuPy ``(n, d)`` float array, checked where it is (shape, dtype, finite values)."""
-    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
-        raise ShapeError(f"x: expected points of shape (n, d) with n, d >= 1, got shape {x.shape}")
-    if x.dtype not in (np.float32, np.float64):
-        raise DataError(f"x: expected float32 or float64 points on the GPU, got {x.dtype}")
-    if not bool(np.isfinite(x).all()):
-        raise NumericalError("x: expected finite values, got NaN or infinity")
-    return x
 
 
 def _sigma(sigma, distances) -> float:
@@ -109,11 +102,11 @@ def knn_affinity(x, k: int, sigma: float | None = None, *, backend: str = "auto"
     from kernels.dispatch import is_cupy_array
 
     on_gpu = is_cupy_array(x) and graph is None  # the neighbours on the GPU, the n·k-entry graph on the host
-    pts = _gpu_points(x) if on_gpu else _points(x)
+    pts = _points(x)
     n = pts.shape[0]
     if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral) or not 1 <= k <= n - 1:
         raise ConfigurationError(f"k: expected an integer in [1, n - 1] = [1, {n - 1}] for n={n} points, got {k!r}")
-    xa = pts if on_gpu else np.asarray(x)
+    xa = x if on_gpu else np.asarray(x)
     xa = xa if xa.dtype in (np.float32, np.float64) else pts
     if graph is not None:
         if getattr(graph, "num_nodes", None) != n or getattr(graph, "distance", None) is None \

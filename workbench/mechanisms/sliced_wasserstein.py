@@ -9,7 +9,7 @@ import param
 from kernels.sliced_wasserstein import SLICED_WASSERSTEIN, directions, features, quantile_grid, sorted_projections
 from kernels.sliced_wasserstein import sw_attention, sw_partial, sw_weights
 from workbench import checks as C
-from workbench.errors import ConfigurationError, DataError, NumericalError, ShapeError
+from workbench.errors import ConfigurationError, ShapeError
 from workbench.mechanisms import params as P
 from workbench.mechanisms.base import Mechanism
 from workbench.registry import register
@@ -42,23 +42,12 @@ class KeyCache:
 def _cloud(name: str, x, what: str) -> np.ndarray:
     from kernels.dispatch import is_cupy_array
 
-    a = _gpu_cloud(name, x, what) if is_cupy_array(x) else C.float_array(name, x, min_ndim=3,
-                                                                           shape=f"{what} (point clouds)")
+    check = C.device_float_array if is_cupy_array(x) else C.float_array  # CuPy clouds stay on the GPU
+    a = check(name, x, min_ndim=3, shape=f"{what} (point clouds)")
     if 0 in a.shape[-3:]:
         raise ShapeError(f"{name}: expected at least one cloud of at least one point of dimension >= 1, "
                          f"got shape {a.shape}")
     return a
-
-
-def _gpu_cloud(name: str, x, what: str):
-    """A CuPy cloud array checked where it is (projected and sorted on the GPU)."""
-    if x.ndim < 3:
-        raise ShapeError(f"{name}: expected {what} (point clouds), got shape {x.shape}")
-    if x.dtype not in (np.float32, np.float64):
-        raise DataError(f"{name}: expected float32 or float64 points on the GPU, got {x.dtype}")
-    if not bool(np.isfinite(x).all()):
-        raise NumericalError(f"{name}: expected finite values, got NaN or infinity")
-    return x
 
 
 @register("sliced_wasserstein")
