@@ -83,9 +83,7 @@ KERNEL void flash_fwd(FLASH_PARAMS)
         UNROLL
         for (int jj = 0; jj < BLOCK_K; ++jj) {
             const int j = j0 + jj;
-            int ok = j < lk;
-            if (causal) ok = ok && ((wb_long)j <= (wb_long)i + causal_offset);
-            if (has_mask && ok) ok = mask[(wb_long)b * mask_sb + (wb_long)i * mask_sq + j] != 0;
+            const int ok = KEY_ALLOWED(b, i, j);
             s[jj] = ok ? s[jj] : NEG_INF;
             tile_max = FMAX(tile_max, s[jj]);
         }

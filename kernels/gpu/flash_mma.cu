@@ -94,9 +94,7 @@ KERNEL void flash_mma(FLASH_PARAMS DYN_SHARED_ARG(float, smem))
             UNROLL
             for (int x = 0; x < 4; ++x) {
                 const int i = i0 + r0 + g + (x >> 1) * 8, j = j0 + n * 8 + 2 * t + (x & 1);
-                int ok = j < lk && i < lq;
-                if (causal) ok = ok && ((wb_long)j <= (wb_long)i + causal_offset);
-                if (has_mask && ok) ok = mask[(wb_long)b * mask_sb + (wb_long)i * mask_sq + j] != 0;
+                const int ok = KEY_ALLOWED(b, i, j);
                 s[n][x] = ok ? s[n][x] : NEG_INF;
                 mx[x >> 1] = FMAX(mx[x >> 1], s[n][x]);
             }

@@ -113,9 +113,7 @@ KERNEL void flash_tiled(FLASH_PARAMS DYN_SHARED_ARG(float, smem))
                 // rows and keys past the end are masked below: any existing one stands in for them
                 s[a][n] = score_finish(s[a][n], qden, kden, (wb_long)b * lq + (i < lq ? i : lq - 1),
                                        (wb_long)b * lk + (j < lk ? j : lk - 1), scale, curv);
-                int ok = j < lk && i < lq;
-                if (causal) ok = ok && ((wb_long)j <= (wb_long)i + causal_offset);
-                if (has_mask && ok) ok = mask[(wb_long)b * mask_sb + (wb_long)i * mask_sq + j] != 0;
+                const int ok = KEY_ALLOWED(b, i, j);
                 s[a][n] = ok ? s[a][n] : NEG_INF;
                 mx = FMAX(mx, s[a][n]);
             }

@@ -10,7 +10,8 @@
 //   4  Busemann:           s = −|kden_j − qden_i| · scale (per-row Busemann values; q, k unused)
 // score_term accumulates one dimension; score_finish turns the sum into the logit (qi, kj: the flat
 // indices b·lq + i and b·lk + j of rows that exist). FLASH_PARAMS: the parameters every flash body takes
-// (kernels/gpu/flash.py passes them in this order), key_end: the causal bound of a block's keys.
+// (kernels/gpu/flash.py passes them in this order), KEY_ALLOWED(b, i, j): whether query i of batch item b
+// may attend key j, key_end: the causal bound of a block's keys.
 #ifndef SCORE
 #define SCORE 0
 #endif
@@ -68,6 +69,19 @@ DEVICE float score_finish(const float acc, const GLOBAL float* RESTRICT qden, co
     return -FABS(kden[kj] - qden[qi]) * scale;
 #endif
 }
+
+// Query i may attend key j: both exist, j ≤ i + causal_offset when causal, and the mask (uint8, strides
+// mask_sb, mask_sq, 1; 0 where it broadcasts) allows it. KEY_ALLOWED passes a body's FLASH_PARAMS.
+DEVICE int key_allowed(const GLOBAL unsigned char* RESTRICT mask, const int has_mask, const wb_long mask_sb,
+                       const wb_long mask_sq, const int b, const int i, const int j, const int lq, const int lk,
+                       const int causal, const int causal_offset)
+{
+    int ok = j < lk && i < lq;
+    if (causal) ok = ok && ((wb_long)j <= (wb_long)i + causal_offset);
+    if (has_mask && ok) ok = mask[(wb_long)b * mask_sb + (wb_long)i * mask_sq + j] != 0;
+    return ok;
+}
+#define KEY_ALLOWED(b, i, j) key_allowed(mask, has_mask, mask_sb, mask_sq, (b), (i), (j), lq, lk, causal, causal_offset)
 
 // The end of the keys a block of queries i0 … i0 + rows − 1 may attend (the causal limit of its last row).
 DEVICE int key_end(const int lk, const int causal, const int i0, const int rows, const int causal_offset)
