@@ -84,22 +84,18 @@ def diffusion_weights(q, k, L, *, times, scale, temperature=1.0, integrator="exp
     """The weights of each time, ``(S, Lq, Lk)`` in the dtype of ``q``."""
     be = resolve_backend(backend, (q, k), DIFFUSION)
     t = _check(times, scale, temperature, integrator, num_steps)
+    if be == "numpy":
+        return _ref.weights(q, k, L, t, float(scale), float(temperature), integrator, int(num_steps)).astype(q.dtype)
+    s = float(scale) / float(temperature)
     if be == "cupy":  # for inspection: the GPU heat steps, then the weights from the flash body's LSE
-        import cupy as cp
-
         from kernels.gpu.diffusion import heat
         from kernels.gpu.flash import weights_cupy
 
         kt = heat("cuda", L, k, t, integrator, int(num_steps))
-        s = float(scale) / float(temperature)
-        w = cp.stack([weights_cupy(q[None], kt[i][None], scale=s)[0] for i in range(t.size)])
-        tot = w.sum(-1, keepdims=True, dtype=cp.float64)
-        return cp.where(tot > 0, w / cp.where(tot > 0, tot, 1.0), 0.0).astype(cp.float32)
-    if be == "numpy":
-        return _ref.weights(q, k, L, t, float(scale), float(temperature), integrator, int(num_steps)).astype(q.dtype)
-    kt = diffused_keys(k, L, t, integrator, num_steps).astype(q.dtype)
-    s = float(scale) / float(temperature)
-    w = np.stack([_dense_weights(q[None], kt[i][None], scale=s, backend="numba")[0] for i in range(t.size)])
-    # the fused kernel's weights are exp(s − lse) with a float32 lse: renormalise so rows sum to 1
+        w = np.stack([weights_cupy(q[None], kt[i][None], scale=s)[0] for i in range(t.size)])
+    else:
+        kt = diffused_keys(k, L, t, integrator, num_steps).astype(q.dtype)
+        w = np.stack([_dense_weights(q[None], kt[i][None], scale=s, backend="numba")[0] for i in range(t.size)])
+    # the fused kernels' weights are exp(s − lse) with a float32 lse: renormalise so rows sum to 1
     tot = w.sum(-1, keepdims=True, dtype=np.float64)
-    return np.divide(w, tot, out=np.zeros_like(w), where=tot > 0).astype(q.dtype, copy=False)
+    return np.where(tot > 0, w / np.where(tot > 0, tot, 1.0), 0.0).astype(q.dtype)
