@@ -6,12 +6,23 @@ from typing import Iterable
 
 from kernels.capabilities import BACKENDS, BackendError, Inputs, array_library, as_kernels, select
 
-__all__ = ["BACKENDS", "BackendError", "is_cupy_array", "resolve_backend"]
+__all__ = ["BACKENDS", "BackendError", "array_module", "is_cupy_array", "resolve_backend"]
 
 
 def is_cupy_array(x) -> bool:
     """True for a CuPy array, without importing CuPy when the caller has not."""
     return array_library(x) == "cupy"
+
+
+def array_module(x):
+    """The array module of ``x``: CuPy for a CuPy array (never imported otherwise), else NumPy."""
+    if is_cupy_array(x):
+        import cupy
+
+        return cupy
+    import numpy
+
+    return numpy
 
 
 def resolve_backend(backend: str, arrays: Iterable, supported, *, mask=None, causal=False, graph=False) -> str:

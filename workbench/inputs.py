@@ -40,14 +40,10 @@ class Batch:
 
 
 def _xp(x):
-    """The array module of ``x``: CuPy for a CuPy array (never imported otherwise), else NumPy."""
-    from kernels.dispatch import is_cupy_array
+    """The array module of ``x`` (:func:`kernels.dispatch.array_module`)."""
+    from kernels.dispatch import array_module
 
-    if is_cupy_array(x):
-        import cupy
-
-        return cupy
-    return np
+    return array_module(x)
 
 
 def _asarray(name: str, x) -> np.ndarray:

@@ -17,27 +17,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from kernels.dispatch import array_module
+
 #: Elements of the largest work array of one block (the estimates, or the candidates' differences).
 BLOCK_ELEMENTS = 1 << 25
 
 __all__ = ["BLOCK_ELEMENTS", "knn"]
 
 
-def _module(x):
-    from kernels.dispatch import is_cupy_array
-
-    if is_cupy_array(x):
-        import cupy
-
-        return cupy
-    return np
-
-
 def knn(x, k: int, self_loops: bool = False):
     """``(idx (n, k) int64, d2 (n, k) float64)`` of ``x (n, d)`` on ``x``'s array module: the ``k`` nearest
     points by exact squared Euclidean distance, ties to the smaller index; the point itself excluded,
     or first (distance 0) with ``self_loops`` (``1 ≤ k ≤ n − 1``, or ``≤ n``: the caller checks)."""
-    xp = _module(x)
+    xp = array_module(x)
     x = xp.ascontiguousarray(x, dtype=np.result_type(x.dtype, np.float32))
     n, d = x.shape
     x64 = x.astype(np.float64)
