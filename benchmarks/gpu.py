@@ -10,6 +10,9 @@ so and exits 0 (nothing is measured, nothing is written).
 * hyperbolic (Einstein midpoint), ``(1, 1, 16384, 64)``: :func:`kernels.gpu.hyperbolic.hyperbolic_cupy`
   against a CuPy array-expression baseline (pairwise distances as one ``(L, L)`` matrix, softmax,
   one matrix product — what a user would write), and the Numba CPU kernel's time from this run.
+* wide heads (sentence and image embeddings, read by chunks), unit-norm rows ``(1, 1, 8192, d)``, ``d`` = 384,
+  1,024: flash ("tiled") against torch SDPA float32 in the same run, and hyperbolic at ``d`` = 384 (rows of
+  norm 0.9) against the CuPy array expressions and the Numba CPU kernel (:func:`wide_rows`).
 * Lorentz cascade heads, 4 curvatures, unit-norm ``(1, 8192, 64)``: :func:`kernels.gpu.lorentz.cascade_cupy`
   against the same kind of array expressions (:func:`lorentz_expressions`) and the Numba CPU kernel.
 
@@ -152,12 +155,15 @@ def peer_rows(cp, L: int, dims, heads: int, repeats: int) -> list[dict]:
     return rows
 
 
-def hyperbolic_row(cp, L: int, d: int, repeats: int) -> dict:
+def hyperbolic_row(cp, L: int, d: int, repeats: int, norm: float | None = None) -> dict:
+    """Hyperbolic attention (Einstein midpoint) on ``(1, L, d)``: N(0, 0.3²) rows, or rows of ``norm``."""
     from kernels.gpu.hyperbolic import hyperbolic_cupy
     from kernels.hyperbolic import hyperbolic_attention
 
     rng = np.random.default_rng(0)
     q, k, v = (0.3 * rng.standard_normal((1, L, d)).astype(np.float32) for _ in range(3))
+    if norm is not None:  # embeddings scaled into the ball (the baseline below does not project)
+        q, k, v = (norm * x / np.linalg.norm(x, axis=-1, keepdims=True) for x in (q, k, v))
     qg, kg, vg = (cp.asarray(x) for x in (q, k, v))
 
     def baseline():  # the array-expression version a user would write (projection omitted: inside the ball)
@@ -188,6 +194,39 @@ def hyperbolic_row(cp, L: int, d: int, repeats: int) -> dict:
     diff = float(np.abs(cp.asnumpy(hyperbolic_cupy(qg, kg, vg)) - want).max())
     return {"L": L, "d": d, "ours_s": ours, "cupy_expr_s": base, "numba_cpu_s": cpu, "vs_expr": base / ours,
             "vs_numba": cpu / ours, "max_diff": diff, "rows_kernel_s": alone["rows"], "tiled_kernel_s": alone["tiled"]}
+
+
+def wide_rows(cp, L: int, dims, repeats: int) -> list[dict]:
+    """Flash ("tiled", by chunks) against torch SDPA float32 on unit-norm ``(1, 1, L, d)`` rows (scale 20: the
+    logit range real embeddings need), TFLOP/s and the ratio, max |difference|."""
+    import torch
+
+    from kernels.gpu.flash import flash_cupy
+
+    rows = []
+    for d in dims:
+        rng = np.random.default_rng(d)
+        x = [rng.standard_normal((1, L, d)).astype(np.float32) for _ in range(3)]
+        q, k = (cp.asarray(a / np.linalg.norm(a, axis=-1, keepdims=True)) for a in x[:2])
+        v = cp.asarray(x[2])
+        tq, tk, tv = (torch.as_tensor(a, device="cuda")[None] for a in (q, k, v))
+        flops = 4.0 * L * L * d
+        peer = _time(cp, lambda: torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, scale=20.0), repeats)
+        want = cp.asarray(torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, scale=20.0)[0])
+        ours = _time(cp, lambda: flash_cupy(q, k, v, scale=20.0), repeats)
+        diff = float(cp.abs(flash_cupy(q, k, v, scale=20.0)[0] - want).max())
+        rows.append({"L": L, "d": d, "torch_picks": sdpa_backend(torch, tq, tk, tv), "torch_s": peer,
+                     "ours_s": ours, "tflops": flops / ours / 1e12, "ratio": peer / ours, "diff": diff})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def _wide_table(rows: list[dict], h: dict) -> list[str]:
+    out = ["", "| wide heads (1, 1, L, d), unit-norm | torch SDPA fp32 ms (backend) | ours ms (tiled, chunks) | "
+           "ours TFLOP/s | ratio | max diff |", "|---|---|---|---|---|---|"]
+    out += [f"| L = {r['L']:,}, d = {r['d']} | {1e3 * r['torch_s']:.2f} ({r['torch_picks']}) | {1e3 * r['ours_s']:.2f} | "
+            f"{r['tflops']:.2f} | {r['ratio']:.2f} | {r['diff']:.1e} |" for r in rows]
+    return out + _hyperbolic_table(h)
 
 
 def lorentz_expressions(xp, q, k, v, c: float):
@@ -294,7 +333,9 @@ def main(argv=None) -> int:
              f"medians of {a.repeats} calls timed by CUDA events.\n"]
     sections = [lambda: _flash_table(flash_rows(cp, lengths, (64, 128), 16, a.repeats)),
                 lambda: _hyperbolic_table(hyperbolic_row(cp, 2048 if a.quick else 16384, 64, a.repeats)),
-                lambda: _lorentz_table(lorentz_row(cp, 1024 if a.quick else 8192, 64, a.repeats))]
+                lambda: _lorentz_table(lorentz_row(cp, 1024 if a.quick else 8192, 64, a.repeats)),
+                lambda: _wide_table(wide_rows(cp, 2048 if a.quick else 8192, (384, 1024), a.repeats),
+                                    hyperbolic_row(cp, 2048 if a.quick else 8192, 384, a.repeats, norm=0.9))]
     if a.sweep:
         sections += [lambda: _tile_table(tile_rows(cp, 4096, (64, 128), 16, SWEEP_TILES, a.repeats)
                                          + tile_rows(cp, 512, (64, 128), 16, SHORT_TILES, a.repeats)),

@@ -16,14 +16,15 @@ from kernels.gpu.flash import mma_layout, tiled_layout
 from workbench.benchmarking import print_and_append
 
 #: The compile-time constants a row shows (flash_tiled's layout offsets follow from them).
-SHOWN = ("HEAD_DIM", "VALUE_DIM", "SCORE", "BLOCK_Q", "BLOCK_K", "TM", "TN", "WARPS", "BK", "FEATURES", "THREADS",
+SHOWN = ("HEAD_DIM", "VALUE_DIM", "SCORE", "BLOCK_Q", "BLOCK_K", "TM", "TN", "DC", "VC", "WARPS", "BK", "FEATURES", "THREADS",
          "COLS")
 
 
 def _dynamic(name: str, defines: dict) -> int:
     """Local memory the launcher sizes at launch (bytes): the register-tiled and tensor-core bodies."""
     if name == "flash_tiled":
-        return tiled_layout(defines["HEAD_DIM"], defines["VALUE_DIM"], defines["TM"], defines["TN"])["shared_bytes"]
+        return tiled_layout(defines["HEAD_DIM"], defines["VALUE_DIM"], defines["TM"], defines["TN"], defines["DC"],
+                            defines["VC"])["shared_bytes"]
     if name == "flash_mma":
         return mma_layout(defines["HEAD_DIM"], defines["VALUE_DIM"], defines["WARPS"], defines["BK"], "cuda")["shared_bytes"]
     return 0

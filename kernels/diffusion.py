@@ -19,13 +19,14 @@ from kernels.checks import one_of, positive
 from kernels.dense import attention as _dense_attention
 from kernels.dense import attention_weights as _dense_weights
 from kernels.dispatch import resolve_backend
+from kernels.gpu.flash import WIDE_HEAD_DIM
 from kernels.reference import diffusion as _ref
 from kernels.reference.diffusion import INTEGRATORS, LAPLACIANS, MULTISCALE
 
 #: What the kernel serves on each backend (:mod:`kernels.capabilities`): CuPy through the GPU heat step
 #: (``kernels/gpu/csr_step.cu``) and the flash body (:mod:`kernels.gpu.diffusion`; float32, head
-#: dimensions up to 128; the Laplacian built on the host).
-DIFFUSION = declare("diffusion", cupy=None, cupy_limits={"dtypes": ("float32",), "max_head_dim": 128})
+#: dimensions up to WIDE_HEAD_DIM; the Laplacian built on the host).
+DIFFUSION = declare("diffusion", cupy=None, cupy_limits={"dtypes": ("float32",), "max_head_dim": WIDE_HEAD_DIM})
 
 __all__ = ["DIFFUSION", "LAPLACIANS", "INTEGRATORS", "MULTISCALE", "diffused_keys",
            "diffusion_attention", "diffusion_weights"]

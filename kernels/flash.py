@@ -5,12 +5,13 @@ import math
 
 from kernels.capabilities import declare
 from kernels.dispatch import resolve_backend
+from kernels.gpu.flash import WIDE_HEAD_DIM
 from kernels.reference import flash as _ref
 
 #: What the kernel serves on each backend (:mod:`kernels.capabilities`); the CuPy kernel is
-#: ``kernels/gpu/flash_fwd.cu`` (float32, head dimensions up to 128).
+#: ``kernels/gpu/flash_tiled.cu`` (float32; heads wider than 128 read by chunks, up to WIDE_HEAD_DIM).
 FLASH = declare("flash", masks=True, causal=True, cupy=None,
-                cupy_limits={"dtypes": ("float32",), "max_head_dim": 128})
+                cupy_limits={"dtypes": ("float32",), "max_head_dim": WIDE_HEAD_DIM})
 
 
 def flash_attention(q, k, v, *, mask=None, scale=None, causal=False, causal_offset=0,

@@ -9,11 +9,13 @@ import math
 
 from kernels.capabilities import BackendError, declare
 from kernels.dispatch import resolve_backend
+from kernels.gpu.flash import WIDE_HEAD_DIM
 from kernels.reference import hyperbolic as _ref
 
 #: What the kernel serves on each backend (:mod:`kernels.capabilities`); the CuPy kernel is the
-#: Poincaré score of ``kernels/gpu/flash_fwd.cu`` (float32, head dimensions up to 128).
-HYPERBOLIC = declare("hyperbolic", masks=True, cupy=None, cupy_limits={"dtypes": ("float32",), "max_head_dim": 128})
+#: Poincaré score of ``kernels/gpu/flash_tiled.cu`` (float32, heads up to WIDE_HEAD_DIM: embeddings by chunks).
+HYPERBOLIC = declare("hyperbolic", masks=True, cupy=None,
+                     cupy_limits={"dtypes": ("float32",), "max_head_dim": WIDE_HEAD_DIM})
 
 #: Aggregations with a closed form served here (the Fréchet mean and the Möbius sum, which need
 #: the weights themselves, are computed by the mechanism from :func:`hyperbolic_weights`).

@@ -17,11 +17,12 @@ import numpy as np
 from kernels.capabilities import BackendError, declare
 from kernels.checks import one_of, positive, positive_int
 from kernels.dispatch import resolve_backend
+from kernels.gpu.flash import WIDE_HEAD_DIM
 from kernels.reference import lorentz as _ref
 
 #: What the kernel serves on each backend (:mod:`kernels.capabilities`): CuPy through the flash bodies'
-#: Lorentz and Busemann scores (``kernels/gpu/scores.cuh``; float32, head dimensions up to 128).
-LORENTZ = declare("lorentz", masks=True, cupy=None, cupy_limits={"dtypes": ("float32",), "max_head_dim": 128})
+#: Lorentz and Busemann scores (``kernels/gpu/scores.cuh``; float32, heads up to WIDE_HEAD_DIM).
+LORENTZ = declare("lorentz", masks=True, cupy=None, cupy_limits={"dtypes": ("float32",), "max_head_dim": WIDE_HEAD_DIM})
 
 SCORES = _ref.SCORES
 

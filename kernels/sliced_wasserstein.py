@@ -10,12 +10,13 @@ import math
 from kernels.capabilities import BackendError, declare
 from kernels.checks import positive
 from kernels.dispatch import resolve_backend
+from kernels.gpu.flash import WIDE_HEAD_DIM
 from kernels.reference import sliced_wasserstein as _ref
 from kernels.reference.sliced_wasserstein import directions, features, quantile_grid, sorted_projections
 
 #: What the kernel serves on each backend (:mod:`kernels.capabilities`).
 SLICED_WASSERSTEIN = declare("sliced_wasserstein", masks=True, cupy=None,
-                             cupy_limits={"dtypes": ("float32",), "max_head_dim": 128})
+                             cupy_limits={"dtypes": ("float32",), "max_head_dim": WIDE_HEAD_DIM})
 
 #: Query / key tiles of the Numba kernel.
 BLOCK_Q = 256

@@ -19,9 +19,9 @@ ARCHS = ("sm_80", "sm_90")
 
 
 def _tiled(d: int, dv: int, score: int, tm: int = 4, tn: int = 4) -> dict:
-    lay = tiled_layout(d, dv, tm, tn)
+    lay = tiled_layout(d, dv, tm, tn)  # the default chunks of the head (kernels.gpu.flash.head_chunks)
     return {"HEAD_DIM": d, "VALUE_DIM": dv, "SCORE": score,
-            **{k: v for k, v in lay.items() if k not in ("shared_bytes", "rows")}}
+            **{k: v for k, v in lay.items() if k not in ("shared_bytes", "rows", "value_blocks")}}
 
 
 def _mma(d: int, dv: int, warps: int = 4, bk: int = 64) -> dict:
@@ -43,7 +43,10 @@ VARIANTS = {"flash_fwd": [{"HEAD_DIM": 1, "VALUE_DIM": 1, "SCORE": 0},
             "flash_tiled": [_tiled(1, 1, 0), _tiled(64, 64, 0), _tiled(128, 128, 0), _tiled(64, 64, 0, 8),
                             _tiled(128, 128, 0, 8), _tiled(1, 2, 1), _tiled(64, 65, 1), _tiled(128, 129, 1),
                             _tiled(32, 64, 2), _tiled(128, 128, 2), _tiled(64, 65, 3), _tiled(128, 129, 3),
-                            _tiled(1, 65, 4)],
+                            _tiled(1, 65, 4),
+                            # embedding widths, read by chunks (dimensions and value columns)
+                            _tiled(384, 384, 0), _tiled(384, 384, 0, 8), _tiled(1024, 1024, 0, 8), _tiled(384, 385, 1),
+                            _tiled(1024, 1025, 1), _tiled(384, 385, 3), _tiled(384, 64, 2)],
             "flash_mma": [_mma(1, 1), _mma(64, 64), _mma(128, 128, bk=32), _mma(128, 129, bk=32), _mma(64, 64, 8, 32)],
             "csr_step": [{"COLS": 1, "THREADS": 128}, {"COLS": 64, "THREADS": 128}],
             "linear_fwd": [{"FEATURES": 1, "THREADS": 16, "VALUE_DIM": 1},
@@ -52,8 +55,9 @@ VARIANTS = {"flash_fwd": [{"HEAD_DIM": 1, "VALUE_DIM": 1, "SCORE": 0},
 
 
 def is_hot(defines: dict) -> bool:
-    """The variants that must not spill: head dimensions 64/128, 64/256 features, 64 columns."""
-    return defines.get("HEAD_DIM") in (64, 128) or defines.get("FEATURES") in (64, 256) or defines.get("COLS") == 64
+    """The variants that must not spill: head dimensions 64/128 and the embedding widths 384/1,024, 64/256
+    features, 64 columns."""
+    return defines.get("HEAD_DIM") in (64, 128, 384, 1024) or defines.get("FEATURES") in (64, 256) or defines.get("COLS") == 64
 
 __all__ = ["ARCHS", "VARIANTS", "is_hot", "find_nvcc", "nvcc_resources"]
 

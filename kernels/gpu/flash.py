@@ -4,8 +4,9 @@ tensor cores), their scores in ``scores.cuh``.
 
 "rows": one block of :data:`BLOCK_Q` threads per (query tile, batch), key tiles of :data:`BLOCK_K`
 ("tiled", "mma": :func:`tiled_layout`, :func:`mma_layout`). The head dimensions and the score are
-compile-time constants (one compiled module per variant,
-cached). The mask is passed as uint8 with a stride per axis (0 where it broadcasts).
+compile-time constants (one compiled module per variant, cached). "rows" and "mma" take heads up to
+:data:`MAX_HEAD_DIM`; "tiled" reads wider ones (embeddings of 384–1,024 dimensions) by chunks of
+dimensions and of value columns (:func:`head_chunks`, up to :data:`WIDE_HEAD_DIM`). The mask is passed as uint8 with a stride per axis (0 where it broadcasts).
 
 * :func:`flash_cupy` / :func:`flash_opencl`: ``(out (B, Lq, dv), lse (B, Lq))`` of
   ``softmax(scale · q kᵀ) v``, equal to :func:`kernels.reference.flash.flash_attention`;
@@ -25,8 +26,14 @@ import numpy as np
 
 from kernels.gpu.runtime import cuda_function, opencl_context, opencl_input, opencl_kernel
 
-#: The largest head dimensions served (values one wider: the Einstein midpoint's extra column).
+#: The largest head dimensions read whole (values one wider: the Einstein midpoint's extra column); "rows"
+#: and "mma" take no more.
 MAX_HEAD_DIM, MAX_VALUE_DIM = 128, 129
+#: The largest head dimensions "tiled" takes (wider ones by chunks, :func:`head_chunks`) — bounds that keep a
+#: call's time sane; sentence and image embeddings have 384–1,024.
+WIDE_HEAD_DIM, WIDE_VALUE_DIM = 8192, 8193
+#: "tiled"'s head dimensions per chunk past MAX_HEAD_DIM.
+WIDE_DC = 64
 #: ``flash_fwd.cu`` ("rows"): query rows per block (one thread each) and keys per tile.
 BLOCK_Q, BLOCK_K = 32, 16
 #: ``flash_tiled.cu`` ("tiled"): the block's TY × TX threads; per thread TM query rows × TN keys, the
@@ -46,28 +53,47 @@ SCORES = {"dot": 0, "poincare": 1, "sliced_wasserstein": 2, "lorentz": 3, "busem
 SHARED_LIMIT, SHARED_OPT_IN = 48 * 1024, 227 * 1024
 
 __all__ = ["BLOCK_Q", "BLOCK_K", "KERNEL", "default_tiles", "MAX_HEAD_DIM", "MAX_VALUE_DIM", "SCORES", "flash_cupy",
-           "flash_opencl", "launch_plan", "mma_layout", "poincare_partial", "scored_partial", "sw_partial", "tiled_layout", "weights_cupy"]
+           "WIDE_HEAD_DIM", "WIDE_VALUE_DIM", "head_chunks", "flash_opencl", "launch_plan", "mma_layout", "poincare_partial", "scored_partial", "sw_partial", "tiled_layout", "weights_cupy"]
 
 
-def tiled_layout(d: int, dv: int, tm: int, tn: int) -> dict:
-    """``flash_tiled.cu``'s compile-time constants: thread layout, row strides and the offsets (floats)
-    of its local-memory arrays, and ``shared_bytes`` (the layout lives here only: the body reads it)."""
+def head_chunks(d: int, dv: int) -> tuple[int, int]:
+    """``(DC, VC)`` of "tiled": head dimensions per chunk and value columns per block — the whole head up to
+    :data:`MAX_HEAD_DIM` / :data:`MAX_VALUE_DIM`, else the fewest equal chunks within :data:`WIDE_DC`
+    (a multiple of 8: whole groups of the key load) and :data:`MAX_VALUE_DIM` (the narrow kernel's registers)."""
+    if d <= MAX_HEAD_DIM:
+        dc = d
+    else:
+        dc = -(-d // -(-d // WIDE_DC))
+        dc = -(-dc // 8) * 8
+    vc = dv if dv <= MAX_VALUE_DIM else -(-dv // -(-dv // MAX_VALUE_DIM))
+    return dc, vc
+
+
+def tiled_layout(d: int, dv: int, tm: int, tn: int, dc: int | None = None, vc: int | None = None) -> dict:
+    """``flash_tiled.cu``'s compile-time constants: thread layout, head-dimension chunk ``DC`` and value
+    columns per block ``VC`` (default :func:`head_chunks`), row strides and the offsets (floats) of its
+    local-memory arrays, ``shared_bytes`` and ``value_blocks`` (the layout lives here only: the body reads it)."""
     ty, tx = TILED_THREADS
-    bq, bk, tv = ty * tm, tx * tn, -(-dv // tx)
+    dc0, vc0 = head_chunks(d, dv)
+    dc, vc = dc0 if dc is None else int(dc), vc0 if vc is None else int(vc)
     if tm < 1 or tn < 1 or tn & (tn - 1):
         raise ValueError(f"tiles: (TM, TN) = ({tm}, {tn}); TN must be a power of two (the key swizzle)")
+    if not (1 <= dc <= max(d, 1) and 1 <= vc <= max(dv, 1)):
+        raise ValueError(f"tiles: chunks (DC, VC) = ({dc}, {vc}) must lie in 1 … d={d} and 1 … dv={dv}")
+    bq, bk, tv = ty * tm, tx * tn, -(-vc // tx)
     # +4: rows stay 16-byte aligned and shift by 4 banks; kT needs none (swizzled), only whole 4-key groups
     qs, ks, vs, ps, rs = bq + 4, max(bk, 4), tx * tv + 4, bk + 4, tx + 1
-    off_k = d * qs
-    off_v = off_k + d * ks
+    off_k = dc * qs
+    off_v = off_k + dc * ks
     off_p = off_v + bk * vs
     off_r = off_p + bq * ps
     off_m = off_r + bq * rs
     total = off_m + 3 * bq
-    return {"TY": ty, "TX": tx, "TM": tm, "TN": tn, "TV": tv, "SWZ": min(8, ks // 4) - 1,
+    return {"TY": ty, "TX": tx, "TM": tm, "TN": tn, "TV": tv, "DC": dc, "VC": vc, "SWZ": min(8, ks // 4) - 1,
             "QS": qs, "KS": ks, "VS": vs, "PS": ps, "RS": rs,
             "OFF_K": off_k, "OFF_V": off_v, "OFF_P": off_p, "OFF_R": off_r, "OFF_M": off_m,
-            "OFF_L": off_m + bq, "OFF_A": off_m + 2 * bq, "shared_bytes": 4 * total, "rows": bq}
+            "OFF_L": off_m + bq, "OFF_A": off_m + 2 * bq, "shared_bytes": 4 * total, "rows": bq,
+            "value_blocks": -(-dv // vc)}
 
 
 def mma_layout(d: int, dv: int, warps: int, bk: int, api: str) -> dict:
@@ -92,7 +118,8 @@ def mma_layout(d: int, dv: int, warps: int, bk: int, api: str) -> dict:
 
 
 def default_tiles(lq: int, batch: int, units: int | None) -> tuple[int, int]:
-    """``(TM, TN)`` of "tiled" for ``batch`` × ``lq`` queries on ``units`` multiprocessors (None: the largest)."""
+    """``(TM, TN)`` of "tiled" for ``batch`` × ``lq`` queries (``batch`` counts the blocks along the values,
+    too) on ``units`` multiprocessors (None: the largest)."""
     for tm in TILED_TM:
         if units is None or math.ceil(lq / (TILED_THREADS[0] * tm)) * batch >= units:
             return tm, TILED_TN
@@ -105,7 +132,7 @@ def launch_plan(q_shape, k_shape, v_shape, mask_shape, scale, causal, causal_off
     """Body, grid, block, local memory, compile-time constants and scalar arguments of one call (shapes
     only). ``kernel`` "rows" (``flash_fwd.cu``), "tiled" (``flash_tiled.cu``) or "mma" (``flash_mma.cu``,
     the dot score only), default :data:`KERNEL`; ``tiles``: "rows" ``(query rows per block, keys per
-    tile)``, "tiled" ``(TM, TN)``, "mma" ``(warps, keys per tile)`` (tuning; "tiled" default
+    tile)``, "tiled" ``(TM, TN)`` or ``(TM, TN, DC, VC)`` (chunks: :func:`head_chunks`), "mma" ``(warps, keys per tile)`` (tuning; "tiled" default
     :func:`default_tiles` for ``units`` multiprocessors). ``api`` "cuda" or "opencl": where ``mma.cuh``
     emulates the warp (OpenCL), "mma" gets its scratch, which the GPU's limit does not count."""
     kernel = KERNEL if kernel is None else kernel
@@ -115,9 +142,10 @@ def launch_plan(q_shape, k_shape, v_shape, mask_shape, scale, causal, causal_off
         raise ValueError(f"kernel: 'mma' computes the dot score only, got score {score!r}")
     B, lq, d = q_shape
     lk, dv = k_shape[1], v_shape[2]
-    if d > MAX_HEAD_DIM or dv > MAX_VALUE_DIM:
-        raise ValueError(f"q, v: the GPU kernel takes head dimensions up to {MAX_HEAD_DIM} (values "
-                         f"{MAX_VALUE_DIM}), got d={d}, dv={dv}")
+    top_d, top_dv = (WIDE_HEAD_DIM, WIDE_VALUE_DIM) if kernel == "tiled" else (MAX_HEAD_DIM, MAX_VALUE_DIM)
+    if d > top_d or dv > top_dv:
+        raise ValueError(f"q, v: the GPU kernel {kernel!r} takes head dimensions up to {top_d} (values "
+                         f"{top_dv}), got d={d}, dv={dv}")
     if mask_shape is None:
         sb = sq = 0
     else:
@@ -125,6 +153,7 @@ def launch_plan(q_shape, k_shape, v_shape, mask_shape, scale, causal, causal_off
             raise ValueError(f"mask: expected a shape broadcastable to ({B}, {lq}, {lk}), got {tuple(mask_shape)}")
         sq = lk if mask_shape[1] == lq and lq > 1 else 0
         sb = mask_shape[1] * lk if mask_shape[0] == B and B > 1 else 0
+    zblocks = 1
     if kernel == "rows":
         bq, bk = (BLOCK_Q, BLOCK_K) if tiles is None else (int(tiles[0]), int(tiles[1]))
         defines = {"HEAD_DIM": d, "VALUE_DIM": dv, "BLOCK_Q": bq, "BLOCK_K": bk, "SCORE": SCORES[score]}
@@ -139,16 +168,17 @@ def launch_plan(q_shape, k_shape, v_shape, mask_shape, scale, causal, causal_off
                                                        if key not in ("shared_bytes", "rows")}}
         limit = SHARED_OPT_IN
     else:
-        lay = tiled_layout(d, dv, *(default_tiles(lq, B, units) if tiles is None else tiles))
+        zs = -(-dv // head_chunks(d, dv)[1])
+        lay = tiled_layout(d, dv, *(default_tiles(lq, B * zs, units) if tiles is None else tiles))
         bq, shared, threads, dynamic = lay["rows"], lay["shared_bytes"], lay["TX"] * lay["TY"], lay["shared_bytes"]
         defines = {"HEAD_DIM": d, "VALUE_DIM": dv, "SCORE": SCORES[score],
-                   **{key: val for key, val in lay.items() if key not in ("shared_bytes", "rows")}}
-        limit = SHARED_OPT_IN
+                   **{key: val for key, val in lay.items() if key not in ("shared_bytes", "rows", "value_blocks")}}
+        limit, zblocks = SHARED_OPT_IN, lay["value_blocks"]
     if shared > limit:
         raise ValueError(f"tiles: {tiles} needs {shared:,} bytes of local memory per block for d={d}, "
                          f"dv={dv} (at most {limit:,})")
     return {"kernel": kernel, "body": BODIES[kernel],
-            "grid": (max(1, math.ceil(lq / bq)), B), "block": (threads,), "shared_bytes": dynamic,
+            "grid": (max(1, math.ceil(lq / bq)), B, zblocks), "block": (threads,), "shared_bytes": dynamic,
             "defines": defines, "has_mask": mask_shape is not None, "mask_sb": sb, "mask_sq": sq,
             "scale": float(1.0 / math.sqrt(d) if scale is None else scale), "causal": bool(causal),
             "causal_offset": int(causal_offset), "lq": lq, "lk": lk, "out_shape": (B, lq, dv), "lse_shape": (B, lq)}
@@ -249,10 +279,10 @@ def _run_opencl(q, k, v, mask, scale, causal, causal_offset, score="dot", qden=N
     one = np.ones(1, np.float32)
     bo, bl = cl.Buffer(ctx, cl.mem_flags.WRITE_ONLY, out.nbytes), cl.Buffer(ctx, cl.mem_flags.WRITE_ONLY, lse.nbytes)
     kern = opencl_kernel(plan["body"], plan["body"], plan["defines"])
-    gx, gy = plan["grid"]
+    gx, gy, gz = plan["grid"]
     threads = plan["block"][0]
     dynamic = [cl.LocalMemory(plan["shared_bytes"])] if plan["kernel"] != "rows" else []
-    kern(queue, (gx * threads, gy), (threads, 1), buf(q), buf(k), buf(v),
+    kern(queue, (gx * threads, gy, gz), (threads, 1, 1), buf(q), buf(k), buf(v),
          buf(m if m is not None else np.zeros(1, np.uint8)), *_scalars(plan), bo, bl,
          buf(one if qden is None else np.asarray(qden, np.float32)),
          buf(one if kden is None else np.asarray(kden, np.float32)), np.float32(curv), *dynamic)

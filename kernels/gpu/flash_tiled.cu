@@ -3,23 +3,64 @@
 // out for throughput. A block of TY × TX threads owns BQ = TY·TM query rows; for each tile of BK = TX·TN
 // keys, thread (ty, tx) computes the TM × TN scores of rows ty·TM + a and keys tx·TN + n (an outer
 // product per head dimension, like a GEMM micro-kernel: TM + TN local-memory reads for TM·TN
-// multiply-adds), then its TM output rows over TV = ⌈VALUE_DIM / TX⌉ value columns from the tile's
+// multiply-adds), then its TM output rows over TV = ⌈VC / TX⌉ value columns from the tile's
 // probabilities P. The online softmax's row maximum and sum are reduced across the TX threads of a
-// row through local memory (no warp intrinsics: the body stays portable). Local memory, sized at
-// launch (kernels/gpu/flash.py computes the layout and passes its strides and offsets):
-//   qT[c][r] (QS)  the block's queries, transposed (scaled by `scale` for the dot score)
-//   kT[c][j] (KS)  the key tile, transposed (4-key groups swizzled, KT_AT);    vs[j][c] (VS)  the value tile (columns ≥ VALUE_DIM zero)
+// row through local memory (no warp intrinsics: the body stays portable).
+// Wide heads (sentence and image embeddings, 384–1,024 dimensions): the scores are sums over the head
+// dimensions (score_term), so the body reads them in NCH chunks of DC dimensions (the block's queries are
+// then re-read per key tile, like a GEMM's A panel); the values in chunks of VC columns, one per block
+// along the grid's z (each such block recomputes the scores: the price of accumulators that stay in
+// registers). DC = HEAD_DIM and VC = VALUE_DIM (one chunk each) is the narrow-head kernel. Local memory,
+// sized at launch (kernels/gpu/flash.py computes the layout and passes its strides and offsets):
+//   qT[c][r] (QS)  the block's queries (one chunk of dimensions), transposed (scaled by `scale` for the dot score)
+//   kT[c][j] (KS)  the key tile (the same chunk), transposed (4-key groups swizzled, KT_AT)
+//   vs[j][c] (VS)  the value tile, the block's columns (columns past VC or VALUE_DIM zero)
 //   ps[r][j] (PS)  the tile's probabilities;    red[r][x] (RS) per-thread partial maxima and sums
 //   ms, ls, as     per row: running maximum, running sum, this tile's rescaling factor.
 // Rows are padded by 4 floats so that 16-byte reads stay aligned.
 #define THREADS (TX * TY)
 #define BQ (TY * TM)
 #define BK (TX * TN)
-#define D8 ((HEAD_DIM + 7) / 8)
+#ifndef DC
+#define DC HEAD_DIM
+#endif
+#ifndef VC
+#define VC VALUE_DIM
+#endif
+#define NCH ((HEAD_DIM + DC - 1) / DC)
+#define D8 ((DC + 7) / 8)
 // kT's element (c, j): groups of 4 keys XOR-swizzled by the dimension (SWZ + 1 groups: ≤ 8, ≤ BK/4),
 // so that a group stays one aligned 16-byte read and transposed stores spread over the banks
 #define KT_AT(c, j) ((c) * KS + ((((j) >> 2) ^ ((c) & SWZ)) << 2) + ((j) & 3))
 #include "scores.cuh"
+
+// qT ← the block's queries i0 … i0 + BQ − 1, dimensions ch·DC … ch·DC + DC − 1 (0 past the ends: a zero
+// dimension adds nothing to any score's sum)
+DEVICE void load_q(LOCAL float* qT, const GLOBAL float* RESTRICT qb, const int ch, const int i0, const int lq,
+                   const float scale)
+{
+    for (int e = LOCAL_ID_X; e < BQ * DC; e += THREADS) {
+        const int r = e / DC, c = e - r * DC, g = ch * DC + c;
+        const float x = (i0 + r < lq && g < HEAD_DIM) ? qb[(wb_long)(i0 + r) * HEAD_DIM + g] : 0.0f;
+#if SCORE == 0
+        qT[c * QS + r] = x * scale;
+#else
+        qT[c * QS + r] = x;
+#endif
+    }
+}
+
+// kT ← keys j0 … j0 + BK − 1, dimensions ch·DC …: a warp stores 4 keys × 8 dimensions (with the swizzle,
+// 32 different banks; a plain transposed store would put 8 threads on one bank) and reads 4 runs of 32
+// bytes from global memory
+DEVICE void load_k(LOCAL float* kT, const GLOBAL float* RESTRICT kb, const int ch, const int j0, const int lk)
+{
+    for (int e = LOCAL_ID_X; e < BK * D8 * 8; e += THREADS) {
+        const int jl = e & 3, cc = (e >> 2) & 7, rest = e >> 5;
+        const int c = (rest % D8) * 8 + cc, r = (rest / D8) * 4 + jl, g = ch * DC + c;
+        if (c < DC) kT[KT_AT(c, r)] = (j0 + r < lk && g < HEAD_DIM) ? kb[(wb_long)(j0 + r) * HEAD_DIM + g] : 0.0f;
+    }
+}
 
 KERNEL void flash_tiled(FLASH_PARAMS DYN_SHARED_ARG(float, smem))
 {
@@ -39,16 +80,11 @@ KERNEL void flash_tiled(FLASH_PARAMS DYN_SHARED_ARG(float, smem))
     const GLOBAL float* qb = q + (wb_long)b * lq * HEAD_DIM;
     const GLOBAL float* kb = k + (wb_long)b * lk * HEAD_DIM;
     const GLOBAL float* vb = v + (wb_long)b * lk * VALUE_DIM;
+    const int v0 = GROUP_ID_Z * VC;  // the block's first value column
 
-    for (int e = t; e < BQ * HEAD_DIM; e += THREADS) {
-        const int r = e / HEAD_DIM, c = e - r * HEAD_DIM;
-        const float x = (i0 + r < lq) ? qb[(wb_long)(i0 + r) * HEAD_DIM + c] : 0.0f;
-#if SCORE == 0
-        qT[c * QS + r] = x * scale;
-#else
-        qT[c * QS + r] = x;
+#if NCH == 1
+    load_q(qT, qb, 0, i0, lq, scale);  // read once: every key tile uses the same dimensions
 #endif
-    }
     if (t < BQ) {
         ms[t] = NEG_INF;
         ls[t] = 0.0f;
@@ -63,44 +99,46 @@ KERNEL void flash_tiled(FLASH_PARAMS DYN_SHARED_ARG(float, smem))
     const int kend = key_end(lk, causal, i0, BQ, causal_offset);
     for (int j0 = 0; j0 < kend; j0 += BK) {
         BARRIER();  // the previous tile's keys, values and probabilities are no longer read
-        // a warp stores 4 keys × 8 dimensions: with the swizzle, 32 different banks (a plain transposed
-        // store would put 8 threads on one bank); it reads 4 runs of 32 bytes from global memory
-        for (int e = t; e < BK * D8 * 8; e += THREADS) {
-            const int jl = e & 3, cc = (e >> 2) & 7, rest = e >> 5;
-            const int c = (rest % D8) * 8 + cc, r = (rest / D8) * 4 + jl;
-            if (c < HEAD_DIM) kT[KT_AT(c, r)] = (j0 + r < lk) ? kb[(wb_long)(j0 + r) * HEAD_DIM + c] : 0.0f;
-        }
         for (int e = t; e < BK * VS; e += THREADS) {
             const int r = e / VS, c = e - r * VS;
-            vs[e] = (j0 + r < lk && c < VALUE_DIM) ? vb[(wb_long)(j0 + r) * VALUE_DIM + c] : 0.0f;
+            vs[e] = (j0 + r < lk && c < VC && v0 + c < VALUE_DIM) ? vb[(wb_long)(j0 + r) * VALUE_DIM + v0 + c] : 0.0f;
         }
-        BARRIER();  // the tile is loaded (and qT, on the first pass)
         float s[TM][TN];
         UNROLL
         for (int a = 0; a < TM; ++a) {
             UNROLL
             for (int n = 0; n < TN; ++n) s[a][n] = 0.0f;
         }
-        UNROLL_PART
-        for (int c = 0; c < HEAD_DIM; ++c) {
-            float qa[TM], kv[TN];
-            UNROLL
-            for (int a = 0; a < TM; ++a) qa[a] = qT[c * QS + ty * TM + a];
-            UNROLL
-#if TN >= 4
-            for (int n4 = 0; n4 < TN; n4 += 4) {  // one aligned 16-byte read per group of 4 keys
-                const int base = 4 * (c * (KS / 4) + (((tx * TN + n4) >> 2) ^ (c & SWZ)));
-                UNROLL
-                for (int u = 0; u < 4; ++u) kv[n4 + u] = kT[base + u];
-            }
-#else
-            for (int n = 0; n < TN; ++n) kv[n] = kT[KT_AT(c, tx * TN + n)];
+        for (int ch = 0; ch < NCH; ++ch) {
+#if NCH > 1
+            load_q(qT, qb, ch, i0, lq, scale);
 #endif
-            UNROLL
-            for (int a = 0; a < TM; ++a) {
+            load_k(kT, kb, ch, j0, lk);
+            BARRIER();  // the chunk is loaded (and the value tile; qT on the first pass)
+            UNROLL_PART
+            for (int c = 0; c < DC; ++c) {
+                float qa[TM], kv[TN];
                 UNROLL
-                for (int n = 0; n < TN; ++n) s[a][n] += score_term(qa[a], kv[n], curv);
+                for (int a = 0; a < TM; ++a) qa[a] = qT[c * QS + ty * TM + a];
+                UNROLL
+#if TN >= 4
+                for (int n4 = 0; n4 < TN; n4 += 4) {  // one aligned 16-byte read per group of 4 keys
+                    const int base = 4 * (c * (KS / 4) + (((tx * TN + n4) >> 2) ^ (c & SWZ)));
+                    UNROLL
+                    for (int u = 0; u < 4; ++u) kv[n4 + u] = kT[base + u];
+                }
+#else
+                for (int n = 0; n < TN; ++n) kv[n] = kT[KT_AT(c, tx * TN + n)];
+#endif
+                UNROLL
+                for (int a = 0; a < TM; ++a) {
+                    UNROLL
+                    for (int n = 0; n < TN; ++n) s[a][n] += score_term(qa[a], kv[n], curv);
+                }
             }
+#if NCH > 1
+            BARRIER();  // the chunk is no longer read
+#endif
         }
         // scores → allowed logits, and each thread's maximum per row
         UNROLL
@@ -181,9 +219,9 @@ KERNEL void flash_tiled(FLASH_PARAMS DYN_SHARED_ARG(float, smem))
             UNROLL
             for (int e = 0; e < TV; ++e) {
                 const int c = tx * TV + e;
-                if (c < VALUE_DIM) o[c] = acc[a][e] * inv;
+                if (c < VC && v0 + c < VALUE_DIM) o[v0 + c] = acc[a][e] * inv;
             }
         }
     }
-    if (t < BQ && i0 + t < lq) lse[(wb_long)b * lq + i0 + t] = ls[t] > 0.0f ? ms[t] + LOG(ls[t]) : NEG_INF;
+    if (GROUP_ID_Z == 0 && t < BQ && i0 + t < lq) lse[(wb_long)b * lq + i0 + t] = ls[t] > 0.0f ? ms[t] + LOG(ls[t]) : NEG_INF;
 }

@@ -16,6 +16,7 @@
 #define LOCAL_ID_X ((int)threadIdx.x)
 #define GROUP_ID_X ((int)blockIdx.x)
 #define GROUP_ID_Y ((int)blockIdx.y)
+#define GROUP_ID_Z ((int)blockIdx.z)
 #define EXP(x) expf(x)
 #define LOG(x) logf(x)
 #define LOG1P(x) log1pf(x)

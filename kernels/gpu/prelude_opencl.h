@@ -13,6 +13,7 @@
 #define LOCAL_ID_X ((int)get_local_id(0))
 #define GROUP_ID_X ((int)get_group_id(0))
 #define GROUP_ID_Y ((int)get_group_id(1))
+#define GROUP_ID_Z ((int)get_group_id(2))
 #define EXP(x) exp(x)
 #define LOG(x) log(x)
 #define LOG1P(x) log1p(x)

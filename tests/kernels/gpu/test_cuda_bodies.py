@@ -75,6 +75,17 @@ def test_flash_at_a_benchmark_size(cp, rng, kernel):
     _flash(cp, q, k, v, atol=5e-6, kernel=kernel)
 
 
+@pytest.mark.parametrize("B,lq,lk,d,dv,tiles", [(1, 200, 333, 384, 384, None), (2, 65, 129, 1024, 1025, None),
+                                                 (1, 300, 170, 384, 385, (8, 4)), (2, 77, 50, 20, 21, (2, 4, 8, 8))])
+def test_flash_wide_heads_by_chunks(cp, rng, B, lq, lk, d, dv, tiles):
+    """"tiled" reading embedding-width heads by chunks of dimensions and of value columns (grid z)."""
+    q, k, v = _qkv(rng, B, lq, lk, d, dv)
+    q, k = (x / np.linalg.norm(x, axis=-1, keepdims=True) for x in (q, k))  # unit-norm rows: real embeddings
+    _flash(cp, q, k, v, scale=20.0, kernel="tiled", tiles=tiles)
+    _flash(cp, q, k, v, mask=rng.random((B, lq, lk)) > 0.4, kernel="tiled", tiles=tiles)
+    _flash(cp, q, k, v, causal=True, offset=-3, kernel="tiled", tiles=tiles)
+
+
 @pytest.mark.parametrize("kind", ["favor+", "relu", "elu+1"])
 @pytest.mark.parametrize("B,L,d,m,dv", [(2, 50, 16, 64, 16), (1, 1, 4, 8, 1), (1, 1030, 32, 256, 64)])
 def test_linear(cp, rng, kind, B, L, d, m, dv):
@@ -92,7 +103,8 @@ def test_linear(cp, rng, kind, B, L, d, m, dv):
 
 
 @pytest.mark.parametrize("agg", ["einstein", "tangent"])
-@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (2, 45, 33, 16), (1, 300, 170, 64), (1, 70, 40, 128)])
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (2, 45, 33, 16), (1, 300, 170, 64), (1, 70, 40, 128),
+                                   (1, 200, 300, 384)])
 def test_hyperbolic(cp, rng, agg, shape):
     from kernels.gpu.hyperbolic import hyperbolic_cupy
 
@@ -120,6 +132,17 @@ def test_lorentz_cascade(cp, rng, score, kernel, shape, spread):
         return cp.asnumpy(got)
 
     check_cascade(run, rng, *shape, spread, score, temperature=0.7, with_mask=True, kernel=kernel)
+
+
+@pytest.mark.parametrize("score", ["distance", "busemann"])
+def test_lorentz_cascade_wide_heads(cp, rng, score):
+    from kernels.gpu.lorentz import cascade_cupy
+
+    def run(q, k, v, cs, t, sc, mask, kern):
+        return cp.asnumpy(cascade_cupy(*(cp.asarray(x) for x in (q, k, v)), cs, t, sc,
+                                       None if mask is None else cp.asarray(mask), kern))
+
+    check_cascade(run, rng, 1, 150, 230, 384, 384, 0.05, score, temperature=0.7, with_mask=True)
 
 
 @pytest.mark.parametrize("p", [1.0, 2.0, 3.5])

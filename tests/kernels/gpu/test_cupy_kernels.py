@@ -17,14 +17,17 @@ def test_the_registry_serves_flash_on_cupy_within_its_limits():
     assert not_supported_reasons("cupy", ok, (FLASH,)) == []
     f64 = Inputs(dtypes=("float64",), shapes=((2, 8, 64),), libraries=("cupy",))
     assert any("float32" in r for r in not_supported_reasons("cupy", f64, (FLASH,)))
-    wide = Inputs(dtypes=("float32",), shapes=((2, 8, 256),), libraries=("cupy",))
-    assert any("up to 128" in r for r in not_supported_reasons("cupy", wide, (FLASH,)))
+    embeddings = Inputs(dtypes=("float32",), shapes=((2, 8, 1024),), libraries=("cupy",))
+    assert not_supported_reasons("cupy", embeddings, (FLASH,)) == []  # wide heads: by chunks
+    wide = Inputs(dtypes=("float32",), shapes=((2, 8, 8193),), libraries=("cupy",))
+    assert any("up to 8192" in r for r in not_supported_reasons("cupy", wide, (FLASH,)))
     numpy_in = Inputs(dtypes=("float32",), shapes=((2, 8, 64),), libraries=("numpy",))
     assert any("needs CuPy arrays" in r for r in not_supported_reasons("cupy", numpy_in, (FLASH,)))
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("B,lq,lk,d", [(2, 300, 517, 64), (1, 1, 1, 1), (3, 77, 33, 128)])
+@pytest.mark.parametrize("B,lq,lk,d", [(2, 300, 517, 64), (1, 1, 1, 1), (3, 77, 33, 128), (1, 200, 333, 384),
+                                      (2, 65, 129, 1024)])
 def test_the_cuda_kernel_equals_the_reference(cp, B, lq, lk, d):
     from kernels.gpu.flash import flash_cupy
 

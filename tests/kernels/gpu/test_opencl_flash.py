@@ -73,8 +73,49 @@ def test_a_given_scale(opencl, rng):
 
 def test_head_dimensions_beyond_the_kernel_are_refused(opencl, rng):
     q, k, v = _qkv(rng, 1, 4, 4, 129, 8)
-    with pytest.raises(ValueError, match="up to 128"):
-        opencl.flash_opencl(q, k, v)
+    for kernel in ("rows", "mma"):
+        with pytest.raises(ValueError, match="up to 128"):
+            opencl.flash_opencl(q, k, v, kernel=kernel)
+    big = np.zeros((1, 1, opencl.WIDE_HEAD_DIM + 1), np.float32)
+    with pytest.raises(ValueError, match="up to 8192"):
+        opencl.flash_opencl(big, big, v[:, :1])
+
+
+@pytest.mark.parametrize("d,dv,chunks", [(20, 20, (8, 8)), (21, 9, (8, 4)), (13, 30, (8, 7)), (3, 1, (1, 1)),
+                                         (64, 65, (24, 33))])
+def test_heads_read_by_chunks_of_dimensions_and_of_value_columns(opencl, rng, d, dv, chunks):
+    """"tiled" with DC < d (the queries re-read per key tile, the last chunk partly past d) and VC < dv (value
+    columns split over the grid's z, every block recomputing the scores; only the first writes the LSE):
+    small chunks of small heads run the wide-head code paths at PoCL's speed."""
+    q, k, v = _qkv(rng, 2, 37, 45, d, dv)
+    tiles = (2, 4, *chunks)
+    _check(opencl, q, k, v, kernel="tiled", tiles=tiles)
+    _check(opencl, q, k, v, mask=rng.random((2, 37, 45)) > 0.5, kernel="tiled", tiles=tiles)
+    out, lse = _check(opencl, q, k, v, causal=True, offset=-4, kernel="tiled", tiles=tiles)
+    assert np.all(out[:, :4] == 0) and np.all(np.isneginf(lse[:, :4]))
+
+
+@pytest.mark.parametrize("d,dv", [(384, 384), (385, 129), (200, 257)])
+def test_embedding_width_heads_take_the_default_chunks(opencl, rng, d, dv):
+    """Sentence-embedding widths (unit-norm rows, the real-data case) through the default chunks."""
+    from kernels.gpu.flash import head_chunks
+
+    dc, vc = head_chunks(d, dv)
+    assert dc % 8 == 0 and dc <= 64 and -(-d // dc) * dc - d < 8 * -(-d // dc)  # equal chunks, little padding
+    assert vc <= opencl.MAX_VALUE_DIM and -(-dv // vc) == -(-dv // opencl.MAX_VALUE_DIM)
+    q, k, v = _qkv(rng, 1, 40, 70, d, dv)
+    q, k = (x / np.linalg.norm(x, axis=-1, keepdims=True) for x in (q, k))
+    _check(opencl, q, k, v, kernel="tiled", scale=20.0)
+    _check(opencl, q, k, v, mask=rng.random((1, 40, 70)) > 0.3, causal=True, offset=10, kernel="tiled")
+
+
+def test_head_chunks():
+    from kernels.gpu.flash import head_chunks
+
+    assert head_chunks(64, 65) == (64, 65) and head_chunks(128, 129) == (128, 129)  # the narrow kernel
+    assert head_chunks(384, 384) == (64, 128) and head_chunks(384, 385) == (64, 129)
+    assert head_chunks(1024, 1025) == (64, 129)  # 16 chunks of 64; 8 blocks of 129 columns (1,032 ≥ 1,025)
+    assert head_chunks(200, 130) == (56, 65)  # 4 × 56 = 224: the fewest chunks of ≤ 64, rounded up to 8
 
 
 @settings(max_examples=25, deadline=None)

@@ -45,3 +45,18 @@ def test_edge_shapes_and_curvatures(hyp, rng, shape):
     q, k, v = (0.2 * rng.standard_normal((B, L, d)).astype(np.float32) for L in (lq, lk, lk))
     for c in (0.1, 1.0, 4.0):
         _check(hyp, q, k, v, c, 1.0, "einstein")
+
+
+@pytest.mark.parametrize("agg", ["einstein", "tangent"])
+def test_sentence_embeddings_take_the_chunked_body(hyp, agg):
+    """The shipped real set (unit-norm 384-d sentence embeddings): 385 value columns (Einstein) and 384
+    head dimensions, both past the narrow kernel, read by chunks; c = 1 puts the rows on the ball's edge
+    (projected), c = 0.25 well inside."""
+    from workbench.data import load_demo
+
+    x = load_demo("scipy_api").x[:110].astype(np.float32)
+    q, k = x[None, :40], x[None, 40:]
+    mask = np.random.default_rng(3).random((1, 40, 70)) > 0.3
+    for c in (0.25, 1.0):
+        _check(hyp, q, k, k, c, 0.1, agg)
+        _check(hyp, q, k, k, c, 0.1, agg, mask)

@@ -91,3 +91,9 @@ def test_any_shape_equals_the_reference(opencl, B, lq, lk, d, dv, spread, score,
 
     check_cascade(cascade_opencl, np.random.default_rng(seed), B, lq, lk, d, dv, spread, score, with_mask=masked,
                   kernel=kernel, temperature=0.5)
+
+
+@pytest.mark.parametrize("score", ["distance", "busemann"])
+def test_embedding_width_heads_take_the_chunked_body(run, rng, score):
+    """384 head dimensions and 257 value columns (two value blocks): the chunked "tiled" body."""
+    check_cascade(run, rng, 1, 30, 45, 384, 256, 0.05, score, curvatures=(0.5, 2.0), with_mask=True)
