@@ -38,6 +38,12 @@ SWEEP_TILES = [("rows", (32, 16)), ("rows", (128, 8)), ("tiled", (4, 4)), ("tile
 #: At L = 512 (few blocks per multiprocessor): the default choice against fixed shapes.
 SHORT_TILES = [("tiled", (8, 4)), ("tiled", (4, 4)), ("tiled", (2, 4)), ("tiled", None), ("mma", (2, 64)),
                ("mma", None)]
+#: Wide heads (one head, L = 8,192): "tiled" tiles ``(TM, TN)`` or ``(TM, TN, DC, VC)`` (None: the default chunks)
+#: — fewer value blocks (a larger VC) recompute the scores fewer times but hold more accumulators per thread.
+WIDE_TILES = {384: [("tiled", None), ("tiled", (2, 4)), ("tiled", (8, 4)), ("tiled", (4, 4, None, 192)),
+                    ("tiled", (2, 4, None, 384)), ("tiled", (4, 4, 32, None)), ("tiled", (4, 4, 128, None))],
+              1024: [("tiled", None), ("tiled", (2, 4)), ("tiled", (2, 4, None, 342)), ("tiled", (2, 4, None, 513)),
+                     ("tiled", (4, 4, 128, None))]}
 #: The flash kernels of the main table: one thread per row, register tiles, tensor cores (3×TF32).
 FLASH_KERNELS = ("rows", "tiled", "mma")
 
@@ -301,7 +307,7 @@ def _hyperbolic_table(h: dict) -> list[str]:
 
 
 def _tile_table(rows: list[dict]) -> list[str]:
-    return ["", "| our flash, 16 heads | L | d | kernel | tiles (None: default) | ms | TFLOP/s |",
+    return ["", "| our flash | L | d | kernel | tiles (None: default) | ms | TFLOP/s |",
             "|---|---|---|---|---|---|---|"] + [
         f"| | {r['L']:,} | {r['d']} | {r['kernel']} | {r['tiles']} | {r['ms']:.3f} | {r['tflops']:.2f} |"
         + (f" {r['error']}" if "error" in r else "") for r in rows]
@@ -339,7 +345,8 @@ def main(argv=None) -> int:
     if a.sweep:
         sections += [lambda: _tile_table(tile_rows(cp, 4096, (64, 128), 16, SWEEP_TILES, a.repeats)
                                          + tile_rows(cp, 512, (64, 128), 16, SHORT_TILES, a.repeats)),
-                     lambda: _peer_table(peer_rows(cp, 4096, (64, 128), 16, a.repeats))]
+                     lambda: _peer_table(peer_rows(cp, 4096, (64, 128), 16, a.repeats)),
+                     lambda: _tile_table([r for d, t in WIDE_TILES.items() for r in tile_rows(cp, 8192, (d,), 1, t, a.repeats)])]
     for section in sections:  # one failing section (a compile error, say) leaves the others measured
         try:
             part = section()
