@@ -104,3 +104,4 @@ def test_the_gpu_benchmark_says_when_there_is_no_gpu():
     p = subprocess.run([sys.executable, "-m", "benchmarks.gpu", "--quick"], cwd=ROOT, capture_output=True, text=True,
                        timeout=120)
     assert p.returncode == 0 and "nothing measured" in p.stdout
+
