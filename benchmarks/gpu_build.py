@@ -16,7 +16,7 @@ from kernels.gpu.flash import mma_layout, tiled_layout
 from workbench.benchmarking import print_and_append
 
 #: The compile-time constants a row shows (flash_tiled's layout offsets follow from them).
-SHOWN = ("HEAD_DIM", "VALUE_DIM", "SCORE", "BLOCK_Q", "BLOCK_K", "TM", "TN", "DC", "VC", "WARPS", "BK", "FEATURES", "THREADS",
+SHOWN = ("HEAD_DIM", "VALUE_DIM", "SCORE", "BLOCK_Q", "BLOCK_K", "TM", "TN", "DC", "VC", "WARPS", "BK", "FEATURES", "THREADS", "COL_TILE",
          "COLS")
 
 

@@ -90,9 +90,12 @@ def sw_weights(a, b, *, p=2.0, temperature=1.0, mask=None, num_candidates=None, 
 
 def sw_partial(a, b, v, *, p=2.0, temperature=1.0, mask=None):
     """``(out (B, Lq, dv), lse (B, Lq))`` of the full path over one key shard (float64; the NumPy
-    reference, blocked over keys, on every backend): see :func:`kernels.reference.sliced_wasserstein.partial`."""
+    reference, blocked over keys, on every backend; CuPy arrays on host copies, CuPy in and out): see
+    :func:`kernels.reference.sliced_wasserstein.partial`."""
+    from kernels.gpu.host import via_host
+
     p, temperature, _ = _checked(p, temperature, None, b, None, None)
-    return _ref.partial(a, b, v, p, temperature, mask)
+    return via_host(_ref.partial, a, b, v, p, temperature, mask)
 
 
 def _cupy_attention(a, b, v, p, temperature, mask, num_candidates, q, k):

@@ -68,6 +68,7 @@ def gaussian_affinity(x, sigma: float | None = None) -> np.ndarray:
     ``‖x_i − x_j‖`` (``i < j``, positive ones), a scale-free default (upstream: σ = 1).
     """
     x = _points(x)
+    x = x.get() if hasattr(x, "get") else x  # CuPy points: the dense (n, n) matrix is a host one
     d2 = _ref.pairwise_sqdist(x)
     iu = np.triu_indices(x.shape[0], 1)
     s = _sigma(sigma, np.sqrt(d2[iu]))
@@ -106,7 +107,7 @@ def knn_affinity(x, k: int, sigma: float | None = None, *, backend: str = "auto"
     n = pts.shape[0]
     if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral) or not 1 <= k <= n - 1:
         raise ConfigurationError(f"k: expected an integer in [1, n - 1] = [1, {n - 1}] for n={n} points, got {k!r}")
-    xa = x if on_gpu else np.asarray(x)
+    xa = x if is_cupy_array(x) else np.asarray(x)
     xa = xa if xa.dtype in (np.float32, np.float64) else pts
     if graph is not None:
         if getattr(graph, "num_nodes", None) != n or getattr(graph, "distance", None) is None \

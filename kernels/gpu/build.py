@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 from kernels.gpu.flash import mma_layout, tiled_layout
+from kernels.gpu.linear import plan as linear_plan
 from kernels.gpu.sources import source
 
 ARCHS = ("sm_80", "sm_90")
@@ -49,15 +50,14 @@ VARIANTS = {"flash_fwd": [{"HEAD_DIM": 1, "VALUE_DIM": 1, "SCORE": 0},
                             _tiled(1024, 1025, 1), _tiled(384, 385, 3), _tiled(384, 64, 2)],
             "flash_mma": [_mma(1, 1), _mma(64, 64), _mma(128, 128, bk=32), _mma(128, 129, bk=32), _mma(64, 64, 8, 32)],
             "csr_step": [{"COLS": 1, "THREADS": 128}, {"COLS": 64, "THREADS": 128}],
-            "linear_fwd": [{"FEATURES": 1, "THREADS": 16, "VALUE_DIM": 1},
-                           {"FEATURES": 64, "THREADS": 64, "VALUE_DIM": 64},
-                           {"FEATURES": 256, "THREADS": 256, "VALUE_DIM": 128}]}
+            "linear_fwd": [linear_plan(1, 1), linear_plan(64, 64), linear_plan(256, 128), linear_plan(600, 64),
+                           linear_plan(1024, 129)]}
 
 
 def is_hot(defines: dict) -> bool:
-    """The variants that must not spill: head dimensions 64/128 and the embedding widths 384/1,024, 64/256
+    """The variants that must not spill: head dimensions 64/128 and the embedding widths 384/1,024, 64/256/1,024
     features, 64 columns."""
-    return defines.get("HEAD_DIM") in (64, 128, 384, 1024) or defines.get("FEATURES") in (64, 256) or defines.get("COLS") == 64
+    return defines.get("HEAD_DIM") in (64, 128, 384, 1024) or defines.get("FEATURES") in (64, 256, 1024) or defines.get("COLS") == 64
 
 __all__ = ["ARCHS", "VARIANTS", "is_hot", "find_nvcc", "nvcc_resources"]
 

@@ -90,9 +90,14 @@ def euler_opencl(L, x, dt: float, num_steps: int = 5) -> np.ndarray:
     return _Stepper("opencl", L).run(x, steps if dt > 0 else 0, h)
 
 
+def _host_laplacian(L):
+    """``L`` on the host: a CuPy array or cupyx sparse matrix copied (its step size and CSR are built there)."""
+    return L.get() if type(L).__module__.split(".")[0] in ("cupy", "cupyx") else L
+
+
 def euler_cupy(L, x, dt: float, num_steps: int = 5):
     """The same on the GPU: ``x`` a CuPy ``(n, c)`` array → CuPy float32 (``L`` SciPy, dense or cupyx)."""
-    host = L.get() if hasattr(L, "get") else L  # a cupyx matrix: its step size is read on the host
+    host = _host_laplacian(L)
     steps, h = steps_for(host, dt, num_steps)
     return _Stepper("cuda", host).run(x, steps if dt > 0 else 0, h)
 
@@ -108,6 +113,7 @@ def _xp(api: str):
 def heat(api: str, L, x, times, integrator: str = "euler", num_steps: int = 5):
     """``x(t_s) = e^{−t_s L} x`` for each time, ``(S, n, c)`` float32 on ``api``'s arrays (see the module doc)."""
     xp = _xp(api)
+    L = _host_laplacian(L)
     times = np.asarray(times, np.float64).reshape(-1)
     if integrator == "expm":  # no GPU form: SciPy on the host, the result to the device
         host = x.get() if hasattr(x, "get") else np.asarray(x)

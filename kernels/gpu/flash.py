@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from kernels.gpu.runtime import cuda_function, opencl_context, opencl_input, opencl_kernel
+from kernels.gpu.runtime import MAX_GRID_Y, batch_slices, cuda_function, opencl_context, opencl_input, opencl_kernel
 
 #: The largest head dimensions read whole (values one wider: the Einstein midpoint's extra column); "rows"
 #: and "mma" take no more.
@@ -49,7 +49,8 @@ KERNEL = "tiled"
 BODIES = {"rows": "flash_fwd", "tiled": "flash_tiled", "mma": "flash_mma"}
 #: The scores of the bodies (their ``SCORE`` constant).
 SCORES = {"dot": 0, "poincare": 1, "sliced_wasserstein": 2, "lorentz": 3, "busemann": 4}
-#: Local memory a block may use without opting in (CUDA's static limit); "tiled" opts in above it.
+#: Local memory a block may use without opting in (CUDA's static limit); "tiled" and "mma" opt in above it,
+#: up to the device's limit (``shared_limit``; default SHARED_OPT_IN, the H100/H200's: A100 163 KB, sm_86/89 99 KB).
 SHARED_LIMIT, SHARED_OPT_IN = 48 * 1024, 227 * 1024
 
 __all__ = ["BLOCK_Q", "BLOCK_K", "KERNEL", "default_tiles", "MAX_HEAD_DIM", "MAX_VALUE_DIM", "SCORES", "flash_cupy",
@@ -126,15 +127,36 @@ def default_tiles(lq: int, batch: int, units: int | None) -> tuple[int, int]:
     return TILED_TM[-1], TILED_TN
 
 
+def _fitting_tiles(d: int, dv: int, lq: int, batch: int, units: int | None, limit: int) -> dict:
+    """The "tiled" layout of :func:`default_tiles` or, where its block exceeds ``limit`` bytes of local memory
+    (GPUs before Hopper), the first that fits: fewer query rows, then narrower head-dimension chunks, then
+    fewer value columns per block (equal chunks)."""
+    dc0, vc0 = head_chunks(d, dv)
+    tm0, tn = default_tiles(lq, batch * -(-dv // vc0), units)
+    first = None
+    for cap in sorted({vc0, *(c for c in (64, 32) if c < vc0)}, reverse=True):
+        vc = -(-dv // -(-dv // cap))
+        for dc in sorted({dc0, *(c for c in (64, 32, 16) if c < dc0)}, reverse=True):
+            for tm in (t for t in TILED_TM if t <= tm0):
+                lay = tiled_layout(d, dv, tm, tn, dc, vc)
+                first = first or lay
+                if lay["shared_bytes"] <= limit:
+                    return lay
+    return first  # nothing fits: the caller refuses it with the sizes
+
+
 def launch_plan(q_shape, k_shape, v_shape, mask_shape, scale, causal, causal_offset, score: str = "dot",
                 tiles: tuple[int, int] | None = None, kernel: str | None = None, units: int | None = None,
-                api: str = "cuda") -> dict:
+                api: str = "cuda", shared_limit: int | None = None) -> dict:
     """Body, grid, block, local memory, compile-time constants and scalar arguments of one call (shapes
     only). ``kernel`` "rows" (``flash_fwd.cu``), "tiled" (``flash_tiled.cu``) or "mma" (``flash_mma.cu``,
     the dot score only), default :data:`KERNEL`; ``tiles``: "rows" ``(query rows per block, keys per
     tile)``, "tiled" ``(TM, TN)`` or ``(TM, TN, DC, VC)`` (chunks: :func:`head_chunks`), "mma" ``(warps, keys per tile)`` (tuning; "tiled" default
-    :func:`default_tiles` for ``units`` multiprocessors). ``api`` "cuda" or "opencl": where ``mma.cuh``
-    emulates the warp (OpenCL), "mma" gets its scratch, which the GPU's limit does not count."""
+    :func:`default_tiles` for ``units`` multiprocessors, stepped down — fewer rows, then narrower chunks —
+    until the block fits ``shared_limit`` bytes of local memory, default :data:`SHARED_OPT_IN`). ``api``
+    "cuda" or "opencl": where ``mma.cuh`` emulates the warp (OpenCL), "mma" gets its scratch, which the
+    GPU's limit does not count."""
+    top = SHARED_OPT_IN if shared_limit is None else int(shared_limit)
     kernel = KERNEL if kernel is None else kernel
     if kernel not in BODIES:
         raise ValueError(f"kernel: expected one of {sorted(BODIES)}, got {kernel!r}")
@@ -166,14 +188,13 @@ def launch_plan(q_shape, k_shape, v_shape, mask_shape, scale, causal, causal_off
         bq, shared, threads, dynamic = lay["rows"], 4 * lay["OFF_S"], 32 * lay["WARPS"], lay["shared_bytes"]
         defines = {"HEAD_DIM": d, "VALUE_DIM": dv, **{key: val for key, val in lay.items()
                                                        if key not in ("shared_bytes", "rows")}}
-        limit = SHARED_OPT_IN
+        limit = top
     else:
-        zs = -(-dv // head_chunks(d, dv)[1])
-        lay = tiled_layout(d, dv, *(default_tiles(lq, B * zs, units) if tiles is None else tiles))
+        lay = tiled_layout(d, dv, *tiles) if tiles is not None else _fitting_tiles(d, dv, lq, B, units, top)
         bq, shared, threads, dynamic = lay["rows"], lay["shared_bytes"], lay["TX"] * lay["TY"], lay["shared_bytes"]
         defines = {"HEAD_DIM": d, "VALUE_DIM": dv, "SCORE": SCORES[score],
                    **{key: val for key, val in lay.items() if key not in ("shared_bytes", "rows", "value_blocks")}}
-        limit, zblocks = SHARED_OPT_IN, lay["value_blocks"]
+        limit, zblocks = top, lay["value_blocks"]
     if shared > limit:
         raise ValueError(f"tiles: {tiles} needs {shared:,} bytes of local memory per block for d={d}, "
                          f"dv={dv} (at most {limit:,})")
@@ -200,15 +221,22 @@ def _scalars(plan: dict) -> list:
 # -- CuPy ---------------------------------------------------------------------------------------
 
 
-def _units(cp) -> int:
-    return _multiprocessors(cp.cuda.Device().id)
+def _device(cp) -> tuple[int, int]:
+    """``(multiprocessors, local memory a block may opt in to)`` of the current device."""
+    return _device_limits(cp.cuda.Device().id)
 
 
 @functools.lru_cache(maxsize=16)
-def _multiprocessors(device: int) -> int:
+def _device_limits(device: int) -> tuple[int, int]:
     import cupy as cp
 
-    return int(cp.cuda.Device(device).attributes["MultiProcessorCount"])
+    attrs = cp.cuda.Device(device).attributes
+    return int(attrs["MultiProcessorCount"]), int(attrs.get("MaxSharedMemoryPerBlockOptin", SHARED_OPT_IN))
+
+
+def _rows_of(x, sl, batch: int):
+    """``x``'s batch items ``sl`` where ``x`` has one per batch item (a leading axis of ``batch``), else ``x``."""
+    return x[sl] if x is not None and x.ndim >= 1 and x.shape[0] == batch and batch > 1 else x
 
 
 def _run_cuda(q, k, v, mask, scale, causal, causal_offset, score="dot", qden=None, kden=None, curv=0.0, tiles=None,
@@ -217,8 +245,9 @@ def _run_cuda(q, k, v, mask, scale, causal, causal_offset, score="dot", qden=Non
 
     q, k, v = (cp.ascontiguousarray(x, dtype=cp.float32) for x in (q, k, v))
     m = None if mask is None else _mask3(mask, cp)
+    units, optin = _device(cp)
     plan = launch_plan(q.shape, k.shape, v.shape, None if m is None else m.shape, scale, causal, causal_offset, score,
-                       tiles, kernel, _units(cp))
+                       tiles, kernel, units, shared_limit=optin)
     out = cp.empty(plan["out_shape"], cp.float32)
     lse = cp.empty(plan["lse_shape"], cp.float32)
     if q.size == 0 or k.shape[1] == 0:
@@ -226,14 +255,19 @@ def _run_cuda(q, k, v, mask, scale, causal, causal_offset, score="dot", qden=Non
         lse[...] = -cp.inf
         return out, lse
     one = cp.ones(1, cp.float32)
+    qden = one if qden is None else cp.ascontiguousarray(qden, dtype=cp.float32)
+    kden = one if kden is None else cp.ascontiguousarray(kden, dtype=cp.float32)
+    m = cp.zeros(1, cp.uint8) if m is None else m
     fn = cuda_function(plan["body"], plan["body"], plan["defines"])
     if plan["shared_bytes"] > SHARED_LIMIT and fn.max_dynamic_shared_size_bytes < plan["shared_bytes"]:
         fn.max_dynamic_shared_size_bytes = plan["shared_bytes"]  # opt in above the static limit
-    fn(plan["grid"], plan["block"],
-       (q, k, v, m if m is not None else cp.zeros(1, cp.uint8), *_scalars(plan), out, lse,
-        one if qden is None else cp.ascontiguousarray(qden, dtype=cp.float32),
-        one if kden is None else cp.ascontiguousarray(kden, dtype=cp.float32), np.float32(curv)),
-       shared_mem=plan["shared_bytes"])
+    B = q.shape[0]
+    gx, _, gz = plan["grid"]
+    for sl in batch_slices(B, MAX_GRID_Y):  # the batch is the grid's y: at most 65,535 items per launch
+        fn((gx, sl.stop - sl.start, gz), plan["block"],
+           (q[sl], k[sl], v[sl], _rows_of(m, sl, B), *_scalars(plan), out[sl], lse[sl], _rows_of(qden, sl, B),
+            _rows_of(kden, sl, B), np.float32(curv)),
+           shared_mem=plan["shared_bytes"])
     return out, lse
 
 

@@ -12,20 +12,25 @@ import math
 
 import numpy as np
 
-from kernels.gpu.runtime import cuda_function, opencl_context, opencl_input, opencl_kernel
+from kernels.capabilities import BackendError
+from kernels.gpu.runtime import MAX_GRID_Y, batch_slices, cuda_function, opencl_context, opencl_input, opencl_kernel
 
-#: Value columns per block; the largest feature count served (one thread per feature).
+#: Value columns per block (half as many at 1,024 threads: linear_causal's static local memory, THREADS ×
+#: (COL_TILE + 1) floats, stays within CUDA's 48 KB); the largest feature count served (one thread per feature).
 COL_TILE, MAX_FEATURES = 16, 1024
 
 __all__ = ["COL_TILE", "MAX_FEATURES", "linear_cupy", "linear_opencl", "plan"]
 
 
 def plan(m: int, dv: int) -> dict:
-    """Compile-time constants of a call: ``THREADS`` the power of two ≥ ``m`` (the reduction's width)."""
+    """Compile-time constants of a call: ``THREADS`` the power of two ≥ ``m`` (the reduction's width) and
+    ``COL_TILE``, the value columns per block."""
     if m > MAX_FEATURES:
-        raise ValueError(f"q_feat: the GPU linear kernel takes up to {MAX_FEATURES} features, got {m}")
+        raise BackendError(f"q_feat: the GPU linear kernel takes up to {MAX_FEATURES} features, got {m} "
+                           f"(num_features ≤ {MAX_FEATURES} on CuPy arrays)")
     threads = 1 << max(0, math.ceil(math.log2(max(m, COL_TILE))))
-    return {"FEATURES": m, "VALUE_DIM": dv, "COL_TILE": COL_TILE, "THREADS": threads}
+    return {"FEATURES": m, "VALUE_DIM": dv, "COL_TILE": COL_TILE if threads <= 512 else COL_TILE // 2,
+            "THREADS": threads}
 
 
 def linear_cupy(q_feat, k_feat, v, causal: bool = False):
@@ -39,14 +44,17 @@ def linear_cupy(q_feat, k_feat, v, causal: bool = False):
     out = cp.zeros((B, lq, dv), cp.float32)
     if out.size == 0:
         return out
-    cols = (math.ceil(dv / COL_TILE), B)
-    if causal:
-        cuda_function("linear_fwd", "linear_causal", d)(cols, (d["THREADS"],), (qf, kf, v, np.int32(lq), out))
-        return out
-    s = cp.empty((B, m, dv), cp.float32)
-    z = cp.empty((B, m), cp.float32)
-    cuda_function("linear_fwd", "linear_stats", d)(cols, (d["THREADS"],), (kf, v, np.int32(lk), s, z))
-    cuda_function("linear_fwd", "linear_apply", d)((math.ceil(lq * dv / d["THREADS"]), B), (d["THREADS"],), (qf, s, z, np.int32(lq), out))
+    t, gx = d["THREADS"], math.ceil(dv / d["COL_TILE"])
+    for sl in batch_slices(B, MAX_GRID_Y):  # the batch is the grid's y: at most 65,535 items per launch
+        nb = sl.stop - sl.start
+        if causal:
+            cuda_function("linear_fwd", "linear_causal", d)((gx, nb), (t,), (qf[sl], kf[sl], v[sl], np.int32(lq), out[sl]))
+            continue
+        s = cp.empty((nb, m, dv), cp.float32)
+        z = cp.empty((nb, m), cp.float32)
+        cuda_function("linear_fwd", "linear_stats", d)((gx, nb), (t,), (kf[sl], v[sl], np.int32(lk), s, z))
+        cuda_function("linear_fwd", "linear_apply", d)((math.ceil(lq * dv / t), nb), (t,),
+                                                        (qf[sl], s, z, np.int32(lq), out[sl]))
     return out
 
 
@@ -70,7 +78,7 @@ def linear_opencl(q_feat, k_feat, v, causal: bool = False):
         return opencl_kernel("linear_fwd", entry, d)
 
     bo = cl.Buffer(ctx, mf.READ_WRITE, out.nbytes)
-    gx = math.ceil(dv / COL_TILE)
+    gx = math.ceil(dv / d["COL_TILE"])
     if causal:
         prog("linear_causal")(queue, (gx * t, B), (t, 1), buf(qf), buf(kf), buf(v), np.int32(lq), bo)
     else:

@@ -14,7 +14,15 @@ import numpy as np
 
 from kernels.gpu.sources import source
 
-__all__ = ["cuda_function", "opencl_context", "opencl_kernel", "opencl_input"]
+__all__ = ["MAX_GRID_Y", "batch_slices", "cuda_function", "opencl_context", "opencl_kernel", "opencl_input"]
+
+#: CUDA's limit on a grid's y (and z) dimension, where the launchers put the batch.
+MAX_GRID_Y = 65_535
+
+
+def batch_slices(batch: int, step: int = MAX_GRID_Y):
+    """``slice``s of at most ``step`` batch items covering ``0 … batch − 1`` (one launch each on CUDA)."""
+    return [slice(b0, min(b0 + step, batch)) for b0 in range(0, max(batch, 1), step)]
 
 
 @functools.lru_cache(maxsize=64)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from kernels.dispatch import array_module
+
 FEATURE_KERNELS = ("favor+", "relu", "elu+1")
 
 
@@ -30,14 +32,14 @@ def random_features(num_features: int, dim: int, seed, orthogonal: bool = True) 
 
 
 def feature_map(x, w, kind: str, scale: float, is_query: bool, valid=None, return_stabilizer: bool = False):
-    """``φ(x)``: ``(B, L, d) → (B, L, m)``, non-negative for every kernel.
+    """``φ(x)``: ``(B, L, d) → (B, L, m)``, non-negative for every kernel; keys outside ``valid`` get φ = 0.
 
     FAVOR+ subtracts a stabiliser that cancels in the ratio: the row maximum for queries and
     the per-batch maximum over the ``valid`` keys (``(B|1, L)`` bool, default all) for keys. With
     ``return_stabilizer`` also the keys' stabiliser ``(B, 1, 1)`` (``exp`` of it is the factor the
     features were divided by; 0 for the other kernels), for merging key shards.
     """
-    xp = _xp(x)  # NumPy, or CuPy for CuPy arrays (the same expressions on the GPU)
+    xp = array_module(x)  # NumPy, or CuPy for CuPy arrays (the same expressions on the GPU)
     xs = x * xp.asarray(np.sqrt(scale), dtype=x.dtype)
     z = xp.matmul(xs, xp.asarray(w.T).astype(x.dtype, copy=False))  # (B, L, m); updated in place below
     if kind == "favor+":
@@ -59,17 +61,9 @@ def feature_map(x, w, kind: str, scale: float, is_query: bool, valid=None, retur
         out = xp.where(z > 0, z + 1, xp.exp(xp.minimum(z, 0)))
     else:
         raise ValueError(f"kernel must be one of {FEATURE_KERNELS}, got {kind!r}")
+    if valid is not None and not is_query:  # invalid keys get φ = 0: they add nothing to any sum
+        out = xp.where(xp.asarray(valid, dtype=bool)[..., None], out, 0).astype(out.dtype, copy=False)
     return (out, xp.zeros((out.shape[0], 1, 1))) if return_stabilizer and not is_query else out
-
-
-def _xp(x):
-    from kernels.dispatch import is_cupy_array
-
-    if is_cupy_array(x):
-        import cupy
-
-        return cupy
-    return np
 
 
 def implied_weights(q_feat, k_feat, allowed=None):

@@ -158,7 +158,8 @@ class Diffusion(Mechanism):
         if any(is_cupy_array(x) for x in (q, k, mask)):  # a diagnostic: on the host, CuPy in and out
             from kernels.gpu.host import via_host
 
-            return via_host(lambda q, k, m: self.energies(q, k, mask=m), q, k, mask)
+            host = self.with_params(backend="auto") if self.backend == "cupy" else self  # host copies: a host backend
+            return via_host(lambda q, k, m: host.energies(q, k, mask=m), q, k, mask)
         batch = self._prepare(q, k, None, mask, need_v=False)
         B, lq = batch.q.shape[:2]
         times = np.concatenate([[0.0], self.times])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import param
 
+from kernels.dispatch import is_cupy_array
 from kernels.geometry import stereographic as _K
 from kernels.hyperbolic import AGGREGATIONS as _CLOSED_FORM
 from kernels.hyperbolic import (HYPERBOLIC, hyperbolic_attention, hyperbolic_finish, hyperbolic_partial,
@@ -67,7 +68,8 @@ class Hyperbolic(Mechanism):
         projected onto its boundary, where all distances are huge and each query attends almost
         only to its own point (the map looks like the identity)."""
         radius = 1.0 / np.sqrt(self.c)
-        top = max(float(np.max(np.linalg.norm(np.asarray(a, np.float64), axis=-1), initial=0.0)) for a in (q, k))
+        top = max(float(np.max(np.linalg.norm(np.asarray(a, np.float64), axis=-1), initial=0.0))
+                  for a in (x.get() if is_cupy_array(x) else x for x in (q, k)))  # CuPy: read on the host
         if top < radius:
             return []
         return [f"inputs reach outside the Poincaré ball (max ‖x‖ = {top:.3g} ≥ 1/√c = {radius:.3g}): they are "
@@ -80,7 +82,8 @@ class Hyperbolic(Mechanism):
         return ({} if c == self.c else {"c": c}), rule
 
     def _kw(self, b):
-        return dict(mask=b.mask, c=self.c, temperature=self.temperature, backend=self.backend)
+        # the call's resolved backend: a host re-entry (the iterative means on CuPy arrays) sets "numba"
+        return dict(mask=b.mask, c=self.c, temperature=self.temperature, backend=b.backend or self.backend)
 
     def _weights(self, b):
         return hyperbolic_weights(b.q, b.k, **self._kw(b))

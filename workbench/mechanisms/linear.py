@@ -5,6 +5,7 @@ import numpy as np
 import param
 
 import kernels
+from kernels.gpu.host import via_host
 from kernels.linear import LINEAR
 from kernels.reference.linear import FEATURE_KERNELS, feature_map, implied_weights, random_features
 from kernels.reference.dense import allowed_pattern
@@ -88,9 +89,15 @@ class Linear(Mechanism):
 
     def _forward(self, b):
         qf, kf = self._maps(b)
-        return kernels.linear_attention(qf, kf, b.v, mask=b.mask, causal=self.causal, backend=self.backend)
+        # a key-padding mask is already in φ(k) (zeroed keys add nothing): the kernels need only general masks,
+        # which the GPU kernel does not take
+        mask = None if b.mask is not None and b.mask.shape[1] == 1 else b.mask
+        return kernels.linear_attention(qf, kf, b.v, mask=mask, causal=self.causal, backend=self.backend)
 
     def _weights(self, b):
         """The weights the features imply, ``φ(q_i)·φ(k_j) / Σ_j φ(q_i)·φ(k_j)`` (dense, for inspection)."""
         qf, kf = self._maps(b)
-        return implied_weights(qf, kf, allowed_pattern(b.mask, b.q.shape[1], b.k.shape[1], self.causal))
+        lq, lk = b.q.shape[1], b.k.shape[1]
+        # dense (Lq × Lk), for inspection: CuPy maps on host copies (CuPy in and out)
+        return via_host(lambda qf, kf, m: implied_weights(qf, kf, allowed_pattern(m, lq, lk, self.causal)), qf, kf,
+                        b.mask)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import param
 
+from kernels.dispatch import array_module
 from kernels.sliced_wasserstein import SLICED_WASSERSTEIN, directions, features, quantile_grid, sorted_projections
 from kernels.sliced_wasserstein import sw_attention, sw_partial, sw_weights
 from workbench import checks as C
@@ -163,9 +164,10 @@ class SlicedWasserstein(Mechanism):
         if self.num_candidates is not None:  # cloud means, flattened like the features
             B = batch.q.shape[0]
 
-            def flat(x):
-                x = np.broadcast_to(x, batch.batch_shape + x.shape[-2:])
-                return np.ascontiguousarray(x.reshape((B,) + x.shape[-2:]), dtype=dtype)
+            def flat(x):  # on the arrays' own module: CuPy clouds stay on the GPU
+                xp = array_module(x)
+                x = xp.broadcast_to(x, batch.batch_shape + x.shape[-2:])
+                return xp.ascontiguousarray(x.reshape((B,) + x.shape[-2:]), dtype=dtype)
 
             cand = (flat(q.mean(axis=-2)), flat(cache.means))
         return batch, cand

@@ -159,3 +159,123 @@ def test_sliced_wasserstein_point_clouds_on_cupy(cp, num_candidates):
     got = m.attend_cached(cp.asarray(q), cache, cp.asarray(v))
     assert isinstance(got, cp.ndarray)
     np.testing.assert_allclose(cp.asnumpy(got), m.cloud_attention(q, k, v), atol=5e-5, rtol=1e-4)
+
+
+def _host(cp, x):
+    return tuple(_host(cp, y) for y in x) if isinstance(x, tuple) else (cp.asnumpy(x) if isinstance(x, cp.ndarray) else x)
+
+
+@pytest.fixture()
+def embeddings():
+    rng = np.random.default_rng(9)
+    q, k, v = (_unit_rows(rng, (2, n, 16)) for n in (30, 40, 40))
+    mask = rng.random((2, 30, 40)) > 0.2
+    padding = np.ones((2, 1, 40), bool)
+    padding[:, :, -5:] = False
+    return q, k, v, mask, padding
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("case", ["sw shard_partial", "linear weights", "linear causal weights", "linear key padding",
+                                  "hyperbolic frechet on cupy", "hyperbolic mobius on cupy", "diffusion energies on cupy",
+                                  "hyperbolic input notes"])
+def test_the_other_entry_points_keep_cupy_in_cupy_out(cp, embeddings, case):
+    """Weights, shards, diagnostics and host re-entries on CuPy arrays, against the same call on NumPy
+    arrays (each once failed on CuPy: an implicit NumPy conversion, a ufunc keyword CuPy lacks, a host
+    re-entry that kept backend="cupy")."""
+    q, k, v, mask, padding = embeddings
+    M = workbench.make
+    calls = {
+        "sw shard_partial": lambda x: M("sliced_wasserstein").shard_partial(x(q), x(k), x(v)),
+        "linear weights": lambda x: M("linear").weights(x(q), x(k), mask=x(mask)),
+        "linear causal weights": lambda x: M("linear", causal=True).weights(x(q), x(q)),
+        "linear key padding": lambda x: M("linear", kernel="relu")(x(q), x(k), x(v), mask=x(padding)),
+        "hyperbolic frechet on cupy": lambda x: M("hyperbolic", aggregation="frechet",
+                                                  backend="cupy" if x is cp.asarray else "auto")(
+            x(0.3 * q), x(0.3 * k), x(0.3 * v), mask=x(mask)),
+        "hyperbolic mobius on cupy": lambda x: M("hyperbolic", aggregation="mobius",
+                                                 backend="cupy" if x is cp.asarray else "auto")(
+            x(0.3 * q), x(0.3 * k), x(0.3 * v)),
+        "diffusion energies on cupy": lambda x: M("diffusion", backend="cupy" if x is cp.asarray else "auto").energies(
+            x(q), x(k)),
+        "hyperbolic input notes": lambda x: M("hyperbolic", c=4.0).input_notes(x(q), x(k)),
+    }
+    got, want = calls[case](cp.asarray), calls[case](lambda a: a)
+    if isinstance(want, list):
+        assert got == want and want  # unit rows reach past the ball of radius 1/2
+        return
+    for g, w in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
+        assert isinstance(g, cp.ndarray)
+        w = np.asarray(w)
+        fin = np.isfinite(w)
+        np.testing.assert_allclose(cp.asnumpy(g)[fin], w[fin], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.gpu
+def test_diffusion_helpers_on_cupy_points_and_laplacians(cp, embeddings):
+    import kernels
+    from workbench.diffusion import gaussian_affinity, knn_affinity, laplacian
+    from workbench.graph import knn_graph
+
+    rng = np.random.default_rng(10)
+    x, qd, vd = _unit_rows(rng, (60, 16)), _unit_rows(rng, (20, 16)), _unit_rows(rng, (60, 8))
+    np.testing.assert_allclose(_host(cp, knn_affinity(cp.asarray(x), 5, graph=knn_graph(x, 5))).toarray(),
+                               knn_affinity(x, 5).toarray(), atol=1e-12)
+    np.testing.assert_allclose(_host(cp, gaussian_affinity(cp.asarray(x))), gaussian_affinity(x), atol=1e-12)
+    L = laplacian(knn_affinity(x, 5, dense=True))
+    kw = dict(times=[0.5, 1.0], scale=0.25, integrator="euler")
+    got = kernels.diffusion.diffusion_attention(cp.asarray(qd), cp.asarray(x), cp.asarray(vd), cp.asarray(L), **kw)
+    want = kernels.diffusion.diffusion_attention(qd, x, vd, L, **kw)
+    np.testing.assert_allclose(cp.asnumpy(got), want, atol=3e-5, rtol=1e-4)
+
+
+@pytest.mark.gpu
+def test_batches_past_the_grid_limit_take_several_launches(cp, monkeypatch):
+    """The batch is the grid's y (CUDA: at most 65,535): a smaller limit here makes every launcher split the
+    batch, with per-item masks and per-row terms (hyperbolic) following their items."""
+    import kernels.gpu.flash as gf
+    import kernels.gpu.linear as gl
+    from kernels.gpu.hyperbolic import hyperbolic_cupy
+    from kernels.gpu.linear import linear_cupy
+    from kernels.reference import hyperbolic as HR
+    from kernels.reference.linear import linear_attention
+
+    grids = []
+
+    def recording(compile_):
+        def get(*args):
+            fn = compile_(*args)
+
+            class Launch:  # records each launch's grid, then launches
+                def __getattr__(self, name):
+                    return getattr(fn, name)
+
+                def __setattr__(self, name, value):
+                    setattr(fn, name, value)
+
+                def __call__(self, grid, *rest, **kw):
+                    grids.append(grid)
+                    return fn(grid, *rest, **kw)
+
+            return Launch()
+        return get
+
+    for mod in (gf, gl):
+        monkeypatch.setattr(mod, "MAX_GRID_Y", 2)
+        monkeypatch.setattr(mod, "cuda_function", recording(mod.cuda_function))
+    rng = np.random.default_rng(11)
+    q, k, v = (0.3 * rng.standard_normal((5, n, 16)).astype(np.float32) for n in (20, 30, 30))
+    mask = rng.random((5, 20, 30)) > 0.3
+    out, lse = gf.flash_cupy(cp.asarray(q), cp.asarray(k), cp.asarray(v), cp.asarray(mask))
+    want, want_lse = flash_attention(*(x.astype(np.float64) for x in (q, k, v)), mask)
+    np.testing.assert_allclose(cp.asnumpy(out), want, atol=2e-6, rtol=2e-5)
+    got = cp.asnumpy(hyperbolic_cupy(cp.asarray(q), cp.asarray(k), cp.asarray(v), 1.0, 0.7, "einstein", cp.asarray(mask)))
+    want = HR.attention(*(x.astype(np.float64) for x in (q, k, v)), 1.0, 0.7, "einstein", mask)
+    assert np.abs(got - want).max() <= 2 * np.abs(HR.attention(q, k, v, 1.0, 0.7, "einstein", mask) - want).max() + 2e-6
+    qf, kf = np.abs(q), np.abs(k)
+    for causal in (False, True):
+        lk = 20 if causal else 30
+        got = cp.asnumpy(linear_cupy(cp.asarray(qf), cp.asarray(kf[:, :lk]), cp.asarray(v[:, :lk]), causal))
+        np.testing.assert_allclose(got, linear_attention(qf, kf[:, :lk], v[:, :lk], None if not causal else
+                                                         np.tril(np.ones((20, 20), bool))), atol=3e-5, rtol=1e-4)
+    assert grids and all(g[1] <= 2 for g in grids) and sum(g[1] for g in grids) == 5 * 5  # 5 launches of 5 items

@@ -163,3 +163,40 @@ def test_default_tiles_keep_every_multiprocessor_busy():
     assert default_tiles(512, 16, 132) == (2, 4)
     assert default_tiles(10, 1, 132) == (2, 4)  # too few rows for any: the smallest
     assert default_tiles(10, 1, None) == (8, 4)  # no device to fill (OpenCL): the largest
+
+
+@pytest.mark.parametrize("limit", [227 * 1024, 163 * 1024, 99 * 1024, 48 * 1024])
+@pytest.mark.parametrize("d,dv", [(64, 64), (128, 128), (128, 129), (384, 385)])
+def test_default_tiles_fit_the_devices_local_memory(opencl, limit, d, dv):
+    """GPUs before Hopper opt in to less local memory per block (A100 163 KB, sm_86/89 99 KB): the default
+    "tiled" plan steps down (fewer rows, narrower chunks, fewer value columns) until it fits, rather than
+    failing at launch (48 KB: the static limit, no opt-in at all)."""
+    from kernels.gpu.flash import launch_plan
+
+    shape = (16, 4096, d), (16, 4096, d), (16, 4096, dv)
+    roomy = launch_plan(*shape, None, None, False, 0, kernel="tiled", units=132)
+    plan = launch_plan(*shape, None, None, False, 0, kernel="tiled", units=132, shared_limit=limit)
+    assert plan["shared_bytes"] <= limit
+    if roomy["shared_bytes"] <= limit:
+        assert plan == roomy  # nothing changes where the default fits
+    else:
+        assert any(plan["defines"][key] < roomy["defines"][key] for key in ("TM", "DC", "VC"))
+    with pytest.raises(ValueError, match="local memory"):  # explicit tiles are taken as given, or refused
+        launch_plan(*shape, None, None, False, 0, kernel="tiled", tiles=(8, 4), shared_limit=8 * 1024)
+
+
+def test_a_plan_that_fits_no_device_is_refused_with_the_sizes(opencl):
+    from kernels.gpu.flash import launch_plan
+
+    with pytest.raises(ValueError, match="bytes of local memory per block"):
+        launch_plan((1, 8, 64), (1, 8, 64), (1, 8, 64), None, None, False, 0, kernel="tiled", shared_limit=1024)
+
+
+def test_batch_slices_cover_the_batch_within_the_grid_limit():
+    from kernels.gpu.runtime import MAX_GRID_Y, batch_slices
+
+    assert batch_slices(5, 2) == [slice(0, 2), slice(2, 4), slice(4, 5)]
+    assert batch_slices(1) == [slice(0, 1)] and batch_slices(0) == [slice(0, 0)]
+    big = batch_slices(200_000)
+    assert all(s.stop - s.start <= MAX_GRID_Y for s in big) and big[0].start == 0 and big[-1].stop == 200_000
+    assert all(a.stop == b.start for a, b in zip(big, big[1:]))

@@ -51,3 +51,26 @@ def test_different_query_and_key_lengths(lin, rng):
     _, kf = _features(rng, 2, 29, 8, 32, "favor+")
     v = rng.standard_normal((2, 29, 7)).astype(np.float32)
     np.testing.assert_allclose(lin(qf, kf, v, False), linear_attention(qf, kf, v), atol=3e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("m,dv", [(600, 20), (1024, 17)])
+def test_many_features_take_narrower_column_tiles(lin, rng, m, dv):
+    """Past 512 features (1,024 threads) the blocks take 8 value columns, so that linear_causal's local
+    memory fits CUDA's static 48 KB; value widths not a multiple of the tile."""
+    from kernels.gpu.linear import plan
+
+    assert plan(m, dv)["COL_TILE"] == 8 and plan(512, dv)["COL_TILE"] == 16
+    qf, kf = _features(rng, 1, 40, 16, m, "favor+")
+    v = rng.standard_normal((1, 40, dv)).astype(np.float32)
+    for causal in (False, True):
+        want = linear_attention(qf.astype(np.float64), kf.astype(np.float64), v.astype(np.float64),
+                                allowed_pattern(None, 40, 40, causal))
+        np.testing.assert_allclose(lin(qf, kf, v, causal), want, atol=3e-5, rtol=1e-4)
+
+
+def test_more_features_than_the_kernel_takes_are_refused_by_name(lin, rng):
+    from kernels.capabilities import BackendError
+
+    qf = np.ones((1, 2, 1025), np.float32)
+    with pytest.raises(BackendError, match="q_feat: .*up to 1024 features"):
+        lin(qf, qf, np.ones((1, 2, 3), np.float32))
