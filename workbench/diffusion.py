@@ -19,6 +19,7 @@ import numbers
 
 import numpy as np
 
+from kernels.gpu.host import to_host
 from kernels.reference import diffusion as _ref
 from workbench import checks as C
 from workbench.errors import ConfigurationError, DataError, NumericalError, ShapeError
@@ -68,7 +69,7 @@ def gaussian_affinity(x, sigma: float | None = None) -> np.ndarray:
     ``‖x_i − x_j‖`` (``i < j``, positive ones), a scale-free default (upstream: σ = 1).
     """
     x = _points(x)
-    x = x.get() if hasattr(x, "get") else x  # CuPy points: the dense (n, n) matrix is a host one
+    x = to_host(x)  # CuPy points: the dense (n, n) matrix is a host one
     d2 = _ref.pairwise_sqdist(x)
     iu = np.triu_indices(x.shape[0], 1)
     s = _sigma(sigma, np.sqrt(d2[iu]))

@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 
+from kernels.gpu.host import to_host
 from kernels.gpu.runtime import cuda_function, opencl_context, opencl_input, opencl_kernel
 from kernels.reference import diffusion as _ref
 
@@ -90,14 +91,9 @@ def euler_opencl(L, x, dt: float, num_steps: int = 5) -> np.ndarray:
     return _Stepper("opencl", L).run(x, steps if dt > 0 else 0, h)
 
 
-def _host_laplacian(L):
-    """``L`` on the host: a CuPy array or cupyx sparse matrix copied (its step size and CSR are built there)."""
-    return L.get() if type(L).__module__.split(".")[0] in ("cupy", "cupyx") else L
-
-
 def euler_cupy(L, x, dt: float, num_steps: int = 5):
     """The same on the GPU: ``x`` a CuPy ``(n, c)`` array → CuPy float32 (``L`` SciPy, dense or cupyx)."""
-    host = _host_laplacian(L)
+    host = to_host(L)  # its step size and CSR are built on the host
     steps, h = steps_for(host, dt, num_steps)
     return _Stepper("cuda", host).run(x, steps if dt > 0 else 0, h)
 
@@ -113,11 +109,10 @@ def _xp(api: str):
 def heat(api: str, L, x, times, integrator: str = "euler", num_steps: int = 5):
     """``x(t_s) = e^{−t_s L} x`` for each time, ``(S, n, c)`` float32 on ``api``'s arrays (see the module doc)."""
     xp = _xp(api)
-    L = _host_laplacian(L)
+    L = to_host(L)  # its step size and CSR are built on the host
     times = np.asarray(times, np.float64).reshape(-1)
     if integrator == "expm":  # no GPU form: SciPy on the host, the result to the device
-        host = x.get() if hasattr(x, "get") else np.asarray(x)
-        return xp.asarray(_ref.heat(L, host, times, "expm", int(num_steps)).astype(np.float32))
+        return xp.asarray(_ref.heat(L, np.asarray(to_host(x)), times, "expm", int(num_steps)).astype(np.float32))
     h_max = _ref.stable_step(L)
     _ref.check_cost(L, times, "euler", int(num_steps), h_max)
     stepper = _Stepper(api, L)

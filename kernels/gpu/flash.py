@@ -6,7 +6,8 @@ tensor cores), their scores in ``scores.cuh``.
 ("tiled", "mma": :func:`tiled_layout`, :func:`mma_layout`). The head dimensions and the score are
 compile-time constants (one compiled module per variant, cached). "rows" and "mma" take heads up to
 :data:`MAX_HEAD_DIM`; "tiled" reads wider ones (embeddings of 384–1,024 dimensions) by chunks of
-dimensions and of value columns (:func:`head_chunks`, up to :data:`WIDE_HEAD_DIM`). The mask is passed as uint8 with a stride per axis (0 where it broadcasts).
+dimensions and of value columns (:func:`head_chunks`, up to :data:`WIDE_HEAD_DIM`). The mask is passed
+as uint8 with a stride per axis (0 where it broadcasts).
 
 * :func:`flash_cupy` / :func:`flash_opencl`: ``(out (B, Lq, dv), lse (B, Lq))`` of
   ``softmax(scale · q kᵀ) v``, equal to :func:`kernels.reference.flash.flash_attention`;
@@ -57,16 +58,17 @@ __all__ = ["BLOCK_Q", "BLOCK_K", "KERNEL", "default_tiles", "MAX_HEAD_DIM", "MAX
            "WIDE_HEAD_DIM", "WIDE_VALUE_DIM", "head_chunks", "flash_opencl", "launch_plan", "mma_layout", "poincare_partial", "scored_partial", "sw_partial", "tiled_layout", "weights_cupy"]
 
 
+def _equal_chunks(n: int, cap: int) -> int:
+    """The size of the fewest equal chunks of at most ``cap`` that cover ``n``."""
+    return -(-n // -(-n // cap))
+
+
 def head_chunks(d: int, dv: int) -> tuple[int, int]:
     """``(DC, VC)`` of "tiled": head dimensions per chunk and value columns per block — the whole head up to
     :data:`MAX_HEAD_DIM` / :data:`MAX_VALUE_DIM`, else the fewest equal chunks within :data:`WIDE_DC`
     (a multiple of 8: whole groups of the key load) and :data:`MAX_VALUE_DIM` (the narrow kernel's registers)."""
-    if d <= MAX_HEAD_DIM:
-        dc = d
-    else:
-        dc = -(-d // -(-d // WIDE_DC))
-        dc = -(-dc // 8) * 8
-    vc = dv if dv <= MAX_VALUE_DIM else -(-dv // -(-dv // MAX_VALUE_DIM))
+    dc = d if d <= MAX_HEAD_DIM else -(-_equal_chunks(d, WIDE_DC) // 8) * 8
+    vc = dv if dv <= MAX_VALUE_DIM else _equal_chunks(dv, MAX_VALUE_DIM)
     return dc, vc
 
 
@@ -135,7 +137,7 @@ def _fitting_tiles(d: int, dv: int, lq: int, batch: int, units: int | None, limi
     tm0, tn = default_tiles(lq, batch * -(-dv // vc0), units)
     first = None
     for cap in sorted({vc0, *(c for c in (64, 32) if c < vc0)}, reverse=True):
-        vc = -(-dv // -(-dv // cap))
+        vc = _equal_chunks(dv, cap)
         for dc in sorted({dc0, *(c for c in (64, 32, 16) if c < dc0)}, reverse=True):
             for tm in (t for t in TILED_TM if t <= tm0):
                 lay = tiled_layout(d, dv, tm, tn, dc, vc)
@@ -150,12 +152,12 @@ def launch_plan(q_shape, k_shape, v_shape, mask_shape, scale, causal, causal_off
                 api: str = "cuda", shared_limit: int | None = None) -> dict:
     """Body, grid, block, local memory, compile-time constants and scalar arguments of one call (shapes
     only). ``kernel`` "rows" (``flash_fwd.cu``), "tiled" (``flash_tiled.cu``) or "mma" (``flash_mma.cu``,
-    the dot score only), default :data:`KERNEL`; ``tiles``: "rows" ``(query rows per block, keys per
-    tile)``, "tiled" ``(TM, TN)`` or ``(TM, TN, DC, VC)`` (chunks: :func:`head_chunks`), "mma" ``(warps, keys per tile)`` (tuning; "tiled" default
-    :func:`default_tiles` for ``units`` multiprocessors, stepped down — fewer rows, then narrower chunks —
-    until the block fits ``shared_limit`` bytes of local memory, default :data:`SHARED_OPT_IN`). ``api``
-    "cuda" or "opencl": where ``mma.cuh`` emulates the warp (OpenCL), "mma" gets its scratch, which the
-    GPU's limit does not count."""
+    the dot score only), default :data:`KERNEL`; ``tiles`` (tuning): "rows" ``(query rows per block, keys
+    per tile)``, "tiled" ``(TM, TN)`` or ``(TM, TN, DC, VC)`` (chunks: :func:`head_chunks`), "mma"
+    ``(warps, keys per tile)``; "tiled" by default takes :func:`default_tiles` for ``units``
+    multiprocessors, stepped down by :func:`_fitting_tiles` until the block fits ``shared_limit`` bytes of
+    local memory (default :data:`SHARED_OPT_IN`). ``api`` "cuda" or "opencl": where ``mma.cuh`` emulates
+    the warp (OpenCL), "mma" gets its scratch, which the GPU's limit does not count."""
     top = SHARED_OPT_IN if shared_limit is None else int(shared_limit)
     kernel = KERNEL if kernel is None else kernel
     if kernel not in BODIES:

@@ -7,13 +7,12 @@ that each such fallback is visible (grep ``via_host``) and none is written twice
 """
 from __future__ import annotations
 
-__all__ = ["via_host"]
+__all__ = ["to_host", "via_host"]
 
 
-def _to_host(x):
-    from kernels.dispatch import is_cupy_array
-
-    if is_cupy_array(x):
+def to_host(x):
+    """A host copy of a CuPy array or ``cupyx.scipy.sparse`` matrix; anything else unchanged."""
+    if type(x).__module__.split(".")[0] in ("cupy", "cupyx"):
         return x.get()
     return x
 
@@ -34,5 +33,5 @@ def via_host(fn, *args, **kwargs):
     from kernels.dispatch import is_cupy_array
 
     on_gpu = any(is_cupy_array(a) for a in (*args, *kwargs.values()))
-    out = fn(*(_to_host(a) for a in args), **{k: _to_host(v) for k, v in kwargs.items()})
+    out = fn(*(to_host(a) for a in args), **{k: to_host(v) for k, v in kwargs.items()})
     return _to_device(out) if on_gpu else out

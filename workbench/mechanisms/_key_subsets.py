@@ -19,12 +19,13 @@ def key_subsets(batch: Batch) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     the query indices ``rows`` that may attend exactly the key indices ``keys`` (both int arrays,
     ascending; CuPy arrays for a batch of CuPy arrays, to index it on the GPU). Queries with no
     allowed key are never yielded (their weights and output stay 0)."""
-    from kernels.dispatch import array_module, is_cupy_array
+    from kernels.dispatch import array_module
+    from kernels.gpu.host import to_host
 
     B, lq = batch.q.shape[:2]
     lk = batch.k.shape[1]
     # the sets are found on the host (a boolean mask, read once); the indices go where the arrays are
-    mask = batch.mask.get() if is_cupy_array(batch.mask) else batch.mask
+    mask = to_host(batch.mask)
     index = array_module(batch.q).asarray
     every_row, every_key = index(np.arange(lq)), index(np.arange(lk))
     for b in range(B):

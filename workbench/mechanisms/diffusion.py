@@ -108,7 +108,7 @@ class Diffusion(Mechanism):
             w = knn_affinity(k, min(self.k, n - 1), self.sigma, backend="numpy" if self.backend == "numpy" else "auto",
                              dense=n <= DENSE_BELOW)
         else:
-            w = gaussian_affinity(k.get() if on_gpu else k, self.sigma)
+            w = gaussian_affinity(k, self.sigma)  # on the host, for CuPy keys too
         return w, laplacian(w, self.laplacian)
 
     def _kw(self, d):

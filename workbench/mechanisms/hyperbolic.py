@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import param
 
-from kernels.dispatch import is_cupy_array
 from kernels.geometry import stereographic as _K
+from kernels.gpu.host import to_host
 from kernels.hyperbolic import AGGREGATIONS as _CLOSED_FORM
 from kernels.hyperbolic import (HYPERBOLIC, hyperbolic_attention, hyperbolic_finish, hyperbolic_partial,
                                 hyperbolic_weights)
@@ -69,7 +69,7 @@ class Hyperbolic(Mechanism):
         only to its own point (the map looks like the identity)."""
         radius = 1.0 / np.sqrt(self.c)
         top = max(float(np.max(np.linalg.norm(np.asarray(a, np.float64), axis=-1), initial=0.0))
-                  for a in (x.get() if is_cupy_array(x) else x for x in (q, k)))  # CuPy: read on the host
+                  for a in map(to_host, (q, k)))  # CuPy arrays: read on the host
         if top < radius:
             return []
         return [f"inputs reach outside the Poincaré ball (max ‖x‖ = {top:.3g} ≥ 1/√c = {radius:.3g}): they are "
